@@ -1,0 +1,124 @@
+"""Set up a bare machine, then run the server or the tests.
+
+    python3 -m callcenter.bootstrap serve [--config DIR]   # install what is missing, run the demo server
+    python3 -m callcenter.bootstrap test [pytest args]     # install what is missing, run the test suite
+
+Only the standard library is used here: this module runs before anything is
+installed. It installs Debian packages with apt-get (as root, or through sudo)
+and the Python distribution with pip (editable, so the repository's config/
+and ivr_flows/ stay where they are). For ``test`` it also starts PostgreSQL
+and Redis when they are not listening, and exits non-zero loudly on any failure.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# command → Debian package providing it
+RUNTIME_DEBS = {"espeak-ng": "espeak-ng", "sox": "sox"}
+TEST_DEBS = {
+    "sipp": "sip-tester",
+    "baresip": "baresip",
+    "kamailio": "kamailio",
+    "chromium": "chromium",
+    "psql": "postgresql-client",
+    "redis-server": "redis-server",
+}
+# shared libraries looked up by path rather than by command
+TEST_LIBS = {"/usr/lib/x86_64-linux-gnu/libspandsp.so": "libspandsp-dev"}
+
+
+def say(msg: str) -> None:
+    print(f"[bootstrap] {msg}", flush=True)
+
+
+def run(cmd: list[str], **kw: object) -> None:
+    say("$ " + " ".join(cmd))
+    subprocess.run(cmd, check=True, **kw)  # type: ignore[call-overload]
+
+
+def apt_install(packages: list[str]) -> None:
+    if not packages:
+        return
+    prefix: list[str] = []
+    if os.geteuid() != 0:
+        if not shutil.which("sudo"):
+            sys.exit(f"[bootstrap] need root or sudo to install: {' '.join(packages)}")
+        prefix = ["sudo"]
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    run([*prefix, "apt-get", "update", "-qq"], env=env)
+    run([*prefix, "apt-get", "install", "-y", "-qq", "--no-install-recommends", *packages], env=env)
+
+
+def missing_debs(commands: dict[str, str], libs: dict[str, str] | None = None) -> list[str]:
+    need = [pkg for cmd, pkg in commands.items() if shutil.which(cmd) is None]
+    for path, pkg in (libs or {}).items():
+        if not Path(path).exists() and not any(Path("/usr/lib").glob(f"*/{Path(path).name}")):
+            need.append(pkg)
+    return sorted(set(need))
+
+
+def pip_install(extra: str) -> None:
+    spec = f"{ROOT}[{extra}]" if extra else str(ROOT)
+    run([sys.executable, "-m", "pip", "install", "-q", "--disable-pip-version-check", "-e", spec])
+
+
+def listening(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket() as s:
+        s.settimeout(1.0)
+        return s.connect_ex((host, port)) == 0
+
+
+def ensure_services() -> None:
+    """Start PostgreSQL and Redis if they are installed but not running."""
+    if not listening(5432):
+        versions = sorted(Path("/etc/postgresql").glob("*")) if Path("/etc/postgresql").exists() else []
+        if not versions:
+            sys.exit("[bootstrap] PostgreSQL is not installed and not listening on 127.0.0.1:5432")
+        run(["pg_ctlcluster", "--skip-systemctl-redirect", versions[-1].name, "main", "start"])
+    if not listening(6379):
+        Path("/var/lib/redis").mkdir(parents=True, exist_ok=True)
+        Path("/var/log/redis").mkdir(parents=True, exist_ok=True)
+        run(["redis-server", "--daemonize", "yes", "--bind", "127.0.0.1", "--port", "6379",
+             "--save", "", "--appendonly", "no", "--dir", "/var/lib/redis",
+             "--logfile", "/var/log/redis/ci.log"])
+    for port, name in ((5432, "PostgreSQL"), (6379, "Redis")):
+        if not listening(port):
+            sys.exit(f"[bootstrap] {name} is still not listening on 127.0.0.1:{port}")
+
+
+def serve(args: list[str]) -> int:
+    apt_install(missing_debs(RUNTIME_DEBS))
+    pip_install("")
+    os.chdir(ROOT)
+    cli = shutil.which("callcenter") or "callcenter"
+    os.execv(cli, [cli, "serve", *args])
+    return 0  # not reached
+
+
+def test(args: list[str]) -> int:
+    apt_install(missing_debs({**RUNTIME_DEBS, **TEST_DEBS}, TEST_LIBS))
+    pip_install("test")
+    ensure_services()
+    os.chdir(ROOT)
+    run([sys.executable, "-m", "ruff", "check", "."])
+    return subprocess.call([sys.executable, "-m", "pytest", *args])
+
+
+def main() -> int:
+    if len(sys.argv) < 2 or sys.argv[1] not in ("serve", "test"):
+        print(__doc__)
+        return 2
+    action, rest = sys.argv[1], sys.argv[2:]
+    return serve(rest) if action == "serve" else test(rest)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

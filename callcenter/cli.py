@@ -1,0 +1,149 @@
+"""The ``callcenter`` command.
+
+    callcenter serve [--config DIR]         run SIP, media, IVR, routing, CRM and HTTP in one loop
+    callcenter check-config [DIR]           validate a config directory and the IVR flows; exit 1 on errors
+    callcenter db upgrade [--config DIR]    apply CRM schema migrations
+    callcenter crm outbox list [--dead]     show pending / dead-lettered pushes
+    callcenter crm outbox replay [ID ...]   re-queue dead letters (all when no ID is given)
+    callcenter hash-password                print an argon2 hash (desktop logins) read from stdin
+    callcenter ha1 USER [--realm R]         print SIP HA1 hashes for agents.yaml (password from stdin)
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import hashlib
+import json
+import sys
+from pathlib import Path
+
+from callcenter.configerrors import ConfigError
+
+DEFAULT_CONFIG = Path("config")
+
+
+def _load(directory: Path):  # -> AppConfig
+    from callcenter.config import load_config
+
+    return load_config(directory)
+
+
+def _read_secret(prompt: str) -> str:
+    return getpass.getpass(prompt) if sys.stdin.isatty() else sys.stdin.readline().rstrip("\n")
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    from callcenter.ivr.check import check_flows
+
+    try:
+        cfg = _load(args.directory)
+    except ConfigError as exc:
+        print(f"configuration is invalid:\n{exc}", file=sys.stderr)
+        return 1
+    flows_dir = args.flows or cfg.directory.parent / "ivr_flows"
+    problems = check_flows(flows_dir, cfg.services, cfg.routing.queue_names())
+    for p in problems:
+        print(p, file=sys.stderr)
+    if problems:
+        return 1
+    print(f"configuration OK: {cfg.directory} and flows in {flows_dir}")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from callcenter.server import run_server
+
+    try:
+        cfg = _load(args.config)
+    except ConfigError as exc:
+        print(f"refusing to start, configuration is invalid:\n{exc}", file=sys.stderr)
+        return 1
+    return run_server(cfg, flows_dir=args.flows)
+
+
+def cmd_db_upgrade(args: argparse.Namespace) -> int:
+    from crm_bridge.admin import upgrade
+
+    cfg = _load(args.config)
+    asyncio.run(upgrade(cfg.server.database.url))
+    print("database schema is up to date")
+    return 0
+
+
+def cmd_outbox(args: argparse.Namespace) -> int:
+    from crm_bridge.admin import outbox_list, outbox_replay
+
+    cfg = _load(args.config)
+    url = cfg.server.database.url
+    if args.action == "list":
+        for row in asyncio.run(outbox_list(url, dead_only=args.dead)):
+            print(json.dumps(row, default=str))
+        return 0
+    n = asyncio.run(outbox_replay(url, args.ids or None))
+    print(f"re-queued {n} message(s)")
+    return 0
+
+
+def cmd_hash_password(args: argparse.Namespace) -> int:
+    from argon2 import PasswordHasher
+
+    print(PasswordHasher().hash(_read_secret("password: ")))
+    return 0
+
+
+def cmd_ha1(args: argparse.Namespace) -> int:
+    password = _read_secret("SIP password: ")
+    material = f"{args.user}:{args.realm}:{password}".encode()
+    print(f"ha1_md5: {hashlib.md5(material).hexdigest()}")
+    print(f"ha1_sha256: {hashlib.sha256(material).hexdigest()}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="callcenter", description="self-hosted contact-center server")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("serve", help="run the server")
+    s.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
+    s.add_argument("--flows", type=Path, default=None, help="IVR flows directory (default: ../ivr_flows)")
+    s.set_defaults(func=cmd_serve)
+
+    c = sub.add_parser("check-config", help="validate configuration and flows")
+    c.add_argument("directory", type=Path, nargs="?", default=DEFAULT_CONFIG)
+    c.add_argument("--flows", type=Path, default=None)
+    c.set_defaults(func=cmd_check_config)
+
+    db = sub.add_parser("db", help="database administration")
+    db_sub = db.add_subparsers(dest="db_command", required=True)
+    up = db_sub.add_parser("upgrade", help="apply schema migrations")
+    up.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
+    up.set_defaults(func=cmd_db_upgrade)
+
+    crm = sub.add_parser("crm", help="CRM bridge administration")
+    crm_sub = crm.add_subparsers(dest="crm_command", required=True)
+    ob = crm_sub.add_parser("outbox", help="inspect and replay pushes")
+    ob.add_argument("action", choices=["list", "replay"])
+    ob.add_argument("ids", nargs="*")
+    ob.add_argument("--dead", action="store_true", help="list dead letters only")
+    ob.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
+    ob.set_defaults(func=cmd_outbox)
+
+    hp = sub.add_parser("hash-password", help="argon2 hash for a desktop login")
+    hp.set_defaults(func=cmd_hash_password)
+
+    h = sub.add_parser("ha1", help="SIP HA1 hashes for agents.yaml")
+    h.add_argument("user")
+    h.add_argument("--realm", default="callcenter.local")
+    h.set_defaults(func=cmd_ha1)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

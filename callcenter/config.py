@@ -1,0 +1,267 @@
+"""Loading and validating the configuration directory.
+
+Layout of a config directory (see config/ for the demo):
+
+- ``server.yaml``   SIP listeners, RTP range, HTTP, storage, state backend, speech, logging
+- ``agents.yaml``   agents (routing profile + SIP credentials as HA1 + desktop login) and supervisors
+- ``skills.yaml``, ``queues.yaml``   routing (validated by ``routing.config``)
+- ``services.yaml`` DNIS → service (validated by ``callcenter.ivr.services``)
+
+Every file is validated by pydantic; any error raises :class:`ConfigError`
+naming the file, the dotted key and the reason, and the server refuses to start.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from callcenter.configerrors import ConfigError, from_validation_error
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Listener(Strict):
+    transport: Literal["udp", "tcp"]
+    host: str
+    port: int = Field(5060, ge=1, le=65535)
+
+    @field_validator("host")
+    @classmethod
+    def _ip(cls, v: str) -> str:
+        ipaddress.ip_address(v)  # a listener binds an address, not a name
+        return v
+
+
+class RegistrationCfg(Strict):
+    min_expires: int = Field(60, ge=1)
+    max_expires: int = Field(3600, ge=1)
+    default_expires: int = Field(3600, ge=1)
+
+    @model_validator(mode="after")
+    def _order(self) -> RegistrationCfg:
+        if not self.min_expires <= self.default_expires <= self.max_expires:
+            raise ValueError("need min_expires <= default_expires <= max_expires")
+        return self
+
+
+class AuthCfg(Strict):
+    nonce_ttl_s: int = Field(300, ge=10)
+    lockout_failures: int = Field(5, ge=1)
+    lockout_window_s: int = Field(60, ge=1)
+    lockout_s: int = Field(300, ge=1)
+
+
+class SessionCfg(Strict):
+    media_timeout_s: float = Field(30.0, gt=0)
+    session_expires_s: int = Field(1800, ge=90)
+
+
+class SipCfg(Strict):
+    listen: list[Listener]
+    advertised_host: str | None = None
+    advertised_port: int | None = Field(None, ge=1, le=65535)
+    realm: str = "callcenter.local"
+    registration: RegistrationCfg = RegistrationCfg()
+    auth: AuthCfg = AuthCfg()
+    session: SessionCfg = SessionCfg()
+
+    @field_validator("listen")
+    @classmethod
+    def _nonempty(cls, v: list[Listener]) -> list[Listener]:
+        if not v:
+            raise ValueError("at least one SIP listener is required")
+        return v
+
+
+class RtpCfg(Strict):
+    host: str = "127.0.0.1"
+    port_min: int = Field(20000, ge=1024, le=65534)
+    port_max: int = Field(29999, ge=1025, le=65535)
+    codecs: list[Literal["PCMU", "PCMA"]] = ["PCMU", "PCMA"]
+
+    @model_validator(mode="after")
+    def _range(self) -> RtpCfg:
+        if self.port_max - self.port_min < 2:
+            raise ValueError("port_max must be at least port_min + 2")
+        return self
+
+
+class HttpCfg(Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=1, le=65535)
+    token_ttl_s: int = Field(8 * 3600, ge=60)
+
+
+class DatabaseCfg(Strict):
+    url: str = "sqlite+aiosqlite:///var/callcenter.db"
+    default_region: str = "GB"  # for numbers dialled without a country code
+
+
+class StateCfg(Strict):
+    backend: Literal["memory", "redis"] = "memory"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+
+
+class SpeechCfg(Strict):
+    tts_cache_dir: str = "var/tts-cache"
+    voice: str = "en-us"
+    rate: int = Field(160, ge=60, le=400)
+    asr_confidence: float = Field(0.5, ge=0, le=1)
+
+
+class WebhookSink(Strict):
+    name: str
+    url: str
+    secret: str
+    max_attempts: int = Field(12, ge=1)
+
+
+class CrmCfg(Strict):
+    files_dir: str = "var/files"
+    webhooks: list[WebhookSink] = []
+    seed_demo: bool = False
+
+
+class LoggingCfg(Strict):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    format: Literal["json", "text"] = "json"
+
+
+class ServerConfig(Strict):
+    sip: SipCfg
+    rtp: RtpCfg = RtpCfg()
+    http: HttpCfg = HttpCfg()
+    database: DatabaseCfg = DatabaseCfg()
+    state: StateCfg = StateCfg()
+    speech: SpeechCfg = SpeechCfg()
+    crm: CrmCfg = CrmCfg()
+    logging: LoggingCfg = LoggingCfg()
+
+
+class SipAccount(Strict):
+    """SIP credentials stored as HA1 hashes (never the password)."""
+
+    username: str
+    ha1_md5: str = Field(pattern=r"^[0-9a-f]{32}$")
+    ha1_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+
+
+class DesktopLogin(Strict):
+    password_hash: str = Field(pattern=r"^\$argon2")
+
+
+class AgentSecrets(Strict):
+    id: str
+    sip: SipAccount
+    desktop: DesktopLogin
+
+
+class Supervisor(Strict):
+    username: str
+    name: str = ""
+    password_hash: str = Field(pattern=r"^\$argon2")
+
+
+class AppConfig(BaseModel):
+    """Everything loaded from one config directory."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True, frozen=True)
+
+    directory: Path
+    server: ServerConfig
+    agents: list[dict[str, Any]]  # raw routing profile of each agent (validated by routing)
+    agent_secrets: dict[str, AgentSecrets]
+    supervisors: dict[str, Supervisor]
+    routing: Any  # routing.config model
+    services: Any  # callcenter.ivr.services model
+    data_dir: Path
+
+
+# --- loading -----------------------------------------------------------------
+
+
+def read_yaml(path: Path) -> Any:
+    """Parse one YAML file; syntax errors name the file and line."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError([(str(path), "", "file is missing")]) from None
+    try:
+        return yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError([(str(path), where, f"invalid YAML: {exc}")]) from None
+
+
+def _validate(model: type[BaseModel], data: Any, file: Path, prefix: str = "") -> Any:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise from_validation_error(file, exc, prefix) from None
+
+
+def _agents(path: Path) -> tuple[list[dict[str, Any]], dict[str, AgentSecrets], dict[str, Supervisor]]:
+    raw = read_yaml(path)
+    if not isinstance(raw, dict) or not isinstance(raw.get("agents"), list):
+        raise ConfigError([(str(path), "agents", "expected a list of agents")])
+    unknown = set(raw) - {"agents", "supervisors"}
+    if unknown:
+        raise ConfigError([(str(path), k, "unknown key") for k in sorted(unknown)])
+    profiles: list[dict[str, Any]] = []
+    secrets: dict[str, AgentSecrets] = {}
+    for i, entry in enumerate(raw["agents"]):
+        if not isinstance(entry, dict):
+            raise ConfigError([(str(path), f"agents.{i}", "expected a mapping")])
+        entry = {**entry, "id": str(entry.get("id", ""))}
+        s = _validate(
+            AgentSecrets,
+            {"id": entry["id"], "sip": entry.get("sip"), "desktop": entry.get("desktop")},
+            path,
+            f"agents.{i}",
+        )
+        if s.id in secrets:
+            raise ConfigError([(str(path), f"agents.{i}.id", f"duplicate agent id {s.id!r}")])
+        secrets[s.id] = s
+        profiles.append({k: v for k, v in entry.items() if k not in ("sip", "desktop")})
+    sups: dict[str, Supervisor] = {}
+    for i, entry in enumerate(raw.get("supervisors") or []):
+        sup = _validate(Supervisor, entry, path, f"supervisors.{i}")
+        sups[sup.username] = sup
+    return profiles, secrets, sups
+
+
+def load_config(directory: Path | str) -> AppConfig:
+    """Load and cross-check a whole config directory, or raise ConfigError."""
+    from callcenter.ivr.services import load_services  # local: keeps import of this module light
+    from routing.config import load_routing_config
+
+    d = Path(directory)
+    if not d.is_dir():
+        raise ConfigError([(str(d), "", "config directory does not exist")])
+    server = _validate(ServerConfig, read_yaml(d / "server.yaml"), d / "server.yaml")
+    profiles, secrets, sups = _agents(d / "agents.yaml")
+    routing = load_routing_config(
+        skills=read_yaml(d / "skills.yaml"),
+        queues=read_yaml(d / "queues.yaml"),
+        agents=profiles,
+        files=(d / "skills.yaml", d / "queues.yaml", d / "agents.yaml"),
+    )
+    services = load_services(d / "services.yaml")
+    return AppConfig(
+        directory=d,
+        server=server,
+        agents=profiles,
+        agent_secrets=secrets,
+        supervisors=sups,
+        routing=routing,
+        services=services,
+        data_dir=Path("var"),
+    )
