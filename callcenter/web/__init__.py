@@ -1,0 +1,1 @@
+"""CTI interface: REST + WebSocket for agent desktops and supervisor monitors, /metrics, /healthz."""

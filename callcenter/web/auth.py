@@ -1,0 +1,86 @@
+"""Desktop logins and bearer tokens.
+
+Passwords are verified against argon2id hashes from agents.yaml; a login
+returns a signed JWT (HS256, short expiry) that the REST calls send as
+``Authorization: Bearer …`` and the WebSocket sends as ``?token=…`` (browsers
+cannot set headers on a WebSocket). The signing key is random per process
+start unless configured, so a restart logs everyone out — acceptable for a
+single node; multi-node deployments share the key through config.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import dataclass
+from typing import Literal
+
+import jwt
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
+Role = Literal["agent", "supervisor"]
+
+# Verifying against a dummy hash when the user is unknown costs the same time
+# as a real check, so login timing does not reveal which usernames exist.
+_HASHER = PasswordHasher()
+_DUMMY_HASH = _HASHER.hash(secrets.token_hex(16))
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    subject: str  # agent id or supervisor username
+    role: Role
+
+
+class Authenticator:
+    def __init__(
+        self,
+        agents: dict[str, str],
+        supervisors: dict[str, str],
+        *,
+        ttl_s: int = 8 * 3600,
+        key: str | None = None,
+        clock=time.time,
+    ) -> None:
+        self._agents = agents  # agent id -> argon2 hash
+        self._supervisors = supervisors  # username -> argon2 hash
+        self._ttl = ttl_s
+        self._key = key or secrets.token_urlsafe(32)
+        self._clock = clock
+
+    def login(self, username: str, password: str) -> tuple[str, Principal] | None:
+        role: Role
+        if username in self._supervisors:
+            stored, role = self._supervisors[username], "supervisor"
+        elif username in self._agents:
+            stored, role = self._agents[username], "agent"
+        else:
+            stored, role = _DUMMY_HASH, "agent"
+        try:
+            ok = _HASHER.verify(stored, password) and stored is not _DUMMY_HASH
+        except (VerificationError, InvalidHashError):
+            ok = False
+        if not ok:
+            return None
+        principal = Principal(username, role)
+        return self.issue(principal), principal
+
+    def issue(self, principal: Principal) -> str:
+        now = int(self._clock())
+        claims = {"sub": principal.subject, "role": principal.role, "iat": now, "exp": now + self._ttl}
+        return jwt.encode(claims, self._key, algorithm="HS256")
+
+    def verify(self, token: str) -> Principal | None:
+        try:
+            claims = jwt.decode(
+                token, self._key, algorithms=["HS256"], options={"verify_exp": False}
+            )
+        except jwt.PyJWTError:
+            return None
+        if int(claims.get("exp", 0)) < self._clock():
+            return None
+        role = claims.get("role")
+        if role not in ("agent", "supervisor"):
+            return None
+        return Principal(str(claims["sub"]), role)

@@ -1,0 +1,77 @@
+"""Fan-out of live messages to WebSocket connections.
+
+Each connection has a bounded queue drained by its own sender task, so one
+slow desktop never delays another or the event loop. A connection whose queue
+overflows is closed (it will reconnect and fetch a fresh snapshot) rather than
+silently losing messages in the middle of a stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+QUEUE_LIMIT = 1000
+
+
+class Connection:
+    __slots__ = ("closed", "queue", "role", "subject")
+
+    def __init__(self, subject: str, role: str) -> None:
+        self.subject = subject
+        self.role = role
+        self.queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue(QUEUE_LIMIT)
+        self.closed = False
+
+    def put(self, message: dict[str, Any]) -> None:
+        if self.closed:
+            return
+        try:
+            self.queue.put_nowait(message)
+        except asyncio.QueueFull:
+            log.warning("websocket too slow, closing", extra={"subject": self.subject})
+            self.close()
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            while not self.queue.empty():
+                self.queue.get_nowait()
+            self.queue.put_nowait(None)
+
+
+class Hub:
+    def __init__(self) -> None:
+        self._agents: dict[str, set[Connection]] = defaultdict(set)
+        self._supervisors: set[Connection] = set()
+
+    def add(self, conn: Connection) -> None:
+        if conn.role == "supervisor":
+            self._supervisors.add(conn)
+        else:
+            self._agents[conn.subject].add(conn)
+
+    def remove(self, conn: Connection) -> None:
+        self._supervisors.discard(conn)
+        conns = self._agents.get(conn.subject)
+        if conns is not None:
+            conns.discard(conn)
+            if not conns:
+                del self._agents[conn.subject]
+
+    def to_agent(self, agent_id: str, message: dict[str, Any]) -> int:
+        conns = self._agents.get(agent_id, ())
+        for c in conns:
+            c.put(message)
+        return len(conns)
+
+    def to_supervisors(self, message: dict[str, Any]) -> None:
+        for c in self._supervisors:
+            c.put(message)
+
+    def agent_connected(self, agent_id: str) -> bool:
+        return bool(self._agents.get(agent_id))

@@ -1,0 +1,72 @@
+"""Prometheus exposition of the same queue and agent figures the supervisor sees.
+
+A custom collector reads one supervisor snapshot per scrape, so the numbers on
+/metrics and on the supervisor stream can never disagree, and nothing is
+updated on the hot call path just for metrics.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
+
+QUEUE_GAUGES = {
+    "waiting": "Tasks waiting in the queue",
+    "longest_wait_s": "Longest current wait in seconds",
+    "ewt_s": "Estimated wait for a new task in seconds",
+    "service_level": "Service level in percent over the statistics window",
+    "asa_s": "Average speed of answer in seconds",
+    "aht_s": "Average handle time in seconds",
+    "abandon_rate": "Abandon rate in percent",
+    "staffed": "Logged-in agents able to serve the queue",
+    "available": "Agents routable now for the queue",
+    "offered": "Tasks offered in the window",
+    "answered": "Tasks answered in the window",
+    "abandoned": "Tasks abandoned in the window",
+}
+AGENT_STATES = ("offline", "available", "reserved", "busy", "wrap_up", "not_ready")
+
+
+class SnapshotCollector:
+    def __init__(self, snapshot: Callable[[], dict[str, Any]]) -> None:
+        self._snapshot = snapshot
+
+    def collect(self) -> Iterator[Metric]:
+        snap = self._snapshot()
+        for key, doc in QUEUE_GAUGES.items():
+            g = GaugeMetricFamily(f"callcenter_queue_{key}", doc, labels=["queue"])
+            for q in snap.get("queues", []):
+                value = q.get(key)
+                if value is not None:
+                    g.add_metric([q["queue"]], float(value))
+            yield g
+        state = GaugeMetricFamily(
+            "callcenter_agent_state", "1 for the agent's current state", labels=["agent", "state"]
+        )
+        in_state = GaugeMetricFamily(
+            "callcenter_agent_in_state_seconds", "Seconds in the current state", labels=["agent"]
+        )
+        counts = dict.fromkeys(AGENT_STATES, 0)
+        for a in snap.get("agents", []):
+            for s in AGENT_STATES:
+                state.add_metric([a["agent_id"], s], 1.0 if a["state"] == s else 0.0)
+            in_state.add_metric([a["agent_id"]], float(a.get("in_state_s", 0.0)))
+            counts[a["state"]] = counts.get(a["state"], 0) + 1
+        yield state
+        yield in_state
+        agents = GaugeMetricFamily("callcenter_agents", "Agents per state", labels=["state"])
+        for s, n in counts.items():
+            agents.add_metric([s], float(n))
+        yield agents
+        calls = GaugeMetricFamily("callcenter_active_calls", "SIP calls in progress")
+        calls.add_metric([], float(snap.get("active_calls", 0)))
+        yield calls
+
+
+def make_registry(snapshot: Callable[[], dict[str, Any]]) -> Callable[[], bytes]:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(SnapshotCollector(snapshot))  # type: ignore[arg-type]
+    return lambda: generate_latest(registry)
