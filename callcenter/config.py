@@ -95,7 +95,7 @@ class RtpCfg(Strict):
 
 class HttpCfg(Strict):
     host: str = "127.0.0.1"
-    port: int = Field(8080, ge=1, le=65535)
+    port: int = Field(8080, ge=0, le=65535)  # 0 = any free port (tests)
     token_ttl_s: int = Field(8 * 3600, ge=60)
 
 
@@ -135,6 +135,7 @@ class LoggingCfg(Strict):
 
 
 class ServerConfig(Strict):
+    data_dir: str = "var"  # voicemail, generated music on hold; relative to the working directory
     sip: SipCfg
     rtp: RtpCfg = RtpCfg()
     http: HttpCfg = HttpCfg()
@@ -208,7 +209,10 @@ def _validate(model: type[BaseModel], data: Any, file: Path, prefix: str = "") -
         raise from_validation_error(file, exc, prefix) from None
 
 
-def _agents(path: Path) -> tuple[list[dict[str, Any]], dict[str, AgentSecrets], dict[str, Supervisor]]:
+AgentsFile = tuple[list[dict[str, Any]], dict[str, AgentSecrets], dict[str, Supervisor]]
+
+
+def _agents(path: Path) -> AgentsFile:
     raw = read_yaml(path)
     if not isinstance(raw, dict) or not isinstance(raw.get("agents"), list):
         raise ConfigError([(str(path), "agents", "expected a list of agents")])
@@ -238,23 +242,38 @@ def _agents(path: Path) -> tuple[list[dict[str, Any]], dict[str, AgentSecrets], 
     return profiles, secrets, sups
 
 
+def _routing(d: Path, profiles: list[dict[str, Any]]) -> Any:
+    from routing.config import ConfigError as RoutingConfigError
+    from routing.config import build_config
+
+    try:
+        return build_config(read_yaml(d / "skills.yaml"), read_yaml(d / "queues.yaml"), profiles)
+    except RoutingConfigError as exc:
+        # routing reports "key.path: reason"; the first key part tells which file it came from
+        files = {"skills": "skills.yaml", "queues": "queues.yaml", "settings": "queues.yaml",
+                 "agents": "agents.yaml"}  # fmt: skip
+        problems = []
+        for line in exc.problems:
+            key, _, reason = line.partition(": ")
+            problems.append((str(d / files.get(key.split(".", 1)[0], "queues.yaml")), key, reason))
+        raise ConfigError(problems) from None
+
+
 def load_config(directory: Path | str) -> AppConfig:
     """Load and cross-check a whole config directory, or raise ConfigError."""
     from callcenter.ivr.services import load_services  # local: keeps import of this module light
-    from routing.config import load_routing_config
 
     d = Path(directory)
     if not d.is_dir():
         raise ConfigError([(str(d), "", "config directory does not exist")])
     server = _validate(ServerConfig, read_yaml(d / "server.yaml"), d / "server.yaml")
     profiles, secrets, sups = _agents(d / "agents.yaml")
-    routing = load_routing_config(
-        skills=read_yaml(d / "skills.yaml"),
-        queues=read_yaml(d / "queues.yaml"),
-        agents=profiles,
-        files=(d / "skills.yaml", d / "queues.yaml", d / "agents.yaml"),
-    )
+    routing = _routing(d, profiles)
     services = load_services(d / "services.yaml")
+    unknown_queues = {s.default_queue for s in services.services.values()} - set(routing.queues)
+    if unknown_queues:
+        why = f"unknown queue(s) {sorted(unknown_queues)}"
+        raise ConfigError([(str(d / "services.yaml"), "default_queue", why)])
     return AppConfig(
         directory=d,
         server=server,
@@ -263,5 +282,5 @@ def load_config(directory: Path | str) -> AppConfig:
         supervisors=sups,
         routing=routing,
         services=services,
-        data_dir=Path("var"),
+        data_dir=Path(server.data_dir),
     )

@@ -20,7 +20,7 @@ def new_id() -> str:
     return uuid.uuid4().hex
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True)
 class Event:
     """Base of every event. ``contact_id`` is empty for agent-only events."""
 
@@ -55,7 +55,7 @@ class Event:
 # --- contact lifecycle -------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True)
 class ContactArrived(Event):
     channel: str  # voice | fax | email | web
     direction: str = "inbound"
@@ -68,13 +68,13 @@ class ContactArrived(Event):
     attributes: dict[str, Any] = field(default_factory=dict)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True)
 class FlowEntered(Event):
     flow: str
     language: str = ""
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True)
 class PromptPlayed(Event):
     step: str
     text: str = ""
@@ -82,7 +82,7 @@ class PromptPlayed(Event):
     interrupted: bool = False
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True)
 class IvrInputCollected(Event):
     step: str
     name: str
@@ -91,28 +91,28 @@ class IvrInputCollected(Event):
     confidence: float = 1.0
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True)
 class BranchTaken(Event):
     step: str
     target: str
     reason: str = ""
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True)
 class IvrCompleted(Event):
     outcome: str  # queued | self_served | voicemail | callback | transferred | hangup
     path: tuple[str, ...] = ()
     data: dict[str, Any] = field(default_factory=dict)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True)
 class ContactQueued(Event):
     queue: str
     priority: int = 0
     skills: dict[str, int] = field(default_factory=dict)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True)
 class AgentOffered(Event):
     agent_id: str
     queue: str
@@ -120,50 +120,50 @@ class AgentOffered(Event):
     explanation: str = ""
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True)
 class OfferRejected(Event):
     agent_id: str
     reservation_id: str
     reason: str  # rejected | rona | cancelled
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True)
 class ContactConnected(Event):
     agent_id: str
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True)
 class ContactHeld(Event):
     agent_id: str
     on_hold: bool
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True)
 class ContactTransferred(Event):
     from_agent: str
     target: str  # queue:NAME | agent:ID | sip:URI
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True)
 class ContactAbandoned(Event):
     waited_s: float
     where: str  # ivr | queue | ringing
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True)
 class ContactEnded(Event):
     reason: str
     ended_by: str = ""  # caller | agent | system
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True)
 class WrapUpCompleted(Event):
     agent_id: str
     disposition: str = ""
     notes: str = ""
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True)
 class VoicemailRecorded(Event):
     path: str
     size: int
@@ -171,7 +171,7 @@ class VoicemailRecorded(Event):
     duration_s: float = 0.0
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True)
 class CallbackRequested(Event):
     number: str
 
@@ -179,7 +179,7 @@ class CallbackRequested(Event):
 # --- agents ------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True)
 class AgentStateChanged(Event):
     agent_id: str
     old: str

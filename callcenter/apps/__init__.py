@@ -1,0 +1,1 @@
+"""Small call applications (the echo test, …) written against ``callcenter.sip.calls.Call``."""

@@ -1,0 +1,288 @@
+"""The composition root: builds every component from the config and wires them.
+
+Start order matters: storage first (the IVR's lookups need it), then the
+event bus consumers, routing, media, SIP (last, so no call arrives before the
+rest is ready) and the HTTP app. Stop order is the reverse, and active calls
+get a BYE before the loop ends.
+
+``Center`` also implements the CTI backend the web app talks to
+(:class:`callcenter.web.backend.CtiBackend`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+from callcenter.bus import EventBus
+from callcenter.config import AppConfig
+from callcenter.crm_feed import CrmFeed
+from callcenter.ivr.crm_lookups import CrmLookups
+from callcenter.ivr.flows import load_flows
+from callcenter.ivr.runner import IvrEngine
+from callcenter.media.engine import MediaEngine
+from callcenter.moh import render_moh
+from callcenter.sip.bindings import RegisterPolicy
+from callcenter.sip.digest import Credentials
+from callcenter.sip.lockout import LockoutPolicy
+from callcenter.sip.registrar import Registrar
+from callcenter.sip.transport import SipTransportLayer
+from callcenter.sip.ua import UserAgent
+from callcenter.speech import build_recognizer, build_tts
+from callcenter.switchboard import Switchboard
+from callcenter.web.app import create_app
+from callcenter.web.auth import Authenticator
+from callcenter.web.backend import CtiError
+from callcenter.web.hub import Hub
+from callcenter.web.metrics import make_registry
+from crm_bridge.store import CrmStore
+from routing.router import Router
+
+log = logging.getLogger(__name__)
+
+ECHO_PROMPT = "This is the echo test. Press any key and you will hear it back."
+
+
+class Center:
+    def __init__(self, cfg: AppConfig, *, flows_dir: Path | None = None) -> None:
+        self.cfg = cfg
+        self.flows_dir = flows_dir or cfg.directory.parent / "ivr_flows"
+        self.data_dir = cfg.data_dir
+        self.bus = EventBus()
+        self.hub = Hub()
+        self.started_at = time.time()
+        s = cfg.server
+        self.router = Router(cfg.routing)
+        db = s.database
+        self.crm = CrmStore(db.url, files_dir=s.crm.files_dir, default_region=db.default_region)
+        self.tts = build_tts(cache_dir=Path(s.speech.tts_cache_dir), voice=s.speech.voice, rate=s.speech.rate)
+        self.recognizer = build_recognizer(confidence=s.speech.asr_confidence)
+        self.media = MediaEngine(s.rtp.host, s.rtp.port_min, s.rtp.port_max, codecs=tuple(s.rtp.codecs))
+        creds = {
+            a.sip.username: Credentials(a.sip.ha1_md5, a.sip.ha1_sha256) for a in cfg.agent_secrets.values()
+        }
+        reg = s.sip.registration
+        auth = s.sip.auth
+        self.registrar = Registrar(
+            s.sip.realm,
+            creds,
+            policy=RegisterPolicy(reg.default_expires, reg.min_expires, reg.max_expires),
+            lockout=LockoutPolicy(auth.lockout_failures, auth.lockout_window_s, auth.lockout_s),
+            nonce_ttl=auth.nonce_ttl_s,
+        )
+        self.ua = UserAgent(
+            self.media,
+            registrar=self.registrar,
+            media_timeout=s.sip.session.media_timeout_s,
+            session_expires=s.sip.session.session_expires_s,
+        )
+        self.transport = SipTransportLayer(
+            [(x.transport, x.host, x.port) for x in s.sip.listen],
+            self.ua.on_message,
+            advertised_host=s.sip.advertised_host,
+            advertised_port=s.sip.advertised_port,
+        )
+        self.auth = Authenticator(
+            {a.id: a.desktop.password_hash for a in cfg.agent_secrets.values()},
+            {u.username: u.password_hash for u in cfg.supervisors.values()},
+            ttl_s=s.http.token_ttl_s,
+        )
+        self.app = create_app(self, self.auth)
+        self._metrics = make_registry(self.supervisor_snapshot)
+        self.crm_feed = CrmFeed(self.crm)
+        self.switchboard: Switchboard | None = None
+        self._http: Any = None
+        self._http_task: asyncio.Task[None] | None = None
+        self._prerender: asyncio.Task[Any] | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        s = self.cfg.server
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        await self.crm.start()
+        if s.crm.seed_demo:
+            from crm_bridge.demo import seed_demo
+
+            await seed_demo(self.crm)
+        self.crm_feed.start(self.bus)
+        flows = load_flows(self.flows_dir, known_queues=self.router.queues)
+        ivr = IvrEngine(
+            flows,
+            self.cfg.services,
+            emit=self.bus.publish,
+            lookups=CrmLookups(self.crm, queue_wait=self._queue_wait),
+            voicemail_dir=self.data_dir / "voicemail",
+        )
+        moh = render_moh(self.data_dir / "moh.wav")
+        echo_prompt = await self.tts.render(ECHO_PROMPT, language="en")
+        self.switchboard = Switchboard(
+            ua=self.ua,
+            router=self.router,
+            ivr=ivr,
+            bus=self.bus,
+            hub=self.hub,
+            registrar=self.registrar,
+            tts=self.tts,
+            recognizer=self.recognizer,
+            crm=self.crm,
+            agent_sip_users={a.id: a.sip.username for a in self.cfg.agent_secrets.values()},
+            default_region=s.database.default_region,
+            moh=moh,
+            echo_prompt=echo_prompt,
+            voicemail_dir=self.data_dir / "voicemail",
+        )
+        self.ua.on_call = self.switchboard.on_call
+        self.registrar.on_change(self.switchboard.softphone_changed)
+        self._prerender = asyncio.create_task(ivr.prerender(self.tts), name="tts-prerender")
+        await self.media.start()
+        await self.transport.start()
+        self.ua.attach(self.transport)
+        await self.ua.start()
+        await self._start_http()
+        log.info("callcenter started", extra={
+            "sip": [f"{x.transport}:{x.host}:{x.port}" for x in s.sip.listen],
+            "http": f"{s.http.host}:{s.http.port}",
+        })  # fmt: skip
+
+    async def _start_http(self) -> None:
+        import socket
+
+        import uvicorn
+
+        http = self.cfg.server.http
+        # Bind here so a taken port fails start-up at once, before uvicorn's task runs.
+        sock = socket.socket(socket.AF_INET6 if ":" in http.host else socket.AF_INET)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((http.host, http.port))
+        sock.listen(128)
+        self.http_port = sock.getsockname()[1]
+        config = uvicorn.Config(self.app, log_config=None, access_log=False, lifespan="off")
+        self._http = uvicorn.Server(config)
+        self._http.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+        self._http_task = asyncio.create_task(self._http.serve(sockets=[sock]), name="http")
+
+    async def stop(self) -> None:
+        log.info("callcenter stopping: ending active calls")
+        with contextlib.suppress(Exception):
+            await self.ua.stop()
+        if self.switchboard is not None:
+            await self.switchboard.close()
+        if self._prerender is not None:
+            self._prerender.cancel()
+        if self._http is not None:
+            self._http.should_exit = True
+            if self._http_task is not None:
+                with contextlib.suppress(Exception):
+                    await self._http_task
+        with contextlib.suppress(Exception):
+            self.transport.close()
+        await self.media.stop()
+        await self.bus.close()
+        await self.crm_feed.stop()
+        await self.crm.close()
+        log.info("callcenter stopped")
+
+    def _queue_wait(self, queue: str) -> float | None:
+        try:
+            return self.router.estimated_wait(queue=queue)
+        except Exception:
+            return None
+
+    # ------------------------------------------------------------------ CTI backend
+
+    @property
+    def sb(self) -> Switchboard:
+        if self.switchboard is None:
+            raise CtiError(503, "starting")
+        return self.switchboard
+
+    def agent_ids(self) -> list[str]:
+        return list(self.router.agents)
+
+    def agent_view(self, agent_id: str) -> dict[str, Any]:
+        stats = dataclasses.asdict(self.router.agent_stats(agent_id))
+        agent = self.router.agents[agent_id]
+        stats["name"] = agent.name
+        stats["softphone"] = bool(getattr(agent, "softphone", False))
+        stats["skills"] = dict(agent.skills)
+        cid = self.switchboard.agent_contact.get(agent_id) if self.switchboard else None
+        stats["contact_id"] = cid
+        stats["wrap_up_contact_id"] = self.switchboard.wrap_ups.get(agent_id) if self.switchboard else None
+        return stats
+
+    def current_contact(self, agent_id: str) -> dict[str, Any] | None:
+        sb = self.sb
+        cid = sb.agent_contact.get(agent_id) or sb.wrap_ups.get(agent_id)
+        contact = sb.contacts.get(cid or "")
+        if contact is None:
+            return {"contact_id": cid, "phase": "wrap_up"} if cid else None
+        return {**contact.summary(), "customer": contact.customer, "ivr": {"path": list(contact.ivr_path),
+                "data": contact.ivr_data}}  # fmt: skip
+
+    async def agent_login(self, agent_id: str) -> None:
+        if str(self.router.agent_state(agent_id)) == "offline":
+            self.sb.route(self.router.login, agent_id, agents=(agent_id,))
+
+    async def agent_logout(self, agent_id: str) -> None:
+        self.sb.route(self.router.logout, agent_id, agents=(agent_id,))
+
+    async def set_agent_state(self, agent_id: str, state: str, reason: str, by: str) -> None:
+        if state == "offline":
+            ok = self.sb.route(self.router.logout, agent_id, agents=(agent_id,))
+        else:
+            if str(self.router.agent_state(agent_id)) == "offline":
+                self.sb.route(self.router.login, agent_id, agents=(agent_id,))
+            ok = self.sb.route(self.router.set_agent_state, agent_id, state, reason, agents=(agent_id,))
+        if not ok:
+            raise CtiError(409, f"cannot change state to {state}")
+        if by != agent_id:
+            log.info("supervisor changed agent state", extra={"agent": agent_id, "by": by, "state": state})
+
+    async def wrap_up(self, agent_id: str, disposition: str, notes: str) -> None:
+        self.sb.submit_wrap_up(agent_id, disposition, notes)
+
+    async def transfer(self, agent_id: str, target: str) -> None:
+        await self.sb.transfer(agent_id, target)
+
+    async def hold(self, agent_id: str, on_hold: bool) -> None:
+        await self.sb.set_hold(agent_id, on_hold)
+
+    async def hangup(self, agent_id: str) -> None:
+        await self.sb.hangup(agent_id)
+
+    async def customer_lookup(self, kind: str, value: str) -> dict[str, Any] | None:
+        customer = await self.crm.customer_by_address(kind, value)
+        if customer is None:
+            return None
+        return {"customer": customer, "recent": await self.crm.recent_interactions(customer["id"], 10)}
+
+    def supervisor_snapshot(self) -> dict[str, Any]:
+        queues = [dataclasses.asdict(self.router.queue_stats(q)) for q in self.router.queues]
+        agents = [self.agent_view(a) for a in self.router.agents]
+        sb = self.switchboard
+        return {
+            "ts": time.time(),
+            "queues": queues,
+            "agents": agents,
+            "contacts": [c.summary() for c in sb.contacts.values()] if sb else [],
+            "assignments": list(sb.recent_decisions) if sb else [],
+            "active_calls": len(self.ua.calls),
+        }
+
+    def health(self) -> dict[str, Any]:
+        return {
+            "ok": self.switchboard is not None,
+            "uptime_s": round(time.time() - self.started_at, 1),
+            "active_calls": len(self.ua.calls),
+            "crm_backlog": self.crm_feed.backlog,
+        }
+
+    def metrics(self) -> bytes:
+        return self._metrics()
+

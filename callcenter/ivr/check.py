@@ -1,0 +1,41 @@
+"""``callcenter check-config``'s view of the IVR: flows and the services that use them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+from callcenter.ivr.flows import collect_flows
+from callcenter.ivr.runner import BUILTIN_APPS
+from callcenter.ivr.services import ServicesConfig
+
+
+def check_flows(
+    directory: Path | str,
+    services: ServicesConfig | None,
+    known_queues: Iterable[str] | None,
+    *,
+    include_warnings: bool = False,
+) -> list[str]:
+    """Every problem as ``file:line: reason``; empty when the flows are usable.
+
+    Checks each flow file against the schema and the cross-references (jump
+    targets, sub-flows, queue names), and that every flow a service names is
+    present. Unreachable-step warnings are returned only on request: they do
+    not stop a server from starting.
+    """
+    queues = list(known_queues) if known_queues is not None else None
+    fs, issues = collect_flows(directory, queues)
+    problems = [str(i) for i in issues]
+    if services is not None:
+        for svc in services.services.values():
+            for flow in {svc.flow, svc.after_hours.flow} - {None}:
+                if flow not in fs.flows and flow not in BUILTIN_APPS:
+                    problems.append(f"services: service {svc.name!r} uses flow {flow!r}, "
+                                    f"which is not in {directory}")  # fmt: skip
+            if queues is not None and svc.default_queue not in queues:
+                problems.append(f"services: service {svc.name!r} has unknown default_queue "
+                                f"{svc.default_queue!r}")  # fmt: skip
+    if include_warnings:
+        problems.extend(str(w) for w in fs.warnings)
+    return problems

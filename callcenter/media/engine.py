@@ -1,0 +1,215 @@
+"""The media engine: RTP port allocation and the one shared 20 ms clock.
+
+Everything is instance state — no module globals — so several engines can live in one
+process (tests do this) or one per worker process, each with its own port range
+(see ``callcenter.media.worker``).
+
+The clock is a single asyncio task. Each tick it calls ``_tick`` on the sessions that have
+something to send (a dict kept up to date by the sessions), so the cost is one Python call
+and one ``sendto`` per packet, with no task, future or timer handle per call or packet.
+It is drift-corrected: tick *n* is due at ``start + n·20 ms`` on ``loop.time()`` (the
+monotonic clock), never "20 ms after the last one finished". When the loop was blocked it
+catches up by running missed ticks back to back, but at most ``max_catchup`` of them
+(a bounded burst, which a phone's jitter buffer absorbs); beyond that it skips the missed
+ticks — RTP timestamps still advance with real time, prompts resume where they were —
+instead of flooding the network with a burst of stale audio.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import os
+import socket
+import time
+from collections import OrderedDict
+
+from callcenter.media.audio_files import load_for_codec
+from callcenter.media.session import RtpSession
+
+PERIOD = 0.020
+
+
+class NoFreePortError(RuntimeError):
+    """Every even port of the engine's RTP range is in use."""
+
+
+class MediaEngine:
+    def __init__(
+        self,
+        host: str,
+        port_min: int,
+        port_max: int,
+        codecs: tuple[str, ...] = ("PCMU", "PCMA"),
+        *,
+        advertise: str | None = None,
+        latch_any: bool = False,
+        inband_dtmf: str = "auto",
+        max_catchup: int = 2,
+        rcvbuf: int = 256 * 1024,
+        prompt_cache_bytes: int = 64 * 1024 * 1024,
+    ) -> None:
+        if port_min > port_max or port_min < 1 or port_max > 65535:
+            raise ValueError(f"bad RTP port range {port_min}-{port_max}")
+        bad = [c for c in codecs if c not in ("PCMU", "PCMA")]
+        if bad or not codecs:
+            raise ValueError(f"unsupported codecs {bad or codecs}; use PCMU and/or PCMA")
+        self.host = host
+        self.advertise = advertise or host
+        self.port_min = port_min + (port_min & 1)  # RTP on even ports (RFC 3550 §11)
+        self.port_max = port_max
+        self.codecs = tuple(codecs)
+        self.latch_any = latch_any
+        self.inband_dtmf = inband_dtmf
+        self.max_catchup = max_catchup
+        self.rcvbuf = rcvbuf
+        # prompts encoded once per (file, codec): bytes are immutable, so calls share them
+        self._prompts: OrderedDict[tuple[str, int, int, str], bytes] = OrderedDict()
+        self.prompt_cache_bytes = prompt_cache_bytes
+        self._sessions: dict[int, RtpSession] = {}  # by local port
+        self._active: dict[int, RtpSession] = {}  # sessions the clock must tick
+        self._cursor = self.port_min
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._clock: asyncio.Task[None] | None = None
+        self.tick_no = 0
+        self.ticks_run = 0
+        self.ticks_skipped = 0
+        self.ticks_caught_up = 0
+        self.max_tick_late = 0.0
+
+    # ------------------------------------------------------------------ lifecycle
+    async def start(self) -> None:
+        if self._clock is not None:
+            return
+        self._loop = asyncio.get_running_loop()
+        self._clock = self._loop.create_task(self._run_clock(), name="media-clock")
+
+    async def stop(self) -> None:
+        for s in list(self._sessions.values()):
+            s.close()
+        clock, self._clock = self._clock, None
+        if clock is not None:
+            clock.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await clock
+
+    @property
+    def sessions(self) -> list[RtpSession]:
+        return list(self._sessions.values())
+
+    @property
+    def ports_total(self) -> int:
+        return (self.port_max - self.port_min) // 2 + 1
+
+    def load_prompt(self, path: str | os.PathLike[str], codec: str) -> bytes:
+        """Encoded prompt from the cache (keyed by path, mtime and size, so edits show)."""
+        try:
+            st = os.stat(path)
+        except OSError:
+            return load_for_codec(path, codec)  # raises AudioFormatError with the reason
+        key = (os.fspath(path), st.st_mtime_ns, st.st_size, codec)
+        data = self._prompts.get(key)
+        if data is not None:
+            self._prompts.move_to_end(key)
+            return data
+        data = load_for_codec(path, codec)
+        self._prompts[key] = data
+        total = sum(len(v) for v in self._prompts.values())
+        while total > self.prompt_cache_bytes and len(self._prompts) > 1:
+            _, old = self._prompts.popitem(last=False)
+            total -= len(old)
+        return data
+
+    # ------------------------------------------------------------------ ports
+    def allocate(self) -> RtpSession:
+        """Bind the next free even port of the range and return a new session on it."""
+        loop = self._loop or asyncio.get_running_loop()
+        self._loop = loop
+        total = self.ports_total
+        for _ in range(total):
+            port = self._cursor
+            self._cursor += 2
+            if self._cursor > self.port_max:
+                self._cursor = self.port_min
+            if port in self._sessions:
+                continue
+            sock = socket.socket(socket.AF_INET6 if ":" in self.host else socket.AF_INET,
+                                 socket.SOCK_DGRAM)
+            try:
+                sock.bind((self.host, port))
+            except OSError as exc:
+                sock.close()
+                if exc.errno in (errno.EADDRINUSE, errno.EACCES):
+                    continue  # taken by another process: try the next one
+                raise
+            sock.setblocking(False)
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.rcvbuf)
+            session = RtpSession(
+                self, sock, self.host, port, advertise=self.advertise,
+                latch_any=self.latch_any, codecs=self.codecs, inband_dtmf=self.inband_dtmf,
+            )
+            self._sessions[port] = session
+            loop.add_reader(sock.fileno(), session._on_readable)
+            return session
+        raise NoFreePortError(
+            f"no free even RTP port in {self.port_min}-{self.port_max} on {self.host}"
+        )
+
+    def _release(self, session: RtpSession) -> None:
+        self._active.pop(session.local_port, None)
+        if self._sessions.get(session.local_port) is session:
+            del self._sessions[session.local_port]
+        if self._loop is not None and session._sock is not None:
+            with contextlib.suppress(ValueError, OSError, RuntimeError):
+                self._loop.remove_reader(session._fd)
+
+    def _activate(self, session: RtpSession) -> None:
+        self._active[session.local_port] = session
+
+    def _deactivate(self, session: RtpSession) -> None:
+        self._active.pop(session.local_port, None)
+
+    # ------------------------------------------------------------------ clock
+    async def _run_clock(self) -> None:
+        loop = asyncio.get_running_loop()
+        due = loop.time() + PERIOD
+        while True:
+            delay = due - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            behind = loop.time() - due
+            if behind > self.max_catchup * PERIOD:
+                skip = int(behind / PERIOD)
+                self.ticks_skipped += skip
+                self.tick_no += skip
+                due += skip * PERIOD
+            elif behind > PERIOD:
+                self.ticks_caught_up += 1
+            if behind > self.max_tick_late:
+                self.max_tick_late = behind
+            self.tick_no += 1
+            self.ticks_run += 1
+            self._tick(self.tick_no, due)
+            due += PERIOD
+            if delay <= 0:
+                await asyncio.sleep(0)  # catching up: still let the receive path run
+
+    def _tick(self, tick_no: int, due: float) -> None:
+        for session in list(self._active.values()):
+            try:
+                session._tick(tick_no, due)
+            except Exception:  # one broken session must never stop every call's audio
+                session.stats.tx_dropped += 1
+
+    def stats(self) -> dict[str, float | int]:
+        return {
+            "sessions": len(self._sessions),
+            "active": len(self._active),
+            "ticks_run": self.ticks_run,
+            "ticks_skipped": self.ticks_skipped,
+            "ticks_caught_up": self.ticks_caught_up,
+            "max_tick_late_ms": self.max_tick_late * 1000,
+            "cpu_seconds": time.process_time(),
+        }

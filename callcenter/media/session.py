@@ -1,0 +1,610 @@
+"""One RTP session (one call leg): socket, negotiation state, send and receive paths.
+
+Sessions never run their own timers. The engine's shared 20 ms clock calls ``_tick`` on
+every session that has something to send; the receive path runs from ``loop.add_reader``
+on the session's socket. Both use the raw non-blocking socket directly (no asyncio
+transport/protocol objects per call), which is what lets one core carry ~1,000 calls.
+
+Reference-cycle freedom (so the garbage collector never has to pause the media clock):
+the session holds its engine and its bridge peer by ``weakref``; callbacks that are bound
+methods (``on_dtmf = call.handle_dtmf``) are held by ``WeakMethod``, so an owner that holds
+the session does not form a cycle through it; ``close()`` drops every reference it made.
+
+Comfort: when there is nothing to play we keep sending G.711 silence every 20 ms. Many
+phones and SBCs hang up or mark the stream dead on an RTP gap (their own media timeouts),
+NAT bindings and the far end's symmetric-RTP latch need our packets, and jitter buffers
+resynchronise poorly after a silent gap; comfort-noise payload (RFC 3389) is not universally
+negotiated. Silence costs the same as audio, and it is what the capacity bench measures.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import struct
+import time
+import weakref
+from collections import deque
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from callcenter.media import g711, sdp
+from callcenter.media.audio_files import WavRecorder, load_for_codec
+from callcenter.media.dtmf_inband import DtmfDetector, generate_digits
+from callcenter.media.rtp import RtpParseError, parse
+from callcenter.media.stats import SessionStats
+from callcenter.media.telephone_event import (
+    EVENT_OF_DIGIT,
+    TelephoneEventReceiver,
+    TelephoneEventSender,
+)
+
+if TYPE_CHECKING:
+    from callcenter.media.engine import MediaEngine
+
+_HDR = struct.Struct("!BBHII")
+FRAME = 160  # samples (= G.711 bytes) per 20 ms
+PCM_FRAME = 2 * FRAME
+LATE = 0.005  # a send more than 5 ms after its tick counts as late
+RELAY_IDLE_TICKS = 3  # bridged leg with nothing relayed for 60 ms gets comfort silence
+_monotonic = time.monotonic
+
+DtmfCallback = Callable[[str, str], Any]
+AudioCallback = Callable[[bytes], Any]
+
+
+def _hold_callback(cb: Callable[..., Any] | None) -> Any:
+    """Bound methods by WeakMethod (no owner↔session cycle), other callables as they are."""
+    if cb is None:
+        return None
+    if hasattr(cb, "__self__") and hasattr(cb, "__func__"):
+        return weakref.WeakMethod(cb)
+    return lambda: cb  # plain function/closure: the caller owns its captures
+
+
+class RtpSession:
+    __slots__ = (
+        "__weakref__",
+        "_bridge",
+        "_closed",
+        "_dtmf_queue",
+        "_engine",
+        "_fd",
+        "_inband",
+        "_inband_mode",
+        "_jitter_transit",
+        "_latched",
+        "_loop",
+        "_marker_next",
+        "_on_audio",
+        "_on_dtmf",
+        "_pending_pcm",
+        "_play_buf",
+        "_play_future",
+        "_play_interrupt",
+        "_play_loop",
+        "_play_pos",
+        "_recorder",
+        "_relay_last_tick",
+        "_relay_offset",
+        "_relay_run",
+        "_rx_ssrc",
+        "_sdp_id",
+        "_sdp_version",
+        "_send_ok",
+        "_silence",
+        "_sock",
+        "_te_rx",
+        "_te_tx",
+        "_tick_no",
+        "_tone_buf",
+        "_tone_pos",
+        "_ts_base",
+        "advertise",
+        "codec",
+        "dtmf_pt",
+        "expected_ip",
+        "hold",
+        "host",
+        "last_rx",
+        "latch_any",
+        "local_port",
+        "payload_type",
+        "remote",
+        "seq",
+        "ssrc",
+        "stats",
+    )
+
+    def __init__(
+        self,
+        engine: MediaEngine,
+        sock: socket.socket,
+        host: str,
+        port: int,
+        *,
+        advertise: str | None = None,
+        latch_any: bool = False,
+        codecs: tuple[str, ...] = ("PCMU", "PCMA"),
+        inband_dtmf: str = "auto",
+    ) -> None:
+        self._engine: weakref.ref[MediaEngine] = weakref.ref(engine)
+        self._sock: socket.socket | None = sock
+        self._fd = sock.fileno()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.host = host
+        self.advertise = advertise or host
+        self.local_port = port
+        self.latch_any = latch_any
+        rnd = int.from_bytes(os.urandom(10), "big")
+        self.ssrc = rnd & 0xFFFFFFFF
+        self.seq = (rnd >> 32) & 0xFFFF
+        self._ts_base = (rnd >> 48) & 0xFFFFFFFF
+        self._sdp_id = int.from_bytes(os.urandom(4), "big")
+        self._sdp_version = 0
+        self.codec = codecs[0]
+        self.payload_type = g711.STATIC_PT[self.codec]
+        self.dtmf_pt: int | None = None
+        self._silence = bytes([g711.SILENCE_BYTE[self.codec]]) * FRAME
+        self.remote: tuple[str, int] | None = None
+        self.expected_ip: str | None = None
+        self._latched = False
+        self._send_ok = False
+        self.hold = False
+        self._marker_next = True
+        self._tick_no = 0
+        self.stats = SessionStats()
+        self.last_rx: float | None = None
+        self._rx_ssrc: int | None = None
+        self._jitter_transit: float | None = None
+        self._te_rx = TelephoneEventReceiver()
+        self._te_tx: TelephoneEventSender | None = None
+        self._dtmf_queue: deque[str] = deque()
+        self._inband_mode = inband_dtmf  # "auto" (only without telephone-event), "on", "off"
+        self._inband: DtmfDetector | None = None
+        self._tone_buf = b""
+        self._tone_pos = 0
+        self._play_buf = b""
+        self._play_pos = 0
+        self._play_future: asyncio.Future[bool] | None = None
+        self._play_interrupt = False
+        self._play_loop = False
+        self._recorder: WavRecorder | None = None
+        self._on_dtmf: Any = None
+        self._on_audio: Any = None
+        self._pending_pcm = b""
+        self._bridge: weakref.ref[RtpSession] | None = None
+        self._relay_offset = 0
+        self._relay_run = False
+        self._relay_last_tick = -(10**9)
+        self._closed = False
+
+    # ------------------------------------------------------------------ callbacks
+    @property
+    def on_dtmf(self) -> DtmfCallback | None:
+        return self._on_dtmf() if self._on_dtmf is not None else None
+
+    @on_dtmf.setter
+    def on_dtmf(self, cb: DtmfCallback | None) -> None:
+        self._on_dtmf = _hold_callback(cb)
+
+    @property
+    def on_audio(self) -> AudioCallback | None:
+        return self._on_audio() if self._on_audio is not None else None
+
+    @on_audio.setter
+    def on_audio(self, cb: AudioCallback | None) -> None:
+        self._on_audio = _hold_callback(cb)
+        self._pending_pcm = b""
+
+    # ------------------------------------------------------------------ SDP
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def _sdp(self, formats: list[tuple[int, str]], direction: str, **kw: Any) -> str:
+        self._sdp_version += 1
+        return sdp.build(
+            self.advertise, self.local_port, formats, direction=direction,
+            session_id=self._sdp_id, version=self._sdp_version, **kw,
+        )
+
+    def answer(self, offer_sdp: str | bytes) -> str | None:
+        """Answer an offer (initial INVITE or re-INVITE); None → the SIP layer sends 488."""
+        try:
+            sd = sdp.parse(offer_sdp)
+        except sdp.SdpError:
+            return None
+        engine = self._engine()
+        codecs = engine.codecs if engine is not None else ("PCMU", "PCMA")
+        neg = sdp.negotiate(sd, codecs)
+        if neg is None:
+            return None
+        self._apply(neg, neg.remote_direction)
+        direction = sdp.answer_direction(
+            neg.remote_direction, neg.remote_addr is None, self.hold
+        )
+        self._set_send(direction in ("sendrecv", "sendonly"))
+        return self._sdp(
+            [(neg.payload_type, neg.codec)], direction,
+            dtmf_pt=neg.dtmf_payload_type, refused=sd.media, media_index=neg.media_index,
+        )
+
+    def update(self, offer_sdp: str | bytes) -> str | None:
+        """A re-INVITE's offer (hold/unhold, new address): same rules as ``answer``."""
+        return self.answer(offer_sdp)
+
+    def offer(self) -> str:
+        engine = self._engine()
+        codecs = engine.codecs if engine is not None else ("PCMU", "PCMA")
+        formats = [(g711.STATIC_PT[c], c) for c in codecs]
+        pt = self.dtmf_pt if self.dtmf_pt is not None else sdp.DEFAULT_DTMF_PT
+        return self._sdp(formats, "sendonly" if self.hold else "sendrecv", dtmf_pt=pt)
+
+    def apply_answer(self, answer_sdp: str | bytes) -> bool:
+        """Take the peer's answer to our offer; False when it is unusable."""
+        try:
+            sd = sdp.parse(answer_sdp)
+        except sdp.SdpError:
+            return False
+        engine = self._engine()
+        neg = sdp.negotiate(sd, engine.codecs if engine is not None else ("PCMU", "PCMA"))
+        if neg is None:
+            return False
+        self._apply(neg, neg.remote_direction)
+        they_receive = neg.remote_direction in ("sendrecv", "recvonly")
+        self._set_send(they_receive and neg.remote_addr is not None)
+        return True
+
+    def set_hold(self, on: bool) -> None:
+        """Mark that we hold the peer; the next ``offer()``/answer says sendonly."""
+        self.hold = on
+
+    def _apply(self, neg: sdp.Negotiated, _direction: str) -> None:
+        if neg.codec != self.codec:
+            self.codec = neg.codec
+            self._silence = bytes([g711.SILENCE_BYTE[self.codec]]) * FRAME
+        self.payload_type = neg.payload_type
+        self.dtmf_pt = neg.dtmf_payload_type
+        new_ip = neg.remote_addr[0] if neg.remote_addr else None
+        if neg.remote_addr is not None and (
+            not self._latched or new_ip != self.expected_ip or self.remote is None
+        ):
+            self.remote = neg.remote_addr
+            self._latched = False  # latch again to whatever really sends from that peer
+        self.expected_ip = new_ip
+        want_inband = self._inband_mode == "on" or (
+            self._inband_mode == "auto" and self.dtmf_pt is None
+        )
+        if want_inband and self._inband is None:
+            self._inband = DtmfDetector()
+        elif not want_inband:
+            self._inband = None
+
+    def _set_send(self, ok: bool) -> None:
+        self._send_ok = ok
+        self._update_active()
+
+    def _update_active(self) -> None:
+        engine = self._engine()
+        if engine is None:
+            return
+        busy = bool(self._play_buf or self._tone_buf or self._te_tx or self._dtmf_queue)
+        if not self._closed and (busy or (self._send_ok and self.remote is not None)):
+            engine._activate(self)
+        else:
+            engine._deactivate(self)
+
+    # ------------------------------------------------------------------ playing
+    async def play(
+        self,
+        source: str | os.PathLike[str] | bytes,
+        *,
+        interrupt_on_dtmf: bool = False,
+        loop: bool = False,
+    ) -> bool:
+        """Play a prompt with 20 ms timing; True when finished, False when interrupted.
+
+        ``loop=True`` repeats it (music on hold) until ``stop_playing()``/``close()``.
+        Files are encoded once per engine and codec (``MediaEngine.load_prompt``).
+        Raises AudioFormatError (a ValueError) for files we cannot play.
+        """
+        if self._closed:
+            return False
+        engine = self._engine()
+        if engine is not None and not isinstance(source, bytes | bytearray | memoryview):
+            data = engine.load_prompt(source, self.codec)
+        else:
+            data = load_for_codec(source, self.codec)
+        self.stop_playing()
+        if not data:
+            return True
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[bool] = loop.create_future()
+        self._play_buf, self._play_pos = data, 0
+        self._play_future = fut
+        self._play_interrupt = interrupt_on_dtmf
+        self._play_loop = loop
+        self._update_active()
+        return await fut
+
+    @property
+    def playing(self) -> bool:
+        return bool(self._play_buf)
+
+    def stop_playing(self) -> None:
+        self._finish_play(False)
+
+    def _finish_play(self, completed: bool) -> None:
+        fut, self._play_future = self._play_future, None
+        self._play_buf, self._play_pos = b"", 0
+        if fut is not None and not fut.done():
+            fut.set_result(completed)
+
+    # ------------------------------------------------------------------ DTMF
+    def send_dtmf(self, digits: str) -> None:
+        """RFC 4733 events when the peer negotiated telephone-event, else in-band tones."""
+        digits = "".join(d for d in digits if d in EVENT_OF_DIGIT)
+        if not digits:
+            return
+        if self.dtmf_pt is not None:
+            self._dtmf_queue.extend(digits)
+        else:
+            tones = g711.encode(self.codec, generate_digits(digits))
+            self._tone_buf = self._tone_buf[self._tone_pos :] + tones
+            self._tone_pos = 0
+        self._update_active()
+
+    def feed_info_dtmf(self, digit: str) -> None:
+        """A digit from SIP INFO (application/dtmf-relay), handed over by the SIP layer."""
+        if digit in EVENT_OF_DIGIT:
+            self._emit_dtmf(digit.upper(), "info")
+
+    def _emit_dtmf(self, digit: str, source: str) -> None:
+        if self._play_interrupt and self._play_buf:
+            self._finish_play(False)
+        cb = self.on_dtmf
+        if cb is not None:
+            cb(digit, source)
+
+    # ------------------------------------------------------------------ recording
+    def start_recording(self, path: str | os.PathLike[str]) -> None:
+        self.stop_recording()
+        self._recorder = WavRecorder(path)
+
+    def stop_recording(self) -> tuple[str, int, str, float] | None:
+        rec, self._recorder = self._recorder, None
+        return rec.close() if rec is not None else None
+
+    # ------------------------------------------------------------------ bridging
+    def bridge(self, other: RtpSession) -> None:
+        """Relay each leg's received RTP to the other (transcoding PCMU↔PCMA as needed)."""
+        if other is self:
+            raise ValueError("cannot bridge a session to itself")
+        self.unbridge()
+        other.unbridge()
+        self._bridge = weakref.ref(other)
+        other._bridge = weakref.ref(self)
+        self._relay_run = other._relay_run = False
+
+    def unbridge(self) -> None:
+        peer = self._bridge() if self._bridge is not None else None
+        self._bridge = None
+        self._relay_run = False
+        if peer is not None and peer._bridge is not None and peer._bridge() is self:
+            peer._bridge = None
+            peer._relay_run = False
+
+    @property
+    def bridged_to(self) -> RtpSession | None:
+        return self._bridge() if self._bridge is not None else None
+
+    def _relay(self, payload: bytes, src_codec: str | None, src_ts: int, event: bool) -> None:
+        """Send a packet received on the bridged leg, re-stamped into our own stream."""
+        if self._closed or not self._send_ok or self.remote is None:
+            return
+        if self._play_buf or self._tone_buf or self._te_tx or self._dtmf_queue:
+            self._relay_run = False  # our own media has the floor
+            return
+        if event:
+            if self.dtmf_pt is None:
+                return  # the digit was still reported by the source leg's on_dtmf
+            pt = self.dtmf_pt
+        else:
+            if src_codec != self.codec and src_codec is not None:
+                payload = g711.transcode(payload, src_codec, self.codec)
+            pt = self.payload_type
+        marker = False
+        if not self._relay_run:
+            # continue after this tick's frame, which the clock may already have sent
+            now_ts = self._ts_base + FRAME * (self._tick_no + 1)
+            self._relay_offset = (now_ts - src_ts) & 0xFFFFFFFF
+            self._relay_run = True
+            marker = True
+        self._relay_last_tick = self._tick_no
+        self._send(pt, (src_ts + self._relay_offset) & 0xFFFFFFFF, payload, marker)
+
+    # ------------------------------------------------------------------ send path
+    def _send(self, pt: int, ts: int, payload: bytes, marker: bool) -> None:
+        seq = self.seq
+        self.seq = (seq + 1) & 0xFFFF
+        pkt = _HDR.pack(0x80, pt | 0x80 if marker else pt, seq, ts, self.ssrc) + payload
+        try:
+            self._sock.sendto(pkt, self.remote)  # type: ignore[union-attr,arg-type]
+        except OSError:  # buffer full (BlockingIOError) or unreachable: drop, count
+            self.stats.tx_dropped += 1
+            return
+        st = self.stats
+        st.tx_packets += 1
+        st.tx_bytes += len(payload)
+
+    def _tick(self, tick_no: int, due: float) -> None:
+        """Called by the shared clock once per 20 ms tick."""
+        self._tick_no = tick_no
+        ts = (self._ts_base + FRAME * tick_no) & 0xFFFFFFFF
+        can_send = self._send_ok and self.remote is not None
+        pt = self.payload_type
+        if self._te_tx is not None or (self._dtmf_queue and self.dtmf_pt is not None):
+            if self._te_tx is None:
+                self._te_tx = TelephoneEventSender(self._dtmf_queue.popleft(), ts)
+            payload, marker, last = self._te_tx.next()
+            ts = self._te_tx.start_ts
+            if last:
+                self._te_tx = None
+                self._marker_next = True  # audio after an event starts a new talkspurt
+            pt = self.dtmf_pt if self.dtmf_pt is not None else pt
+        elif self._tone_buf:
+            pos = self._tone_pos
+            payload = self._tone_buf[pos : pos + FRAME]
+            self._tone_pos = pos + FRAME
+            if self._tone_pos >= len(self._tone_buf):
+                self._tone_buf, self._tone_pos = b"", 0
+            marker, self._marker_next = self._marker_next, False
+        elif self._play_buf:
+            pos = self._play_pos
+            payload = self._play_buf[pos : pos + FRAME]
+            self._play_pos = pos + FRAME
+            if self._play_pos >= len(self._play_buf):
+                if self._play_loop:
+                    self._play_pos = 0
+                else:
+                    self._finish_play(True)
+            marker, self._marker_next = self._marker_next, False
+        else:
+            if not can_send:
+                self._update_active()  # idle and nowhere to send: leave the clock's list
+                return
+            if self._bridge is not None and tick_no - self._relay_last_tick <= RELAY_IDLE_TICKS:
+                return  # the relay is feeding this leg
+            self._relay_run = False
+            payload = self._silence
+            marker, self._marker_next = self._marker_next, False
+        if not can_send:
+            return  # time passes (prompts keep their timing) but the peer gets nothing
+        if len(payload) < FRAME and pt == self.payload_type:
+            payload += self._silence[: FRAME - len(payload)]
+        self._send(pt, ts, payload, marker)
+        late = _monotonic() - due
+        if late > LATE:
+            st = self.stats
+            st.tx_late += 1
+            if late > st.tx_max_late:
+                st.tx_max_late = late
+
+    # ------------------------------------------------------------------ receive path
+    def _on_readable(self) -> None:
+        sock = self._sock
+        if sock is None:
+            return
+        for _ in range(64):  # bounded so one flooded socket cannot starve the clock
+            try:
+                data, addr = sock.recvfrom(2048)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                return
+            self._on_datagram(data, addr)
+            if self._closed:
+                return
+
+    def _on_datagram(self, data: bytes, addr: tuple[str, int]) -> None:
+        st = self.stats
+        try:
+            pkt = parse(data)
+        except RtpParseError:
+            st.rx_malformed += 1
+            return
+        if not self._latched:
+            if not (self.latch_any or (self.expected_ip is not None and addr[0] == self.expected_ip)):
+                st.rx_ignored += 1
+                return
+            # symmetric RTP: send back to where the peer really sends from (NAT)
+            self._latched = True
+            self.remote = (addr[0], addr[1])
+            self._update_active()
+        elif addr[0] != self.remote[0] or addr[1] != self.remote[1]:  # type: ignore[index]
+            st.rx_ignored += 1  # stay latched: no RTP injection ("RTP bleed") from elsewhere
+            return
+        now = _monotonic()
+        self.last_rx = now
+        st.rx_packets += 1
+        st.rx_bytes += len(pkt.payload)
+        pt = pkt.payload_type
+        bridge = self._bridge() if self._bridge is not None else None
+        if pt == self.dtmf_pt and self.dtmf_pt is not None:
+            digit = self._te_rx.feed(pkt.payload, pkt.timestamp, pkt.marker)
+            if bridge is not None:
+                bridge._relay(pkt.payload, None, pkt.timestamp, True)
+            if digit is not None:
+                self._emit_dtmf(digit, "rfc4733")
+            return
+        codec = g711.PT_CODEC.get(pt) if pt != self.payload_type else self.codec
+        if codec is None or not pkt.payload:
+            st.rx_ignored += 1  # comfort noise, unknown codecs
+            return
+        # RFC 3550 A.8 interarrival jitter, in timestamp units
+        transit = now * 8000.0 - pkt.timestamp
+        if self._rx_ssrc != pkt.ssrc:
+            self._rx_ssrc = pkt.ssrc
+            self._jitter_transit = transit
+        else:
+            prev = self._jitter_transit
+            self._jitter_transit = transit
+            if prev is not None:
+                d = transit - prev
+                # timestamp wrap appears as a ±2^32 jump: ignore that sample
+                if -4e8 < d < 4e8:
+                    st.jitter += (abs(d) - st.jitter) / 16.0
+        payload = pkt.payload
+        codes = np.frombuffer(payload, dtype=np.uint8)
+        st.rx_energy_sum += float(g711.square_table(codec)[codes].sum())
+        st.rx_samples += len(payload)
+        if bridge is not None:
+            bridge._relay(payload, codec, pkt.timestamp, False)
+        if self._recorder is None and self._on_audio is None and self._inband is None:
+            return
+        pcm = g711.decode(codec, payload)
+        if self._recorder is not None:
+            self._recorder.write(pcm, pkt.timestamp)
+        if self._inband is not None:
+            for digit in self._inband.feed(pcm):
+                self._emit_dtmf(digit, "inband")
+        if self._on_audio is not None:
+            cb = self._on_audio()
+            if cb is None:
+                return
+            buf = self._pending_pcm + pcm
+            while len(buf) >= PCM_FRAME:
+                cb(buf[:PCM_FRAME])
+                buf = buf[PCM_FRAME:]
+            self._pending_pcm = buf
+
+    # ------------------------------------------------------------------ lifecycle
+    def close(self) -> None:
+        """Free the port and every reference; idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        self.unbridge()
+        self._finish_play(False)
+        self._tone_buf = b""
+        self._te_tx = None
+        self._dtmf_queue.clear()
+        if self._recorder is not None:
+            self.stop_recording()
+        self._on_dtmf = self._on_audio = None
+        engine = self._engine()
+        if engine is not None:
+            engine._release(self)
+        sock, self._sock = self._sock, None
+        if sock is not None:
+            sock.close()
+
+    def __repr__(self) -> str:
+        return (
+            f"<RtpSession {self.host}:{self.local_port} {self.codec} remote={self.remote} "
+            f"{'closed' if self._closed else 'open'}>"
+        )

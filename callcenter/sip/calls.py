@@ -1,0 +1,717 @@
+"""The call object applications see: one SIP dialog with its media session.
+
+An inbound call reaches the application's ``async def on_call(call)``; an
+outbound one comes from ``await ua.place_call(...)``. Either way the
+application uses the same small API::
+
+    call.ani / call.dnis / call.from_uri / call.to_uri / call.headers
+    await call.ringing(); await call.answer(); await call.reject(486)
+    await call.hangup(); await call.ended.wait(); call.end_reason
+    call.media                      # the media session (play, record, DTMF, bridge)
+    call.on_hold_changed = fn(call, held)   # remote re-INVITE put us on/off hold
+    call.on_transfer = async fn(call, target_uri) -> int  # REFER (blind transfer);
+                                            # return the SIP status of the new leg
+    call.add_end_callback(fn(call))
+
+All SIP work is delegated to the user agent (:mod:`callcenter.sip.ua`). A call
+keeps a reference to the UA and the UA to the call only while the call lives;
+:meth:`Call._teardown` drops every link (UA tables, transactions, timers,
+callbacks, media), so a finished call is freed by reference counting alone and
+the cyclic garbage collector never has to run for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from callcenter.sip.dialog import Dialog, DialogState
+from callcenter.sip.headers import Headers
+from callcenter.sip.message import SipMessage, make_response
+from callcenter.sip.transaction import (
+    ClientTransaction,
+    ServerInviteTransaction,
+    ServerTransaction,
+    Uas2xxRetransmitter,
+)
+
+if TYPE_CHECKING:
+    from callcenter.sip.ua import UserAgent
+
+log = logging.getLogger(__name__)
+
+
+class CallState(enum.Enum):
+    INCOMING = "incoming"  # inbound INVITE received, not answered yet
+    CALLING = "calling"  # outbound INVITE sent, no provisional yet
+    RINGING = "ringing"  # provisional sent/received
+    ANSWERED = "answered"  # 2xx sent/received: the dialog is confirmed
+    ENDED = "ended"
+
+
+class Direction(enum.Enum):
+    INBOUND = "inbound"
+    OUTBOUND = "outbound"
+
+
+class CallError(Exception):
+    """An operation is not possible on this call."""
+
+
+class CallFailed(CallError):
+    """An outbound call did not connect (final status, or 408 on timeout)."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(f"{status} {reason}")
+        self.status = status
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class SipCredentials:
+    """Username/password for answering a far end's digest challenge (401/407)."""
+
+    username: str
+    password: str
+
+
+TransferHandler = Callable[["Call", str], Awaitable[int]]
+HoldHandler = Callable[["Call", bool], None]
+EndCallback = Callable[["Call"], None]
+
+
+def _user_of(uri: Any) -> str:
+    user = getattr(uri, "user", None)
+    return str(user) if user else ""
+
+
+def sdp_is_hold(sdp: bytes) -> bool:
+    """An offer puts us on hold when it says sendonly/inactive or has c=0.0.0.0 (RFC 3264 8.4)."""
+    text = sdp.decode("utf-8", "replace")
+    return "a=sendonly" in text or "a=inactive" in text or "c=IN IP4 0.0.0.0" in text
+
+
+class Call:
+    """One call leg (one dialog + one media session)."""
+
+    def __init__(
+        self,
+        ua: UserAgent,
+        *,
+        direction: Direction,
+        request: SipMessage,
+        media: Any,
+        local_tag: str,
+        peer_addr: tuple[str, int],
+        transport: Any,
+    ) -> None:
+        self.ua: UserAgent | None = ua
+        self.direction = direction
+        self.request = request
+        self.call_id = request.call_id
+        self.headers: Headers = request.headers
+        self.from_uri = str(request.from_.uri)
+        self.to_uri = str(request.to.uri)
+        self.from_display = request.from_.display or ""
+        self.ani = self._identity(request)
+        self.dnis = self._dialled(request)
+        self.media = media
+        self.local_tag = local_tag
+        self.peer_addr = peer_addr
+        self.transport = transport
+        self.state = CallState.INCOMING if direction is Direction.INBOUND else CallState.CALLING
+        self.dialog: Dialog | None = None
+        self.ended = asyncio.Event()
+        # set when the dialog is confirmed: ACK received (inbound) / 2xx received (outbound)
+        self.confirmed = asyncio.Event()
+        self.end_reason = ""
+        self.end_status: int | None = None
+        self.created_at = time.monotonic()
+        self.answered_at: float | None = None
+        self.on_hold = False
+        self.on_hold_changed: HoldHandler | None = None
+        self.on_transfer: TransferHandler | None = None
+        # outbound: called with each provisional status (180/183), e.g. to ring the A-leg
+        self.on_progress: Callable[[Call, int], None] | None = None
+        self.data: dict[str, Any] = {}  # application scratch space (interaction id, …)
+        self._end_callbacks: list[EndCallback] = []
+        # inbound
+        self._invite_txn: ServerInviteTransaction | None = None
+        self._local_sdp = b""
+        self._awaiting_sdp_in_ack = False
+        self._retx: Uas2xxRetransmitter | None = None
+        self._retx_cseq = 0
+        self.session_expires: float | None = None
+        self.session_deadline: float | None = None
+        # outbound
+        self._invite: SipMessage | None = None
+        self._invite_client: ClientTransaction | None = None
+        self._connected: asyncio.Future[None] | None = None
+        self._got_provisional = False
+        self._cancel_wanted = False
+        self._cancel_sent = False
+        self._auth_tries = 0
+        self.credentials: SipCredentials | None = None
+        self._bye_done: asyncio.Future[None] | None = None
+
+    # identity ---------------------------------------------------------------
+
+    @staticmethod
+    def _identity(request: SipMessage) -> str:
+        """ANI: P-Asserted-Identity when present (trusted peer), else the From user."""
+        from callcenter.sip.uri import NameAddr, UriError
+
+        pai = request.headers.get("P-Asserted-Identity")
+        if pai:
+            try:
+                uri = NameAddr.parse(pai).uri
+                user = _user_of(uri) or (uri.opaque or "")
+                if user:
+                    return user.split(";", 1)[0]
+            except UriError:
+                pass
+        return _user_of(request.from_.uri)
+
+    @staticmethod
+    def _dialled(request: SipMessage) -> str:
+        """DNIS: the Request-URI user (what was dialled), falling back to the To user."""
+        from callcenter.sip.uri import SipUri, UriError
+
+        try:
+            user = _user_of(SipUri.parse(request.uri or ""))
+        except UriError:
+            user = ""
+        return user or _user_of(request.to.uri)
+
+    def __repr__(self) -> str:
+        return f"<Call {self.direction.value} {self.call_id} {self.state.value}>"
+
+    # application API ---------------------------------------------------------
+
+    @property
+    def is_active(self) -> bool:
+        return self.state is not CallState.ENDED
+
+    def add_end_callback(self, callback: EndCallback) -> None:
+        if self.state is CallState.ENDED:
+            callback(self)
+        else:
+            self._end_callbacks.append(callback)
+
+    async def ringing(self, status: int = 180) -> None:
+        """Send a provisional response (180 Ringing / 183) to an inbound call."""
+        txn = self._require_unanswered_inbound()
+        txn.respond(self._response(status))
+        self.state = CallState.RINGING
+
+    async def answer(self, headers: list[tuple[str, str]] | None = None) -> None:
+        """Accept an inbound call (200 OK with our SDP). Raises CallError if it already ended."""
+        txn = self._require_unanswered_inbound()
+        ua = self.ua
+        assert ua is not None
+        extra = [("Content-Type", "application/sdp"), *ua.capability_headers()]
+        if self.session_expires is not None:
+            extra.append(("Session-Expires", f"{int(self.session_expires)};refresher=uac"))
+            if "timer" in _tokens(self.request.headers.get_all("Supported")):
+                extra.append(("Require", "timer"))
+        if headers:
+            extra += headers
+        response = self._response(200, extra, self._local_sdp)
+        self.dialog = Dialog.as_uas(self.request, self.local_tag, ua.contact_uri(self.transport))
+        self.dialog.state = DialogState.CONFIRMED
+        txn.respond(response)
+        self._invite_txn = None
+        ua._forget_invite(txn)
+        self._start_2xx_retransmission(response, txn)
+        self.state = CallState.ANSWERED
+        self.answered_at = time.monotonic()
+        if self.session_expires is not None:
+            self.session_deadline = self.answered_at + self.session_expires
+
+    async def reject(self, status: int = 486, reason: str | None = None) -> None:
+        """Refuse an inbound call with a final error status (default 486 Busy Here)."""
+        if status < 300 or status > 699:
+            raise ValueError("reject needs a 3xx-6xx status")
+        txn = self._require_unanswered_inbound()
+        txn.respond(self._response(status, reason=reason))
+        self._finish(f"rejected {status}", status)
+
+    async def hangup(self, reason: str = "local_hangup") -> None:
+        """End the call whatever its state: BYE, CANCEL, or 480 for unanswered inbound."""
+        self.terminate(reason)
+
+    def terminate(self, reason: str = "local_hangup") -> None:
+        """Synchronous :meth:`hangup`, usable from callbacks (e.g. the other B2BUA leg ended)."""
+        if self.state is CallState.ENDED:
+            return
+        if self.direction is Direction.INBOUND and self.state in (
+            CallState.INCOMING,
+            CallState.RINGING,
+        ):
+            txn = self._invite_txn
+            if txn is not None:
+                txn.respond(self._response(480, reason="Temporarily Unavailable"))
+            self._finish(reason, 480)
+            return
+        if self.direction is Direction.OUTBOUND and self.state in (
+            CallState.CALLING,
+            CallState.RINGING,
+        ):
+            self._cancel_outbound()
+            self._finish(reason, 487)
+            return
+        self.send_bye()
+        self._finish(reason, None)
+
+    async def wait_ended(self, timeout: float | None = None) -> bool:
+        try:
+            await asyncio.wait_for(self.ended.wait(), timeout)
+        except TimeoutError:
+            return False
+        return True
+
+    async def send_info_dtmf(self, digit: str, duration_ms: int = 160) -> None:
+        """Send a DTMF digit as SIP INFO application/dtmf-relay (for peers without RFC 4733)."""
+        body = f"Signal={digit}\r\nDuration={duration_ms}\r\n".encode()
+        self._send_in_dialog("INFO", [("Content-Type", "application/dtmf-relay")], body)
+
+    async def transfer(self, target_uri: str) -> None:
+        """Ask the far end to call ``target_uri`` instead (REFER, blind transfer)."""
+        ua = self.ua
+        assert ua is not None
+        self._send_in_dialog(
+            "REFER", [("Refer-To", f"<{target_uri}>"), ("Referred-By", f"<{ua.contact_uri(self.transport)}>")]
+        )
+
+    # helpers -----------------------------------------------------------------
+
+    def _require_unanswered_inbound(self) -> ServerInviteTransaction:
+        if self.direction is not Direction.INBOUND:
+            raise CallError("not an inbound call")
+        if self.state is CallState.ENDED:
+            raise CallError(f"call already ended ({self.end_reason})")
+        txn = self._invite_txn
+        if txn is None or self.state is CallState.ANSWERED:
+            raise CallError("call already answered")
+        return txn
+
+    def _response(
+        self,
+        status: int,
+        headers: list[tuple[str, str]] | None = None,
+        body: bytes = b"",
+        reason: str | None = None,
+    ) -> SipMessage:
+        extra: list[tuple[str, str]] = []
+        ua = self.ua
+        if ua is not None and status < 300:
+            extra.append(("Contact", f"<{ua.contact_uri(self.transport)}>"))
+        if headers:
+            extra += headers
+        return make_response(self.request, status, reason, to_tag=self.local_tag, headers=extra, body=body)
+
+    def _start_2xx_retransmission(self, response: SipMessage, txn: ServerTransaction) -> None:
+        ua = self.ua
+        assert ua is not None
+        if self._retx is not None:
+            self._retx.stop()
+        self._retx_cseq = txn.request.cseq[0]
+        self._retx = Uas2xxRetransmitter(ua.transactions, response, txn.addr, txn.transport, self._no_ack)
+
+    def _no_ack(self) -> None:
+        """Timer H for our 2xx: the caller never ACKed; RFC 3261 13.3.1.4 says send BYE."""
+        self._retx = None
+        if self.state is CallState.ANSWERED:
+            self.send_bye()
+            self._finish("no_ack", 408)
+
+    def send_bye(self) -> asyncio.Future[None] | None:
+        """Send BYE in the dialog; the returned future completes on its final response/timeout."""
+        ua = self.ua
+        if ua is None or self.dialog is None:
+            return None
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[None] = loop.create_future()
+        self._bye_done = done
+
+        def finished(_: SipMessage | None = None) -> None:
+            if not done.done():
+                done.set_result(None)
+
+        def on_response(msg: SipMessage) -> None:
+            if (msg.status or 0) >= 200:
+                finished()
+
+        self._send_in_dialog("BYE", None, b"", on_response, finished)
+        return done
+
+    def _send_in_dialog(
+        self,
+        method: str,
+        headers: list[tuple[str, str]] | None = None,
+        body: bytes = b"",
+        on_response: Callable[[SipMessage], None] | None = None,
+        on_timeout: Callable[[], None] | None = None,
+    ) -> None:
+        ua = self.ua
+        dialog = self.dialog
+        if ua is None or dialog is None:
+            raise CallError("no dialog")
+        request = dialog.create_request(method, via=ua.via_value(self.transport), headers=headers, body=body)
+        ua.transactions.start_client(request, self.peer_addr, self.transport, on_response, on_timeout)
+
+    # inbound-dialog events (called by the UA) ---------------------------------
+
+    def _on_ack(self, ack: SipMessage) -> None:
+        self.confirmed.set()
+        retx = self._retx
+        if retx is not None and ack.cseq[0] == self._retx_cseq:
+            retx.stop()
+            self._retx = None
+        if self._awaiting_sdp_in_ack and ack.body and self.media is not None:
+            self._awaiting_sdp_in_ack = False
+            self.media.apply_answer(ack.body.decode("utf-8", "replace"))
+
+    def _on_cancel(self) -> None:
+        """CANCEL matched our unanswered INVITE: 487 it and end the call."""
+        txn = self._invite_txn
+        if txn is not None and self.state in (CallState.INCOMING, CallState.RINGING):
+            txn.respond(self._response(487, reason="Request Terminated"))
+            self._finish("cancelled", 487)
+
+    def _on_bye(self, txn: ServerTransaction) -> None:
+        txn.reply(200)
+        self._finish("remote_bye", None)
+
+    def _on_reinvite(self, txn: ServerTransaction) -> None:
+        ua = self.ua
+        assert ua is not None
+        request = txn.request
+        if self._retx is not None:
+            # RFC 3261 14.2: a re-INVITE while ours/theirs is still unACKed → 500/491
+            txn.reply(500, "Server Internal Error", headers=[("Retry-After", "1")])
+            return
+        if self.dialog is not None:
+            self.dialog.refresh_target(request)
+        offer = request.body
+        answer: str | None
+        if offer and self.media is not None:
+            answer = self.media.update(offer.decode("utf-8", "replace"))
+            if answer is None:
+                txn.reply(488, "Not Acceptable Here")
+                return
+            held = sdp_is_hold(offer)
+            if held != self.on_hold:
+                self.on_hold = held
+                if self.on_hold_changed is not None:
+                    try:
+                        self.on_hold_changed(self, held)
+                    except Exception:
+                        log.exception("on_hold_changed handler failed for %s", self.call_id)
+        else:
+            answer = self.media.offer() if self.media is not None else ""
+            self._awaiting_sdp_in_ack = True
+        if self.session_expires is not None:
+            self.session_deadline = time.monotonic() + self.session_expires
+        extra = [("Content-Type", "application/sdp"), *ua.capability_headers()]
+        if self.session_expires is not None:
+            extra.append(("Session-Expires", f"{int(self.session_expires)};refresher=uac"))
+        response = make_response(
+            request,
+            200,
+            "OK",
+            headers=[("Contact", f"<{ua.contact_uri(self.transport)}>"), *extra],
+            body=(answer or "").encode(),
+        )
+        txn.respond(response)
+        self._start_2xx_retransmission(response, txn)
+
+    def _on_info(self, txn: ServerTransaction) -> None:
+        request = txn.request
+        ctype = (request.headers.get("Content-Type") or "").split(";", 1)[0].strip().lower()
+        if not request.body:
+            txn.reply(200)  # keepalive-style empty INFO
+            return
+        if ctype not in ("application/dtmf-relay", "application/dtmf"):
+            txn.reply(415, "Unsupported Media Type", headers=[("Accept", "application/dtmf-relay")])
+            return
+        digit = _dtmf_from_info(ctype, request.body)
+        if digit is None:
+            txn.reply(400, "Bad DTMF")
+            return
+        txn.reply(200)
+        if self.media is not None:
+            self.media.feed_info_dtmf(digit)
+
+    def _on_refer(self, txn: ServerTransaction) -> None:
+        from callcenter.sip.uri import NameAddr, UriError
+
+        handler = self.on_transfer
+        refer_to = txn.request.headers.get("Refer-To")
+        if not refer_to:
+            txn.reply(400, "Missing Refer-To")
+            return
+        try:
+            target = str(NameAddr.parse(refer_to).uri)
+        except UriError:
+            txn.reply(400, "Bad Refer-To")
+            return
+        if handler is None:
+            txn.reply(603, "Decline")
+            return
+        txn.reply(202, "Accepted")
+        self._notify_refer(100, "Trying", active=True)
+        asyncio.get_running_loop().create_task(self._run_transfer(handler, target))
+
+    async def _run_transfer(self, handler: TransferHandler, target: str) -> None:
+        try:
+            status = await handler(self, target)
+        except Exception:
+            log.exception("transfer handler failed for %s", self.call_id)
+            status = 503
+        if self.state is CallState.ANSWERED:
+            reason = {200: "OK", 202: "Accepted", 486: "Busy Here", 487: "Request Terminated"}
+            self._notify_refer(status, reason.get(status, "Failed"), active=False)
+
+    def _notify_refer(self, status: int, reason: str, *, active: bool) -> None:
+        state = "active;expires=60" if active else "terminated;reason=noresource"
+        body = f"SIP/2.0 {status} {reason}\r\n".encode()
+        with contextlib.suppress(CallError):
+            self._send_in_dialog(
+                "NOTIFY",
+                [
+                    ("Event", "refer"),
+                    ("Subscription-State", state),
+                    ("Content-Type", "message/sipfrag;version=2.0"),
+                ],
+                body,
+            )
+
+    # outbound (UAC) ------------------------------------------------------------
+
+    def _cancel_outbound(self) -> None:
+        """CANCEL our INVITE (RFC 3261 9.1); only after a provisional has arrived."""
+        if not self._got_provisional:
+            self._cancel_wanted = True  # sent when the first 1xx arrives
+            return
+        ua = self.ua
+        invite = self._invite
+        if ua is None or invite is None or self._cancel_sent:
+            return
+        self._cancel_sent = True
+        ua.send_cancel(invite, self.peer_addr, self.transport)
+
+    def _on_invite_response(self, response: SipMessage) -> None:
+        ua = self.ua
+        invite = self._invite
+        if ua is None or invite is None:
+            return
+        status = response.status or 0
+        if status < 200:
+            self._got_provisional = True
+            if self.state is CallState.CALLING:
+                self.state = CallState.RINGING
+            if self._cancel_wanted:
+                self._cancel_wanted = False
+                self._cancel_outbound()
+            elif status > 100 and self.on_progress is not None:
+                try:
+                    self.on_progress(self, status)
+                except Exception:
+                    log.exception("on_progress handler failed for %s", self.call_id)
+            return
+        if status < 300:
+            self._on_outbound_2xx(response)
+            return
+        if status in (401, 407) and self._retry_with_auth(response):
+            return
+        self._fail(status, response.reason or "")
+
+    def _on_outbound_2xx(self, response: SipMessage) -> None:
+        ua = self.ua
+        invite = self._invite
+        assert ua is not None and invite is not None
+        if self.dialog is None:
+            self.dialog = Dialog.as_uac(invite, response, ua.contact_uri(self.transport))
+            ua._register_dialog(self)
+        elif response.to.tag != self.dialog.remote_tag:
+            # A second fork answered: ACK and BYE it, we already have our call.
+            ua._ack_and_bye_stray(response, self.peer_addr, self.transport)
+            return
+        self._send_ack(response)
+        if self.state is CallState.ENDED:
+            # We gave up (CANCEL) but the 2xx crossed it: end the dialog properly.
+            self.send_bye()
+            return
+        if self.state is not CallState.ANSWERED:
+            if response.body and self.media is not None:
+                self.media.apply_answer(response.body.decode("utf-8", "replace"))
+            self.state = CallState.ANSWERED
+            self.answered_at = time.monotonic()
+            self.confirmed.set()
+            fut = self._connected
+            if fut is not None and not fut.done():
+                fut.set_result(None)
+
+    def _send_ack(self, response: SipMessage) -> None:
+        ua = self.ua
+        dialog = self.dialog
+        invite = self._invite
+        if ua is None or dialog is None or invite is None:
+            return
+        ack = dialog.create_request("ACK", via=ua.via_value(self.transport), cseq=invite.cseq[0])
+        ua.transactions.send(self.transport, ack.to_bytes(), self.peer_addr)
+
+    def _retry_with_auth(self, response: SipMessage) -> bool:
+        from callcenter.sip.digest import AuthParseError, answer_challenge
+
+        ua = self.ua
+        invite = self._invite
+        creds = self.credentials
+        if ua is None or invite is None or creds is None or self._auth_tries >= 2:
+            return False
+        status = response.status or 0
+        challenge_name = "WWW-Authenticate" if status == 401 else "Proxy-Authenticate"
+        answer_name = "Authorization" if status == 401 else "Proxy-Authorization"
+        challenges = response.headers.get_all(challenge_name)
+        if not challenges or self.state is CallState.ENDED:
+            return False
+        try:
+            value = answer_challenge(
+                challenges,
+                "INVITE",
+                invite.uri or "",
+                creds.username,
+                creds.password,
+                body=invite.body,
+            )
+        except AuthParseError:
+            return False
+        self._auth_tries += 1
+        retry = ua.build_invite_retry(invite, answer_name, value)
+        self._invite = retry
+        self._got_provisional = False
+        self._invite_client = ua.transactions.start_client(
+            retry, self.peer_addr, self.transport, self._on_invite_response, self._on_invite_timeout
+        )
+        return True
+
+    def _on_invite_timeout(self) -> None:
+        self._fail(408, "Request Timeout")
+
+    def _fail(self, status: int, reason: str) -> None:
+        fut = self._connected
+        if fut is not None and not fut.done():
+            fut.set_exception(CallFailed(status, reason))
+        self._finish(f"failed {status}", status)
+
+    # end of life -------------------------------------------------------------
+
+    def _finish(self, reason: str, status: int | None) -> None:
+        """Mark the call ended, notify, and drop every reference (no cycles left)."""
+        if self.state is CallState.ENDED:
+            return
+        self.state = CallState.ENDED
+        self.end_reason = reason
+        self.end_status = status
+        fut = self._connected
+        if fut is not None and not fut.done():
+            fut.set_exception(CallFailed(status or 487, reason))
+        callbacks, self._end_callbacks = self._end_callbacks, []
+        for callback in callbacks:
+            try:
+                callback(self)
+            except Exception:
+                log.exception("end callback failed for %s", self.call_id)
+        self.ended.set()
+        self._teardown()
+
+    def _teardown(self) -> None:
+        if self._retx is not None:
+            self._retx.stop()
+            self._retx = None
+        media = self.media
+        if media is not None:
+            try:
+                media.unbridge()
+            except Exception:
+                log.debug("unbridge failed", exc_info=True)
+            media.close()
+        ua, self.ua = self.ua, None
+        if ua is not None:
+            ua._forget_call(self)
+        txn, self._invite_txn = self._invite_txn, None
+        if txn is not None and ua is not None:
+            ua._forget_invite(txn)
+        client, self._invite_client = self._invite_client, None
+        if client is not None and ua is not None and not client.terminated:
+            # A 1xx/2xx may still arrive after we gave up: let the UA CANCEL, or ACK
+            # and BYE, without keeping this call alive.
+            client.on_response = AbandonedInvite(
+                ua, self._invite, self.peer_addr, self.transport, cancelled=self._cancel_sent
+            )
+            client.on_timeout = None
+        self.on_transfer = None
+        self.on_hold_changed = None
+        self.on_progress = None
+
+
+class AbandonedInvite:
+    """Response handler for an INVITE whose call already ended (CANCELled, shut down)."""
+
+    __slots__ = ("addr", "cancelled", "invite", "transport", "ua")
+
+    def __init__(
+        self,
+        ua: UserAgent,
+        invite: SipMessage | None,
+        addr: tuple[str, int],
+        transport: Any,
+        *,
+        cancelled: bool,
+    ) -> None:
+        self.ua = ua
+        self.invite = invite
+        self.addr = addr
+        self.transport = transport
+        self.cancelled = cancelled
+
+    def __call__(self, response: SipMessage) -> None:
+        status = response.status or 0
+        if status < 200:
+            if not self.cancelled and self.invite is not None:
+                self.cancelled = True
+                self.ua.send_cancel(self.invite, self.addr, self.transport)
+        elif status < 300:
+            self.ua._ack_and_bye_stray(response, self.addr, self.transport)
+
+
+def _tokens(values: list[str]) -> set[str]:
+    return {t.strip().lower() for v in values for t in v.split(",") if t.strip()}
+
+
+def _dtmf_from_info(ctype: str, body: bytes) -> str | None:
+    text = body.decode("utf-8", "replace").strip()
+    if ctype == "application/dtmf":
+        digit = text[:1]
+    else:
+        digit = ""
+        for line in text.splitlines():
+            name, _, value = line.partition("=")
+            if name.strip().lower() == "signal":
+                digit = value.strip()
+                break
+    digit = digit.upper()
+    if digit == "10":
+        digit = "*"
+    elif digit == "11":
+        digit = "#"
+    if len(digit) == 1 and digit in "0123456789*#ABCD":
+        return digit
+    return None

@@ -1,0 +1,566 @@
+"""The user-agent core: what the server does with each SIP request and response.
+
+Requests come from the transport layer (``on_message``), pass through the
+transaction layer (which absorbs retransmissions and sends 100 Trying for
+INVITE) and are dispatched here by method. Checks run in the order of RFC 3261
+8.2 so that the first problem found decides the answer:
+
+1. Max-Forwards 0 → 483 (ACK/CANCEL excepted)
+2. method: unknown → 501, known but not served (SUBSCRIBE, PUBLISH, …) → 405 with Allow
+3. Require with an option we lack → 420 with Unsupported (not for ACK/CANCEL)
+4. To-tag present but no such dialog → 481; CANCEL for no transaction → 481
+5. per method: INVITE (new call / re-INVITE), BYE, CANCEL (200 + 487), OPTIONS,
+   INFO (dtmf-relay), REFER (202 + NOTIFY sipfrag), NOTIFY, REGISTER (registrar)
+
+Calls are kept in one table keyed by (Call-ID, local tag). One sweep timer (not
+a task per call) enforces the media timeout (no RTP for ``media_timeout`` s →
+BYE) and RFC 4028 session expiry (no refresh within Session-Expires → BYE).
+
+Signalling for in-dialog requests goes to the address the dialog's first
+message came from (inbound) or went to (outbound) rather than the Contact
+host: the same "symmetric" choice rport makes, so phones behind NAT work.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from callcenter.sip.calls import Call, CallFailed, CallState, Direction, SipCredentials, _tokens
+from callcenter.sip.dialog import (
+    new_branch,
+    new_call_id,
+    new_tag,
+    uri_address,
+    uri_transport,
+)
+from callcenter.sip.message import SipMessage
+from callcenter.sip.timers import Scheduler, SipTimers, TimerHandle
+from callcenter.sip.transaction import (
+    ServerTransaction,
+    TransactionLayer,
+    is_reliable,
+    new_request,
+)
+from callcenter.sip.transport import response_address
+from callcenter.sip.uri import UriError
+
+log = logging.getLogger(__name__)
+
+CallHandler = Callable[[Call], Awaitable[None]]
+
+ALLOWED = ("INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "INFO", "REFER", "NOTIFY")
+# Methods we recognise but do not serve: 405. Anything else: 501.
+KNOWN_NOT_SERVED = ("SUBSCRIBE", "PUBLISH", "MESSAGE", "UPDATE", "PRACK")
+SUPPORTED = ("timer",)
+ACCEPT = "application/sdp, application/dtmf-relay, message/sipfrag"
+IN_DIALOG_ONLY = ("BYE", "INFO", "REFER", "NOTIFY")
+
+
+def transport_name(transport: Any) -> str:
+    name = getattr(transport, "name", None) or getattr(transport, "transport", None) or "UDP"
+    return str(name).upper()
+
+
+class UserAgent:
+    """RFC 3261 UA core serving inbound calls and placing outbound ones.
+
+    ``transports`` maps a transport name ("UDP", "TCP") to an object with
+    ``send_nowait(data, addr)`` or ``async send(data, addr)``; ``advertised``
+    maps the same names to the (host, port) written into Via/Contact.
+    """
+
+    def __init__(
+        self,
+        media_engine: Any,
+        *,
+        on_call: CallHandler | None = None,
+        registrar: Any = None,
+        scheduler: Scheduler | None = None,
+        timers: SipTimers | None = None,
+        user_agent: str = "callcenter",
+        contact_user: str = "callcenter",
+        media_timeout: float = 60.0,
+        session_expires: float = 1800.0,
+        min_se: float = 90.0,
+        sweep_interval: float = 1.0,
+    ) -> None:
+        self.media_engine = media_engine
+        self.on_call = on_call
+        self.registrar = registrar
+        self._scheduler = scheduler
+        self._timers = timers or SipTimers()
+        self.user_agent = user_agent
+        self.contact_user = contact_user
+        self.media_timeout = media_timeout
+        self.session_expires = session_expires
+        self.min_se = min_se
+        self.sweep_interval = sweep_interval
+        self.transports: dict[str, Any] = {}
+        self.advertised: dict[str, tuple[str, int]] = {}
+        self.calls: dict[tuple[str, str], Call] = {}
+        self._invites: dict[tuple[str, ...], Call] = {}  # unanswered INVITE txn key → call
+        self._transactions: TransactionLayer | None = None
+        self._sweep_handle: TimerHandle | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._stopping = False
+        self.stats = {"calls_in": 0, "calls_out": 0, "media_timeouts": 0, "session_expired": 0}
+
+    # wiring ------------------------------------------------------------------
+
+    @property
+    def transactions(self) -> TransactionLayer:
+        if self._transactions is None:
+            scheduler = self._scheduler or asyncio.get_running_loop()
+            self._transactions = TransactionLayer(self._send, scheduler, self._timers)
+        return self._transactions
+
+    def add_transport(self, transport: Any, advertised: tuple[str, int], name: str | None = None) -> None:
+        key = (name or transport_name(transport)).upper()
+        self.transports[key] = transport
+        self.advertised[key] = advertised
+
+    def attach(self, transport_layer: Any) -> None:
+        """Use every listener of a started :class:`~callcenter.sip.transport.SipTransportLayer`
+        (create it with ``on_message=ua.on_message``)."""
+        for transport in transport_layer.transports:
+            if transport.name not in self.transports:
+                self.add_transport(transport, transport.advertised, transport.name)
+
+    async def start(self) -> None:
+        _ = self.transactions
+        self._arm_sweep()
+
+    async def stop(self, timeout: float = 2.0) -> None:
+        """Shutdown: BYE every answered call (CANCEL/480 the others), wait briefly for answers."""
+        self._stopping = True
+        pending: list[asyncio.Future[None]] = []
+        for call in list(self.calls.values()) + list(self._invites.values()):
+            if call.state is CallState.ANSWERED:
+                fut = call.send_bye()
+                if fut is not None:
+                    pending.append(fut)
+                call._finish("shutdown", None)
+            else:
+                await call.hangup("shutdown")
+        if pending:
+            await asyncio.wait(pending, timeout=timeout)
+        if self._sweep_handle is not None:
+            self._sweep_handle.cancel()
+            self._sweep_handle = None
+        for task in list(self._tasks):
+            task.cancel()
+        if self._transactions is not None:
+            self._transactions.close()
+
+    def _send(self, transport: Any, data: bytes, addr: tuple[str, int]) -> None:
+        sender = getattr(transport, "send_nowait", None)
+        if sender is not None:
+            sender(data, addr)
+            return
+        self._spawn(transport.send(data, addr))
+
+    def _spawn(self, coro: Awaitable[Any]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("call task failed", exc_info=task.exception())
+
+    def contact_uri(self, transport: Any) -> str:
+        name = transport_name(transport)
+        host, port = self.advertised.get(name) or next(iter(self.advertised.values()))
+        suffix = "" if name == "UDP" else f";transport={name.lower()}"
+        return f"sip:{self.contact_user}@{host}:{port}{suffix}"
+
+    def via_value(self, transport: Any) -> str:
+        name = transport_name(transport)
+        host, port = self.advertised.get(name) or next(iter(self.advertised.values()))
+        return f"SIP/2.0/{name} {host}:{port};rport"
+
+    def capability_headers(self) -> list[tuple[str, str]]:
+        return [
+            ("Allow", ", ".join(self._allowed())),
+            ("Supported", ", ".join(SUPPORTED)),
+        ]
+
+    def _allowed(self) -> tuple[str, ...]:
+        return (*ALLOWED, "REGISTER") if self.registrar is not None else ALLOWED
+
+    # incoming ------------------------------------------------------------------
+
+    def on_message(self, msg: SipMessage, addr: tuple[str, int], transport: Any) -> None:
+        """Entry point for every parsed message from the transport layer."""
+        try:
+            if msg.is_request:
+                self._on_request(msg, addr, transport)
+            else:
+                self._on_response(msg)
+        except Exception:
+            # A bug for one message must not take the server down.
+            log.exception("failed handling %s from %s", msg.method or msg.status, addr)
+
+    def _on_response(self, msg: SipMessage) -> None:
+        if self.transactions.receive_response(msg):
+            return
+        status = msg.status or 0
+        if 200 <= status < 300 and msg.cseq[1] == "INVITE":
+            # 2xx retransmission after the client transaction ended: re-ACK via the dialog.
+            call = self.calls.get((msg.call_id, str(msg.from_.tag or "")))
+            if call is not None and call.dialog is not None and call.direction is Direction.OUTBOUND:
+                call._send_ack(msg)
+
+    def _on_request(self, msg: SipMessage, addr: tuple[str, int], transport: Any) -> None:
+        layer = self.transactions
+        method = msg.method or ""
+        if method == "ACK":
+            if not layer.absorb_ack(msg):
+                call = self.calls.get((msg.call_id, str(msg.to.tag or "")))
+                if call is not None:
+                    call._on_ack(msg)
+            return
+        if not is_reliable(transport):
+            # RFC 3261 18.2.2 / RFC 3581: answer to received/rport (the source, behind NAT).
+            addr = response_address(msg.vias[0], addr)
+        txn = layer.receive_request(msg, addr, transport)
+        if txn is None:
+            return  # retransmission, absorbed
+        if msg.max_forwards == 0 and method != "CANCEL":
+            txn.reply(483, "Too Many Hops")
+            return
+        if method not in self._allowed():
+            if method in KNOWN_NOT_SERVED or method == "REGISTER":
+                txn.reply(405, "Method Not Allowed", headers=[("Allow", ", ".join(self._allowed()))])
+            else:
+                txn.reply(501, "Not Implemented", headers=[("Allow", ", ".join(self._allowed()))])
+            return
+        if method != "CANCEL":
+            unsupported = _tokens(msg.headers.get_all("Require")) - set(SUPPORTED)
+            if unsupported:
+                txn.reply(420, "Bad Extension", headers=[("Unsupported", ", ".join(sorted(unsupported)))])
+                return
+        if method == "CANCEL":
+            self._on_cancel(txn)
+            return
+        if method == "REGISTER":
+            self._spawn(self._register(txn))
+            return
+        to_tag = msg.to.tag
+        if to_tag:
+            call = self.calls.get((msg.call_id, str(to_tag)))
+            if call is None or call.dialog is None:
+                txn.reply(481, "Call/Transaction Does Not Exist")
+                return
+            self._in_dialog(call, txn)
+            return
+        if method in IN_DIALOG_ONLY:
+            txn.reply(481, "Call/Transaction Does Not Exist")
+            return
+        if method == "OPTIONS":
+            txn.reply(200, "OK", headers=[*self.capability_headers(), ("Accept", ACCEPT)])
+            return
+        if method == "INVITE":
+            self._new_call(txn, addr, transport)
+            return
+        txn.reply(481, "Call/Transaction Does Not Exist")
+
+    async def _register(self, txn: ServerTransaction) -> None:
+        response = await self.registrar.handle_register(
+            txn.request, txn.addr, transport_name(txn.transport).lower()
+        )
+        txn.respond(response)
+
+    def _in_dialog(self, call: Call, txn: ServerTransaction) -> None:
+        dialog = call.dialog
+        assert dialog is not None
+        if not dialog.accept_remote_cseq(txn.request):
+            txn.reply(500, "CSeq Out Of Order")
+            return
+        method = txn.request.method
+        if method == "BYE":
+            call._on_bye(txn)
+        elif method == "INVITE":
+            call._on_reinvite(txn)
+        elif method == "INFO":
+            call._on_info(txn)
+        elif method == "REFER":
+            call._on_refer(txn)
+        elif method == "OPTIONS":
+            txn.reply(200, "OK", headers=[*self.capability_headers(), ("Accept", ACCEPT)])
+        else:  # NOTIFY (e.g. for a REFER we sent) and anything else allowed
+            txn.reply(200, "OK")
+
+    def _on_cancel(self, txn: ServerTransaction) -> None:
+        invite_txn = self.transactions.find_invite_for_cancel(txn.request)
+        if invite_txn is None:
+            txn.reply(481, "Call/Transaction Does Not Exist")
+            return
+        txn.reply(200, "OK")
+        call = self._invites.get(invite_txn.key)
+        if call is not None:
+            call._on_cancel()
+        elif not invite_txn.final_sent:
+            invite_txn.reply(487, "Request Terminated")
+
+    def _new_call(self, txn: ServerTransaction, addr: tuple[str, int], transport: Any) -> None:
+        request = txn.request
+        if self._stopping:
+            txn.reply(503, "Service Unavailable", headers=[("Retry-After", "5")])
+            return
+        if self.on_call is None:
+            txn.reply(480, "Temporarily Unavailable")
+            return
+        ctype = (request.headers.get("Content-Type") or "application/sdp").split(";", 1)[0]
+        if request.body and ctype.strip().lower() != "application/sdp":
+            txn.reply(415, "Unsupported Media Type", headers=[("Accept", "application/sdp")])
+            return
+        session_expires: float | None = None
+        se_value = request.headers.get("Session-Expires")
+        if se_value:
+            try:
+                session_expires = float(se_value.split(";", 1)[0].strip())
+            except ValueError:
+                txn.reply(400, "Bad Session-Expires")
+                return
+            if session_expires < self.min_se:
+                txn.reply(422, "Session Interval Too Small", headers=[("Min-SE", str(int(self.min_se)))])
+                return
+            session_expires = min(session_expires, self.session_expires)
+        try:
+            media = self.media_engine.allocate()
+        except Exception:
+            log.warning("no media port free for %s", request.call_id)
+            txn.reply(503, "Service Unavailable", headers=[("Retry-After", "5")])
+            return
+        if request.body:
+            answer = media.answer(request.body.decode("utf-8", "replace"))
+            if answer is None:
+                media.close()
+                txn.reply(488, "Not Acceptable Here", headers=[("Accept", "application/sdp")])
+                return
+            local_sdp = answer.encode()
+            awaiting = False
+        else:
+            local_sdp = media.offer().encode()  # late offer: the answer comes in the ACK
+            awaiting = True
+        call = Call(
+            self,
+            direction=Direction.INBOUND,
+            request=request,
+            media=media,
+            local_tag=new_tag(),
+            peer_addr=addr,
+            transport=transport,
+        )
+        call._invite_txn = txn  # type: ignore[assignment]
+        call._local_sdp = local_sdp
+        call._awaiting_sdp_in_ack = awaiting
+        call.session_expires = session_expires
+        txn.on_timeout = None
+        self.calls[(call.call_id, call.local_tag)] = call
+        self._invites[txn.key] = call
+        self.stats["calls_in"] += 1
+        self._spawn(self._run_handler(call))
+
+    async def _run_handler(self, call: Call) -> None:
+        handler = self.on_call
+        try:
+            assert handler is not None
+            result = handler(call)
+            if inspect.isawaitable(result):
+                await result
+        except Exception:
+            log.exception("call handler failed for %s", call.call_id)
+            if call.is_active:
+                await call.hangup("handler_error")
+            return
+        # A handler that returns without answering leaves nobody to do so.
+        if call.state in (CallState.INCOMING, CallState.RINGING):
+            await call.reject(480, "Temporarily Unavailable")
+
+    # tables ------------------------------------------------------------------
+
+    def _register_dialog(self, call: Call) -> None:
+        self.calls[(call.call_id, call.local_tag)] = call
+
+    def _forget_call(self, call: Call) -> None:
+        key = (call.call_id, call.local_tag)
+        if self.calls.get(key) is call:
+            del self.calls[key]
+
+    def _forget_invite(self, txn: ServerTransaction) -> None:
+        self._invites.pop(txn.key, None)
+
+    # outbound ----------------------------------------------------------------
+
+    async def place_call(
+        self,
+        target_uri: str,
+        *,
+        from_uri: str | None = None,
+        from_display: str | None = None,
+        headers: dict[str, str] | list[tuple[str, str]] | None = None,
+        credentials: SipCredentials | tuple[str, str] | None = None,
+        dest: tuple[str, int] | None = None,
+        transport: str | None = None,
+        timeout: float | None = 60.0,
+        on_progress: Callable[[Call, int], None] | None = None,
+    ) -> Call:
+        """Call ``target_uri`` and return the answered call; raises CallFailed.
+
+        ``dest`` overrides where the INVITE is sent (e.g. a registered phone's
+        source address); otherwise the target URI's host/port. ``timeout`` is
+        how long it may ring before we CANCEL (then CallFailed(487)).
+        """
+        if self._stopping:
+            raise CallFailed(503, "shutting down")
+        try:
+            name = (transport or uri_transport(target_uri)).upper()
+            addr = dest or uri_address(target_uri)
+        except (UriError, ValueError) as exc:
+            raise CallFailed(400, f"bad target {target_uri!r}: {exc}") from exc
+        sip_transport = self.transports.get(name)
+        if sip_transport is None:
+            raise CallFailed(503, f"no {name} transport")
+        host = self.advertised[name][0]
+        media = self.media_engine.allocate()
+        offer = media.offer().encode()
+        local_tag = new_tag()
+        from_value = from_uri or f"sip:{self.contact_user}@{host}"
+        display = f'"{from_display}" ' if from_display else ""
+        items: list[tuple[str, str]] = [
+            ("Via", f"{self.via_value(sip_transport)};branch={new_branch()}"),
+            ("Max-Forwards", "70"),
+            ("From", f"{display}<{from_value}>;tag={local_tag}"),
+            ("To", f"<{target_uri}>"),
+            ("Call-ID", new_call_id(host)),
+            ("CSeq", "1 INVITE"),
+            ("Contact", f"<{self.contact_uri(sip_transport)}>"),
+            *self.capability_headers(),
+            ("User-Agent", self.user_agent),
+            ("Content-Type", "application/sdp"),
+        ]
+        if headers:
+            items += list(headers.items()) if isinstance(headers, dict) else list(headers)
+        invite = new_request("INVITE", target_uri, items, offer)
+        call = Call(
+            self,
+            direction=Direction.OUTBOUND,
+            request=invite,
+            media=media,
+            local_tag=local_tag,
+            peer_addr=addr,
+            transport=sip_transport,
+        )
+        if isinstance(credentials, tuple):
+            credentials = SipCredentials(*credentials)
+        call.credentials = credentials
+        call._invite = invite
+        call.on_progress = on_progress
+        loop = asyncio.get_running_loop()
+        call._connected = loop.create_future()
+        self.stats["calls_out"] += 1
+        call._invite_client = self.transactions.start_client(
+            invite, addr, sip_transport, call._on_invite_response, call._on_invite_timeout
+        )
+        connected = call._connected
+        try:
+            await asyncio.wait_for(asyncio.shield(connected), timeout)
+        except TimeoutError:
+            await call.hangup("ring_timeout")
+            raise CallFailed(487, "no answer") from None
+        except asyncio.CancelledError:
+            await call.hangup("cancelled")
+            raise
+        return call
+
+    def build_invite_retry(self, invite: SipMessage, auth_header: str, auth_value: str) -> SipMessage:
+        """The same INVITE with CSeq+1, a new branch and our digest answer (RFC 3261 22.2)."""
+        headers = invite.headers.copy()
+        via = headers.get_all("Via")[0]
+        base = via.split(";branch=", 1)[0]
+        headers.set_first("Via", f"{base};branch={new_branch()}")
+        headers.set("CSeq", f"{invite.cseq[0] + 1} INVITE")
+        headers.remove(auth_header)
+        headers.add(auth_header, auth_value)
+        return SipMessage(
+            method="INVITE", uri=invite.uri, status=None, reason="", headers=headers, body=invite.body
+        )
+
+    def send_cancel(self, invite: SipMessage, addr: tuple[str, int], transport: Any) -> None:
+        """CANCEL an INVITE we sent (RFC 3261 9.1): its top Via/branch, CSeq number, Route."""
+        items: list[tuple[str, str]] = [("Via", invite.headers.get_all("Via")[0])]
+        items += [("Route", r) for r in invite.headers.get_all("Route")]
+        items += [
+            ("Max-Forwards", "70"),
+            ("From", invite.headers.get("From") or ""),
+            ("To", invite.headers.get("To") or ""),
+            ("Call-ID", invite.call_id),
+            ("CSeq", f"{invite.cseq[0]} CANCEL"),
+        ]
+        cancel = new_request("CANCEL", invite.uri or "", items)
+        self.transactions.start_client(cancel, addr, transport, None, None)
+
+    def _ack_and_bye_stray(self, response: SipMessage, addr: tuple[str, int], transport: Any) -> None:
+        """ACK a 2xx we do not want (late or forked) and BYE it at once (RFC 3261 13.2.2.4)."""
+        contacts = response.contacts
+        target = str(contacts[0].uri) if contacts and contacts != "*" else ""
+        if not target:
+            return
+        cseq = response.cseq[0]
+        for method, num in (("ACK", cseq), ("BYE", cseq + 1)):
+            items = [
+                ("Via", f"{self.via_value(transport)};branch={new_branch()}"),
+                ("Max-Forwards", "70"),
+                ("From", response.headers.get("From") or ""),
+                ("To", response.headers.get("To") or ""),
+                ("Call-ID", response.call_id),
+                ("CSeq", f"{num} {method}"),
+            ]
+            request = new_request(method, target, items)
+            if method == "ACK":
+                self._send(transport, request.to_bytes(), addr)
+            else:
+                self.transactions.start_client(request, addr, transport, None, None)
+
+    # watchdog ----------------------------------------------------------------
+
+    def _arm_sweep(self) -> None:
+        scheduler = self._scheduler or asyncio.get_running_loop()
+        self._sweep_handle = scheduler.call_later(self.sweep_interval, self._sweep)
+
+    def _sweep(self) -> None:
+        """One timer for all calls: media timeout and session-timer expiry → BYE."""
+        self._sweep_handle = None
+        now = time.monotonic()
+        for call in list(self.calls.values()):
+            if call.state is not CallState.ANSWERED:
+                continue
+            if call.session_deadline is not None and now > call.session_deadline:
+                self.stats["session_expired"] += 1
+                self._hangup_now(call, "session_expired")
+                continue
+            media = call.media
+            if media is None or self.media_timeout <= 0:
+                continue
+            last = max(getattr(media, "last_rx", 0.0) or 0.0, call.answered_at or now)
+            if now - last > self.media_timeout and not call.on_hold:
+                self.stats["media_timeouts"] += 1
+                self._hangup_now(call, "media_timeout")
+        if not self._stopping:
+            self._arm_sweep()
+
+    def _hangup_now(self, call: Call, reason: str) -> None:
+        log.info("ending call %s: %s", call.call_id, reason)
+        call.send_bye()
+        call._finish(reason, None)
+
+
+__all__ = ["Call", "CallFailed", "CallHandler", "SipCredentials", "UserAgent", "is_reliable"]

@@ -1,0 +1,606 @@
+"""The call path: IVR → queue → agent softphone with screen-pop → talk → wrap-up.
+
+The switchboard owns every live voice contact. It answers the SIP call, runs
+the service's IVR flow, turns a ``queue`` outcome into a routing Task, plays
+music and position announcements while the caller waits, and acts on the
+router's decisions: an OFFER pushes the screen-pop to the agent's desktop and
+*then* places a B2BUA leg to the agent's registered softphone; an answer
+bridges the media; RONA cancels the leg; a caller who hangs up while waiting
+or ringing is an abandon. Every step is published as an event on the bus
+(crm_bridge builds the interaction record from them); it never calls the CRM
+writer directly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import time
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+from callcenter import events as ev
+from callcenter.apps.echo import EchoTest
+from callcenter.bus import EventBus
+from callcenter.ivr.media_port import MediaCallPort
+from callcenter.ivr.runner import IvrEngine
+from callcenter.routing_driver import RoutingDriver
+from callcenter.sip.calls import Call, CallError, CallFailed
+from callcenter.sip.ua import UserAgent
+from callcenter.voice_contact import Phase, VoiceContact
+from callcenter.web.backend import CtiError
+from callcenter.web.hub import Hub
+from crm_bridge.addresses import normalize_phone
+from routing.model import Decision, DecisionKind
+from routing.router import Router
+
+log = logging.getLogger(__name__)
+
+REMOTE_END_REASONS = ("remote_bye", "cancelled")
+RING_SLACK_S = 5.0  # the router's RONA timer decides; the SIP ring timeout is only a backstop
+
+
+def _jsonable(data: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in data.items() if isinstance(v, str | int | float | bool) or v is None}
+
+
+class Switchboard:
+    def __init__(
+        self,
+        *,
+        ua: UserAgent,
+        router: Router,
+        ivr: IvrEngine,
+        bus: EventBus,
+        hub: Hub,
+        registrar: Any,
+        tts: Any,
+        recognizer: Any,
+        crm: Any,
+        agent_sip_users: dict[str, str],
+        default_region: str,
+        moh: Path,
+        echo_prompt: Path | None,
+        voicemail_dir: Path,
+        announce_every_s: float = 30.0,
+    ) -> None:
+        self.ua = ua
+        self.router = router
+        self.ivr = ivr
+        self.bus = bus
+        self.hub = hub
+        self.registrar = registrar
+        self.tts = tts
+        self.recognizer = recognizer
+        self.crm = crm
+        self.agent_sip_users = agent_sip_users
+        self.sip_user_agents = {user: agent for agent, user in agent_sip_users.items()}
+        self.default_region = default_region
+        self.moh = moh
+        self.echo_prompt = echo_prompt
+        self.voicemail_dir = voicemail_dir
+        self.announce_every_s = announce_every_s
+        self.routing = RoutingDriver(router, self._on_decision)
+        self.contacts: dict[str, VoiceContact] = {}
+        self.agent_contact: dict[str, str] = {}  # agent → contact ringing/connected
+        self.wrap_ups: dict[str, str] = {}  # agent → contact in wrap-up
+        self.recent_decisions: deque[dict[str, Any]] = deque(maxlen=50)
+        self._agent_states = {a: str(router.agent_state(a)) for a in router.agents}
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    # ------------------------------------------------------------------ helpers
+
+    def publish(self, event: ev.Event) -> None:
+        self.bus.publish(event)
+
+    def _spawn(self, coro: Any, name: str) -> asyncio.Task[Any]:
+        task = asyncio.get_running_loop().create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+        return task
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("task %s failed", task.get_name(), exc_info=task.exception())
+
+    def route(self, method: Any, *args: Any, agents: tuple[str, ...] = (), **kwargs: Any) -> bool:
+        """Call the router and afterwards publish the state change of every agent touched."""
+        ok = self.routing.call(method, *args, **kwargs)
+        self.sync_agents(agents)
+        return ok
+
+    def sync_agents(self, agent_ids: tuple[str, ...] | list[str] = ()) -> None:
+        for agent_id in agent_ids:
+            if agent_id not in self.router.agents:
+                continue
+            new = str(self.router.agent_state(agent_id))
+            old = self._agent_states.get(agent_id, "offline")
+            if new == old:
+                continue
+            self._agent_states[agent_id] = new
+            reason = self.router.agents[agent_id].reason
+            self.publish(ev.AgentStateChanged(agent_id=agent_id, old=old, new=new, reason=reason))
+            message = {"type": "agent_state", "agent_id": agent_id, "old": old, "state": new,
+                       "reason": reason, "ts": time.time()}  # fmt: skip
+            self.hub.to_agent(agent_id, message)
+            self.hub.to_supervisors(message)
+
+    # ------------------------------------------------------------------ inbound calls
+
+    async def on_call(self, call: Call) -> None:
+        """Entry point for every inbound INVITE (the UA's call handler)."""
+        contact_id = ev.new_id()
+        service = self.ivr.services.resolve(call.dnis)
+        ani = normalize_phone(call.ani, self.default_region) or ""
+        contact = VoiceContact(contact_id, call, ani, call.dnis, service.name)
+        call.data["contact_id"] = contact_id
+        self.contacts[contact_id] = contact
+        self.publish(ev.ContactArrived(
+            contact_id=contact_id, channel="voice", ani=ani, dnis=call.dnis, service=service.name,
+            from_addr=call.from_uri, to_addr=call.to_uri,
+            attributes={"sip_call_id": call.call_id, "display": call.from_display},
+        ))  # fmt: skip
+        call.add_end_callback(self._caller_gone)
+        try:
+            if service.flow == "echo":
+                await EchoTest(self.echo_prompt)(call)  # answers by itself
+                return
+            try:
+                await call.answer()
+            except CallError:
+                return  # the caller left before we answered; _caller_gone recorded it
+            await self._run_ivr(contact)
+            await call.ended.wait()
+        finally:
+            self.contacts.pop(contact_id, None)
+
+    async def _run_ivr(self, contact: VoiceContact) -> None:
+        call = contact.call
+        port = MediaCallPort(
+            call.media, ani=contact.ani, dnis=contact.dnis, tts=self.tts, recognizer=self.recognizer,
+            transfer=lambda uri: self._ivr_transfer(contact, uri), hangup=lambda: call.hangup("ivr_hangup"),
+        )  # fmt: skip
+        call.add_end_callback(lambda _c: port.caller_hung_up())
+        try:
+            result = await self.ivr.run(port, contact_id=contact.contact_id)
+        finally:
+            port.close()
+        contact.ivr_path = tuple(result.path)
+        contact.ivr_data = _jsonable(result.variables)
+        if not call.is_active:
+            return
+        if result.outcome == "queued":
+            await self._enqueue(contact, result.queue, result.priority, result.skills)
+        elif result.outcome != "transferred":
+            await call.hangup("ivr_done")
+
+    async def _ivr_transfer(self, contact: VoiceContact, uri: str) -> bool:
+        try:
+            leg = await self.ua.place_call(uri, from_uri=None, timeout=30.0)
+        except CallFailed:
+            return False
+        self._bridge_external(contact, leg)
+        return True
+
+    # ------------------------------------------------------------------ queueing
+
+    async def _customer_context(self, contact: VoiceContact) -> None:
+        """Customer record and recent history for the screen-pop, fetched once at queue entry
+        so that the offer itself needs no I/O."""
+        if self.crm is None or not contact.ani:
+            return
+        try:
+            customer = await self.crm.customer_by_address("phone", contact.ani)
+            if customer is not None:
+                contact.customer = _jsonable(customer) | {"id": customer.get("id")}
+                recent = await self.crm.recent_interactions(customer["id"], 5)
+                contact.recent = [_jsonable(r) for r in recent]
+        except Exception:  # the CRM being down must not stop the call reaching an agent
+            log.exception("customer lookup failed for %s", contact.contact_id)
+
+    async def _enqueue(
+        self, contact: VoiceContact, queue: str | None, priority: int, skills: dict[str, int]
+    ) -> None:
+        service = self.ivr.services.resolve(contact.dnis)
+        queue = queue or service.default_queue
+        await self._customer_context(contact)
+        if not contact.call.is_active:
+            return
+        contact.queue = queue
+        contact.priority = priority
+        contact.skills = dict(skills)
+        contact.phase = Phase.QUEUED
+        contact.queued_at = time.time()
+        self.publish(ev.ContactQueued(contact_id=contact.contact_id, queue=queue, priority=priority,
+                                      skills=dict(skills)))  # fmt: skip
+        customer = contact.customer or {}
+        last_agent = next((r.get("agent_id") for r in contact.recent if r.get("agent_id")), None)
+        contact.treatment = self._spawn(self._waiting_treatment(contact), f"treat:{contact.contact_id}")
+        ok = self.route(
+            self.router.submit, contact.contact_id, queue, "voice", required=skills, priority=priority,
+            attributes={"tier": customer.get("tier") or "standard", "service": contact.service},
+            preferred_agent=last_agent if last_agent in self.router.agents else None,
+        )  # fmt: skip
+        if not ok:
+            self._spawn(self._no_agent(contact, "this line cannot take calls right now"), "no-agent")
+
+    async def _waiting_treatment(self, contact: VoiceContact) -> None:
+        """Position and estimated wait, then music, until the contact leaves the queue."""
+        media = contact.call.media
+        try:
+            while contact.phase in (Phase.QUEUED, Phase.RINGING) and contact.call.is_active:
+                if contact.phase is Phase.QUEUED:
+                    text = self._position_text(contact.contact_id)
+                    if text:
+                        path = await self.tts.render(text, language="en")
+                        await media.play(str(path))
+                deadline = time.monotonic() + self.announce_every_s
+                while contact.phase in (Phase.QUEUED, Phase.RINGING) and time.monotonic() < deadline:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(media.play(str(self.moh)), deadline - time.monotonic())
+        finally:
+            with contextlib.suppress(Exception):
+                media.stop_playing()
+
+    def _position_text(self, contact_id: str) -> str:
+        try:
+            position = self.router.position(contact_id)
+            wait = self.router.estimated_wait(contact_id)
+        except Exception:
+            return ""
+        if position is None:
+            return ""
+        text = f"You are number {position} in the queue."
+        if math.isfinite(wait) and wait > 0:
+            minutes = max(1, round(wait / 60))
+            text += f" Your expected wait is about {minutes} minute{'s' if minutes > 1 else ''}."
+        return text
+
+    async def _no_agent(self, contact: VoiceContact, why: str) -> None:
+        """No agent will come (queue full with no overflow, or maximum wait): take a message."""
+        call = contact.call
+        contact.phase = Phase.ENDED
+        contact.routed.set()
+        if contact.treatment is not None:
+            contact.treatment.cancel()
+        if not call.is_active:
+            return
+        media = call.media
+        media.stop_playing()
+        path = await self.tts.render(
+            f"Sorry, {why}. Please leave a message after the tone, then hang up.", language="en"
+        )
+        await media.play(str(path))
+        self.voicemail_dir.mkdir(parents=True, exist_ok=True)
+        target = self.voicemail_dir / f"{contact.contact_id}.wav"
+        media.start_recording(str(target))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(call.ended.wait(), 120.0)
+        result = media.stop_recording() if not media.closed else None
+        if result is not None:
+            path_s, size, sha, seconds = result
+            self.publish(ev.VoicemailRecorded(contact_id=contact.contact_id, path=path_s, size=size,
+                                              sha256=sha, duration_s=seconds))  # fmt: skip
+        await call.hangup("voicemail_done")
+
+    # ------------------------------------------------------------------ routing decisions
+
+    def _on_decision(self, d: Decision) -> None:
+        info = d.as_dict()
+        info["ts"] = time.time()
+        self.recent_decisions.append(info)
+        self.hub.to_supervisors({"type": "decision", **info})
+        contact = self.contacts.get(d.task_id)
+        kind = d.kind
+        if kind is DecisionKind.OFFER and d.agent_id and d.reservation is not None:
+            if contact is None or not contact.call.is_active:
+                self.route(self.router.cancel, d.task_id, "gone", agents=(d.agent_id,))
+                return
+            contact.phase = Phase.RINGING
+            contact.agent_id = d.agent_id
+            contact.reservation_id = d.reservation.id
+            self.agent_contact[d.agent_id] = contact.contact_id
+            contact.ringing = self._spawn(self._ring(contact, d), f"ring:{d.agent_id}")
+        elif kind is DecisionKind.RONA and contact is not None:
+            self._withdraw_offer(contact, "rona")
+        elif kind is DecisionKind.OVERFLOW and contact is not None and d.target_queue:
+            contact.queue = d.target_queue
+            self.publish(ev.ContactQueued(contact_id=contact.contact_id, queue=d.target_queue,
+                                          priority=contact.priority, skills=contact.skills))  # fmt: skip
+        elif kind in (DecisionKind.EXITED, DecisionKind.REFUSED) and contact is not None:
+            why = "the queue is full" if kind is DecisionKind.REFUSED else "all our agents are busy"
+            self._spawn(self._no_agent(contact, why), "no-agent")
+        elif kind is DecisionKind.WRAP_UP_ENDED and d.agent_id:
+            cid = self.wrap_ups.pop(d.agent_id, None)
+            if cid is not None:
+                self.publish(ev.WrapUpCompleted(contact_id=cid, agent_id=d.agent_id,
+                                                disposition="", notes="wrap-up time ended"))  # fmt: skip
+        if d.agent_id:
+            self.sync_agents((d.agent_id,))
+
+    def _withdraw_offer(self, contact: VoiceContact, reason: str) -> None:
+        """The offer to the ringing agent is over (RONA, reject, abandon): stop their phone."""
+        agent_id, res = contact.agent_id, contact.reservation_id
+        if agent_id is None or res is None:
+            return
+        self.publish(ev.OfferRejected(contact_id=contact.contact_id, agent_id=agent_id,
+                                      reservation_id=res, reason=reason))  # fmt: skip
+        self.hub.to_agent(agent_id, {"type": "offer_withdrawn", "contact_id": contact.contact_id,
+                                     "reason": reason, "ts": time.time()})  # fmt: skip
+        if contact.ringing is not None:
+            contact.ringing.cancel()  # place_call CANCELs the INVITE
+            contact.ringing = None
+        if self.agent_contact.get(agent_id) == contact.contact_id:
+            del self.agent_contact[agent_id]
+        contact.agent_id = contact.reservation_id = None
+        if contact.phase is Phase.RINGING:
+            contact.phase = Phase.QUEUED
+
+    async def _ring(self, contact: VoiceContact, d: Decision) -> None:
+        agent_id = d.agent_id or ""
+        res = d.reservation
+        assert res is not None
+        user = self.agent_sip_users.get(agent_id, agent_id)
+        bindings = await self.registrar.contacts(user)
+        if not bindings:
+            # Routing thought the phone was registered; correct it and offer someone else.
+            contact.ringing = None
+            self._withdraw_offer(contact, "no_softphone")
+            self.route(self.router.reject, res.id, "no softphone", agents=(agent_id,))
+            self.route(self.router.set_softphone, agent_id, False, agents=(agent_id,))
+            return
+        binding = bindings[0]
+        # The screen-pop goes out first, so the desktop shows the customer before the phone rings.
+        self.hub.to_agent(agent_id, contact.screen_pop(d.explanation.text))
+        self.publish(ev.AgentOffered(contact_id=contact.contact_id, agent_id=agent_id, queue=d.queue,
+                                     reservation_id=res.id, explanation=d.explanation.text))  # fmt: skip
+        customer = contact.customer or {}
+        host = next(iter(self.ua.advertised.values()))[0]
+        try:
+            leg = await self.ua.place_call(
+                binding.uri,
+                dest=tuple(binding.source),
+                transport=binding.transport,
+                from_uri=f"sip:{contact.ani or 'anonymous'}@{host}",
+                from_display=customer.get("name") or contact.ani or "Anonymous",
+                headers=[("X-Interaction-Id", contact.contact_id), ("X-Queue", d.queue)],
+                timeout=max(1.0, res.deadline - time.monotonic()) + RING_SLACK_S,
+            )
+        except CallFailed as exc:
+            if contact.reservation_id == res.id and contact.call.is_active:
+                contact.ringing = None
+                self._withdraw_offer(contact, f"sip_{exc.status}")
+                self.route(self.router.reject, res.id, f"phone answered {exc.status}", agents=(agent_id,))
+            return
+        if contact.reservation_id != res.id or not contact.call.is_active:
+            leg.terminate("offer_withdrawn")
+            return
+        contact.ringing = None
+        self._connect(contact, leg, agent_id, res.id)
+
+    def _connect(self, contact: VoiceContact, leg: Call, agent_id: str, reservation_id: str) -> None:
+        contact.agent_call = leg
+        contact.phase = Phase.CONNECTED
+        contact.connected_at = time.time()
+        contact.routed.set()
+        self.route(self.router.accept, reservation_id, agents=(agent_id,))
+        if contact.treatment is not None:
+            contact.treatment.cancel()
+            contact.treatment = None
+        contact.call.media.stop_playing()
+        contact.call.media.bridge(leg.media)
+        leg.data["contact_id"] = contact.contact_id
+        leg.add_end_callback(lambda _leg: self._agent_leg_gone(contact, _leg))
+        leg.on_transfer = lambda _leg, target: self._refer_from_phone(contact, target)
+        self.publish(ev.ContactConnected(contact_id=contact.contact_id, agent_id=agent_id))
+        self.hub.to_agent(agent_id, {"type": "connected", "contact": contact.summary(), "ts": time.time()})
+
+    # ------------------------------------------------------------------ ends
+
+    def _caller_gone(self, call: Call) -> None:
+        contact = self.contacts.get(call.data.get("contact_id", ""))
+        if contact is None:
+            return
+        ended_by = "caller" if call.end_reason in REMOTE_END_REASONS else "system"
+        if contact.treatment is not None:
+            contact.treatment.cancel()
+            contact.treatment = None
+        if contact.phase is Phase.CONNECTED:
+            self._end_connected(contact, ended_by, call.end_reason)
+            return
+        if contact.phase in (Phase.QUEUED, Phase.RINGING):
+            where = "ringing" if contact.phase is Phase.RINGING else "queue"
+            agent = contact.agent_id
+            self.publish(ev.ContactAbandoned(contact_id=contact.contact_id, waited_s=contact.waited_s(),
+                                             where=where))  # fmt: skip
+            self._withdraw_offer(contact, "abandoned")
+            self.route(self.router.cancel, contact.contact_id, "abandoned", agents=(agent,) if agent else ())
+        elif contact.phase is Phase.TRANSFERRING and contact.agent_call is not None:
+            contact.agent_call.terminate("caller_gone")
+        contact.phase = Phase.ENDED
+        contact.routed.set()
+        self.publish(ev.ContactEnded(contact_id=contact.contact_id, reason=call.end_reason or "ended",
+                                     ended_by=ended_by))  # fmt: skip
+
+    def _agent_leg_gone(self, contact: VoiceContact, leg: Call) -> None:
+        if contact.agent_call is not leg or contact.phase is not Phase.CONNECTED:
+            return  # a transfer released this leg on purpose
+        ended_by = "agent" if leg.end_reason in REMOTE_END_REASONS else "system"
+        self._end_connected(contact, ended_by, leg.end_reason)
+
+    def _end_connected(self, contact: VoiceContact, ended_by: str, reason: str) -> None:
+        contact.phase = Phase.ENDED
+        agent_id = contact.agent_id or ""
+        self.agent_contact.pop(agent_id, None)
+        self.wrap_ups[agent_id] = contact.contact_id
+        self.route(self.router.complete, contact.contact_id, agents=(agent_id,))
+        for leg in (contact.call, contact.agent_call):
+            if leg is not None:
+                leg.terminate("bridged_leg_ended")
+        self.publish(ev.ContactEnded(contact_id=contact.contact_id, reason=reason or "ended",
+                                     ended_by=ended_by))  # fmt: skip
+        self.hub.to_agent(agent_id, {"type": "wrapup", "contact_id": contact.contact_id,
+                                     "ended_by": ended_by, "ts": time.time()})  # fmt: skip
+
+    # ------------------------------------------------------------------ agent actions
+
+    def connected_contact(self, agent_id: str) -> VoiceContact:
+        cid = self.agent_contact.get(agent_id)
+        contact = self.contacts.get(cid or "")
+        if contact is None or contact.phase is not Phase.CONNECTED:
+            raise CtiError(409, "no connected call")
+        return contact
+
+    def submit_wrap_up(self, agent_id: str, disposition: str, notes: str) -> None:
+        cid = self.wrap_ups.pop(agent_id, None)
+        if cid is None:
+            raise CtiError(409, "no contact in wrap-up")
+        self.route(self.router.end_wrap_up, cid, agents=(agent_id,))
+        self.publish(ev.WrapUpCompleted(contact_id=cid, agent_id=agent_id, disposition=disposition,
+                                        notes=notes))  # fmt: skip
+
+    async def set_hold(self, agent_id: str, on_hold: bool) -> None:
+        """Hold: the caller hears music, the agent hears silence; unhold re-bridges."""
+        contact = self.connected_contact(agent_id)
+        if contact.on_hold == on_hold or contact.agent_call is None:
+            return
+        caller, agent_media = contact.call.media, contact.agent_call.media
+        contact.on_hold = on_hold
+        if on_hold:
+            caller.unbridge()
+            contact.treatment = self._spawn(self._music_until_unhold(contact), "hold-music")
+        else:
+            if contact.treatment is not None:
+                contact.treatment.cancel()
+                contact.treatment = None
+            caller.stop_playing()
+            caller.bridge(agent_media)
+        self.publish(ev.ContactHeld(contact_id=contact.contact_id, agent_id=agent_id, on_hold=on_hold))
+        self.hub.to_agent(agent_id, {"type": "hold", "on_hold": on_hold, "contact_id": contact.contact_id})
+
+    async def _music_until_unhold(self, contact: VoiceContact) -> None:
+        media = contact.call.media
+        try:
+            while contact.on_hold and contact.call.is_active:
+                await media.play(str(self.moh))
+        finally:
+            with contextlib.suppress(Exception):
+                media.stop_playing()
+
+    async def hangup(self, agent_id: str) -> None:
+        contact = self.connected_contact(agent_id)
+        if contact.agent_call is not None:
+            contact.agent_call.terminate("agent_hangup")
+
+    async def transfer(self, agent_id: str, target: str) -> None:
+        """Blind transfer: ``queue:NAME``, ``agent:ID`` or a ``sip:``/``tel:`` address."""
+        contact = self.connected_contact(agent_id)
+        kind, _, value = target.partition(":")
+        if kind == "queue":
+            if value not in self.router.queues:
+                raise CtiError(404, f"no queue {value!r}")
+            self._requeue(contact, agent_id, value, target)
+        elif kind == "agent":
+            if value not in self.router.agents:
+                raise CtiError(404, f"no agent {value!r}")
+            if value == agent_id:
+                raise CtiError(409, "cannot transfer to yourself")
+            # Same queue, with the target agent preferred (routing offers them first).
+            self.router.tasks[contact.contact_id].preferred_agent = value
+            self._requeue(contact, agent_id, contact.queue or "", target)
+        else:
+            uri = target if kind == "sip" else f"sip:{value}@{next(iter(self.ua.advertised.values()))[0]}"
+            await self._transfer_out(contact, agent_id, uri)
+
+    def _release_agent_leg(self, contact: VoiceContact, agent_id: str, target: str) -> None:
+        contact.phase = Phase.TRANSFERRING
+        leg = contact.agent_call
+        contact.call.media.unbridge()
+        contact.agent_call = None
+        self.agent_contact.pop(agent_id, None)
+        contact.agent_id = None
+        if leg is not None:
+            leg.terminate("transferred")
+        self.publish(ev.ContactTransferred(contact_id=contact.contact_id, from_agent=agent_id, target=target))
+        self.hub.to_agent(agent_id, {"type": "transferred", "contact_id": contact.contact_id,
+                                     "target": target, "ts": time.time()})  # fmt: skip
+
+    def _requeue(self, contact: VoiceContact, agent_id: str, queue: str, target: str) -> None:
+        self._release_agent_leg(contact, agent_id, target)
+        contact.phase = Phase.QUEUED
+        contact.queue = queue
+        contact.connected_at = None
+        contact.routed.clear()
+        self.publish(ev.ContactQueued(contact_id=contact.contact_id, queue=queue, priority=contact.priority,
+                                      skills=contact.skills))  # fmt: skip
+        contact.treatment = self._spawn(self._waiting_treatment(contact), f"treat:{contact.contact_id}")
+        self.route(self.router.transfer, contact.contact_id, queue, agents=(agent_id,))
+
+    async def _transfer_out(self, contact: VoiceContact, agent_id: str, uri: str) -> None:
+        self._release_agent_leg(contact, agent_id, uri)
+        self.wrap_ups[agent_id] = contact.contact_id
+        self.route(self.router.complete, contact.contact_id, agents=(agent_id,))
+        contact.treatment = self._spawn(self._music_until_unhold_or(contact), "transfer-music")
+        try:
+            leg = await self.ua.place_call(uri, timeout=30.0)
+        except CallFailed:
+            await contact.call.hangup("transfer_failed")
+            return
+        self._bridge_external(contact, leg)
+
+    async def _music_until_unhold_or(self, contact: VoiceContact) -> None:
+        media = contact.call.media
+        try:
+            while contact.phase is Phase.TRANSFERRING and contact.call.is_active:
+                await media.play(str(self.moh))
+        finally:
+            with contextlib.suppress(Exception):
+                media.stop_playing()
+
+    def _bridge_external(self, contact: VoiceContact, leg: Call) -> None:
+        if contact.treatment is not None:
+            contact.treatment.cancel()
+            contact.treatment = None
+        contact.phase = Phase.ENDED  # leaves the contact center; the record ends with the call
+        contact.call.media.stop_playing()
+        contact.call.media.bridge(leg.media)
+        leg.add_end_callback(lambda _l: contact.call.terminate("bridged_leg_ended"))
+        contact.call.add_end_callback(lambda _c: leg.terminate("bridged_leg_ended"))
+        contact.routed.set()
+
+    async def _refer_from_phone(self, contact: VoiceContact, target_uri: str) -> int:
+        """REFER from the agent's phone: a queue or agent name dials internally, else out."""
+        agent_id = contact.agent_id
+        if agent_id is None or contact.phase is not Phase.CONNECTED:
+            return 481
+        user = target_uri.split(":", 1)[-1].split("@", 1)[0]
+        if user in self.router.queues:
+            target = f"queue:{user}"
+        elif user in self.sip_user_agents:
+            target = f"agent:{self.sip_user_agents[user]}"
+        else:
+            target = target_uri
+        try:
+            await self.transfer(agent_id, target)
+        except CtiError as exc:
+            return 404 if exc.status == 404 else 503
+        return 200
+
+    # ------------------------------------------------------------------ agents and phones
+
+    def softphone_changed(self, user: str, registered: bool) -> None:
+        agent_id = self.sip_user_agents.get(user)
+        if agent_id is not None:
+            self.route(self.router.set_softphone, agent_id, registered, agents=(agent_id,))
+
+    async def close(self) -> None:
+        self.routing.close()
+        for task in list(self._tasks):
+            task.cancel()
+        for task in list(self._tasks):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task

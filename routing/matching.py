@@ -1,0 +1,80 @@
+"""Eligibility and strategy keys: the pure rules shared by every store.
+
+An agent is *eligible* for a task when they have every required skill at the
+task's minimum level and share an allowed agent group (if the task restricts
+groups). An agent is *routable* on a channel when ready, with a free slot on
+that channel, not blocked by an exclusive channel, and — for voice — with a
+registered softphone.
+
+Strategy keys are tuples where smaller is better; the last element is always
+a unique, stable value so ties never depend on dict or set order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+from routing.config import Strategy
+from routing.model import Agent, Presence, Task
+
+
+def meets(agent: Agent, required: Mapping[str, int], allowed_groups: frozenset[str]) -> bool:
+    skills = agent.skills
+    for skill, level in required.items():
+        if skills.get(skill, 0) < level:
+            return False
+    return not allowed_groups or not allowed_groups.isdisjoint(agent.groups)
+
+
+def routable_channels(agent: Agent, exclusive: frozenset[str]) -> frozenset[str]:
+    if agent.presence is not Presence.AVAILABLE:
+        return frozenset()
+    load = agent.load
+    if any(load.get(ch, 0) for ch in exclusive):
+        return frozenset()
+    busy = any(load.values())
+    out = []
+    for ch, cap in agent.capacity.items():
+        if cap <= load.get(ch, 0):
+            continue
+        if ch in exclusive and busy:
+            continue
+        if ch == "voice" and not agent.softphone:
+            continue
+        out.append(ch)
+    return frozenset(out)
+
+
+def skill_score(agent: Agent, task: Task) -> int:
+    """Proficiency-weighted score: required levels count double, preferred once."""
+    skills = agent.skills
+    return 2 * sum(skills.get(s, 0) for s in task.required) + sum(skills.get(s, 0) for s in task.preferred)
+
+
+def preferred_matches(agent: Agent, task: Task) -> int:
+    skills = agent.skills
+    return sum(1 for s, lvl in task.preferred.items() if skills.get(s, 0) >= lvl)
+
+
+def strategy_key(strategy: Strategy, agent: Agent, task: Task, rr_last: int) -> tuple[float | int, ...]:
+    """Sort key of an eligible agent for a task under a queue's strategy (smaller wins)."""
+    pref = -preferred_matches(agent, task)
+    if strategy is Strategy.LONGEST_IDLE:
+        return (pref, agent.idle_seq)
+    if strategy is Strategy.MOST_SKILLED:
+        return (-skill_score(agent, task), agent.idle_seq)
+    if strategy is Strategy.LEAST_OCCUPIED:
+        return (pref, agent.occupancy_now(), agent.idle_seq)
+    if strategy is Strategy.FEWEST_CONTACTS:
+        return (pref, agent.contacts_today, agent.idle_seq)
+    # round robin: the next ordinal after the queue's last pick, wrapping around
+    return (pref, 0 if agent.ordinal > rr_last else 1, agent.ordinal)
+
+
+def describe_skills(agent: Agent, required: Mapping[str, int], preferred: Iterable[str]) -> str:
+    parts = [f"{s}≥{lvl} (has {agent.skills.get(s, 0)})" for s, lvl in sorted(required.items())]
+    text = "required " + ", ".join(parts) if parts else "no required skills"
+    pref = [f"{s} (has {agent.skills[s]})" for s in sorted(preferred) if s in agent.skills]
+    if pref:
+        text += "; preferred " + ", ".join(pref)
+    return text

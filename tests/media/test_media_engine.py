@@ -1,0 +1,347 @@
+"""Engines talking over real loopback UDP."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import wave
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from callcenter.media import AudioFormatError, MediaEngine, NoFreePortError, RtpSession, g711, rtp
+from callcenter.media.dtmf_inband import generate_digits
+
+from .conftest import EngineFactory, UdpPeer, offer_sdp, wait_for
+
+
+def tone(ms: int, freq: float = 1000.0, amp: float = 8000.0) -> bytes:
+    t = np.arange(8 * ms) / 8000
+    return (amp * np.sin(2 * np.pi * freq * t)).astype("<i2").tobytes()
+
+
+def write_wav(path: Path, pcm: bytes, rate: int = 8000) -> Path:
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(pcm)
+    return path
+
+
+async def connect(a: RtpSession, b: RtpSession) -> None:
+    """a offers, b answers (what a UAC leg and a UAS leg do)."""
+    answer = b.answer(a.offer())
+    assert answer is not None
+    assert a.apply_answer(answer)
+
+
+async def test_wav_played_with_right_packets_and_timestamps(
+    make_engine: EngineFactory, tmp_path: Path
+) -> None:
+    engine = await make_engine()
+    session = engine.allocate()
+    phone = UdpPeer()
+    try:
+        answer = session.answer(offer_sdp(phone.addr[1], "0 101"))
+        assert answer is not None and f"m=audio {session.local_port} RTP/AVP 0 101" in answer
+        pcm = tone(1010)  # 50.5 packets: the last one padded with silence
+        wav = write_wav(tmp_path / "prompt.wav", pcm)
+        assert await session.play(wav) is True
+        expected = g711.ulaw_encode(pcm)
+        frames = [expected[i : i + 160] for i in range(0, len(expected), 160)]
+        frames[-1] += b"\xff" * (160 - len(frames[-1]))
+        received: list[rtp.RtpPacket] = []
+        while True:  # everything the play produced is in the socket by now
+            data, src = await phone.recv()
+            assert src == ("127.0.0.1", session.local_port)
+            received.append(rtp.parse(data))
+            if received[-1].payload == frames[-1]:
+                break
+        first = next(i for i, p in enumerate(received) if p.payload == frames[0])
+        played = received[first:]
+        assert [p.payload for p in played] == frames
+        assert len(played) == 51
+        assert all(p.payload_type == 0 and len(p.payload) == 160 for p in played)
+        assert all(p.ssrc == session.ssrc for p in played)
+        for x, y in itertools.pairwise(played):
+            assert (y.sequence - x.sequence) & 0xFFFF == 1
+            assert (y.timestamp - x.timestamp) & 0xFFFFFFFF == 160
+        assert session.stats.tx_packets >= 51
+    finally:
+        phone.close()
+
+
+async def test_pcmu_both_ways_record_and_compare(
+    make_engine: EngineFactory, tmp_path: Path
+) -> None:
+    e1, e2 = await make_engine(), await make_engine()
+    a, b = e1.allocate(), e2.allocate()
+    await connect(a, b)
+    assert a.codec == b.codec == "PCMU"
+    b.start_recording(tmp_path / "rec.wav")
+    pcm = tone(600, 440.0)
+    assert await a.play(pcm) is True
+    sent_audio = a.stats.tx_packets
+    await wait_for(lambda: b.stats.rx_packets >= sent_audio)
+    path, size, digest, seconds = b.stop_recording()  # type: ignore[misc]
+    assert Path(path).stat().st_size == size and len(digest) == 64
+    with wave.open(path) as w:
+        assert (w.getframerate(), w.getnchannels(), w.getsampwidth()) == (8000, 1, 2)
+        recorded = w.readframes(w.getnframes())
+    assert seconds == pytest.approx(len(recorded) / 16000)
+    expected = g711.ulaw_decode(g711.ulaw_encode(pcm))
+    assert expected in recorded  # bit-exact through PCMU, in order, nothing lost
+    # the other direction carries a's comfort silence / b's stream: both sides received
+    await wait_for(lambda: a.stats.rx_packets > 0)
+    assert b.stats.rx_rms > 1000 and b.last_rx is not None
+
+
+async def test_transcoding_bridge_pcmu_to_pcma_with_dtmf_passthrough(
+    make_engine: EngineFactory, tmp_path: Path
+) -> None:
+    phones = await make_engine(codecs=("PCMU",))
+    alaw_phones = await make_engine(codecs=("PCMA",))
+    server = await make_engine()
+    caller, agent = phones.allocate(), alaw_phones.allocate()
+    leg_a, leg_b = server.allocate(), server.allocate()
+    await connect(caller, leg_a)  # caller offers PCMU only
+    await connect(leg_b, agent)  # server offers PCMU+PCMA, agent answers PCMA
+    assert (leg_a.codec, leg_b.codec, agent.codec) == ("PCMU", "PCMA", "PCMA")
+    leg_a.bridge(leg_b)
+    assert leg_a.bridged_to is leg_b and leg_b.bridged_to is leg_a
+    digits: list[tuple[str, str]] = []
+    got_all = asyncio.Event()
+
+    def on_dtmf(d: str, source: str) -> None:
+        digits.append((d, source))
+        if len(digits) == 3:
+            got_all.set()
+
+    agent.on_dtmf = on_dtmf
+    agent.start_recording(tmp_path / "agent.wav")
+    pcm = tone(400, 700.0)
+    assert await caller.play(pcm) is True
+    caller.send_dtmf("9*4")
+    await asyncio.wait_for(got_all.wait(), 5)
+    assert digits == [("9", "rfc4733"), ("*", "rfc4733"), ("4", "rfc4733")]
+    path, *_ = agent.stop_recording()  # type: ignore[misc]
+    with wave.open(path) as w:
+        recorded = w.readframes(w.getnframes())
+    expected = g711.alaw_decode(g711.ulaw_to_alaw(g711.ulaw_encode(pcm)))
+    assert expected in recorded
+    # and back: the agent's audio reaches the caller transcoded to PCMU
+    caller.start_recording(tmp_path / "caller.wav")
+    c0, a0 = caller.stats.rx_packets, agent.stats.tx_packets
+    back = tone(200, 1200.0)
+    assert await agent.play(back) is True
+    sent = agent.stats.tx_packets - a0
+    await wait_for(lambda: caller.stats.rx_packets - c0 >= sent + 2)  # relayed one to one
+    path, *_ = caller.stop_recording()  # type: ignore[misc]
+    with wave.open(path) as w:
+        recorded = w.readframes(w.getnframes())
+    assert g711.ulaw_decode(g711.alaw_to_ulaw(g711.alaw_encode(back))) in recorded
+    leg_a.unbridge()
+    assert leg_a.bridged_to is None and leg_b.bridged_to is None
+
+
+async def test_rfc4733_digits_received_once_each(make_engine: EngineFactory) -> None:
+    e1, e2 = await make_engine(), await make_engine()
+    a, b = e1.allocate(), e2.allocate()
+    await connect(a, b)
+    assert a.dtmf_pt == b.dtmf_pt == 101
+    got: asyncio.Queue[tuple[str, str]] = asyncio.Queue()
+    b.on_dtmf = lambda d, s: got.put_nowait((d, s))
+    a.send_dtmf("0123456789*#ABCD")
+    received = [await asyncio.wait_for(got.get(), 5) for _ in range(16)]
+    assert "".join(d for d, _ in received) == "0123456789*#ABCD"
+    assert {s for _, s in received} == {"rfc4733"}
+    # three end packets each, yet no extra digit: the queue stays empty after the next audio
+    last = b.stats.rx_packets
+    await wait_for(lambda: b.stats.rx_packets >= last + 5)
+    assert got.empty()
+
+
+async def test_inband_digits_through_ulaw_at_minus_30_dbm0(make_engine: EngineFactory) -> None:
+    e1, e2 = await make_engine(), await make_engine()
+    a, b = e1.allocate(), e2.allocate()
+    # the far end offers no telephone-event: in-band detection turns on by itself
+    answer = b.answer(a.offer().replace(" 0 8 101", " 0 8"))
+    assert answer is not None and "telephone-event" not in answer
+    assert a.apply_answer(answer) and a.dtmf_pt is None
+    got: list[str] = []
+    done = asyncio.Event()
+
+    def on_dtmf(d: str, s: str) -> None:
+        assert s == "inband"
+        got.append(d)
+        if len(got) == 16:
+            done.set()
+
+    b.on_dtmf = on_dtmf
+    assert await a.play(generate_digits("0123456789*#ABCD", 40, 40, -30.0)) is True
+    await asyncio.wait_for(done.wait(), 5)
+    assert "".join(got) == "0123456789*#ABCD"
+    # send_dtmf without telephone-event falls back to tones, detected the same way
+    got.clear()
+    done.clear()
+    a.send_dtmf("0123456789*#ABCD")
+    await asyncio.wait_for(done.wait(), 10)
+    assert "".join(got) == "0123456789*#ABCD"
+
+
+async def test_info_dtmf_and_play_interrupted_by_digit(make_engine: EngineFactory) -> None:
+    engine = await make_engine()
+    s = engine.allocate()
+    phone = UdpPeer()
+    try:
+        assert s.answer(offer_sdp(phone.addr[1])) is not None
+        got: list[tuple[str, str]] = []
+        s.on_dtmf = lambda d, src: got.append((d, src))
+        task = asyncio.ensure_future(s.play(tone(5000), interrupt_on_dtmf=True))
+        await phone.recv()  # the prompt is under way
+        s.feed_info_dtmf("7")
+        assert await asyncio.wait_for(task, 5) is False
+        assert got == [("7", "info")]
+    finally:
+        phone.close()
+
+
+async def test_symmetric_rtp_latches_to_real_source(make_engine: EngineFactory) -> None:
+    engine = await make_engine()
+    s = engine.allocate()
+    advertised, real = UdpPeer(), UdpPeer()  # the SDP says one port, packets come from another
+    try:
+        assert s.answer(offer_sdp(advertised.addr[1])) is not None
+        assert s.remote == advertised.addr
+        # before latching our packets go where the SDP said
+        await advertised.recv()
+        pkt = rtp.build(0, 1, 160, 0xABC, b"\xff" * 160)
+        real.send(pkt, ("127.0.0.1", s.local_port))
+        await wait_for(lambda: s.stats.rx_packets == 1)
+        assert s.remote == real.addr
+        data, _ = await real.recv()
+        assert rtp.parse(data).ssrc == s.ssrc
+        # once latched, another source (even the advertised port) is ignored
+        advertised.send(pkt, ("127.0.0.1", s.local_port))
+        await wait_for(lambda: s.stats.rx_ignored == 1)
+        assert s.stats.rx_packets == 1 and s.remote == real.addr
+    finally:
+        advertised.close()
+        real.close()
+
+
+async def test_latching_from_another_ip_only_when_configured(make_engine: EngineFactory) -> None:
+    strict, loose = await make_engine(), await make_engine(latch_any=True)
+    elsewhere = UdpPeer("127.0.0.2")  # a "NATed" source address on loopback
+    phone = UdpPeer()
+    try:
+        pkt = rtp.build(0, 1, 160, 0xABC, b"\xff" * 160)
+        for engine, accepted in ((strict, False), (loose, True)):
+            s = engine.allocate()
+            assert s.answer(offer_sdp(phone.addr[1])) is not None
+            elsewhere.send(pkt, ("127.0.0.1", s.local_port))
+            if accepted:
+                await wait_for(lambda s=s: s.stats.rx_packets == 1)
+                assert s.remote == elsewhere.addr
+            else:
+                await wait_for(lambda s=s: s.stats.rx_ignored == 1)
+                assert s.stats.rx_packets == 0 and s.remote == phone.addr
+    finally:
+        elsewhere.close()
+        phone.close()
+
+
+async def test_malformed_rtp_ignored_without_crashing(make_engine: EngineFactory) -> None:
+    engine = await make_engine()
+    s = engine.allocate()
+    phone = UdpPeer()
+    try:
+        assert s.answer(offer_sdp(phone.addr[1])) is not None
+        junk = [b"", b"x", b"\x00" * 12, b"\x8f" + b"\x00" * 11, b"\xa0" + b"\x00" * 11,
+                bytes([0x80, 200]) + b"\x00" * 30, b"INVITE sip:x SIP/2.0\r\n\r\n",
+                bytes(range(256)) * 5]
+        dest = ("127.0.0.1", s.local_port)
+        for j in junk:
+            phone.send(j, dest)
+        phone.send(rtp.build(99, 1, 1, 1, b"\x00" * 10), dest)  # unknown payload type
+        phone.send(rtp.build(101, 2, 1, 1, b"\x01"), dest)  # truncated telephone-event
+        phone.send(rtp.build(0, 3, 160, 1, b"\xff" * 160), dest)
+        await wait_for(lambda: s.stats.rx_packets == 3)
+        assert s.stats.rx_malformed == len(junk)
+        assert s.stats.rx_ignored == 1
+        # still serving: it answers a re-INVITE and keeps sending
+        assert s.update(offer_sdp(phone.addr[1])) is not None
+        await phone.recv()
+    finally:
+        phone.close()
+
+
+async def test_on_audio_tap_gets_20ms_frames(make_engine: EngineFactory) -> None:
+    e1, e2 = await make_engine(), await make_engine()
+    a, b = e1.allocate(), e2.allocate()
+    await connect(a, b)
+    frames: asyncio.Queue[bytes] = asyncio.Queue()
+    b.on_audio = frames.put_nowait
+    pcm = tone(200)
+    await a.play(pcm)
+    sizes = {len(await asyncio.wait_for(frames.get(), 5)) for _ in range(10)}
+    assert sizes == {320}
+
+
+async def test_hold_and_reinvite_direction(make_engine: EngineFactory) -> None:
+    engine = await make_engine()
+    s = engine.allocate()
+    phone = UdpPeer()
+    try:
+        ans = s.answer(offer_sdp(phone.addr[1], extra="a=sendonly"))
+        assert ans is not None and "a=recvonly" in ans
+        assert s not in engine._active.values()  # nothing to send while the peer holds us
+        ans = s.update(offer_sdp(phone.addr[1]))
+        assert ans is not None and "a=sendrecv" in ans
+        await phone.recv()  # comfort RTP resumes
+        s.set_hold(True)
+        assert "a=sendonly" in s.offer()
+        ans = s.update(offer_sdp(phone.addr[1]))
+        assert ans is not None and "a=sendonly" in ans
+        held = s.answer(offer_sdp(phone.addr[1]).replace("c=IN IP4 127.0.0.1", "c=IN IP4 0.0.0.0"))
+        assert held is not None and "a=inactive" in held
+    finally:
+        phone.close()
+
+
+async def test_488_and_bad_prompts(make_engine: EngineFactory, tmp_path: Path) -> None:
+    engine = await make_engine()
+    s = engine.allocate()
+    assert s.answer(offer_sdp(5004, "9 96")) is None
+    assert s.answer("not sdp at all") is None
+    bad = write_wav(tmp_path / "cd.wav", tone(100), rate=44100)
+    with pytest.raises(AudioFormatError, match="8000 Hz mono 16-bit"):
+        await s.play(bad)
+    with pytest.raises(AudioFormatError, match="no such file"):
+        await s.play(tmp_path / "missing.wav")
+    raw = tmp_path / "prompt.alaw"
+    raw.write_bytes(g711.alaw_encode(tone(100)))
+    phone = UdpPeer()
+    try:
+        assert s.answer(offer_sdp(phone.addr[1], "0")) is not None
+        assert await s.play(raw) is True  # raw A-law transcoded to the call's PCMU
+    finally:
+        phone.close()
+
+
+async def test_port_range_exhaustion_and_reuse() -> None:
+    engine = MediaEngine("127.0.0.1", 45000, 45003)
+    await engine.start()
+    try:
+        got = [engine.allocate(), engine.allocate()]
+        assert {s.local_port % 2 for s in got} == {0}
+        with pytest.raises(NoFreePortError):
+            engine.allocate()
+        port = got[0].local_port
+        got[0].close()
+        got[0].close()  # idempotent
+        assert engine.allocate().local_port == port
+    finally:
+        await engine.stop()
