@@ -181,7 +181,7 @@ class Center:
                 with contextlib.suppress(Exception):
                     await self._http_task
         with contextlib.suppress(Exception):
-            self.transport.close()
+            await self.transport.stop()
         await self.media.stop()
         await self.bus.close()
         await self.crm_feed.stop()

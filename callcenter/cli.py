@@ -43,7 +43,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         print(f"configuration is invalid:\n{exc}", file=sys.stderr)
         return 1
     flows_dir = args.flows or cfg.directory.parent / "ivr_flows"
-    problems = check_flows(flows_dir, cfg.services, cfg.routing.queue_names())
+    problems = check_flows(flows_dir, cfg.services, list(cfg.routing.queues))
     for p in problems:
         print(p, file=sys.stderr)
     if problems:

@@ -246,8 +246,17 @@ def _routing(d: Path, profiles: list[dict[str, Any]]) -> Any:
     from routing.config import ConfigError as RoutingConfigError
     from routing.config import build_config
 
+    docs = {}
+    for name, allowed in (("skills.yaml", {"skills"}), ("queues.yaml", {"queues", "settings"})):
+        docs[name] = read_yaml(d / name)
+        if not isinstance(docs[name], dict):
+            raise ConfigError([(str(d / name), "", "expected a mapping")])
+        extra = sorted(set(docs[name]) - allowed, key=str)
+        if extra:
+            why = f"unknown key (expected {sorted(allowed)})"
+            raise ConfigError([(str(d / name), str(k), why) for k in extra])
     try:
-        return build_config(read_yaml(d / "skills.yaml"), read_yaml(d / "queues.yaml"), profiles)
+        return build_config(docs["skills.yaml"], docs["queues.yaml"], profiles)
     except RoutingConfigError as exc:
         # routing reports "key.path: reason"; the first key part tells which file it came from
         files = {"skills": "skills.yaml", "queues": "queues.yaml", "settings": "queues.yaml",

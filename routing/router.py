@@ -654,7 +654,17 @@ class Router:
         cut = len(floor)
         best: tuple[tuple[float | int, ...], Agent] | None = None
         eligible = 0
+        walk = strategy is Strategy.MOST_SKILLED and bool(required)
+        primary = self._primary_skill(task) if walk else ""
+        others = 20 * (len(required) - 1) + 10 * npref
         for agent in self._scan_order(task, candidates):
+            if walk and best is not None:
+                # Levels come from 10 down: nobody from here on scores above `bound`.
+                level = agent.skills[primary]
+                bound = 2 * level + others
+                top = -best[0][0]
+                if top > bound or (top == bound and best[1].skills[primary] == level):
+                    break
             if agent.id in rejected or not meets(agent, required, allowed):
                 continue
             eligible += 1
@@ -663,8 +673,6 @@ class Router:
                 best = (key, agent)
                 if key[:cut] <= floor:
                     break
-            if strategy is Strategy.MOST_SKILLED and self._skill_walk_done(task, agent, best):
-                break
         if best is None:
             return None
         key, agent = best
@@ -689,20 +697,6 @@ class Router:
     def _primary_skill(self, task: Task) -> str:
         # The required skill whose level dominates the score; ties by name for stability.
         return min(task.required, key=lambda s: (-task.required[s], s))
-
-    def _skill_walk_done(
-        self, task: Task, agent: Agent, best: tuple[tuple[float | int, ...], Agent] | None
-    ) -> bool:
-        """True when no agent at a lower primary level can beat the best score found."""
-        if best is None or not task.required:
-            return False
-        primary = self._primary_skill(task)
-        level = agent.skills.get(primary, 0)
-        others = 20 * (len(task.required) - 1) + 10 * len(task.preferred)
-        # Agents still to come have primary level <= level; those at the same level
-        # can still win on score, so only stop once even level-1 agents cannot.
-        bound_next_level = 2 * (level - 1) + others
-        return -best[0][0] > bound_next_level and best[1].skills.get(primary, 0) >= level
 
     def _explain_offer(
         self, task: Task, agent: Agent, how: str, eligible: int, extra: dict[str, Any]

@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from routing_helpers import make_config
 
-from routing import DecisionKind, ManualClock, Phase, Router, RoutingError
+from routing import DecisionKind, ManualClock, Phase, Router, RoutingError, Task
 from routing.matching import meets, routable_channels
 
 SKILLS = ["billing", "technical", "sales"]
@@ -310,3 +310,70 @@ def test_no_starvation_with_aging(aging, high, gap, slower) -> None:
     assert served is not None and served <= bound
     # Control: without aging the same stream starves the low task.
     assert serve_stream(0.0, high, gap, handle, horizon=bound + handle) is None
+
+
+tie_prone_agent_st = st.fixed_dictionaries(
+    {
+        # few distinct levels, so equal scores (and the tie-breaks) come up often
+        "skills": st.dictionaries(st.sampled_from(SKILLS), st.sampled_from([1, 9, 10]), min_size=1),
+    }
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.lists(tie_prone_agent_st, min_size=1, max_size=12),
+    st.sampled_from(["longest_idle", "most_skilled", "least_occupied", "round_robin", "fewest_contacts"]),
+    st.dictionaries(st.sampled_from(SKILLS), st.sampled_from([1, 9]), max_size=2),
+    st.dictionaries(st.sampled_from(SKILLS), st.sampled_from([1, 9]), max_size=2),
+    st.lists(st.integers(0, 11), max_size=10),
+    st.randoms(use_true_random=False),
+)
+def test_indexed_choice_equals_brute_force(agent_specs, strategy, required, preferred, chats, rnd) -> None:
+    """The index and its early exits pick exactly the agent a full scan would."""
+    cfg = make_config(
+        {"q": {"strategy": strategy, "required_skills": required, "preferred_skills": preferred}, "chat": {}},
+        [
+            {"id": f"a{i}", "skills": a["skills"], "capacity": {"voice": 1, "web": 3}}
+            for i, a in enumerate(agent_specs)
+        ],
+    )
+    clock = ManualClock(0)
+    router = Router(cfg, clock)
+    order = list(router.agents)
+    rnd.shuffle(order)
+    for agent_id in order:  # random idle order
+        router.set_softphone(agent_id, True)
+        router.login(agent_id, ready=True)
+        clock.advance(1)
+    for n, i in enumerate(chats):  # random web load and contact counts
+        agent_id = f"a{i % len(agent_specs)}"
+        for other in router.agents:
+            if other != agent_id:
+                router.set_agent_state(other, "not_ready", "hold")
+        for d in router.submit(f"c{n}", "chat", "web"):
+            if d.reservation and rnd.random() < 0.5:
+                router.accept(d.reservation.id)
+        for other in router.agents:
+            if other != agent_id:
+                router.set_agent_state(other, "available")
+    router._rr_last["q"] = rnd.randint(0, len(agent_specs))
+    rr_last = router._rr_last["q"]
+    task = Task(id="probe", channel="web", queue="q", required=dict(required), preferred=dict(preferred))
+    from routing.config import Strategy
+    from routing.matching import strategy_key as key_of
+
+    strat = Strategy(strategy)
+    eligible = [
+        a
+        for a in router.agents.values()
+        if "web" in routable_channels(a, frozenset({"voice"})) and meets(a, required, frozenset())
+    ]
+    picked = router._pick_agent(task, clock.now)
+    if not eligible:
+        assert picked is None
+        return
+    expected = min(eligible, key=lambda a: key_of(strat, a, task, rr_last))
+    assert picked is not None
+    assert key_of(strat, picked[0], task, rr_last) == key_of(strat, expected, task, rr_last)
+    assert picked[0].id == expected.id

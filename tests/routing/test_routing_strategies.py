@@ -165,3 +165,20 @@ def test_same_events_give_same_decisions() -> None:
         return out
 
     assert run() == run()
+
+
+def test_most_skilled_tie_across_levels_goes_to_the_longest_idle() -> None:
+    # Same score 38 from different primary levels: b1 (billing 9, technical 10) has
+    # been idle longer than b2 (billing 10, technical 9) and must win the tie, although
+    # the level walk meets b2 first.
+    clock = ManualClock(0)
+    cfg = make_config(
+        {"q": {"strategy": "most_skilled", "required_skills": {"billing": 1, "technical": 1}}},
+        [
+            {"id": "b1", "skills": {"billing": 9, "technical": 10}},
+            {"id": "b2", "skills": {"billing": 10, "technical": 9}},
+        ],
+    )
+    router = ready_router(cfg, clock)
+    (offer,) = router.submit("t1", "q")
+    assert offer.agent_id == "b1"

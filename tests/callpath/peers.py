@@ -1,0 +1,259 @@
+"""Real peers for the end-to-end call path: baresip softphones as agents, a WebSocket
+agent desktop, and a SIP caller built on our own UA (real SIP and RTP over loopback).
+
+Every wait is on an event with a bounded timeout; nothing sleeps to synchronise.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import random
+import shutil
+import wave
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+import websockets
+
+BARESIP_MODULES = Path("/usr/lib/baresip/modules")
+
+
+def require_tool(name: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{name} is required in CI")
+        pytest.skip(f"{name} not installed")
+    return path
+
+
+def tone_wav(path: Path, seconds: float = 120.0, freq: float = 440.0) -> Path:
+    """A long 8 kHz tone: baresip's aufile source ends the call when the file ends."""
+    t = np.arange(int(8000 * seconds)) / 8000
+    pcm = (np.sin(2 * np.pi * freq * t) * 8000).astype("<i2")
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(8000)
+        w.writeframes(pcm.tobytes())
+    return path
+
+
+class Baresip:
+    """One baresip process registered as an agent, driven over ctrl_tcp (netstring JSON)."""
+
+    def __init__(self, workdir: Path, user: str, password: str, registrar: tuple[str, int],
+                 *, answer: str = "auto") -> None:  # fmt: skip
+        self.workdir = workdir
+        self.user = user
+        self.password = password
+        self.registrar = registrar
+        self.answer = answer
+        self.sip_port = random.randrange(33000, 38000)
+        self.ctrl_port = random.randrange(38000, 43000)
+        self.proc: asyncio.subprocess.Process | None = None
+        self.events: list[dict[str, Any]] = []
+        self._changed = asyncio.Condition()
+        self._reader: asyncio.StreamReader | None = None
+        self._writer: asyncio.StreamWriter | None = None
+        self._pump: asyncio.Task[None] | None = None
+        self._token = 0
+        self.log: list[str] = []
+        self._stdout: asyncio.Task[None] | None = None
+
+    async def _drain_stdout(self) -> None:
+        assert self.proc is not None and self.proc.stdout is not None
+        async for line in self.proc.stdout:
+            self.log.append(line.decode(errors="replace").rstrip())
+
+    async def start(self) -> None:
+        exe = require_tool("baresip")
+        d = self.workdir
+        d.mkdir(parents=True, exist_ok=True)
+        wav = tone_wav(d / "talk.wav")
+        host, port = self.registrar
+        rtp = random.randrange(43000, 47000) & ~1
+        (d / "config").write_text(f"""poll_method epoll
+net_interface 127.0.0.1
+sip_listen 127.0.0.1:{self.sip_port}
+audio_source aufile,{wav}
+audio_player aubridge,nil
+audio_alert aubridge,nil
+rtp_ports {rtp}-{rtp + 99}
+module_path {BARESIP_MODULES}
+module g711.so
+module aufile.so
+module aubridge.so
+module ctrl_tcp.so
+module_tmp uuid.so
+module_tmp account.so
+module_app menu.so
+ctrl_tcp_listen 127.0.0.1:{self.ctrl_port}
+""")
+        (d / "accounts").write_text(
+            f"<sip:{self.user}@{host}:{port}>;auth_pass={self.password};regint=600;"
+            f"answermode={self.answer}\n"
+        )
+        self.proc = await asyncio.create_subprocess_exec(
+            exe, "-f", str(d), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
+        )
+        assert self.proc.stdout is not None
+        # baresip prints "baresip is ready." once its modules (ctrl_tcp included) are loaded.
+        async def ready() -> None:
+            assert self.proc is not None and self.proc.stdout is not None
+            async for line in self.proc.stdout:
+                self.log.append(line.decode(errors="replace").rstrip())
+                if b"baresip is ready" in line:
+                    return
+            raise RuntimeError("baresip exited at start:\n" + "\n".join(self.log))
+
+        await asyncio.wait_for(ready(), 15)
+        self._stdout = asyncio.create_task(self._drain_stdout())
+        self._reader, self._writer = await asyncio.open_connection("127.0.0.1", self.ctrl_port)
+        self._pump = asyncio.create_task(self._read())
+
+    async def _read(self) -> None:
+        assert self._reader is not None
+        with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError):
+            while True:
+                length = int((await self._reader.readuntil(b":"))[:-1])
+                body = await self._reader.readexactly(length + 1)
+                msg = json.loads(body[:-1])
+                async with self._changed:
+                    self.events.append(msg)
+                    self._changed.notify_all()
+
+    async def wait_event(self, pred: Callable[[dict[str, Any]], bool], timeout: float = 20.0,
+                         start: int = 0) -> dict[str, Any]:  # fmt: skip
+        async def find() -> dict[str, Any]:
+            async with self._changed:
+                while True:
+                    for e in self.events[start:]:
+                        if pred(e):
+                            return e
+                    await self._changed.wait()
+
+        return await asyncio.wait_for(find(), timeout)
+
+    async def command(self, command: str, params: str = "") -> None:
+        assert self._writer is not None
+        self._token += 1
+        body = json.dumps({"command": command, "params": params, "token": str(self._token)}).encode()
+        self._writer.write(str(len(body)).encode() + b":" + body + b",")
+        await self._writer.drain()
+
+    async def registered(self, timeout: float = 20.0) -> None:
+        await self.wait_event(lambda e: e.get("type") == "REGISTER_OK", timeout)
+
+    async def stop(self) -> None:
+        for task in (self._pump, self._stdout):
+            if task is not None:
+                task.cancel()
+        if self._writer is not None:
+            self._writer.close()
+        if self.proc is not None and self.proc.returncode is None:
+            self.proc.terminate()
+            try:
+                await asyncio.wait_for(self.proc.wait(), 5)
+            except TimeoutError:
+                self.proc.kill()
+                await self.proc.wait()
+
+
+class Desktop:
+    """An agent (or supervisor) desktop: REST login + the live WebSocket stream."""
+
+    def __init__(self, base_url: str, username: str, password: str) -> None:
+        self.base_url = base_url
+        self.username = username
+        self.password = password
+        self.http = httpx.AsyncClient(base_url=base_url, timeout=10.0)
+        self.token = ""
+        self.messages: list[dict[str, Any]] = []
+        self._changed = asyncio.Condition()
+        self._ws: Any = None
+        self._pump: asyncio.Task[None] | None = None
+
+    async def login(self) -> None:
+        r = await self.http.post("/api/login", json={"username": self.username, "password": self.password})
+        r.raise_for_status()
+        self.token = r.json()["token"]
+        self.http.headers["Authorization"] = f"Bearer {self.token}"
+        ws_url = self.base_url.replace("http", "ws", 1) + f"/ws?token={self.token}"
+        self._ws = await websockets.connect(ws_url)
+        self._pump = asyncio.create_task(self._read())
+        await self.wait(lambda m: m["type"] == "snapshot")
+
+    async def _read(self) -> None:
+        with contextlib.suppress(websockets.ConnectionClosed):
+            async for raw in self._ws:
+                msg = json.loads(raw)
+                msg["_received_at"] = asyncio.get_running_loop().time()
+                async with self._changed:
+                    self.messages.append(msg)
+                    self._changed.notify_all()
+
+    async def wait(self, pred: Callable[[dict[str, Any]], bool], timeout: float = 20.0,
+                   start: int = 0) -> dict[str, Any]:  # fmt: skip
+        async def find() -> dict[str, Any]:
+            async with self._changed:
+                while True:
+                    for m in self.messages[start:]:
+                        if pred(m):
+                            return m
+                    await self._changed.wait()
+
+        return await asyncio.wait_for(find(), timeout)
+
+    async def post(self, path: str, body: dict[str, Any] | None = None) -> httpx.Response:
+        return await self.http.post(path, json=body or {})
+
+    async def get(self, path: str) -> httpx.Response:
+        return await self.http.get(path)
+
+    async def close(self) -> None:
+        if self._ws is not None:
+            await self._ws.close()
+        if self._pump is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._pump
+        await self.http.aclose()
+
+
+class Caller:
+    """A customer's phone: our own UA on its own port, placing real SIP calls with real RTP."""
+
+    def __init__(self) -> None:
+        from callcenter.media.engine import MediaEngine
+        from callcenter.sip.transport import SipTransportLayer
+        from callcenter.sip.ua import UserAgent
+
+        base = random.randrange(47000, 59000) & ~1
+        self.engine = MediaEngine("127.0.0.1", base, base + 99)
+        self.ua = UserAgent(self.engine, user_agent="test-caller")
+        self.transport = SipTransportLayer([("udp", "127.0.0.1", 0)], self.ua.on_message)
+
+    async def start(self) -> None:
+        await self.engine.start()
+        await self.transport.start()
+        self.ua.attach(self.transport)
+        await self.ua.start()
+
+    async def call(self, dnis: str, server: tuple[str, int], ani: str = "+441632960001") -> Any:
+        host, port = server
+        return await self.ua.place_call(
+            f"sip:{dnis}@{host}:{port}", from_uri=f"sip:{ani}@127.0.0.1", from_display="Test Caller",
+            timeout=15.0,
+        )  # fmt: skip
+
+    async def stop(self) -> None:
+        await self.ua.stop()
+        await self.transport.stop()
+        await self.engine.stop()

@@ -1,0 +1,128 @@
+"""End to end: a caller through the demo IVR into a queue, to a baresip agent with a
+screen-pop on the agent's WebSocket desktop, talk, hang up, wrap up, and the record.
+
+Real components throughout: our SIP server and media engine, baresip softphones
+registering with digest auth, SIP callers with RTP, the CTI WebSocket, SQLite CRM.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+from callcenter import events as ev
+
+GRACE = "+441632960001"  # demo VIP customer
+ALAN = "+441632960002"  # demo standard customer
+
+
+class EventLog:
+    """Everything published on the center's bus, with a way to wait for one."""
+
+    def __init__(self) -> None:
+        self.events: list[ev.Event] = []
+        self._changed = asyncio.Condition()
+
+    async def __call__(self, event: ev.Event) -> None:
+        async with self._changed:
+            self.events.append(event)
+            self._changed.notify_all()
+
+    async def wait(self, kind: type[ev.Event], timeout: float = 30.0, **match: Any) -> Any:
+        async def find() -> ev.Event:
+            async with self._changed:
+                while True:
+                    for e in self.events:
+                        if isinstance(e, kind) and all(getattr(e, k) == v for k, v in match.items()):
+                            return e
+                    await self._changed.wait()
+
+        return await asyncio.wait_for(find(), timeout)
+
+    def of(self, kind: type[ev.Event], **match: Any) -> list[Any]:
+        return [e for e in self.events if isinstance(e, kind)
+                and all(getattr(e, k) == v for k, v in match.items())]  # fmt: skip
+
+
+def watch(rig: Any) -> EventLog:
+    log = EventLog()
+    rig.center.bus.subscribe("test", log)
+    return log
+
+
+def tone(tmp: Path, seconds: float = 30.0) -> Path:
+    from peers import tone_wav
+
+    return tone_wav(tmp / "caller-voice.wav", seconds, freq=700.0)
+
+
+def count_frames(media: Any, wanted: int) -> asyncio.Event:
+    """An event set once ``wanted`` audio frames have arrived on ``media``."""
+    got = asyncio.Event()
+    frames = 0
+
+    def on_audio(_frame: bytes) -> None:
+        nonlocal frames
+        frames += 1
+        if frames >= wanted:
+            got.set()
+
+    media.on_audio = on_audio
+    return got
+
+
+async def test_call_reaches_skilled_agent_with_screen_pop_and_full_record(rig: Any) -> None:
+    log = watch(rig)
+    phone = await rig.phone("1003")  # Carol: sales
+    desk = await rig.desktop("1003")
+    caller = await rig.caller()
+    call = await caller.call("5000", rig.sip, ani=GRACE)
+    call.media.send_dtmf("3")  # sales, pressed during the greeting (barge-in)
+    queued = await log.wait(ev.ContactQueued)
+    assert queued.queue == "sales"
+    assert queued.priority >= 10  # Grace is VIP
+
+    offer = await desk.wait(lambda m: m["type"] == "offer")
+    n = len(phone.events)
+    incoming = await phone.wait_event(lambda e: e.get("type") == "CALL_INCOMING")
+    assert offer["customer"]["name"] == "Grace Hopper"
+    assert offer["tier"] == "vip"
+    assert offer["contact"]["ani"] == GRACE
+    assert "departments" in offer["ivr"]["path"] or any("depart" in p for p in offer["ivr"]["path"])
+    assert "sales" in offer["routing"]
+    # The desktop had the screen-pop no later than the phone started ringing.
+    assert n == 0 or incoming in phone.events
+    await phone.wait_event(lambda e: e.get("type") == "CALL_ESTABLISHED")
+    connected = await log.wait(ev.ContactConnected, agent_id="1003")
+    assert connected.contact_id == queued.contact_id
+
+    # Audio both ways: the caller hears the softphone's tone; the softphone gets the caller's.
+    player = asyncio.create_task(call.media.play(str(tone(rig.tmp))))
+    contact = rig.center.switchboard.contacts[queued.contact_id]
+    agent_media = contact.agent_call.media
+
+    heard = count_frames(call.media, 100)  # 2 s of the softphone's audio at the caller
+    await asyncio.wait_for(heard.wait(), 20)
+    assert call.media.stats.rx_rms > 100  # the tone, not silence
+    assert agent_media.stats.rx_packets >= 100  # relayed from the softphone...
+    assert agent_media.stats.tx_packets > 0  # ...and the caller's audio relayed to it
+    player.cancel()
+
+    await call.hangup()
+    ended = await log.wait(ev.ContactEnded, contact_id=queued.contact_id)
+    assert ended.ended_by == "caller"
+    await desk.wait(lambda m: m["type"] == "wrapup")
+    r = await desk.post("/api/agent/wrapup", {"disposition": "sale", "notes": "ordered 3 manuals"})
+    assert r.status_code == 200, r.text
+    await log.wait(ev.WrapUpCompleted, contact_id=queued.contact_id)
+    await rig.center.bus.drain()
+    await rig.center.crm_feed.flushed()
+    record = await rig.center.crm.interaction(queued.contact_id)
+    assert record["queue"] == "sales"
+    assert record["agent_id"] == "1003"
+    assert record["disposition"] == "sale"
+    for stamp in ("arrived_at", "queued_at", "offered_at", "connected_at", "ended_at", "wrap_up_end_at"):
+        assert record[stamp] is not None, stamp
+    assert record["ivr_path"]
+    assert record["outcome"] == "answered"
