@@ -33,7 +33,7 @@ from callcenter.sip.lockout import LockoutPolicy
 from callcenter.sip.registrar import Registrar
 from callcenter.sip.transport import SipTransportLayer
 from callcenter.sip.ua import UserAgent
-from callcenter.speech import build_recognizer, build_tts
+from callcenter.speech import CachedTts, SphinxRecognizer, SphinxSettings
 from callcenter.switchboard import Switchboard
 from callcenter.web.app import create_app
 from callcenter.web.auth import Authenticator
@@ -60,8 +60,11 @@ class Center:
         self.router = Router(cfg.routing)
         db = s.database
         self.crm = CrmStore(db.url, files_dir=s.crm.files_dir, default_region=db.default_region)
-        self.tts = build_tts(cache_dir=Path(s.speech.tts_cache_dir), voice=s.speech.voice, rate=s.speech.rate)
-        self.recognizer = build_recognizer(confidence=s.speech.asr_confidence)
+        self.tts = CachedTts.create(Path(s.speech.tts_cache_dir), engine=s.speech.engine,
+                                    default_rate=s.speech.rate)  # fmt: skip
+        asr = SphinxSettings(cache_dir=self.data_dir / "speech-model",
+                             confidence_threshold=s.speech.asr_confidence)  # fmt: skip
+        self.recognizer = SphinxRecognizer(asr)
         self.media = MediaEngine(s.rtp.host, s.rtp.port_min, s.rtp.port_max, codecs=tuple(s.rtp.codecs))
         creds = {
             a.sip.username: Credentials(a.sip.ha1_md5, a.sip.ha1_sha256) for a in cfg.agent_secrets.values()
@@ -140,6 +143,7 @@ class Center:
         self.ua.on_call = self.switchboard.on_call
         self.registrar.on_change(self.switchboard.softphone_changed)
         self._prerender = asyncio.create_task(ivr.prerender(self.tts), name="tts-prerender")
+        await self.registrar.start()
         await self.media.start()
         await self.transport.start()
         self.ua.attach(self.transport)
@@ -162,7 +166,8 @@ class Center:
         sock.bind((http.host, http.port))
         sock.listen(128)
         self.http_port = sock.getsockname()[1]
-        config = uvicorn.Config(self.app, log_config=None, access_log=False, lifespan="off")
+        config = uvicorn.Config(self.app, log_config=None, access_log=False, lifespan="off",
+                                timeout_graceful_shutdown=3)  # fmt: skip
         self._http = uvicorn.Server(config)
         self._http.install_signal_handlers = lambda: None  # type: ignore[method-assign]
         self._http_task = asyncio.create_task(self._http.serve(sockets=[sock]), name="http")
@@ -173,8 +178,11 @@ class Center:
             await self.ua.stop()
         if self.switchboard is not None:
             await self.switchboard.close()
+        with contextlib.suppress(Exception):
+            await self.registrar.stop()
         if self._prerender is not None:
             self._prerender.cancel()
+        self.hub.close_all()
         if self._http is not None:
             self._http.should_exit = True
             if self._http_task is not None:

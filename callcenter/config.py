@@ -110,10 +110,10 @@ class StateCfg(Strict):
 
 
 class SpeechCfg(Strict):
+    engine: Literal["pyttsx3", "espeak-ng"] = "pyttsx3"
     tts_cache_dir: str = "var/tts-cache"
-    voice: str = "en-us"
     rate: int = Field(160, ge=60, le=400)
-    asr_confidence: float = Field(0.5, ge=0, le=1)
+    asr_confidence: float = Field(0.75, ge=0, le=1)
 
 
 class WebhookSink(Strict):

@@ -197,8 +197,8 @@ class Switchboard:
             customer = await self.crm.customer_by_address("phone", contact.ani)
             if customer is not None:
                 contact.customer = _jsonable(customer) | {"id": customer.get("id")}
-                recent = await self.crm.recent_interactions(customer["id"], 5)
-                contact.recent = [_jsonable(r) for r in recent]
+                recent = await self.crm.recent_interactions(customer["id"], 6)
+                contact.recent = [_jsonable(r) for r in recent if r.get("id") != contact.contact_id]
         except Exception:  # the CRM being down must not stop the call reaching an agent
             log.exception("customer lookup failed for %s", contact.contact_id)
 

@@ -48,7 +48,8 @@ def normalize_email(raw: str) -> str | None:
     addr = addr.strip().lower()
     if addr.startswith("mailto:"):
         addr = addr[len("mailto:") :]
-    return addr if _EMAIL_RE.match(addr) else None
+    # 254: the longest address SMTP can carry; longer is junk, not a contact point
+    return addr if len(addr) <= 254 and _EMAIL_RE.match(addr) else None
 
 
 def normalize_web(raw: str) -> str | None:

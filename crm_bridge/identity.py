@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select, tuple_
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from crm_bridge.db import upsert
@@ -67,17 +67,24 @@ async def live_ids(conn: AsyncConnection, ids: Iterable[str]) -> dict[str, str]:
     return result
 
 
-async def lookup_points(conn: AsyncConnection, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], str]:
-    keys = list(dict.fromkeys(keys))
+async def lookup_points(
+    conn: AsyncConnection, keys: Iterable[tuple[str, str]]
+) -> dict[tuple[str, str], str]:
+    """Owners of contact points. One ``kind = ? AND value IN (…)`` query per kind:
+    a row-value ``(kind, value) IN (…)`` list is not matched to the primary-key
+    index by PostgreSQL and would scan the whole table."""
+    by_kind: dict[str, list[str]] = {}
+    for kind, value in dict.fromkeys(keys):
+        by_kind.setdefault(kind, []).append(value)
     out: dict[tuple[str, str], str] = {}
-    for i in range(0, len(keys), 500):
-        chunk = keys[i : i + 500]
-        rows = await conn.execute(
-            select(contact_points.c.kind, contact_points.c.value, contact_points.c.customer_id).where(
-                tuple_(contact_points.c.kind, contact_points.c.value).in_(chunk)
+    for kind, values in sorted(by_kind.items()):
+        for i in range(0, len(values), 500):
+            rows = await conn.execute(
+                select(contact_points.c.value, contact_points.c.customer_id).where(
+                    contact_points.c.kind == kind, contact_points.c.value.in_(values[i : i + 500])
+                )
             )
-        )
-        out.update({(r.kind, r.value): r.customer_id for r in rows})
+            out.update({(kind, r.value): r.customer_id for r in rows})
     return out
 
 

@@ -54,9 +54,11 @@ class WebhookSink:
     name: str
     url: str
     secret: str
-    max_attempts: int = 10
+    # Defaults ride out a sink that is down for well over an hour before a
+    # delivery becomes a dead letter: at least 1.25 h of retries (jitter included).
+    max_attempts: int = 20
     backoff: float = 1.0
-    backoff_max: float = 3600.0
+    backoff_max: float = 900.0
     timeout: float = 10.0
 
     def __post_init__(self) -> None:
@@ -75,6 +77,12 @@ class WebhookSink:
             problems.append("timeout: must be > 0")
         if problems:
             raise ValueError(f"webhook sink {self.name!r}: " + "; ".join(problems))
+
+    def min_retry_window(self) -> float:
+        """Shortest time from the first failure to the dead letter (jitter at its lowest)."""
+        return sum(
+            min(self.backoff_max, self.backoff * 2 ** (n - 1)) / 2 for n in range(1, self.max_attempts)
+        )
 
     @classmethod
     def from_config(cls, data: Mapping[str, Any]) -> WebhookSink:
@@ -131,6 +139,8 @@ class OutboxDispatcher:
         self._client = client
         self._own_client = client is None
         self._stop = asyncio.Event()
+        self._stopped = asyncio.Event()
+        self._running = False
         self.delivered = 0  # counters for logs/metrics
         self.failed = 0
 
@@ -154,18 +164,30 @@ class OutboxDispatcher:
         if self._own_store:
             await self.store.close()
 
-    def stop(self) -> None:
+    def stop(self) -> asyncio.Future[Any]:
         """Ask ``run()`` to return after the current pass (a delivery in
-        flight completes or is retried later; nothing is lost)."""
+        flight completes or is retried later; nothing is lost).
+
+        Works as ``dispatcher.stop()`` and as ``await dispatcher.stop()``; the
+        latter also waits until ``run()`` has returned."""
         self._stop.set()
+        if self._running:
+            return asyncio.ensure_future(self._stopped.wait())
+        done: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        done.set_result(None)
+        return done
 
     async def run(self) -> None:
         """Deliver until :meth:`stop`. Database or network errors are logged and
         retried; they never end the loop."""
         await self._open()
+        self._running = True
+        self._stopped.clear()
         try:
             failures = 0
             while not self._stop.is_set():
+                # Cleared before the pass, so a commit during the pass wakes the next idle.
+                self.store.outbox_signal.clear()
                 try:
                     done = await self.run_once()
                     failures = 0
@@ -177,11 +199,14 @@ class OutboxDispatcher:
                 if done == 0:
                     await self._idle(await self._next_due_in())
         finally:
-            await self._close()
+            self._running = False
+            try:
+                await self._close()
+            finally:
+                self._stopped.set()
 
     async def _idle(self, seconds: float) -> None:
         signal = self.store.outbox_signal
-        signal.clear()
         waits = [asyncio.ensure_future(self._stop.wait()), asyncio.ensure_future(signal.wait())]
         try:
             await asyncio.wait(waits, timeout=max(0.0, seconds), return_when=asyncio.FIRST_COMPLETED)

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import func, or_, select, text, update
+from sqlalchemy import String, func, or_, select, text, update
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -55,6 +55,13 @@ T = TypeVar("T")
 DEFAULT_URL = "sqlite+aiosqlite:///var/crm.sqlite3"
 _ATTACH_NS = uuid.UUID("5b1d8f1e-4c1a-4a8e-9d1e-c2b0cafe0002")
 RECORD_COLUMNS = [c.name for c in interactions.columns]
+# Bounded text columns of the record: longer producer values are cut and flagged,
+# never allowed to fail the batch (which would block every event behind it).
+_RECORD_LIMITS = {
+    c.name: c.type.length
+    for c in interactions.columns
+    if isinstance(c.type, String) and c.type.length and c.name != "id"
+}
 SUMMARY_COLUMNS = (
     "id",
     "channel",
@@ -74,7 +81,8 @@ CHUNK = 500
 
 
 def _is_disconnect(exc: BaseException) -> bool:
-    """True for "the database is not reachable right now" errors, looked up
+    """True for "the database is not reachable right now" errors (and deadlock or
+    serialization failures, which are equally safe to retry), looked up
     along the whole cause chain (SQLAlchemy wraps the driver's error)."""
     seen: set[int] = set()
     cur: BaseException | None = exc
@@ -87,7 +95,7 @@ def _is_disconnect(exc: BaseException) -> bool:
         if type(cur).__name__ in _CONNECT_ERRORS:
             return True
         sqlstate = getattr(cur, "sqlstate", None)
-        if isinstance(sqlstate, str) and sqlstate[:2] in ("08", "57", "53"):
+        if isinstance(sqlstate, str) and sqlstate[:2] in ("08", "57", "53", "40"):
             return True
         nxt = getattr(cur, "orig", None)
         cur = (
@@ -406,6 +414,11 @@ class CrmStore:
             if rec["status"] == "ended" and rec["content_hash"] != rec["pushed_hash"]:
                 rec["pushed_hash"] = rec["content_hash"]
                 pushes.append(rec)
+            for col, limit in _RECORD_LIMITS.items():
+                value = rec[col]
+                if isinstance(value, str) and len(value) > limit:
+                    rec[col] = value[:limit]
+                    rec["flags"] = sorted({*rec["flags"], f"truncated_{col}"})
             to_write.append({k: rec[k] for k in RECORD_COLUMNS})
             staged[cid] = (rec["version"], history[cid])
 
@@ -506,6 +519,9 @@ class CrmStore:
             filename = filename or source.name
             stored = await asyncio.to_thread(filestore.store_path, self.files_dir, source)
         flags = ["empty"] if stored.size == 0 else []
+        if len(kind) > 32 or len(content_type) > 128:  # from untrusted MIME headers
+            flags.append("truncated_metadata")
+            kind, content_type = kind[:32], content_type[:128]
         att_id = uuid.uuid5(_ATTACH_NS, f"{contact_id}:{kind}:{stored.sha256}").hex
         att = {
             "id": att_id,

@@ -9,13 +9,14 @@ eligible agent. (A reject or a revoked offer therefore sends the agent to the
 back of the line, which is also the fair outcome.)
 The bucket for skill ``""`` holds every routable agent of the channel, and a
 bucket keyed ``(skill, level)`` holds those with exactly that level (for the
-most-skilled strategy, which walks levels from 10 down and stops early).
+most-skilled strategy, which walks levels from 10 down and stops early; kept
+only for the skills given as ``level_skills``).
 """
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 
 from routing.matching import routable_channels
 from routing.model import Agent
@@ -23,20 +24,36 @@ from routing.model import Agent
 ANY = ""
 
 
+def _idle_seq(agent: Agent) -> int:
+    return agent.idle_seq
+
+
 class AgentIndex:
-    def __init__(self, exclusive: frozenset[str]) -> None:
+    def __init__(self, exclusive: frozenset[str], level_skills: frozenset[str] = frozenset()) -> None:
         self._exclusive = exclusive
+        self._level_skills = level_skills
         self._buckets: dict[tuple[str, str | tuple[str, int]], dict[str, Agent]] = {}
         self._indexed: dict[str, frozenset[str]] = {}  # agent id -> channels indexed on
         self._idle_seq = itertools.count(1)
         self._keys: dict[str, tuple[str | tuple[str, int], ...]] = {}
+        self._agent_buckets: dict[tuple[str, str], list[dict[str, Agent]]] = {}
 
     def _keys_of(self, agent: Agent) -> tuple[str | tuple[str, int], ...]:
         keys = self._keys.get(agent.id)
         if keys is None:
-            keys = (*agent.skills, ANY, *agent.skills.items())
+            levels = [(s, lvl) for s, lvl in agent.skills.items() if s in self._level_skills]
+            keys = (*agent.skills, ANY, *levels)
             self._keys[agent.id] = keys
         return keys
+
+    def _buckets_of(self, agent: Agent, channel: str) -> list[dict[str, Agent]]:
+        # The agent's buckets on one channel, resolved once: refresh runs on every
+        # reservation and release, and skips re-hashing the bucket keys each time.
+        found = self._agent_buckets.get((agent.id, channel))
+        if found is None:
+            found = [self._buckets.setdefault((channel, k), {}) for k in self._keys_of(agent)]
+            self._agent_buckets[(agent.id, channel)] = found
+        return found
 
     def channels_of(self, agent_id: str) -> frozenset[str]:
         return self._indexed.get(agent_id, frozenset())
@@ -46,54 +63,74 @@ class AgentIndex:
 
         ``restart_idle``: a contact ended, so the agent goes to the back of the line.
         """
-        old = self._indexed.get(agent.id, frozenset())
+        aid = agent.id
+        old = self._indexed.get(aid, frozenset())
         new = routable_channels(agent, self._exclusive)
         moved_to_end = restart_idle or bool(new - old)
         if moved_to_end:
             agent.idle_seq = next(self._idle_seq)
-        keys = self._keys_of(agent)
         for ch in old - new:
-            for skill in keys:
-                bucket = self._buckets.get((ch, skill))
-                if bucket is not None:
-                    bucket.pop(agent.id, None)
+            for bucket in self._buckets_of(agent, ch):
+                bucket.pop(aid, None)
         for ch in new:
-            stay = ch in old
-            for skill in keys:
-                bucket = self._buckets.setdefault((ch, skill), {})
-                if stay and moved_to_end:
-                    bucket.pop(agent.id, None)
-                elif stay:
+            if ch in old:
+                if not moved_to_end:
                     continue
-                bucket[agent.id] = agent
+                for bucket in self._buckets_of(agent, ch):
+                    del bucket[aid]
+                    bucket[aid] = agent
+            else:
+                for bucket in self._buckets_of(agent, ch):
+                    bucket[aid] = agent
         if new:
-            self._indexed[agent.id] = new
+            self._indexed[aid] = new
         else:
-            self._indexed.pop(agent.id, None)
+            self._indexed.pop(aid, None)
 
     def drop(self, agent: Agent) -> None:
-        keys = self._keys_of(agent)
         for ch in self._indexed.pop(agent.id, frozenset()):
-            for skill in keys:
-                bucket = self._buckets.get((ch, skill))
-                if bucket is not None:
-                    bucket.pop(agent.id, None)
+            for bucket in self._buckets_of(agent, ch):
+                bucket.pop(agent.id, None)
+        for key in [k for k in self._agent_buckets if k[0] == agent.id]:
+            del self._agent_buckets[key]
         self._keys.pop(agent.id, None)
+
+    def has_levels(self, skill: str) -> bool:
+        return skill in self._level_skills
 
     def at_level(self, channel: str, skill: str, level: int) -> dict[str, Agent]:
         """Routable agents with exactly ``level`` in ``skill``, in idle order."""
         return self._buckets.get((channel, (skill, level)), {})
 
-    def candidates(self, channel: str, required: Mapping[str, int]) -> dict[str, Agent]:
-        """The smallest bucket that every eligible agent must be in."""
-        best = self._buckets.get((channel, ANY), {})
-        for skill in required:
+    def candidates(
+        self, channel: str, required: Mapping[str, int]
+    ) -> tuple[Collection[Agent], tuple[tuple[str, int], ...]]:
+        """Agents holding every required skill (any level), in idle order, and the level
+        checks ordered most selective first (fewest routable holders).
+
+        One required skill: its bucket as is. Several: the intersection of their
+        buckets (a C-speed set operation), sorted by idle sequence — far fewer agents
+        to check one by one than the smallest bucket alone.
+        """
+        if not required:
+            return self._buckets.get((channel, ANY), {}).values(), ()
+        sized = []
+        for skill, level in required.items():
             bucket = self._buckets.get((channel, skill))
             if not bucket:
-                return {}
-            if len(bucket) < len(best):
-                best = bucket
-        return best
+                return (), ()
+            sized.append((len(bucket), skill, level, bucket))
+        sized.sort(key=lambda item: item[0])
+        checks = tuple((s, lvl) for _, s, lvl, _ in sized)
+        smallest = sized[0][3]
+        if len(sized) == 1:
+            return smallest.values(), checks
+        ids = smallest.keys() & sized[1][3].keys()
+        for _, _, _, bucket in sized[2:]:
+            ids &= bucket.keys()
+        agents = [smallest[i] for i in ids]
+        agents.sort(key=_idle_seq)
+        return agents, checks
 
     def routable_count(self, channel: str) -> int:
         return len(self._buckets.get((channel, ANY), {}))

@@ -8,7 +8,8 @@ capacity under Redis' single-threaded execution before it writes.
 Key layout (P is the prefix, wrapped in a {hash tag} so every key of one
 deployment lives in one cluster slot):
 
-    P:a:<agent>          hash  sk="skill=level,..." grp="g1,g2" cap="voice=1,web=3"
+    P:a:<agent>          hash  s:<skill>=level per skill, sk="skill=level,..." (for the
+                               index upkeep), grp="g1,g2", cap="voice=1,web=3"
                                pres, reason, soft (0/1), l:<channel> (slots used),
                                idle (idle sequence), idx (channels indexed on), cnt, rona
     P:av:<ch>:<skill>    zset  routable agents having <skill>, scored by idle sequence
@@ -19,6 +20,7 @@ deployment lives in one cluster slot):
     P:r:<reservation>    hash  task, agent, ch, q, owner
     P:leases             zset  reservation ids (and "w:<task>" wrap-ups) by expiry time
     P:seq                counter for idle sequence numbers
+    P:rr:<queue>         round-robin position (last agent ordinal) of a queue
     P:log                list  audit trail (only when auditing is on)
 """
 
@@ -27,6 +29,8 @@ from __future__ import annotations
 COMMON = r"""
 local P = KEYS[1]
 local EXCL = {__EXCL__}
+-- skills ('' = none) required by round-robin queues: they get an ordinal-ordered index
+local RRS = {__RRS__}
 local AUDIT = __AUDIT__
 
 local function kv(s)
@@ -93,6 +97,10 @@ local function reindex(aid, restart)
     if not new[ch] then
       redis.call('ZREM', P .. ':av:' .. ch .. ':', aid)
       for s, _ in pairs(skills) do redis.call('ZREM', P .. ':av:' .. ch .. ':' .. s, aid) end
+      if RRS[''] then redis.call('ZREM', P .. ':ao:' .. ch .. ':', aid) end
+      for s, _ in pairs(skills) do
+        if RRS[s] then redis.call('ZREM', P .. ':ao:' .. ch .. ':' .. s, aid) end
+      end
     end
   end
   local list = {}
@@ -101,6 +109,13 @@ local function reindex(aid, restart)
     if moved or not old[ch] then
       redis.call('ZADD', P .. ':av:' .. ch .. ':', seq, aid)
       for s, _ in pairs(skills) do redis.call('ZADD', P .. ':av:' .. ch .. ':' .. s, seq, aid) end
+    end
+    if not old[ch] then
+      local ord = tonumber(a.ord or '0')
+      if RRS[''] then redis.call('ZADD', P .. ':ao:' .. ch .. ':', ord, aid) end
+      for s, _ in pairs(skills) do
+        if RRS[s] then redis.call('ZADD', P .. ':ao:' .. ch .. ':' .. s, ord, aid) end
+      end
     end
   end
   table.sort(list)
@@ -176,13 +191,219 @@ local function finish(tid)
   reindex(t.agent, true)
   return t.agent
 end
+
+local function less(a, b)
+  for i = 1, #a do
+    if a[i] < b[i] then return true end
+    if a[i] > b[i] then return false end
+  end
+  return false
+end
+
+-- Task-first decision for every strategy, server side. Candidates come in idle order:
+-- one required skill -> its bucket; several -> ZINTER of their buckets (scored by the
+-- idle sequence); none -> the channel's bucket. An agent reaching the strategy's lowest
+-- possible key prefix wins outright (later agents are idle for less time).
+local function take_task(tid, t, rid, lease, owner, strategy, limit)
+  local names, levels, fields = {}, {}, {}
+  for s, lvl in pairs(kv(t.req)) do
+    names[#names + 1] = s; levels[#levels + 1] = lvl; fields[#fields + 1] = 's:' .. s
+  end
+  local pref = kv(t.pref)
+  local pnames = {}
+  for s, lvl in pairs(pref) do pnames[#pnames + 1] = s; fields[#fields + 1] = 's:' .. s end
+  local nreq, npref = #names, #pnames
+  local base = #fields
+  for _, f in ipairs({'grp', 'idle', 'cnt', 'ord', 'cap', 'l:voice', 'l:web', 'l:email',
+                      'l:fax'}) do
+    fields[#fields + 1] = f
+  end
+  local tgrp, rej = set(t.grp), set(t.rej)
+  local has_grp = next(tgrp) ~= nil
+  local only = t.only or ''
+  local rr_last = tonumber(redis.call('GET', P .. ':rr:' .. t.q) or '0')
+
+  local function check(aid)
+    if rej[aid] or (only ~= '' and only ~= aid) then return nil end
+    local v = redis.call('HMGET', P .. ':a:' .. aid, unpack(fields))
+    for i = 1, nreq do
+      if (tonumber(v[i]) or 0) < levels[i] then return nil end
+    end
+    if has_grp then
+      local ok = false
+      for g, _ in pairs(set(v[base + 1])) do if tgrp[g] then ok = true break end end
+      if not ok then return nil end
+    end
+    local pm, score = 0, 0
+    for i = 1, nreq do score = score + 2 * tonumber(v[i]) end
+    for j = 1, npref do
+      local lvl = tonumber(v[nreq + j]) or 0
+      score = score + lvl
+      if lvl >= pref[pnames[j]] then pm = pm + 1 end
+    end
+    local idle = tonumber(v[base + 2]) or 0
+    if strategy == 'longest_idle' then return {-pm, idle} end
+    if strategy == 'most_skilled' then return {-score, idle} end
+    if strategy == 'fewest_contacts' then return {-pm, tonumber(v[base + 3]) or 0, idle} end
+    if strategy == 'least_occupied' then
+      local occ, cap = 0, kv(v[base + 5])
+      local loads = {voice = v[base + 6], web = v[base + 7], email = v[base + 8],
+                     fax = v[base + 9]}
+      for ch, c in pairs(cap) do
+        if c > 0 then occ = occ + (tonumber(loads[ch]) or 0) / c end
+      end
+      return {-pm, occ, idle}
+    end
+    local ord = tonumber(v[base + 4]) or 0
+    return {-pm, ord > rr_last and 0 or 1, ord}
+  end
+
+  local floor
+  if strategy == 'most_skilled' then floor = {-(20 * nreq + 10 * npref)}
+  elseif strategy == 'round_robin' then floor = {-npref, 0, rr_last + 1}
+  elseif strategy == 'longest_idle' then floor = {-npref}
+  else floor = {-npref, 0} end
+
+  local best, bestkey, scanned = nil, nil, 0
+  local function consider(aid)
+    scanned = scanned + 1
+    local key = check(aid)
+    if key and (bestkey == nil or less(key, bestkey)) then
+      best, bestkey = aid, key
+      for i = 1, #floor do
+        if key[i] > floor[i] then return false end
+        if key[i] < floor[i] then return true end
+      end
+      return true
+    end
+    return false
+  end
+
+  -- round robin without preferred skills: walk the ordinal index from the last pick
+  local rr_index = nil
+  if strategy == 'round_robin' and npref == 0 then
+    if nreq == 0 and RRS[''] then rr_index = P .. ':ao:' .. t.ch .. ':' end
+    for i = 1, nreq do
+      if RRS[names[i]] then rr_index = P .. ':ao:' .. t.ch .. ':' .. names[i] break end
+    end
+  end
+
+  -- the preferred agent first, when free and eligible
+  if t.pa and t.pa ~= '' and agent_routable_on(t.pa, t.ch) and check(t.pa) then
+    best, bestkey = t.pa, {0}
+  elseif only ~= '' then
+    return nil
+  elseif rr_index then
+    -- the first eligible agent after the last pick, wrapping around, is the answer
+    for _, range in ipairs({{'(' .. rr_last, '+inf'}, {'-inf', rr_last}}) do
+      local offset = 0
+      while best == nil and scanned < limit do
+        local ids = redis.call('ZRANGE', rr_index, range[1], range[2], 'BYSCORE', 'LIMIT',
+                               offset, 100)
+        if #ids == 0 then break end
+        for _, aid in ipairs(ids) do
+          scanned = scanned + 1
+          local key = check(aid)
+          if key then best, bestkey = aid, key break end
+        end
+        offset = offset + 100
+      end
+      if best ~= nil then break end
+    end
+  elseif nreq >= 2 and strategy ~= 'longest_idle' then
+    -- full-scan strategies: only agents holding every required skill
+    local keys = {}
+    for i = 1, nreq do keys[i] = P .. ':av:' .. t.ch .. ':' .. names[i] end
+    local ids = redis.call('ZINTER', nreq, unpack(keys))
+    for _, aid in ipairs(ids) do
+      if consider(aid) or scanned >= limit then break end
+    end
+  else
+    -- idle order, first eligible wins: scan the smallest required bucket
+    local bucket = P .. ':av:' .. t.ch .. ':' .. (names[1] or '')
+    if nreq >= 2 then
+      local size = redis.call('ZCARD', bucket)
+      for i = 2, nreq do
+        local k = P .. ':av:' .. t.ch .. ':' .. names[i]
+        local n = redis.call('ZCARD', k)
+        if n < size then bucket, size = k, n end
+      end
+    end
+    local start, done = 0, false
+    while not done and scanned < limit do
+      local ids = redis.call('ZRANGE', bucket, start, start + 99)
+      if #ids == 0 then break end
+      for _, aid in ipairs(ids) do
+        if consider(aid) or scanned >= limit then done = true break end
+      end
+      start = start + 100
+    end
+  end
+  if best == nil then return nil end
+  if strategy == 'round_robin' then
+    redis.call('SET', P .. ':rr:' .. t.q, redis.call('HGET', P .. ':a:' .. best, 'ord'))
+  end
+  do_reserve(tid, t, best, rid, lease, owner)
+  local parts = {}
+  for i = 1, #bestkey do parts[i] = tostring(bestkey[i]) end
+  return {best, table.concat(parts, ','), scanned}
+end
+
+-- Agent-first decision (see TAKE_FOR_AGENT for the arguments A).
+local function take_for_agent(aid, A)
+  local akey = P .. ':a:' .. aid
+  if redis.call('EXISTS', akey) == 0 then return {} end
+  local sk = redis.call('HMGET', akey, 'sk', 'grp')
+  local skills, groups = kv(sk[1]), set(sk[2])
+  local now, limit, max_takes = tonumber(A[3]), tonumber(A[4]), tonumber(A[5])
+  local out = {}
+  for take = 1, max_takes do
+    local chans = set(redis.call('HGET', akey, 'idx'))
+    if next(chans) == nil then break end
+    local best, bt, beff, bq, blease = nil, nil, nil, nil, nil
+    local considered = 0
+    for i = 7, #A, 4 do
+      local q, rate, weight = A[i], tonumber(A[i + 1]), tonumber(A[i + 2])
+      local start, scanned, found = 0, 0, false
+      while not found and scanned < limit do
+        local ids = redis.call('ZRANGE', P .. ':q:' .. q, start, start + 49)
+        if #ids == 0 then break end
+        for _, tid in ipairs(ids) do
+          scanned = scanned + 1
+          local f = redis.call('HMGET', P .. ':t:' .. tid, 'ch', 'req', 'grp', 'rej', 'only',
+                               'pri', 'created', 'seq')
+          local t = {ch = f[1], req = f[2], grp = f[3], rej = f[4], only = f[5]}
+          if t.ch and chans[t.ch] and eligible(skills, groups, aid, t) then
+            local pri, created = tonumber(f[6]), tonumber(f[7])
+            local eff = pri + rate * math.max(0, now - created) + weight
+            local key = {-eff, created, tonumber(f[8])}
+            considered = considered + 1
+            if best == nil or less(key, best) then
+              best, bt, beff, bq, blease = key, tid, eff, q, A[i + 3]
+            end
+            found = true
+            break
+          end
+        end
+        start = start + 50
+      end
+    end
+    if best == nil then break end
+    local t = hgetall(P .. ':t:' .. bt)
+    local rid = A[6] .. '-' .. take
+    do_reserve(bt, t, aid, rid, blease, A[2])
+    out[#out + 1] = {bt, bq, tostring(beff), considered, rid, t.ch, t.req, t.pref or '', t.pri}
+  end
+  return out
+end
 """
 
 UPSERT_AGENT = r"""
--- ARGV: aid, sk, grp, cap, ordinal. Static fields are (re)written; state is kept,
--- so every process may register the same configured agents at start.
+-- ARGV: aid, sk, grp, cap, ordinal, then skill/level pairs. Static fields are (re)written;
+-- state is kept, so every process may register the same configured agents at start.
 local akey = P .. ':a:' .. ARGV[1]
 redis.call('HSET', akey, 'sk', ARGV[2], 'grp', ARGV[3], 'cap', ARGV[4], 'ord', ARGV[5])
+for i = 6, #ARGV, 2 do redis.call('HSET', akey, 's:' .. ARGV[i], ARGV[i + 1]) end
 redis.call('HSETNX', akey, 'pres', 'offline')
 redis.call('HSETNX', akey, 'soft', '0')
 redis.call('HSETNX', akey, 'cnt', '0')
@@ -208,138 +429,37 @@ return 1
 """
 
 ENQUEUE = r"""
--- ARGV: tid, queue, sortkey, then field/value pairs of the task hash.
-local tkey = P .. ':t:' .. ARGV[1]
-if redis.call('EXISTS', tkey) == 1 then return 0 end
+-- A task arrives: store it, queue it, and run the task-first decision, in one step.
+-- ARGV: tid, queue, sortkey, rid, lease, owner, strategy, limit, then field/value pairs.
+local tid = ARGV[1]
+local tkey = P .. ':t:' .. tid
+if redis.call('EXISTS', tkey) == 1 then return {0} end
 redis.call('HSET', tkey, 'st', 'waiting', 'q', ARGV[2], 'key', ARGV[3])
-for i = 4, #ARGV, 2 do redis.call('HSET', tkey, ARGV[i], ARGV[i + 1]) end
-redis.call('ZADD', P .. ':q:' .. ARGV[2], ARGV[3], ARGV[1])
-audit('enq', ARGV[1], ARGV[2])
-return 1
+for i = 9, #ARGV, 2 do redis.call('HSET', tkey, ARGV[i], ARGV[i + 1]) end
+redis.call('ZADD', P .. ':q:' .. ARGV[2], ARGV[3], tid)
+audit('enq', tid, ARGV[2])
+local r = take_task(tid, hgetall(tkey), ARGV[4], ARGV[5], ARGV[6], ARGV[7], tonumber(ARGV[8]))
+if r == nil then return {1} end
+return {1, r[1], r[2], r[3]}
 """
 
 TAKE_FOR_TASK = r"""
--- Longest-idle task-first decision, entirely server side.
--- ARGV: tid, rid, lease, owner, scan_limit
-local tid = ARGV[1]
-local t = hgetall(P .. ':t:' .. tid)
-if t.st ~= 'waiting' then return {'task'} end
-local function try(aid)
-  local a = redis.call('HMGET', P .. ':a:' .. aid, 'sk', 'grp')
-  return a[1] and eligible(kv(a[1]), set(a[2]), aid, t)
-end
-if t.pa and t.pa ~= '' and agent_routable_on(t.pa, t.ch) and try(t.pa) then
-  do_reserve(tid, t, t.pa, ARGV[2], ARGV[3], ARGV[4])
-  return {'ok', t.pa, 'preferred', 1}
-end
-if t.only and t.only ~= '' then return {'none', 0} end
-local best = P .. ':av:' .. t.ch .. ':'
-local bestn = redis.call('ZCARD', best)
-for s, _ in pairs(kv(t.req)) do
-  local k = P .. ':av:' .. t.ch .. ':' .. s
-  local n = redis.call('ZCARD', k)
-  if n < bestn then best = k; bestn = n end
-end
-local limit = tonumber(ARGV[5])
-local start, scanned = 0, 0
-while scanned < limit do
-  local ids = redis.call('ZRANGE', best, start, start + 99)
-  if #ids == 0 then break end
-  for _, aid in ipairs(ids) do
-    scanned = scanned + 1
-    if try(aid) then
-      do_reserve(tid, t, aid, ARGV[2], ARGV[3], ARGV[4])
-      return {'ok', aid, 'longest_idle', scanned}
-    end
-  end
-  start = start + 100
-end
-return {'none', scanned}
-"""
-
-ELIGIBLE_AGENTS = r"""
--- For the other strategies: every eligible routable agent (up to a limit) with the
--- dynamic fields the strategies need; the caller ranks, then RESERVE re-checks.
--- ARGV: tid, limit
+-- Task-first decision for a task already waiting (back after a reject, RONA, expiry).
+-- ARGV: tid, rid, lease, owner, strategy, limit
 local t = hgetall(P .. ':t:' .. ARGV[1])
-if t.st ~= 'waiting' then return {} end
-local best = P .. ':av:' .. t.ch .. ':'
-local bestn = redis.call('ZCARD', best)
-for s, _ in pairs(kv(t.req)) do
-  local k = P .. ':av:' .. t.ch .. ':' .. s
-  local n = redis.call('ZCARD', k)
-  if n < bestn then best = k; bestn = n end
-end
-local out = {}
-local ids = redis.call('ZRANGE', best, 0, tonumber(ARGV[2]) - 1)
-for _, aid in ipairs(ids) do
-  local a = hgetall(P .. ':a:' .. aid)
-  if a.sk and eligible(kv(a.sk), set(a.grp), aid, t) then
-    local load = {}
-    for ch, _ in pairs(kv(a.cap)) do load[#load + 1] = ch .. '=' .. (a['l:' .. ch] or '0') end
-    out[#out + 1] = {aid, a.idle or '0', a.cnt or '0', table.concat(load, ','), a.ord or '0'}
-  end
-end
-return out
-"""
-
-RESERVE = r"""
--- ARGV: tid, aid, rid, lease, owner. Re-checks everything under the script's atomicity.
-local tid, aid = ARGV[1], ARGV[2]
-local t = hgetall(P .. ':t:' .. tid)
-if t.st ~= 'waiting' then return 'task' end
-if not agent_routable_on(aid, t.ch) then return 'agent' end
-local a = redis.call('HMGET', P .. ':a:' .. aid, 'sk', 'grp')
-if not eligible(kv(a[1]), set(a[2]), aid, t) then return 'agent' end
-do_reserve(tid, t, aid, ARGV[3], ARGV[4], ARGV[5])
-return 'ok'
+if t.st ~= 'waiting' then return {'task'} end
+local r = take_task(ARGV[1], t, ARGV[2], ARGV[3], ARGV[4], ARGV[5], tonumber(ARGV[6]))
+if r == nil then return {'none'} end
+return {'ok', r[1], r[2], r[3]}
 """
 
 TAKE_FOR_AGENT = r"""
--- Agent-first decision, entirely server side: the first eligible waiting task of
--- each queue (queues are kept in priority order), then the best of those by
--- effective priority (priority + aging + queue weight), then age, then arrival.
--- ARGV: aid, rid, lease, owner, now, scan_limit, then (queue, rate, weight) triples
-local aid = ARGV[1]
-local a = hgetall(P .. ':a:' .. aid)
-if a.sk == nil then return {'none'} end
-local chans = set(a.idx)
-if next(chans) == nil then return {'none'} end
-local skills, groups = kv(a.sk), set(a.grp)
-local now, limit = tonumber(ARGV[5]), tonumber(ARGV[6])
-local best, bt, beff, bq = nil, nil, nil, nil
-local considered = 0
-for i = 7, #ARGV, 3 do
-  local q, rate, weight = ARGV[i], tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2])
-  local start, scanned, found = 0, 0, false
-  while not found and scanned < limit do
-    local ids = redis.call('ZRANGE', P .. ':q:' .. q, start, start + 49)
-    if #ids == 0 then break end
-    for _, tid in ipairs(ids) do
-      scanned = scanned + 1
-      local f = redis.call('HMGET', P .. ':t:' .. tid, 'ch', 'req', 'grp', 'rej', 'only', 'pri',
-                           'created', 'seq')
-      local t = {ch = f[1], req = f[2], grp = f[3], rej = f[4], only = f[5]}
-      if t.ch and chans[t.ch] and eligible(skills, groups, aid, t) then
-        local pri, created = tonumber(f[6]), tonumber(f[7])
-        local eff = pri + rate * math.max(0, now - created) + weight
-        local key = {-eff, created, tonumber(f[8])}
-        considered = considered + 1
-        if best == nil or key[1] < best[1] or (key[1] == best[1] and (key[2] < best[2]
-            or (key[2] == best[2] and key[3] < best[3]))) then
-          best, bt, beff, bq = key, tid, eff, q
-        end
-        found = true
-        break
-      end
-    end
-    start = start + 50
-  end
-end
-if best == nil then return {'none'} end
-local t = hgetall(P .. ':t:' .. bt)
-do_reserve(bt, t, aid, ARGV[2], ARGV[3], ARGV[4])
-return {'ok', bt, bq, tostring(beff), considered}
+-- Agent-first decision, entirely server side, repeated while the agent has free slots:
+-- the first eligible waiting task of each queue (queues are kept in priority order),
+-- then the best of those by effective priority (priority + aging + queue weight), then
+-- age, then arrival. ARGV: aid, owner, now, scan_limit, max_takes, rid_base (reservation
+-- ids are rid_base-1, rid_base-2...), then (queue, rate, weight, lease) quadruples.
+return take_for_agent(ARGV[1], ARGV)
 """
 
 RELEASE = r"""
@@ -358,20 +478,28 @@ redis.call('DEL', P .. ':r:' .. ARGV[1])
 redis.call('ZREM', P .. ':leases', ARGV[1])
 redis.call('HINCRBY', P .. ':a:' .. r.agent, 'cnt', 1)
 audit('acc', ARGV[1], r.task, r.agent)
-return 1
+return r.agent
 """
 
 COMPLETE = r"""
--- ARGV: tid, wrap_lease ('' = no wrap-up: the slot frees now)
+-- The contact ended: wrap-up (the slot stays taken, leased) or free the slot now and
+-- run the agent-first decision in the same step. ARGV: tid, now, lease_grace, then the
+-- TAKE_FOR_AGENT arguments from position 4 (aid placeholder, owner, now, ...).
+-- Wrap-up seconds come from the task's 'wrap' field.
 local tkey = P .. ':t:' .. ARGV[1]
-local st = redis.call('HGET', tkey, 'st')
-if st ~= 'assigned' then return {'state', st or 'gone'} end
-if ARGV[2] ~= '' then
+local f = redis.call('HMGET', tkey, 'st', 'wrap', 'agent')
+if f[1] ~= 'assigned' then return {'state', f[1] or 'gone'} end
+local wrap = tonumber(f[2] or '0')
+if wrap > 0 then
   redis.call('HSET', tkey, 'st', 'wrap_up')
-  redis.call('ZADD', P .. ':leases', ARGV[2], 'w:' .. ARGV[1])
-  return {'wrap_up', redis.call('HGET', tkey, 'agent')}
+  redis.call('ZADD', P .. ':leases', tonumber(ARGV[2]) + wrap + tonumber(ARGV[3]),
+             'w:' .. ARGV[1])
+  return {'wrap_up', f[3], tostring(wrap)}
 end
-return {'done', finish(ARGV[1])}
+local agent = finish(ARGV[1])
+local A = {}
+for i = 4, #ARGV do A[#A + 1] = ARGV[i] end
+return {'done', agent, take_for_agent(agent, A)}
 """
 
 END_WRAP = r"""
@@ -419,7 +547,13 @@ return out
 """
 
 
-def build(body: str, exclusive: frozenset[str], audit: bool) -> str:
+def build(body: str, exclusive: frozenset[str], audit: bool, rr_skills: frozenset[str] = frozenset()) -> str:
+    """One script: the shared functions, configured, followed by ``body``."""
     excl = ", ".join(f"[{ch!r}] = true" for ch in sorted(exclusive))
-    common = COMMON.replace("__EXCL__", excl).replace("__AUDIT__", "true" if audit else "false")
+    rrs = ", ".join(f"[{s!r}] = true" for s in sorted(rr_skills))
+    common = (
+        COMMON.replace("__EXCL__", excl)
+        .replace("__RRS__", rrs)
+        .replace("__AUDIT__", "true" if audit else "false")
+    )
     return common + body

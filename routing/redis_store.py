@@ -34,8 +34,8 @@ from typing import Any
 from redis.asyncio import Redis
 
 from routing import redis_lua as lua
-from routing.config import AgentConfig, RoutingConfig, Strategy
-from routing.matching import describe_skills, strategy_key
+from routing.config import AgentConfig, Queue, RoutingConfig, Strategy
+from routing.matching import describe_skills
 from routing.model import (
     Agent,
     Decision,
@@ -86,16 +86,21 @@ class RedisRouter:
         self.lease_grace_s = lease_grace_s
         self.scan_limit = scan_limit
         exclusive = frozenset(config.settings.exclusive_channels)
+        # Skills of round-robin queues get an agent index ordered by ordinal ('' = none).
+        rr_skills = frozenset(
+            skill
+            for q in self.queues.values()
+            if q.strategy is Strategy.ROUND_ROBIN
+            for skill in (q.required_skills or {"": 0})
+        )
         self._scripts = {
-            name: redis.register_script(lua.build(getattr(lua, name), exclusive, audit))
+            name: redis.register_script(lua.build(getattr(lua, name), exclusive, audit, rr_skills))
             for name in (
                 "UPSERT_AGENT",
                 "REMOVE_AGENT",
                 "SET_FIELD",
                 "ENQUEUE",
                 "TAKE_FOR_TASK",
-                "ELIGIBLE_AGENTS",
-                "RESERVE",
                 "TAKE_FOR_AGENT",
                 "RELEASE",
                 "ACCEPT",
@@ -109,10 +114,12 @@ class RedisRouter:
         self._ordinals = itertools.count(1)
         self._timers: list[tuple[float, int, str, str]] = []  # own RONA and wrap-up timers
         self._tseq = itertools.count(1)
-        # Queue order for agent-first decisions: (name, aging rate per second, weight).
-        self._queue_args: list[str] = []
-        for name, q in self.queues.items():
-            self._queue_args += [name, repr(q.aging.priority_per_minute / 60.0), repr(q.weight)]
+        # This process's own offers and connected tasks (reservation -> task, task ->
+        # agent): lets a completion scan only the queues that agent can serve.
+        self._offered: dict[str, str] = {}
+        self._connected: dict[str, str] = {}
+        # An agent-first decision may fill several slots (chats, emails) in one script.
+        self._max_takes = max((sum(a.capacity.values()) for a in config.agents), default=1) or 1
 
     async def _run(self, name: str, *args: Any) -> Any:
         return await self._scripts[name](keys=[self.prefix], args=list(args))
@@ -122,23 +129,51 @@ class RedisRouter:
 
     # ------------------------------------------------------------------ agents
 
-    async def start(self) -> None:
-        """Register the configured agents (keeps their shared state if already there)."""
-        for agent in self.config.agents:
-            await self.add_agent(agent)
+    async def start(self, batch: int = 500) -> None:
+        """Register the configured agents (keeps their shared state if already there).
 
-    async def add_agent(self, agent: AgentConfig | Mapping[str, Any]) -> list[Decision]:
-        cfg = agent if isinstance(agent, AgentConfig) else AgentConfig.model_validate(agent)
-        self.agents[cfg.id] = cfg
-        await self._run(
-            "UPSERT_AGENT",
+        Pipelined: thousands of agents load in a few round trips."""
+        agents = list(self.config.agents)
+        for first in range(0, len(agents), batch):
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for cfg in agents[first : first + batch]:
+                    self.agents[cfg.id] = cfg
+                    await self._scripts["UPSERT_AGENT"](
+                        keys=[self.prefix], args=self._upsert_args(cfg), client=pipe
+                    )
+                await pipe.execute()
+
+    def _upsert_args(self, cfg: AgentConfig) -> list[Any]:
+        args: list[Any] = [
             cfg.id,
             _kv(cfg.skills),
             ",".join(sorted(cfg.groups)),
             _kv(cfg.capacity),
             next(self._ordinals),
-        )
+        ]
+        for skill, level in sorted(cfg.skills.items()):
+            args += [skill, level]
+        return args
+
+    async def add_agent(self, agent: AgentConfig | Mapping[str, Any]) -> list[Decision]:
+        cfg = agent if isinstance(agent, AgentConfig) else AgentConfig.model_validate(agent)
+        self.agents[cfg.id] = cfg
+        await self._run("UPSERT_AGENT", *self._upsert_args(cfg))
         return []
+
+    async def bulk_ready(self, agent_ids: list[str], softphone: bool = True, batch: int = 500) -> None:
+        """Start-up helper: make many agents available (and register their softphones)
+        in pipelined round trips. No routing decisions run, so use it before tasks
+        arrive (a server start, a benchmark); afterwards use :meth:`set_agent_state`."""
+        for first in range(0, len(agent_ids), batch):
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for aid in agent_ids[first : first + batch]:
+                    await self._scripts["SET_FIELD"](
+                        keys=[self.prefix],
+                        args=[aid, "soft", "1" if softphone else "0", "pres", "available", "reason", ""],
+                        client=pipe,
+                    )
+                await pipe.execute()
 
     async def remove_agent(self, agent_id: str) -> list[Decision]:
         await self._run("REMOVE_AGENT", agent_id)
@@ -149,6 +184,9 @@ class RedisRouter:
         if ready:
             return await self.set_agent_state(agent_id, "available")
         return await self.set_agent_state(agent_id, "not_ready", "login")
+
+    async def logout(self, agent_id: str) -> list[Decision]:
+        return await self.set_agent_state(agent_id, "offline", "logout")
 
     async def set_agent_state(self, agent_id: str, state: str, reason: str = "") -> list[Decision]:
         try:
@@ -220,8 +258,22 @@ class RedisRouter:
             "entered",
             repr(now),
         ]
-        ok = await self._run("ENQUEUE", task_id, queue, repr(sort_key), *fields)
-        if not ok:
+        fields += ["wrap", repr(q.wrap_up_s)]
+        rid = uuid.uuid4().hex
+        deadline = now + q.reservation_timeout_s
+        out = await self._run(
+            "ENQUEUE",
+            task_id,
+            queue,
+            repr(sort_key),
+            rid,
+            repr(deadline + self.lease_grace_s),
+            self.owner,
+            str(q.strategy),
+            self.scan_limit,
+            *fields,
+        )
+        if not int(out[0]):
             raise RoutingError(f"task {task_id!r} is already being routed")
         task = Task(
             id=task_id,
@@ -233,9 +285,8 @@ class RedisRouter:
             created=created,
             preferred_agent=preferred_agent,
         )
-        decision = await self._task_first(task, now)
-        if decision is not None:
-            return [decision]
+        if len(out) > 1:
+            return [self._offer_from(task, out[1:], rid, now, deadline)]
         return [
             Decision(
                 DecisionKind.QUEUED,
@@ -248,64 +299,42 @@ class RedisRouter:
             )
         ]
 
+    def _offer_from(self, task: Task, result: list[Any], rid: str, now: float, deadline: float) -> Decision:
+        """Decision from a server-side task-first result: (agent, key, scanned)."""
+        agent_id, key, scanned = _s(result[0]), _s(result[1]), int(result[2])
+        strategy = self.queues[task.queue].strategy
+        if task.preferred_agent == agent_id:
+            why = "preferred agent (served this customer before)"
+        elif strategy is Strategy.LONGEST_IDLE:
+            why = f"longest idle (first eligible of {scanned} examined in idle order)"
+        else:
+            why = f"{strategy} (key {key}, best of {scanned} examined)"
+        return self._offer(
+            task,
+            agent_id,
+            rid,
+            now,
+            deadline,
+            why,
+            {"strategy": str(strategy), "key": key, "scanned": scanned},
+        )
+
     async def _task_first(self, task: Task, now: float) -> Decision | None:
         q = self.queues[task.queue]
         rid = uuid.uuid4().hex
         deadline = now + q.reservation_timeout_s
-        lease = deadline + self.lease_grace_s
-        if q.strategy is Strategy.LONGEST_IDLE and not task.preferred:
-            res = await self._run("TAKE_FOR_TASK", task.id, rid, repr(lease), self.owner, self.scan_limit)
-            if _s(res[0]) != "ok":
-                return None
-            agent_id, how, scanned = _s(res[1]), _s(res[2]), int(res[3])
-            why = "preferred agent" if how == "preferred" else "longest idle"
-            return self._offer(
-                task,
-                agent_id,
-                rid,
-                now,
-                deadline,
-                f"{why} (first eligible of {scanned} in idle order)",
-                {"strategy": how, "scanned": scanned},
-            )
-        rows = await self._run("ELIGIBLE_AGENTS", task.id, self.scan_limit)
-        ranked: list[tuple[tuple[float | int, ...], str]] = []
-        for aid_b, idle, cnt, load, ordinal in rows:
-            aid = _s(aid_b)
-            static = self.agents.get(aid)
-            if static is None:
-                continue
-            probe = Agent(
-                id=aid,
-                name=static.name,
-                skills=dict(static.skills),
-                capacity=dict(static.capacity),
-                idle_seq=int(idle),
-                contacts_today=int(cnt),
-                load=_parse_kv(_s(load)),
-                ordinal=int(ordinal),
-            )
-            if task.preferred_agent == aid:
-                key: tuple[float | int, ...] = (-1,)
-            else:
-                key = (0, *strategy_key(q.strategy, probe, task, 0))
-            ranked.append((key, aid))
-        ranked.sort()
-        for key, aid in ranked:
-            outcome = _s(await self._run("RESERVE", task.id, aid, rid, repr(lease), self.owner))
-            if outcome == "ok":
-                return self._offer(
-                    task,
-                    aid,
-                    rid,
-                    now,
-                    deadline,
-                    f"{q.strategy} (rank key {list(key)}, best of {len(ranked)} eligible)",
-                    {"strategy": str(q.strategy), "key": list(key)},
-                )
-            if outcome == "task":
-                return None  # another process placed the task meanwhile
-        return None
+        res = await self._run(
+            "TAKE_FOR_TASK",
+            task.id,
+            rid,
+            repr(deadline + self.lease_grace_s),
+            self.owner,
+            str(q.strategy),
+            self.scan_limit,
+        )
+        if _s(res[0]) != "ok":
+            return None
+        return self._offer_from(task, res[1:], rid, now, deadline)
 
     def _offer(
         self,
@@ -333,59 +362,68 @@ class RedisRouter:
         )
         res = Reservation(rid, task.id, agent_id, task.queue, task.channel, now, deadline, explanation)
         heapq.heappush(self._timers, (deadline, next(self._tseq), "rona", rid))
+        self._offered[rid] = task.id
         return Decision(DecisionKind.OFFER, task.id, task.queue, explanation, agent_id, res)
 
     async def _agent_free(self, agent_id: str) -> list[Decision]:
-        decisions: list[Decision] = []
-        while True:
-            now = self._clock()
-            rid = uuid.uuid4().hex
-            deadline = now + self._min_timeout()
-            res = await self._run(
-                "TAKE_FOR_AGENT",
-                agent_id,
-                rid,
-                repr(deadline + self.lease_grace_s),
-                self.owner,
-                repr(now),
-                self.scan_limit,
-                *self._queue_args,
-            )
-            if _s(res[0]) != "ok":
-                return decisions
-            tid, queue, eff, considered = _s(res[1]), _s(res[2]), float(res[3]), int(res[4])
-            raw = await self.redis.hmget(self._key("t", tid), "ch", "req", "pref", "pri")
+        now = self._clock()
+        out = await self._run("TAKE_FOR_AGENT", agent_id, *self._agent_args(now, agent_id))
+        return self._agent_offers(agent_id, out, now)
+
+    def _agent_offers(self, agent_id: str, out: list[Any], now: float) -> list[Decision]:
+        decisions = []
+        for tid, queue, eff, considered, rid, ch, req, pref, pri in out:
+            q = _s(queue)
             task = Task(
-                id=tid,
-                channel=_s(raw[0]),
-                queue=queue,
-                required=_parse_kv(_s(raw[1])),
-                preferred=_parse_kv(_s(raw[2])),
-                priority=int(raw[3] or 0),
+                id=_s(tid),
+                channel=_s(ch),
+                queue=q,
+                required=_parse_kv(_s(req)),
+                preferred=_parse_kv(_s(pref)),
+                priority=int(pri or 0),
             )
-            deadline = now + self.queues[queue].reservation_timeout_s
+            deadline = now + self.queues[q].reservation_timeout_s
             decisions.append(
                 self._offer(
                     task,
                     agent_id,
-                    rid,
+                    _s(rid),
                     now,
                     deadline,
-                    f"agent-first: best of {considered} eligible queue heads by effective priority {eff:.1f}",
-                    {"decision": "agent_first", "effective_priority": eff, "heads_considered": considered},
+                    f"agent-first: best of {int(considered)} eligible queue heads by effective "
+                    f"priority {float(eff):.1f}",
+                    {
+                        "decision": "agent_first",
+                        "effective_priority": float(eff),
+                        "heads_considered": int(considered),
+                    },
                 )
             )
+        return decisions
 
-    def _min_timeout(self) -> float:
-        # The lease must outlive the longest possible reservation of any queue.
-        return max(q.reservation_timeout_s for q in self.queues.values())
+    def _agent_args(self, now: float, agent_id: str | None = None) -> list[Any]:
+        """TAKE_FOR_AGENT arguments after the agent id: only the queues whose base
+        requirements the agent meets, so the script never scans a queue in vain."""
+        args: list[Any] = [self.owner, repr(now), self.scan_limit, self._max_takes, uuid.uuid4().hex]
+        static = self.agents.get(agent_id) if agent_id is not None else None
+        for name, q in self.queues.items():
+            if static is not None and not _serves(static, q):
+                continue
+            lease = now + q.reservation_timeout_s + self.lease_grace_s
+            args += [name, repr(q.aging.priority_per_minute / 60.0), repr(q.weight), repr(lease)]
+        return args
 
     async def accept(self, reservation_id: str) -> list[Decision]:
-        if not await self._run("ACCEPT", reservation_id, repr(self._clock())):
+        agent = await self._run("ACCEPT", reservation_id, repr(self._clock()))
+        if not agent:
             raise RoutingError(f"no pending reservation {reservation_id!r}")
+        task_id = self._offered.pop(reservation_id, None)
+        if task_id is not None:
+            self._connected[task_id] = _s(agent)
         return []
 
     async def _release(self, reservation_id: str, mode: str, kind: DecisionKind, why: str) -> list[Decision]:
+        self._offered.pop(reservation_id, None)
         out = await self._run("RELEASE", reservation_id, mode, repr(self._clock()))
         if not out:
             raise RoutingError(f"no pending reservation {reservation_id!r}")
@@ -437,24 +475,31 @@ class RedisRouter:
 
     async def cancel(self, task_id: str, reason: str = "abandoned") -> list[Decision]:
         phase, agent = await self._run("CANCEL", task_id, repr(self._clock()))
+        for rid in [r for r, t in self._offered.items() if t == task_id]:
+            del self._offered[rid]
+        self._connected.pop(task_id, None)
         if _s(phase) == "gone":
             raise RoutingError(f"unknown task {task_id!r}")
         return await self._agent_free(_s(agent)) if _s(agent) else []
 
     async def complete(self, task_id: str) -> list[Decision]:
-        queue = _s(await self.redis.hget(self._key("t", task_id), "q"))
-        q = self.queues.get(queue)
-        wrap = q.wrap_up_s if q else 0.0
         now = self._clock()
-        lease = repr(now + wrap + self.lease_grace_s) if wrap > 0 else ""
-        out = await self._run("COMPLETE", task_id, lease)
+        out = await self._run(
+            "COMPLETE",
+            task_id,
+            repr(now),
+            repr(self.lease_grace_s),
+            "",
+            *self._agent_args(now, self._connected.pop(task_id, None)),
+        )
         status = _s(out[0])
         if status == "state":
             raise RoutingError(f"task {task_id!r} is {_s(out[1])}, not connected")
         if status == "wrap_up":
+            wrap = float(out[2])
             heapq.heappush(self._timers, (now + wrap, next(self._tseq), "wrap", task_id))
             return []
-        return await self._agent_free(_s(out[1]))
+        return self._agent_offers(_s(out[1]), out[2], now)
 
     async def end_wrap_up(self, task_id: str) -> list[Decision]:
         agent = await self._run("END_WRAP", task_id)
@@ -518,6 +563,13 @@ class RedisRouter:
         """Delete every key of this prefix (tests; a fresh deployment)."""
         async for key in self.redis.scan_iter(match=self.prefix + ":*", count=1000):
             await self.redis.delete(key)
+
+
+def _serves(agent: AgentConfig, queue: Queue) -> bool:
+    skills = agent.skills
+    if any(skills.get(s, 0) < lvl for s, lvl in queue.required_skills.items()):
+        return False
+    return not queue.groups or bool(set(queue.groups) & set(agent.groups))
 
 
 def _s(value: Any) -> str:

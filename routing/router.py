@@ -24,14 +24,22 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import math
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import Any
 
 from routing.agent_index import AgentIndex
 from routing.board import Board
 from routing.config import AgentConfig, EscalationStep, Queue, RoutingConfig, Strategy
-from routing.matching import describe_skills, meets, preferred_matches, skill_score, strategy_key
+from routing.matching import (
+    describe_skills,
+    has_levels,
+    meets,
+    preferred_matches,
+    skill_score,
+    strategy_key,
+)
 from routing.model import (
     Agent,
     AgentState,
@@ -55,6 +63,10 @@ from routing.stats import (
 Clock = Callable[[], float]
 
 
+def _contacts_today(agent: Agent) -> float:
+    return agent.contacts_today
+
+
 class RoutingError(ValueError):
     """A call that cannot apply (unknown id, wrong phase); state is left unchanged."""
 
@@ -76,7 +88,15 @@ class Router:
         self.agents: dict[str, Agent] = {}
         self.tasks: dict[str, Task] = {}
         self.reservations: dict[str, Reservation] = {}
-        self._index = AgentIndex(self._exclusive)
+        # Per-level buckets cost index upkeep on every agent change, so they exist only
+        # for skills a most-skilled queue requires (where the level walk pays off).
+        level_skills = frozenset(
+            skill
+            for q in self.queues.values()
+            if q.strategy is Strategy.MOST_SKILLED
+            for skill in q.required_skills
+        )
+        self._index = AgentIndex(self._exclusive, level_skills)
         self._board = Board()
         self._timers: list[tuple[float, int, str, str, int]] = []
         self._seq = itertools.count(1)
@@ -87,6 +107,8 @@ class Router:
         self._qstats = {name: QueueTracker(span, q.service_level.seconds) for name, q in self.queues.items()}
         self._astats: dict[str, AgentTracker] = {}
         self._ordinals = itertools.count(1)
+        self._roster_version = 0  # bumped when who is logged in changes
+        self._staffed_cache: dict[str, tuple[int, list[Agent]]] = {}
         for agent in config.agents:
             self._add(agent, now)
 
@@ -112,6 +134,7 @@ class Router:
             ordinal=next(self._ordinals),
         )
         self.agents[agent.id] = agent
+        self._roster_version += 1
         self._astats[agent.id] = AgentTracker(self.config.settings.stats_window_s, now)
 
     def remove_agent(self, agent_id: str) -> list[Decision]:
@@ -124,6 +147,7 @@ class Router:
         self._index.drop(agent)
         del self.agents[agent_id]
         del self._astats[agent_id]
+        self._roster_version += 1
         return decisions
 
     def login(self, agent_id: str, *, ready: bool = False) -> list[Decision]:
@@ -150,6 +174,8 @@ class Router:
         now = self._clock()
         decisions: list[Decision] = []
         changed = presence is not agent.presence or reason != agent.reason
+        if (presence is Presence.OFFLINE) != (agent.presence is Presence.OFFLINE):
+            self._roster_version += 1
         agent.presence = presence
         agent.reason = "" if presence is Presence.AVAILABLE else reason
         if changed:
@@ -500,13 +526,20 @@ class Router:
         self._astats[agent.id].mark(now, kind)
 
     def _staffed_agents(self, queue: str) -> list[Agent]:
+        """Logged-in agents able to serve the queue's base requirements. Cached until an
+        agent logs in/out or is added/removed, so stats reads do not scan every agent."""
+        cached = self._staffed_cache.get(queue)
+        if cached is not None and cached[0] == self._roster_version:
+            return cached[1]
         q = self.queues[queue]
         groups = frozenset(q.groups)
-        return [
+        staffed = [
             a
             for a in self.agents.values()
             if a.presence is not Presence.OFFLINE and meets(a, q.required_skills, groups)
         ]
+        self._staffed_cache[queue] = (self._roster_version, staffed)
+        return staffed
 
     def _staffing(self, queue: str) -> tuple[int, int]:
         staffed = self._staffed_agents(queue)
@@ -623,18 +656,22 @@ class Router:
                 return pref, *self._explain_offer(task, pref, "preferred agent", 1, {})
             if task.preferred_only_until is not None:
                 return None  # still inside the preferred agent's window
-        candidates = self._index.candidates(task.channel, required)
+        candidates, checks = self._index.candidates(task.channel, required)
+        if not candidates:
+            return None  # some required skill has no routable holder at all
         rejected = task.rejected_by
         if q.strategy is Strategy.LONGEST_IDLE and not task.preferred:
             # Buckets are in idle order: the first eligible agent is the longest idle.
-            for skipped, agent in enumerate(candidates.values()):
-                if agent.id not in rejected and meets(agent, required, allowed):
+            for skipped, agent in enumerate(candidates):
+                if has_levels(agent.skills, checks):
+                    if agent.id in rejected or (allowed and allowed.isdisjoint(agent.groups)):
+                        continue
                     return agent, *self._explain_offer(
                         task,
                         agent,
                         "longest_idle",
                         skipped + 1,
-                        {"skipped_ineligible": skipped, "bucket": len(candidates)},
+                        {"skipped_ineligible": skipped, "candidates": len(candidates)},
                     )
             return None
         rr_last = self._rr_last.get(task.queue, 0)
@@ -654,10 +691,31 @@ class Router:
         cut = len(floor)
         best: tuple[tuple[float | int, ...], Agent] | None = None
         eligible = 0
-        walk = strategy is Strategy.MOST_SKILLED and bool(required)
-        primary = self._primary_skill(task) if walk else ""
+        primary = self._primary_skill(task) if strategy is Strategy.MOST_SKILLED else None
+        walk = primary is not None
         others = 20 * (len(required) - 1) + 10 * npref
+        # Without preferred skills these keys reduce to one number (ties go to the
+        # earlier agent in idle order, or cannot happen for round robin), so agents that
+        # cannot beat the best so far are skipped before their skills are even checked.
+        scalar: Callable[[Agent], float] | None = None
+        if not npref:
+            if strategy is Strategy.FEWEST_CONTACTS:
+                scalar = _contacts_today
+            elif strategy is Strategy.LEAST_OCCUPIED:
+                scalar = Agent.occupancy_now
+            elif strategy is Strategy.ROUND_ROBIN:
+                wrap = len(self.agents) + rr_last + 1
+
+                def scalar(agent: Agent) -> float:
+                    return agent.ordinal if agent.ordinal > rr_last else agent.ordinal + wrap
+
+        best_scalar = math.inf
+        value = 0.0
         for agent in self._scan_order(task, candidates):
+            if scalar is not None:
+                value = scalar(agent)
+                if value >= best_scalar:
+                    continue
             if walk and best is not None:
                 # Levels come from 10 down: nobody from here on scores above `bound`.
                 level = agent.skills[primary]
@@ -665,12 +723,15 @@ class Router:
                 top = -best[0][0]
                 if top > bound or (top == bound and best[1].skills[primary] == level):
                     break
-            if agent.id in rejected or not meets(agent, required, allowed):
+            if not has_levels(agent.skills, checks):
+                continue
+            if agent.id in rejected or (allowed and allowed.isdisjoint(agent.groups)):
                 continue
             eligible += 1
             key = strategy_key(strategy, agent, task, rr_last)
             if best is None or key < best[0]:
                 best = (key, agent)
+                best_scalar = value if scalar is not None else best_scalar
                 if key[:cut] <= floor:
                     break
         if best is None:
@@ -679,24 +740,27 @@ class Router:
         if q.strategy is Strategy.ROUND_ROBIN:
             self._rr_last[task.queue] = agent.ordinal
         return agent, *self._explain_offer(
-            task, agent, str(q.strategy), eligible, {"key": list(key), "bucket": len(candidates)}
+            task, agent, str(q.strategy), eligible, {"key": list(key), "candidates": len(candidates)}
         )
 
-    def _scan_order(self, task: Task, candidates: dict[str, Agent]) -> Iterable[Agent]:
+    def _scan_order(self, task: Task, candidates: Collection[Agent]) -> Iterable[Agent]:
         """Agents to examine. Most-skilled walks the primary skill's levels from 10 down
         (idle order within a level) so it can stop early; the others use idle order."""
-        if self.queues[task.queue].strategy is not Strategy.MOST_SKILLED or not task.required:
-            return candidates.values()
         primary = self._primary_skill(task)
+        if self.queues[task.queue].strategy is not Strategy.MOST_SKILLED or primary is None:
+            return candidates
         low = task.required[primary]
         ch = task.channel
         return itertools.chain.from_iterable(
             self._index.at_level(ch, primary, level).values() for level in range(10, low - 1, -1)
         )
 
-    def _primary_skill(self, task: Task) -> str:
-        # The required skill whose level dominates the score; ties by name for stability.
-        return min(task.required, key=lambda s: (-task.required[s], s))
+    def _primary_skill(self, task: Task) -> str | None:
+        """The level-indexed required skill to walk (highest minimum level, then name)."""
+        indexed = [s for s in task.required if self._index.has_levels(s)]
+        if not indexed:
+            return None
+        return min(indexed, key=lambda s: (-task.required[s], s))
 
     def _explain_offer(
         self, task: Task, agent: Agent, how: str, eligible: int, extra: dict[str, Any]

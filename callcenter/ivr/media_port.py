@@ -20,7 +20,8 @@ import contextlib
 import logging
 import math
 import os
-from collections.abc import Awaitable, Callable, Sequence
+from collections import deque
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -40,15 +41,22 @@ class Synthesizer(Protocol):
 
 
 class RecognizerSession(Protocol):
+    """One question's listening session (callcenter.speech.RecognitionSession)."""
+
+    speech_started: asyncio.Event
+
     def feed(self, frame: bytes) -> Any: ...
 
     async def result(self, timeout: float) -> Any:
-        """A Recognition (``text``, ``phrase``, ``confidence``) or None when nothing was said."""
+        """A Recognition (``outcome``, ``text``, ``phrase``, ``confidence``); ``timeout``
+        bounds the wait for speech to start; once talking it waits for the end-point."""
         ...
+
+    def close(self) -> None: ...
 
 
 class Recognizer(Protocol):
-    def start(self, phrases: Sequence[str]) -> RecognizerSession: ...
+    def start(self, phrases: list[str], *, language: str = ...) -> RecognizerSession: ...
 
 
 class MediaSession(Protocol):
@@ -71,15 +79,19 @@ def beep_pcm(freq: float = 1000.0, seconds: float = 0.35, amplitude: int = 8000)
 
 
 def _recognition_to_input(rec: Any) -> UserInput:
+    """Map a Recognition to the IVR's answer: match → phrase, no-match → speech with
+    value '' (the flow's no-match path), no-input → nothing."""
     if rec is None:
         return UserInput.nothing()
+    outcome = str(getattr(rec, "outcome", "") or "")
     text = str(getattr(rec, "text", "") or "")
-    phrase = getattr(rec, "phrase", None) or ""
+    phrase = str(getattr(rec, "phrase", "") or "")
     confidence = float(getattr(rec, "confidence", 0.0) or 0.0)
-    if not text and not phrase:
+    if outcome == "no_input" or (not outcome and not text and not phrase):
         return UserInput.nothing()
-    # speech that matched no expected phrase comes back as value "" (the flow's no-match)
-    return UserInput(how="speech", value=str(phrase), confidence=confidence, text=text)
+    if outcome == "no_match":
+        phrase = ""
+    return UserInput(how="speech", value=phrase, confidence=confidence, text=text)
 
 
 class MediaCallPort:
@@ -109,7 +121,10 @@ class MediaCallPort:
         self.voice = voice
         self.rate = rate
         self.record_silence_s = record_silence_s
-        self.digits: asyncio.Queue[str] = asyncio.Queue()
+        # digits wait here until a step takes them; waiters only *watch* for them
+        # (see _digit_ready), so a wait cancelled by another event never loses a key
+        self.digits: deque[str] = deque()
+        self._digit_event = asyncio.Event()
         self.ended = asyncio.Event()
         self._asr: RecognizerSession | None = None
         self._asr_phrases: tuple[str, ...] | None = None
@@ -121,7 +136,13 @@ class MediaCallPort:
     # --- callbacks from the media session (event loop thread) ---------------
 
     def _on_dtmf(self, digit: str, source: str) -> None:
-        self.digits.put_nowait(digit)
+        self.digits.append(digit)
+        self._digit_event.set()
+
+    async def _digit_ready(self) -> None:
+        while not self.digits:
+            self._digit_event.clear()
+            await self._digit_event.wait()
 
     def _on_audio(self, frame: bytes) -> None:
         asr = self._asr
@@ -152,19 +173,29 @@ class MediaCallPort:
         if self.ended.is_set():
             raise CallEnded
 
-    def _speech_session(self, phrases: tuple[str, ...] | None) -> RecognizerSession | None:
+    def _speech_session(
+        self, phrases: tuple[str, ...] | None, language: str
+    ) -> RecognizerSession | None:
         """The recogniser for these phrases; one started during the prompt carries over,
         so an answer spoken across the end of a prompt is heard whole."""
         if not phrases or self.recognizer is None:
-            self._asr, self._asr_phrases = None, None
+            self._drop_speech()
             return None
         if self._asr is None or self._asr_phrases != phrases:
-            self._asr = self.recognizer.start(list(phrases))
+            self._drop_speech()
+            try:
+                self._asr = self.recognizer.start(list(phrases), language=language)
+            except ValueError as exc:  # no model for the language, or no usable phrase
+                log.info("no speech recognition for this question: %s", exc)
+                return None
             self._asr_phrases = phrases
         return self._asr
 
     def _drop_speech(self) -> None:
-        self._asr, self._asr_phrases = None, None
+        asr, self._asr, self._asr_phrases = self._asr, None, None
+        if asr is not None:
+            with contextlib.suppress(Exception):
+                asr.close()
 
     async def _first(self, *aws: Awaitable[Any], timeout: float | None) -> tuple[int, Any]:
         """Index and result of the first awaitable to finish (-1 on timeout); cancels the rest.
@@ -195,8 +226,8 @@ class MediaCallPort:
         self, *, text: str | None, audio: str | None, language: str, barge_in: InputSpec | None
     ) -> UserInput | None:
         self._check()
-        if barge_in is not None and barge_in.digits is not None and not self.digits.empty():
-            return UserInput(how="dtmf", value=self.digits.get_nowait())  # typed ahead
+        if barge_in is not None and barge_in.digits is not None and self.digits:
+            return UserInput(how="dtmf", value=self.digits.popleft())  # typed ahead
         if barge_in is None or barge_in.digits is None:
             self._drain_digits()  # keys pressed during a non-interruptible prompt are dropped
         source: str | Path | None = audio
@@ -204,35 +235,34 @@ class MediaCallPort:
             source = await self.tts.render(text, language=language, voice=self.voice, rate=self.rate)
         if source is None:
             return None
-        asr = self._speech_session(barge_in.phrases if barge_in else None)
-        play = self.session.play(os.fspath(source), interrupt_on_dtmf=bool(barge_in and barge_in.digits))
-        play_task = asyncio.ensure_future(play)
+        asr = self._speech_session(barge_in.phrases if barge_in else None, language)
+        keys = barge_in is not None and barge_in.digits is not None
+        play_task = asyncio.ensure_future(
+            self.session.play(os.fspath(source), interrupt_on_dtmf=keys)
+        )
         try:
-            while True:
-                waiters: list[Awaitable[Any]] = [asyncio.shield(play_task)]
-                if barge_in is not None and barge_in.digits is not None:
-                    waiters.append(self.digits.get())
-                if asr is not None:
-                    waiters.append(asr.result(3600.0))
-                which, value = await self._first(*waiters, timeout=None)
-                if which == 0:
-                    if value is False and not self.digits.empty() and barge_in is not None:
-                        # the media layer stopped the prompt on a key before telling us
-                        self._drop_speech()
-                        return UserInput(how="dtmf", value=self.digits.get_nowait())
-                    return None
-                if which == 1 and barge_in is not None and barge_in.digits is not None:
-                    self.session.stop_playing()
+            waiters: list[Awaitable[Any]] = [asyncio.shield(play_task)]
+            if keys:
+                waiters.append(self._digit_ready())
+            if asr is not None:
+                waiters.append(asr.speech_started.wait())
+            which, _value = await self._first(*waiters, timeout=None)
+            if which == 0:
+                if keys and self.digits:
+                    # the media layer stopped the prompt on a key as it reported it
                     self._drop_speech()
-                    return UserInput(how="dtmf", value=value)
-                got = _recognition_to_input(value)
-                if got.how == "speech" and got.value:
-                    self.session.stop_playing()
-                    self._drop_speech()
-                    return got
-                # noise or an off-menu word: keep playing, listen afresh
+                    return UserInput(how="dtmf", value=self.digits.popleft())
+                return None  # played to the end; a recogniser already listening carries over
+            self.session.stop_playing()
+            if which == 1 and keys:
                 self._drop_speech()
-                asr = self._speech_session(barge_in.phrases if barge_in else None)
+                return UserInput(how="dtmf", value=self.digits.popleft())
+            # the caller started talking: stop the prompt and wait for the end-point
+            assert asr is not None
+            _, rec = await self._first(asr.result(barge_in.timeout if barge_in else 5.0),
+                                       timeout=None)  # fmt: skip
+            self._drop_speech()
+            return _recognition_to_input(rec)
         finally:
             if not play_task.done():
                 self.session.stop_playing()
@@ -240,59 +270,45 @@ class MediaCallPort:
                 await play_task
 
     def _drain_digits(self) -> None:
-        while not self.digits.empty():
-            self.digits.get_nowait()
+        self.digits.clear()
 
     async def collect(self, spec: InputSpec, *, initial: UserInput | None = None) -> UserInput:
         self._check()
         rules = spec.digits
         buf = initial.value if initial is not None and initial.how == "dtmf" else ""
-        asr = self._speech_session(spec.phrases) if not buf else None
         if rules is not None and buf:
             done = self._digits_done(buf, rules)
             if done is not None:
                 return done
-        deadline = self._loop.time() + (rules.overall_timeout if rules else spec.timeout + 30.0)
+        asr = None if buf else self._speech_session(spec.phrases, spec.language)
         first_wait = rules.first_timeout if rules else spec.timeout
+        deadline = self._loop.time() + (rules.overall_timeout if rules else first_wait)
         try:
             while True:
                 now = self._loop.time()
-                if not buf:
-                    # no-input timeout, extended while the caller is still speaking
-                    wait = first_wait
-                    if asr is not None and now - self._last_voice < 0.5:
-                        wait = max(wait, 1.0)
-                else:
-                    wait = rules.inter_digit_timeout if rules else spec.timeout
+                wait = (rules.inter_digit_timeout if rules else spec.timeout) if buf else first_wait
                 wait = max(0.0, min(wait, deadline - now))
-                waiters: list[Awaitable[Any]] = [self.digits.get()]
+                waiters: list[Awaitable[Any]] = [self._digit_ready()]
                 if asr is not None:
-                    waiters.append(asr.result(wait + 30.0))
-                which, value = await self._first(*waiters, timeout=wait)
+                    waiters.append(asr.result(wait))
+                talking = asr is not None and asr.speech_started.is_set()
+                # while the caller is talking the recogniser's end-point decides, not our timer
+                which, value = await self._first(*waiters, timeout=None if talking else wait)
                 if which == -1:
-                    if asr is not None and self._loop.time() - self._last_voice < 0.5:
-                        first_wait = 1.0  # speech in progress: give the recogniser its end-point
+                    if asr is not None and asr.speech_started.is_set():
                         continue
-                    if buf:
-                        return UserInput(how="dtmf", value=buf)
-                    return UserInput.nothing()
+                    return UserInput(how="dtmf", value=buf) if buf else UserInput.nothing()
                 if which == 0:
                     if rules is None:
                         continue  # keys mean nothing here
-                    if asr is not None:
-                        self._drop_speech()
-                        asr = None
-                    buf += value
+                    self._drop_speech()
+                    asr = None
+                    buf += self.digits.popleft()
                     done = self._digits_done(buf, rules)
                     if done is not None:
                         return done
                     continue
-                got = _recognition_to_input(value)
-                if got.how == "none":  # the recogniser gave up on a noise: listen afresh
-                    self._drop_speech()
-                    asr = self._speech_session(spec.phrases)
-                    continue
-                return got
+                return _recognition_to_input(value)
         finally:
             self._drop_speech()
 
@@ -321,9 +337,9 @@ class MediaCallPort:
                 silence_left = self._last_voice + self.record_silence_s - now
                 if remaining <= 0 or silence_left <= 0:
                     break
-                which, digit = await self._first(self.digits.get(),
-                                                 timeout=min(remaining, silence_left, 0.5))  # fmt: skip
-                if which == 0 and digit in "#*":
+                which, _ = await self._first(self._digit_ready(),
+                                             timeout=min(remaining, silence_left, 0.5))  # fmt: skip
+                if which == 0 and self.digits.popleft() in "#*":
                     break
         except CallEnded:
             pass  # a caller who hangs up after speaking has left a message: keep it

@@ -8,7 +8,12 @@ The clock is a single asyncio task. Each tick it calls ``_tick`` on the sessions
 something to send (a dict kept up to date by the sessions), so the cost is one Python call
 and one ``sendto`` per packet, with no task, future or timer handle per call or packet.
 It is drift-corrected: tick *n* is due at ``start + n·20 ms`` on ``loop.time()`` (the
-monotonic clock), never "20 ms after the last one finished". When the loop was blocked it
+monotonic clock), never "20 ms after the last one finished". Each session is given one of
+``phases`` (default 4) fixed offsets inside the 20 ms period, and the clock wakes at every
+offset (every 5 ms) to send for that quarter of the sessions: every session still sends
+exactly every 20 ms, but the work — and the packets on the wire — are spread over the
+period instead of one burst, so a packet's position in its burst (and the variation of
+that position, which receivers see as jitter) is four times smaller. When the loop was blocked it
 catches up by running missed ticks back to back, but at most ``max_catchup`` of them
 (a bounded burst, which a phone's jitter buffer absorbs); beyond that it skips the missed
 ticks — RTP timestamps still advance with real time, prompts resume where they were —
@@ -20,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import logging
 import os
 import socket
 import time
@@ -29,6 +35,7 @@ from callcenter.media.audio_files import load_for_codec
 from callcenter.media.session import RtpSession
 
 PERIOD = 0.020
+log = logging.getLogger(__name__)
 
 
 class NoFreePortError(RuntimeError):
@@ -47,6 +54,7 @@ class MediaEngine:
         latch_any: bool = False,
         inband_dtmf: str = "auto",
         max_catchup: int = 2,
+        phases: int = 4,
         rcvbuf: int = 256 * 1024,
         prompt_cache_bytes: int = 64 * 1024 * 1024,
     ) -> None:
@@ -63,18 +71,22 @@ class MediaEngine:
         self.latch_any = latch_any
         self.inband_dtmf = inband_dtmf
         self.max_catchup = max_catchup
+        if not 1 <= phases <= 20:
+            raise ValueError("phases must be between 1 and 20")
+        self.phases = phases
         self.rcvbuf = rcvbuf
         # prompts encoded once per (file, codec): bytes are immutable, so calls share them
         self._prompts: OrderedDict[tuple[str, int, int, str], bytes] = OrderedDict()
         self.prompt_cache_bytes = prompt_cache_bytes
         self._sessions: dict[int, RtpSession] = {}  # by local port
         self._active: dict[int, RtpSession] = {}  # sessions the clock must tick
+        self._phase_active: list[dict[int, RtpSession]] = [{} for _ in range(phases)]
+        self._slots_skipped = 0
         self._cursor = self.port_min
         self._loop: asyncio.AbstractEventLoop | None = None
         self._clock: asyncio.Task[None] | None = None
         self.tick_no = 0
         self.ticks_run = 0
-        self.ticks_skipped = 0
         self.ticks_caught_up = 0
         self.max_tick_late = 0.0
 
@@ -157,8 +169,11 @@ class MediaEngine:
             f"no free even RTP port in {self.port_min}-{self.port_max} on {self.host}"
         )
 
+    def _phase_of(self, session: RtpSession) -> int:
+        return (session.local_port >> 1) % self.phases
+
     def _release(self, session: RtpSession) -> None:
-        self._active.pop(session.local_port, None)
+        self._deactivate(session)
         if self._sessions.get(session.local_port) is session:
             del self._sessions[session.local_port]
         if self._loop is not None and session._sock is not None:
@@ -167,41 +182,54 @@ class MediaEngine:
 
     def _activate(self, session: RtpSession) -> None:
         self._active[session.local_port] = session
+        self._phase_active[self._phase_of(session)][session.local_port] = session
 
     def _deactivate(self, session: RtpSession) -> None:
         self._active.pop(session.local_port, None)
+        self._phase_active[self._phase_of(session)].pop(session.local_port, None)
+
+    @property
+    def ticks_skipped(self) -> int:
+        """Whole 20 ms periods skipped after stalls (summed over phases)."""
+        return self._slots_skipped // self.phases
 
     # ------------------------------------------------------------------ clock
     async def _run_clock(self) -> None:
         loop = asyncio.get_running_loop()
-        due = loop.time() + PERIOD
+        phases = self.phases
+        step = PERIOD / phases
+        slot = 0  # sub-tick counter: slot // phases is the 20 ms tick, slot % phases the phase
+        due = loop.time() + step
         while True:
             delay = due - loop.time()
             if delay > 0:
                 await asyncio.sleep(delay)
             behind = loop.time() - due
             if behind > self.max_catchup * PERIOD:
-                skip = int(behind / PERIOD)
-                self.ticks_skipped += skip
-                self.tick_no += skip
-                due += skip * PERIOD
+                skip = int(behind / step)
+                self._slots_skipped += skip
+                slot += skip
+                due += skip * step
             elif behind > PERIOD:
                 self.ticks_caught_up += 1
             if behind > self.max_tick_late:
                 self.max_tick_late = behind
-            self.tick_no += 1
-            self.ticks_run += 1
-            self._tick(self.tick_no, due)
-            due += PERIOD
+            self.tick_no = slot // phases
+            self._tick(self._phase_active[slot % phases], self.tick_no, due)
+            slot += 1
+            self.ticks_run = slot // phases
+            due += step
             if delay <= 0:
                 await asyncio.sleep(0)  # catching up: still let the receive path run
 
-    def _tick(self, tick_no: int, due: float) -> None:
-        for session in list(self._active.values()):
+    def _tick(self, sessions: dict[int, RtpSession], tick_no: int, due: float) -> None:
+        for session in list(sessions.values()):
             try:
                 session._tick(tick_no, due)
             except Exception:  # one broken session must never stop every call's audio
-                session.stats.tx_dropped += 1
+                log.exception("media session on port %d failed; it stops sending",
+                              session.local_port)
+                self._deactivate(session)
 
     def stats(self) -> dict[str, float | int]:
         return {

@@ -46,6 +46,9 @@ if TYPE_CHECKING:
     from callcenter.media.engine import MediaEngine
 
 _HDR = struct.Struct("!BBHII")
+_RX = struct.Struct("!HII")
+ENERGY_BATCH = 1600  # bytes of G.711 (200 ms) per energy update
+LATCH_PROBATION = 3  # in-sequence packets before latching to an address the SDP did not name
 FRAME = 160  # samples (= G.711 bytes) per 20 ms
 PCM_FRAME = 2 * FRAME
 LATE = 0.005  # a send more than 5 ms after its tick counts as late
@@ -65,19 +68,38 @@ def _hold_callback(cb: Callable[..., Any] | None) -> Any:
     return lambda: cb  # plain function/closure: the caller owns its captures
 
 
+def _numeric(addr: tuple[str, int]) -> tuple[str, int]:
+    """An SDP c= may name a host (RFC 4566 allows an FQDN): resolve it once, here, so the
+    per-packet sendto and the latch compare plain IP addresses. Unresolvable names are
+    kept; sending to them fails and is counted in ``stats.tx_dropped``."""
+    host, port = addr
+    try:
+        socket.inet_pton(socket.AF_INET6 if ":" in host else socket.AF_INET, host)
+        return addr
+    except OSError:
+        pass
+    try:
+        infos = socket.getaddrinfo(host, port, socket.AF_INET, socket.SOCK_DGRAM)
+    except OSError:
+        return addr
+    return (str(infos[0][4][0]), port) if infos else addr
+
+
 class RtpSession:
     __slots__ = (
         "__weakref__",
         "_bridge",
         "_closed",
         "_dtmf_queue",
+        "_energy_buf",
+        "_energy_codec",
         "_engine",
         "_fd",
         "_inband",
         "_inband_mode",
         "_jitter_transit",
+        "_latch_candidate",
         "_latched",
-        "_loop",
         "_marker_next",
         "_on_audio",
         "_on_dtmf",
@@ -93,6 +115,7 @@ class RtpSession:
         "_relay_run",
         "_rx_ssrc",
         "_sdp_id",
+        "_sdp_remote",
         "_sdp_version",
         "_send_ok",
         "_silence",
@@ -134,7 +157,6 @@ class RtpSession:
         self._engine: weakref.ref[MediaEngine] = weakref.ref(engine)
         self._sock: socket.socket | None = sock
         self._fd = sock.fileno()
-        self._loop: asyncio.AbstractEventLoop | None = None
         self.host = host
         self.advertise = advertise or host
         self.local_port = port
@@ -151,7 +173,9 @@ class RtpSession:
         self._silence = bytes([g711.SILENCE_BYTE[self.codec]]) * FRAME
         self.remote: tuple[str, int] | None = None
         self.expected_ip: str | None = None
+        self._sdp_remote: tuple[str, int] | None = None
         self._latched = False
+        self._latch_candidate: tuple[tuple[str, int], int, int, int] | None = None
         self._send_ok = False
         self.hold = False
         self._marker_next = True
@@ -160,6 +184,8 @@ class RtpSession:
         self.last_rx: float | None = None
         self._rx_ssrc: int | None = None
         self._jitter_transit: float | None = None
+        self._energy_buf = bytearray()
+        self._energy_codec = self.codec
         self._te_rx = TelephoneEventReceiver()
         self._te_tx: TelephoneEventSender | None = None
         self._dtmf_queue: deque[str] = deque()
@@ -214,6 +240,8 @@ class RtpSession:
 
     def answer(self, offer_sdp: str | bytes) -> str | None:
         """Answer an offer (initial INVITE or re-INVITE); None → the SIP layer sends 488."""
+        if self._closed:
+            return None
         try:
             sd = sdp.parse(offer_sdp)
         except sdp.SdpError:
@@ -246,6 +274,8 @@ class RtpSession:
 
     def apply_answer(self, answer_sdp: str | bytes) -> bool:
         """Take the peer's answer to our offer; False when it is unusable."""
+        if self._closed:
+            return False
         try:
             sd = sdp.parse(answer_sdp)
         except sdp.SdpError:
@@ -264,18 +294,25 @@ class RtpSession:
         self.hold = on
 
     def _apply(self, neg: sdp.Negotiated, _direction: str) -> None:
+        if neg.remote_addr is not None:
+            neg.remote_addr = _numeric(neg.remote_addr)
         if neg.codec != self.codec:
-            self.codec = neg.codec
+            # a re-INVITE may switch PCMU↔PCMA mid-prompt: carry queued audio across
+            old, self.codec = self.codec, neg.codec
             self._silence = bytes([g711.SILENCE_BYTE[self.codec]]) * FRAME
+            self._play_buf = g711.transcode(self._play_buf, old, self.codec)
+            self._tone_buf = g711.transcode(self._tone_buf, old, self.codec)
         self.payload_type = neg.payload_type
         self.dtmf_pt = neg.dtmf_payload_type
-        new_ip = neg.remote_addr[0] if neg.remote_addr else None
         if neg.remote_addr is not None and (
-            not self._latched or new_ip != self.expected_ip or self.remote is None
+            not self._latched or neg.remote_addr != self._sdp_remote or self.remote is None
         ):
+            # a new address in the SDP (or none latched yet): send there and latch again
+            # to whatever really sends from that peer; an unchanged re-offer keeps the latch
             self.remote = neg.remote_addr
-            self._latched = False  # latch again to whatever really sends from that peer
-        self.expected_ip = new_ip
+            self._latched = False
+        self._sdp_remote = neg.remote_addr
+        self.expected_ip = neg.remote_addr[0] if neg.remote_addr else None
         want_inband = self._inband_mode == "on" or (
             self._inband_mode == "auto" and self.dtmf_pt is None
         )
@@ -322,8 +359,7 @@ class RtpSession:
         self.stop_playing()
         if not data:
             return True
-        loop = asyncio.get_running_loop()
-        fut: asyncio.Future[bool] = loop.create_future()
+        fut: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self._play_buf, self._play_pos = data, 0
         self._play_future = fut
         self._play_interrupt = interrupt_on_dtmf
@@ -512,63 +548,76 @@ class RtpSession:
 
     def _on_datagram(self, data: bytes, addr: tuple[str, int]) -> None:
         st = self.stats
-        try:
-            pkt = parse(data)
-        except RtpParseError:
-            st.rx_malformed += 1
-            return
+        # fast path for the usual packet (V=2, no padding/extension/CSRC); rtp.parse
+        # handles and validates everything else
+        if len(data) >= 12 and data[0] == 0x80 and not 72 <= (data[1] & 0x7F) <= 76:
+            b1 = data[1]
+            pt = b1 & 0x7F
+            marker = b1 > 0x7F
+            seq, ts, ssrc = _RX.unpack_from(data, 2)
+            payload = data[12:]
+        else:
+            try:
+                pkt = parse(data)
+            except RtpParseError:
+                st.rx_malformed += 1
+                return
+            pt, marker, ts, ssrc, payload, seq = (
+                pkt.payload_type, pkt.marker, pkt.timestamp, pkt.ssrc, pkt.payload, pkt.sequence,
+            )
+        remote = self.remote
         if not self._latched:
-            if not (self.latch_any or (self.expected_ip is not None and addr[0] == self.expected_ip)):
+            if not self._may_latch(addr, ssrc, seq):
                 st.rx_ignored += 1
                 return
             # symmetric RTP: send back to where the peer really sends from (NAT)
             self._latched = True
             self.remote = (addr[0], addr[1])
             self._update_active()
-        elif addr[0] != self.remote[0] or addr[1] != self.remote[1]:  # type: ignore[index]
+        elif remote is None or addr[0] != remote[0] or addr[1] != remote[1]:
             st.rx_ignored += 1  # stay latched: no RTP injection ("RTP bleed") from elsewhere
             return
         now = _monotonic()
         self.last_rx = now
         st.rx_packets += 1
-        st.rx_bytes += len(pkt.payload)
-        pt = pkt.payload_type
+        st.rx_bytes += len(payload)
         bridge = self._bridge() if self._bridge is not None else None
-        if pt == self.dtmf_pt and self.dtmf_pt is not None:
-            digit = self._te_rx.feed(pkt.payload, pkt.timestamp, pkt.marker)
+        if pt == self.dtmf_pt and pt is not None:
+            digit = self._te_rx.feed(payload, ts, marker)
             if bridge is not None:
-                bridge._relay(pkt.payload, None, pkt.timestamp, True)
+                bridge._relay(payload, None, ts, True)
             if digit is not None:
                 self._emit_dtmf(digit, "rfc4733")
             return
-        codec = g711.PT_CODEC.get(pt) if pt != self.payload_type else self.codec
-        if codec is None or not pkt.payload:
+        codec = self.codec if pt == self.payload_type else g711.PT_CODEC.get(pt)
+        if codec is None or not payload:
             st.rx_ignored += 1  # comfort noise, unknown codecs
             return
         # RFC 3550 A.8 interarrival jitter, in timestamp units
-        transit = now * 8000.0 - pkt.timestamp
-        if self._rx_ssrc != pkt.ssrc:
-            self._rx_ssrc = pkt.ssrc
+        transit = now * 8000.0 - ts
+        if self._rx_ssrc != ssrc:
+            self._rx_ssrc = ssrc
             self._jitter_transit = transit
         else:
-            prev = self._jitter_transit
+            d = transit - self._jitter_transit  # type: ignore[operator]
             self._jitter_transit = transit
-            if prev is not None:
-                d = transit - prev
-                # timestamp wrap appears as a ±2^32 jump: ignore that sample
-                if -4e8 < d < 4e8:
-                    st.jitter += (abs(d) - st.jitter) / 16.0
-        payload = pkt.payload
-        codes = np.frombuffer(payload, dtype=np.uint8)
-        st.rx_energy_sum += float(g711.square_table(codec)[codes].sum())
-        st.rx_samples += len(payload)
+            if -4e8 < d < 4e8:  # a timestamp wrap shows as a ±2^32 jump: skip that one
+                st.jitter += (abs(d) - st.jitter) / 16.0
+        # energy is summed in batches of 200 ms: numpy's per-call overhead would otherwise
+        # cost more than everything else on this path
+        if codec != self._energy_codec:
+            self._flush_energy()
+            self._energy_codec = codec
+        self._energy_buf += payload
+        if len(self._energy_buf) >= ENERGY_BATCH:
+            self._flush_energy()
         if bridge is not None:
-            bridge._relay(payload, codec, pkt.timestamp, False)
+            bridge._relay(payload, codec, ts, False)
         if self._recorder is None and self._on_audio is None and self._inband is None:
             return
         pcm = g711.decode(codec, payload)
         if self._recorder is not None:
-            self._recorder.write(pcm, pkt.timestamp)
+            self._recorder.write(pcm, ts)
         if self._inband is not None:
             for digit in self._inband.feed(pcm):
                 self._emit_dtmf(digit, "inband")
@@ -581,6 +630,32 @@ class RtpSession:
                 cb(buf[:PCM_FRAME])
                 buf = buf[PCM_FRAME:]
             self._pending_pcm = buf
+
+    def _may_latch(self, addr: tuple[str, int], ssrc: int, seq: int) -> bool:
+        """Symmetric-RTP learning. The address the SDP named is trusted at once. Another
+        port of the peer's IP (a NAT rewrote it) — or any address with ``latch_any`` —
+        must first send LATCH_PROBATION packets in sequence from one source and SSRC, as
+        Asterisk's strictrtp learning does, so a stray or injected packet cannot capture
+        the stream."""
+        if addr == self._sdp_remote:
+            return True
+        if not (self.latch_any or (self.expected_ip is not None and addr[0] == self.expected_ip)):
+            return False
+        cand = self._latch_candidate
+        if cand is not None and cand[0] == addr and cand[1] == ssrc and cand[2] == (seq - 1) & 0xFFFF:
+            count = cand[3] + 1
+        else:
+            count = 1
+        self._latch_candidate = (addr, ssrc, seq, count)
+        return count >= LATCH_PROBATION
+
+    def _flush_energy(self) -> None:
+        buf = self._energy_buf
+        if buf:
+            table = g711.square_table(self._energy_codec)
+            self.stats.rx_energy_sum += float(table[np.frombuffer(buf, dtype=np.uint8)].sum())
+            self.stats.rx_samples += len(buf)
+            self._energy_buf = bytearray()
 
     # ------------------------------------------------------------------ lifecycle
     def close(self) -> None:
@@ -595,6 +670,7 @@ class RtpSession:
         self._dtmf_queue.clear()
         if self._recorder is not None:
             self.stop_recording()
+        self._flush_energy()
         self._on_dtmf = self._on_audio = None
         engine = self._engine()
         if engine is not None:

@@ -28,7 +28,9 @@ class SessionStats:
         self.rx_bytes = 0
         self.rx_malformed = 0  # not RTP v2 / truncated
         self.rx_ignored = 0  # wrong source, unknown payload type
-        self.rx_energy_sum = 0.0  # Σ sample² of decoded audio
+        # Σ sample² of decoded audio and the samples counted; updated every 200 ms of
+        # received audio (batched: see RtpSession._on_datagram) and at close
+        self.rx_energy_sum = 0.0
         self.rx_samples = 0
         self.jitter = 0.0  # RFC 3550 interarrival jitter, in timestamp units (1/8000 s)
         self.tx_packets = 0

@@ -21,10 +21,15 @@ import contextlib
 import logging
 from collections.abc import Mapping
 
-from callcenter.sip.calls import Call, CallFailed, CallState, SipCredentials
+from callcenter.sip.calls import Call, CallError, CallFailed, CallState, SipCredentials
 from callcenter.sip.ua import UserAgent
 
 log = logging.getLogger(__name__)
+
+
+async def _ring(call: Call) -> None:
+    with contextlib.suppress(CallError):
+        await call.ringing(180)
 
 
 def tie_lifetimes(a: Call, b: Call) -> None:
@@ -71,7 +76,7 @@ async def bridge_call(
 
     def ring_caller(_: Call, status: int) -> None:
         if status == 180 and inbound.state is CallState.INCOMING:
-            ua._spawn(inbound.ringing(180))
+            ua._spawn(_ring(inbound))
 
     placing = asyncio.ensure_future(
         ua.place_call(
@@ -88,6 +93,9 @@ async def bridge_call(
     caller_gone = asyncio.ensure_future(inbound.ended.wait())
     try:
         await asyncio.wait({placing, caller_gone}, return_when=asyncio.FIRST_COMPLETED)
+    except asyncio.CancelledError:
+        placing.cancel()  # our caller gave up on the bridge: do not leave the agent ringing
+        raise
     finally:
         caller_gone.cancel()
     if not placing.done():

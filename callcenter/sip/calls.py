@@ -12,6 +12,7 @@ application uses the same small API::
     call.on_transfer = async fn(call, target_uri) -> int  # REFER (blind transfer);
                                             # return the SIP status of the new leg
     call.add_end_callback(fn(call))
+    call.on_progress = fn(call, status)     # outbound: 180/183 received (B2BUA rings the caller)
 
 All SIP work is delegated to the user agent (:mod:`callcenter.sip.ua`). A call
 keeps a reference to the UA and the UA to the call only while the call lives;
@@ -32,6 +33,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from callcenter.sip.dialog import Dialog, DialogState
+from callcenter.sip.digest import AuthParseError, answer_challenge
 from callcenter.sip.headers import Headers
 from callcenter.sip.message import SipMessage, make_response
 from callcenter.sip.transaction import (
@@ -40,6 +42,7 @@ from callcenter.sip.transaction import (
     ServerTransaction,
     Uas2xxRetransmitter,
 )
+from callcenter.sip.uri import NameAddr, UriError
 
 if TYPE_CHECKING:
     from callcenter.sip.ua import UserAgent
@@ -165,8 +168,6 @@ class Call:
     @staticmethod
     def _identity(request: SipMessage) -> str:
         """ANI: P-Asserted-Identity when present (trusted peer), else the From user."""
-        from callcenter.sip.uri import NameAddr, UriError
-
         pai = request.headers.get("P-Asserted-Identity")
         if pai:
             try:
@@ -181,11 +182,9 @@ class Call:
     @staticmethod
     def _dialled(request: SipMessage) -> str:
         """DNIS: the Request-URI user (what was dialled), falling back to the To user."""
-        from callcenter.sip.uri import SipUri, UriError
-
         try:
-            user = _user_of(SipUri.parse(request.uri or ""))
-        except UriError:
+            user = _user_of(request.request_uri)  # parsed once, cached by the message
+        except ValueError:
             user = ""
         return user or _user_of(request.to.uri)
 
@@ -450,8 +449,6 @@ class Call:
             self.media.feed_info_dtmf(digit)
 
     def _on_refer(self, txn: ServerTransaction) -> None:
-        from callcenter.sip.uri import NameAddr, UriError
-
         handler = self.on_transfer
         refer_to = txn.request.headers.get("Refer-To")
         if not refer_to:
@@ -569,8 +566,6 @@ class Call:
         ua.transactions.send(self.transport, ack.to_bytes(), self.peer_addr)
 
     def _retry_with_auth(self, response: SipMessage) -> bool:
-        from callcenter.sip.digest import AuthParseError, answer_challenge
-
         ua = self.ua
         invite = self._invite
         creds = self.credentials

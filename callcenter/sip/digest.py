@@ -115,18 +115,15 @@ _PARAM_RE = re.compile(
     re.DOTALL,
 )
 _UNQUOTE_RE = re.compile(r"\\(.)", re.DOTALL)
-_TAIL_RE = re.compile(r"[ \t\r\n,]*")
 
 
 def _parse_auth_list(value: str) -> list[tuple[str, dict[str, str]]]:
     """Parse one or more ``scheme param=value, ...`` items into (scheme, params)."""
     items: list[tuple[str, dict[str, str]]] = []
     params: dict[str, str] | None = None
+    value = value.rstrip(" \t\r\n,")  # trailing empty list elements are allowed
     pos, end = 0, len(value)
-    while True:
-        tail = _TAIL_RE.match(value, pos)
-        if tail is not None and tail.end() == end:
-            break
+    while pos < end:
         m = _PARAM_RE.match(value, pos)
         if m is None:
             raise AuthParseError(f"syntax error at offset {pos}")
@@ -142,7 +139,11 @@ def _parse_auth_list(value: str) -> list[tuple[str, dict[str, str]]]:
             if key in params:
                 raise AuthParseError(f"duplicate parameter {key!r}")
             quoted = m.group("q")
-            params[key] = _UNQUOTE_RE.sub(r"\1", quoted[1:-1]) if quoted else m.group("t")
+            if quoted is None:
+                params[key] = m.group("t")
+            else:
+                inner = quoted[1:-1]
+                params[key] = _UNQUOTE_RE.sub(r"\1", inner) if "\\" in inner else inner
         # after a param, the next thing must be a comma (or the end)
         pos = m.end()
         if m.group("scheme") is None and pos < end and value[pos - 1] != "," and value[pos] != ",":

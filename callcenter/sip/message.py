@@ -48,6 +48,9 @@ SIP_VERSION = "SIP/2.0"
 # Request-URI schemes this server can act on; others get 416 (RFC 3261 §8.2.2.1).
 SUPPORTED_SCHEMES = frozenset({"sip", "sips", "tel"})
 MAX_CSEQ = 2**31 - 1
+# Header field values (after splitting comma lists) one message may carry. RFC 4475's
+# longreq has 45; the cap bounds the CPU a hostile 64 KB datagram can cost.
+MAX_HEADER_FIELDS = 256
 # Methods some SIP element may implement; used only to pick 501 over 400 below.
 KNOWN_METHODS = frozenset({
     "INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "REGISTER", "INFO", "REFER", "NOTIFY",
@@ -94,12 +97,9 @@ _CALLID_RE = re.compile(rf"{_CALLID_WORD}(?:@{_CALLID_WORD})?")
 _CSEQ_RE = re.compile(r"([0-9]+)[ \t]+([A-Za-z0-9\-.!%*_+`'~]+)")
 _VERSION_RE = re.compile(r"SIP/[0-9]+\.[0-9]+", re.IGNORECASE)
 _DIGITS_RE = re.compile(r"[0-9]+")
-# Control characters other than HTAB are not allowed outside quoted-pairs; a quoted
-# display name may carry them escaped (RFC 4475 §3.1.1.2 "intmeth"), so we only
-# reject a bare CR or LF, which would break the framing we rely on.
 _SINGLE = frozenset({"from", "to", "call-id", "cseq", "max-forwards", "content-length",
                      "content-type"})
-_NAMEADDR_LISTS = ("contact", "route", "record-route")
+_REQUIRED = ("via", "from", "to", "call-id", "cseq")
 _NAME_CACHE: dict[str, tuple[str, str]] = {}
 
 
@@ -123,6 +123,13 @@ def new_tag() -> str:
 
 @dataclass(eq=False)
 class SipMessage:
+    """One SIP request (`method`, `uri` set) or response (`status`, `reason` set).
+
+    The parsed views (`vias`, `from_`, `to`, `cseq`, `contacts`…) are computed once and
+    cached; any change made through `headers` invalidates the cache. Treat the views
+    as read-only snapshots: to change a Via, edit a copy and call `set_top_via`.
+    """
+
     method: str | None = None
     uri: str | None = None
     status: int | None = None
@@ -327,6 +334,9 @@ def _parse(cls: type[SipMessage], data: bytes, stream: bool) -> SipMessage:
     is_response = first.startswith("SIP/")
     # Any status for a broken response is a drop: responses are never answered.
     fail = 0 if is_response else 400
+    # A quoted display name may carry control characters as quoted-pairs (RFC 4475
+    # §3.1.1.2 "intmeth"), so we do not ban controls wholesale; a bare CR or LF would
+    # break the line framing everything else relies on, so that is refused.
     if head.count("\n") != len(lines) - 1 or head.count("\r") != len(lines) - 1:
         raise SipParseError("bare CR or LF in header section", fail)
 
@@ -336,18 +346,17 @@ def _parse(cls: type[SipMessage], data: bytes, stream: bool) -> SipMessage:
     else:
         _parse_request_line(msg, first)
 
-    # --- header fields (unfolding LWS, RFC 3261 §7.3.1) ---
+    # --- header fields: one pass, unfolding LWS (RFC 3261 §7.3.1) and splitting comma
+    # lists into one entry per value; the values the checks below need are collected
+    # on the way so nothing is looked up twice.
     headers = msg.headers
     items = headers._items
-    for line in lines[1:]:
-        c0 = line[:1]
-        if c0 == " " or c0 == "\t":
-            if not items:
-                raise SipParseError("continuation line before any header", fail)
-            key, canon, prev = items[-1]
-            cont = line.strip(" \t")
-            items[-1] = (key, canon, f"{prev} {cont}" if prev else cont)
-            continue
+    first_of: dict[str, str] = {}
+    counts: dict[str, int] = {}
+    lists: dict[str, list[str]] = {"via": [], "contact": [], "route": [], "record-route": []}
+    for line in _unfold(lines, fail):
+        if len(items) >= MAX_HEADER_FIELDS:
+            raise SipParseError("too many header fields", fail)
         colon = line.find(":")
         if colon <= 0:
             raise SipParseError(f"header line without name: {line[:40]!r}", fail)
@@ -356,34 +365,36 @@ def _parse(cls: type[SipMessage], data: bytes, stream: bool) -> SipMessage:
         except SipParseError as exc:
             exc.status = fail
             raise
-        items.append((key, canon, line[colon + 1 :].strip(" \t")))
-
-    # Split comma lists into one entry per value (after unfolding, so a fold can sit
-    # anywhere), keeping order.
-    split_items: list[tuple[str, str, str]] = []
-    counts: dict[str, int] = {}
-    for key, canon, value in items:
+        value = line[colon + 1 :].strip(" \t")
         counts[key] = counts.get(key, 0) + 1
+        if key not in first_of:
+            first_of[key] = value
+        target = lists.get(key)
         if key in LIST_HEADERS and "," in value:
             try:
                 parts = split_top_level(value)
             except UriError as exc:
                 raise SipParseError(f"{canon}: {exc}", fail) from None
+            if len(items) + len(parts) > MAX_HEADER_FIELDS:
+                raise SipParseError("too many header fields", fail)
             for part in parts:
                 part = part.strip(" \t")
                 if part:
-                    split_items.append((key, canon, part))
-                elif key in ("via", "contact", "route", "record-route"):
+                    items.append((key, canon, part))
+                    if target is not None:
+                        target.append(part)
+                elif target is not None:
                     raise SipParseError(f"empty value in {canon} list", fail)
         else:
-            split_items.append((key, canon, value))
-    headers._items = split_items
+            items.append((key, canon, value))
+            if target is not None:
+                target.append(value)
     headers.version += 1
 
     for key in _SINGLE:
         if counts.get(key, 0) > 1:
             raise SipParseError(f"more than one {canonical_name(key)} header", fail)
-    for key in ("via", "from", "to", "call-id", "cseq"):
+    for key in _REQUIRED:
         if key not in counts:
             raise SipParseError(f"missing {canonical_name(key)} header", fail)
 
@@ -391,24 +402,25 @@ def _parse(cls: type[SipMessage], data: bytes, stream: bool) -> SipMessage:
     cache = msg._cache
     msg._cache_version = headers.version
     try:
-        cache["vias"] = [Via.parse(v) for v in headers.get_all("Via")]
-        cache["from"] = NameAddr.parse(headers.get("From") or "")
-        cache["to"] = NameAddr.parse(headers.get("To") or "")
-        for key in _NAMEADDR_LISTS:
-            if key in counts:
-                cache[key] = _VIEW_BUILDERS[key](msg)
+        cache["vias"] = [Via.parse(v) for v in lists["via"]]
+        cache["from"] = NameAddr.parse(first_of["from"])
+        cache["to"] = NameAddr.parse(first_of["to"])
+        contacts = lists["contact"]
+        if len(contacts) == 1 and contacts[0] == "*":
+            cache["contact"] = "*"
+        else:
+            cache["contact"] = [NameAddr.parse(v) for v in contacts]
+        cache["route"] = [NameAddr.parse(v) for v in lists["route"]]
+        cache["record-route"] = [NameAddr.parse(v) for v in lists["record-route"]]
     except UriError as exc:
         raise SipParseError(str(exc)[:120], fail) from None
-    for key in _NAMEADDR_LISTS:
-        cache.setdefault(key, [])
-    call_id = headers.get("Call-ID") or ""
-    if _CALLID_RE.fullmatch(call_id) is None:
+    if _CALLID_RE.fullmatch(first_of["call-id"]) is None:
         raise SipParseError("bad Call-ID", fail)
-    try:
-        seq, cseq_method = _view_cseq(msg)
-    except SipParseError as exc:
-        exc.status = fail
-        raise
+    m = _CSEQ_RE.fullmatch(first_of["cseq"])
+    if m is None:
+        raise SipParseError("bad CSeq", fail)
+    seq = int(m.group(1))
+    cseq_method = m.group(2)
     if seq > MAX_CSEQ:
         raise SipParseError("CSeq number too large", fail)
     cache["cseq"] = (seq, cseq_method)
@@ -419,13 +431,13 @@ def _parse(cls: type[SipMessage], data: bytes, stream: bool) -> SipMessage:
             raise SipParseError("Not Implemented", 501)
         raise SipParseError("CSeq method does not match request method", fail)
 
-    mf = headers.get("Max-Forwards")
+    mf = first_of.get("max-forwards")
     if mf is not None and (_DIGITS_RE.fullmatch(mf) is None or int(mf) > 255):
         raise SipParseError("bad Max-Forwards", fail)
 
     # --- body framing (RFC 3261 §18.3) ---
     body_start = end + 4
-    cl_text = headers.get("Content-Length")
+    cl_text = first_of.get("content-length")
     if cl_text is None:
         if stream:
             raise SipParseError("missing Content-Length on a stream transport", fail)
@@ -442,6 +454,22 @@ def _parse(cls: type[SipMessage], data: bytes, stream: bool) -> SipMessage:
             data[body_start:]
         )
     return msg
+
+
+def _unfold(lines: list[str], fail: int) -> list[str]:
+    """Header lines with continuation lines (leading SP/HTAB) joined by one SP."""
+    out: list[str] = []
+    for line in lines[1:]:
+        c0 = line[:1]
+        if c0 == " " or c0 == "\t":
+            if not out:
+                raise SipParseError("continuation line before any header", fail)
+            prev = out[-1].rstrip(" \t")
+            cont = line.strip(" \t")
+            out[-1] = f"{prev} {cont}" if prev[-1:] != ":" else f"{prev}{cont}"
+            continue
+        out.append(line)
+    return out
 
 
 def _status_for_garbage(data: bytes, start: int) -> int:

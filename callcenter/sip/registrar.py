@@ -225,13 +225,14 @@ class Registrar:
 
         result = self.verifier.verify(auth, request.method or "REGISTER", self._credentials)
         if result.verdict is Verdict.FAILED:
-            locked = self.lockout.record_failure(ip, user=auth.username)
+            user_for_log = auth.username[:64]  # attacker-chosen text: keep log lines bounded
+            locked = self.lockout.record_failure(ip, user=user_for_log)
             log.info(
                 "register authentication failed",
                 extra={
                     "event": "sip.register.auth_failed",
                     "source_ip": ip,
-                    "user": auth.username,
+                    "user": user_for_log,
                     "locked": locked,
                 },
             )
@@ -302,8 +303,8 @@ class Registrar:
         self, request: SipMessage, source: tuple[str, int], transport: str
     ) -> RegisterRequest:
         try:
-            to = NameAddr.parse(request.headers.get("To") or "")
-        except UriError as exc:
+            to = request.to  # parsed (and cached) by the message parser already
+        except (UriError, ValueError) as exc:
             raise _BadRequest("Bad To") from exc
         if not to.uri.is_sip or not to.uri.user:
             raise _BadRequest("To must be a SIP URI with a user part")

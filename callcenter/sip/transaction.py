@@ -20,9 +20,9 @@ Design decisions (and why):
   callbacks and its timer handles; termination cancels the timers, drops the
   callbacks and removes the transaction from the layer's tables, so plain
   reference counting frees everything without the cyclic GC.
-* The request is answered with ``100 Trying`` as soon as an INVITE server
-  transaction is created (RFC 3261 allows sending it at once; doing so stops
-  the caller's Timer A retransmissions early).
+* ``100 Trying`` for INVITE is sent by the transaction when the TU has not
+  responded within ``trying_delay`` (RFC 3261 17.2.1's 200 ms), at once when the
+  caller retransmits first, or immediately when ``trying_delay`` is 0.
 """
 
 from __future__ import annotations
@@ -212,9 +212,14 @@ class ServerInviteTransaction(ServerTransaction):
         self.state = State.PROCEEDING
         self._g_interval = layer.timers.t1
 
+    def _send_trying(self) -> None:
+        if self.last_response is None and self.state is State.PROCEEDING:
+            self.respond(make_response(self.request, 100, "Trying"))
+
     def respond(self, response: SipMessage) -> None:
         status = response.status or 0
         if self.state is State.PROCEEDING:
+            self._cancel("trying")
             self._store_and_send(response)
             if status < 200:
                 return
@@ -247,7 +252,9 @@ class ServerInviteTransaction(ServerTransaction):
                 self._arm("I", delay, self._terminate)
             # ACK in Accepted is for a 2xx: the layer routes it to the TU instead.
             return
-        if self.state in (State.PROCEEDING, State.COMPLETED) and self.last_response_bytes:
+        if self.state is State.PROCEEDING and not self.last_response_bytes:
+            self._send_trying()  # the caller retransmits: our delayed 100 is due now
+        elif self.state in (State.PROCEEDING, State.COMPLETED) and self.last_response_bytes:
             self._send(self.last_response_bytes)
         # Accepted: absorbed; the TU's own 2xx retransmission covers it (RFC 6026).
 
@@ -480,11 +487,16 @@ class TransactionLayer:
         timers: SipTimers | None = None,
         *,
         auto_trying: bool = True,
+        trying_delay: float = 0.0,
     ) -> None:
         self.send = send
         self.scheduler = scheduler
         self.timers = timers or SipTimers()
         self.auto_trying = auto_trying
+        # RFC 3261 17.2.1: 100 Trying is due only if the TU will not answer within 200 ms.
+        # With a delay > 0 a quickly answered INVITE costs one message less (load tests);
+        # 0 sends it at once, which silences the caller's Timer A soonest.
+        self.trying_delay = trying_delay
         self.server: dict[tuple[str, ...], ServerTransaction] = {}
         self.client: dict[tuple[str, ...], ClientTransaction] = {}
 
@@ -507,7 +519,11 @@ class TransactionLayer:
             txn = ServerNonInviteTransaction(self, msg, addr, transport)
         self.server[key] = txn
         if msg.method == "INVITE" and self.auto_trying:
-            txn.respond(make_response(msg, 100, "Trying"))
+            assert isinstance(txn, ServerInviteTransaction)
+            if self.trying_delay > 0:
+                txn._arm("trying", self.trying_delay, txn._send_trying)
+            else:
+                txn._send_trying()
         return txn
 
     def absorb_ack(self, msg: SipMessage) -> bool:

@@ -37,7 +37,7 @@ import logging
 import socket
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from .headers import Via
 from .message import SipMessage, SipParseError, build_error_response
@@ -212,10 +212,11 @@ class UdpTransport(asyncio.DatagramProtocol):
         self.local: Address = ("", 0)
         self.advertised: Address = ("", 0)
         self.rcvbuf = 0
+        self._family = socket.AF_INET
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.DatagramTransport)
-        self._transport = transport
+        # 3.11's selector datagram transport does not subclass DatagramTransport.
+        self._transport = cast(asyncio.DatagramTransport, transport)
 
     def datagram_received(self, data: bytes, addr: tuple[Any, ...]) -> None:
         self._handler.handle(data, (addr[0], addr[1]), self, stream=False)
@@ -225,13 +226,23 @@ class UdpTransport(asyncio.DatagramProtocol):
         log.debug("sip.udp error %s", exc)
 
     def send_nowait(self, data: bytes | SipMessage, addr: Address) -> None:
+        host = addr[0].strip("[]")
+        if not _is_ip(host):
+            # sendto() would resolve a name synchronously and stall the loop.
+            self._handler.layer._spawn(self.send(data, addr))
+            return
         if self._transport is None or self._transport.is_closing():
             log.debug("sip.udp send on closed transport to %s:%s dropped", addr[0], addr[1])
             return
-        self._transport.sendto(_wire(data), (addr[0].strip("[]"), addr[1]))
+        self._transport.sendto(_wire(data), (host, addr[1]))
 
     async def send(self, data: bytes | SipMessage, addr: Address) -> None:
-        self.send_nowait(data, addr)
+        host = addr[0].strip("[]")
+        if not _is_ip(host):
+            infos = await asyncio.get_running_loop().getaddrinfo(
+                host, addr[1], family=self._family, type=socket.SOCK_DGRAM)
+            host = infos[0][4][0]
+        self.send_nowait(data, (host, addr[1]))
 
     def close(self) -> None:
         if self._transport is not None:
@@ -251,12 +262,11 @@ class _TcpConnection(asyncio.Protocol):
 
     # --- lifecycle ---
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        self.transport = cast(asyncio.Transport, transport)
         peer = transport.get_extra_info("peername")
         self.peer = (peer[0], peer[1])
         if not self.owner._register(self):
-            transport.abort()
+            self.transport.abort()
             return
         self._touch()
 
@@ -537,6 +547,7 @@ class SipTransportLayer:
         bound = sock.getsockname()
         proto.local = (bound[0], bound[1])
         proto.rcvbuf = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+        proto._family = sock.family
         proto.advertised = _default_advertised(
             proto.local, self.advertised_host, self.advertised_port)
         return proto

@@ -88,6 +88,8 @@ class UserAgent:
         session_expires: float = 1800.0,
         min_se: float = 90.0,
         sweep_interval: float = 1.0,
+        trying_delay: float = 0.2,
+        max_calls: int | None = None,
     ) -> None:
         self.media_engine = media_engine
         self.on_call = on_call
@@ -100,6 +102,8 @@ class UserAgent:
         self.session_expires = session_expires
         self.min_se = min_se
         self.sweep_interval = sweep_interval
+        self.trying_delay = trying_delay
+        self.max_calls = max_calls
         self.transports: dict[str, Any] = {}
         self.advertised: dict[str, tuple[str, int]] = {}
         self.calls: dict[tuple[str, str], Call] = {}
@@ -108,7 +112,13 @@ class UserAgent:
         self._sweep_handle: TimerHandle | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._stopping = False
-        self.stats = {"calls_in": 0, "calls_out": 0, "media_timeouts": 0, "session_expired": 0}
+        self.stats = {
+            "calls_in": 0,
+            "calls_out": 0,
+            "media_timeouts": 0,
+            "session_expired": 0,
+            "rejected_overload": 0,
+        }
 
     # wiring ------------------------------------------------------------------
 
@@ -116,7 +126,9 @@ class UserAgent:
     def transactions(self) -> TransactionLayer:
         if self._transactions is None:
             scheduler = self._scheduler or asyncio.get_running_loop()
-            self._transactions = TransactionLayer(self._send, scheduler, self._timers)
+            self._transactions = TransactionLayer(
+                self._send, scheduler, self._timers, trying_delay=self.trying_delay
+            )
         return self._transactions
 
     def add_transport(self, transport: Any, advertised: tuple[str, int], name: str | None = None) -> None:
@@ -156,6 +168,14 @@ class UserAgent:
             task.cancel()
         if self._transactions is not None:
             self._transactions.close()
+
+    async def wait_idle(self, timeout: float = 5.0) -> bool:
+        """Wait until no call-handler task is running; False if some still are after ``timeout``."""
+        tasks = set(self._tasks)
+        if not tasks:
+            return True
+        _, pending = await asyncio.wait(tasks, timeout=timeout)
+        return not pending
 
     def _send(self, transport: Any, data: bytes, addr: tuple[str, int]) -> None:
         sender = getattr(transport, "send_nowait", None)
@@ -226,6 +246,7 @@ class UserAgent:
                 if call is not None:
                     call._on_ack(msg)
             return
+        source = addr
         if not is_reliable(transport):
             # RFC 3261 18.2.2 / RFC 3581: answer to received/rport (the source, behind NAT).
             addr = response_address(msg.vias[0], addr)
@@ -250,7 +271,7 @@ class UserAgent:
             self._on_cancel(txn)
             return
         if method == "REGISTER":
-            self._spawn(self._register(txn))
+            self._spawn(self._register(txn, source))
             return
         to_tag = msg.to.tag
         if to_tag:
@@ -267,14 +288,19 @@ class UserAgent:
             txn.reply(200, "OK", headers=[*self.capability_headers(), ("Accept", ACCEPT)])
             return
         if method == "INVITE":
-            self._new_call(txn, addr, transport)
+            self._new_call(txn, source, transport)
             return
         txn.reply(481, "Call/Transaction Does Not Exist")
 
-    async def _register(self, txn: ServerTransaction) -> None:
-        response = await self.registrar.handle_register(
-            txn.request, txn.addr, transport_name(txn.transport).lower()
-        )
+    async def _register(self, txn: ServerTransaction, source: tuple[str, int]) -> None:
+        try:
+            response = await self.registrar.handle_register(
+                txn.request, source, transport_name(txn.transport).lower()
+            )
+        except Exception:
+            log.exception("registrar failed on REGISTER from %s", source)
+            txn.reply(500, "Server Internal Error")
+            return
         txn.respond(response)
 
     def _in_dialog(self, call: Call, txn: ServerTransaction) -> None:
@@ -317,6 +343,11 @@ class UserAgent:
         if self.on_call is None:
             txn.reply(480, "Temporarily Unavailable")
             return
+        if self.max_calls is not None and len(self.calls) >= self.max_calls:
+            # Shed load before it costs media: past this point every call makes RTP.
+            self.stats["rejected_overload"] += 1
+            txn.reply(503, "Service Unavailable", headers=[("Retry-After", "2")])
+            return
         ctype = (request.headers.get("Content-Type") or "application/sdp").split(";", 1)[0]
         if request.body and ctype.strip().lower() != "application/sdp":
             txn.reply(415, "Unsupported Media Type", headers=[("Accept", "application/sdp")])
@@ -336,7 +367,7 @@ class UserAgent:
         try:
             media = self.media_engine.allocate()
         except Exception:
-            log.warning("no media port free for %s", request.call_id)
+            log.warning("no media port free for %s", request.call_id, exc_info=True)
             txn.reply(503, "Service Unavailable", headers=[("Retry-After", "5")])
             return
         if request.body:
@@ -467,6 +498,9 @@ class UserAgent:
         loop = asyncio.get_running_loop()
         call._connected = loop.create_future()
         self.stats["calls_out"] += 1
+        # Known before it is answered, so shutdown can CANCEL it; in-dialog requests
+        # still get 481 until the dialog exists.
+        self.calls[(call.call_id, call.local_tag)] = call
         call._invite_client = self.transactions.start_client(
             invite, addr, sip_transport, call._on_invite_response, call._on_invite_timeout
         )
@@ -474,10 +508,12 @@ class UserAgent:
         try:
             await asyncio.wait_for(asyncio.shield(connected), timeout)
         except TimeoutError:
-            await call.hangup("ring_timeout")
+            call.terminate("ring_timeout")
+            _consume(connected)
             raise CallFailed(487, "no answer") from None
         except asyncio.CancelledError:
-            await call.hangup("cancelled")
+            call.terminate("cancelled")
+            _consume(connected)
             raise
         return call
 
@@ -561,6 +597,12 @@ class UserAgent:
         log.info("ending call %s: %s", call.call_id, reason)
         call.send_bye()
         call._finish(reason, None)
+
+
+def _consume(fut: asyncio.Future[Any]) -> None:
+    """Mark a future's exception as seen (we report the failure another way)."""
+    if fut.done() and not fut.cancelled():
+        fut.exception()
 
 
 __all__ = ["Call", "CallFailed", "CallHandler", "SipCredentials", "UserAgent", "is_reliable"]

@@ -53,6 +53,22 @@ class HoldIn(BaseModel):
     on_hold: bool
 
 
+_bearer = HTTPBearer(auto_error=False)
+
+
+def _principal(
+    request: Request, cred: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+) -> Principal:
+    auth: Authenticator = request.app.state.auth
+    p = auth.verify(cred.credentials) if cred else None
+    if p is None:
+        raise HTTPException(401, "missing or invalid token", {"WWW-Authenticate": "Bearer"})
+    return p
+
+
+Who = Annotated[Principal, Depends(_principal)]
+
+
 def create_app(backend: CtiBackend, auth: Authenticator) -> FastAPI:
     app = FastAPI(
         title="callcenter CTI API",
@@ -60,21 +76,11 @@ def create_app(backend: CtiBackend, auth: Authenticator) -> FastAPI:
         description="Agent desktop and supervisor monitor interface. Log in, then send the "
         "token as `Authorization: Bearer …` (REST) or `?token=…` (WebSocket).",
     )
-    bearer = HTTPBearer(auto_error=False)
+    app.state.auth = auth
 
     @app.exception_handler(CtiError)
     async def _cti_error(_: Request, exc: CtiError) -> JSONResponse:
         return JSONResponse({"detail": exc.detail}, status_code=exc.status)
-
-    def principal(
-        cred: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
-    ) -> Principal:
-        p = auth.verify(cred.credentials) if cred else None
-        if p is None:
-            raise HTTPException(401, "missing or invalid token", {"WWW-Authenticate": "Bearer"})
-        return p
-
-    Who = Annotated[Principal, Depends(principal)]
 
     def agent_only(p: Principal) -> str:
         if p.role != "agent":
@@ -185,6 +191,7 @@ def create_app(backend: CtiBackend, auth: Authenticator) -> FastAPI:
                       "contact": backend.current_contact(p.subject)})
         backend.hub.add(conn)
         reader = asyncio.create_task(_drain_client(websocket))
+        reader.add_done_callback(lambda _t: conn.close())  # client gone: stop the sender too
         try:
             while True:
                 message = await conn.queue.get()

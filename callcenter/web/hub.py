@@ -73,5 +73,10 @@ class Hub:
         for c in self._supervisors:
             c.put(message)
 
+    def close_all(self) -> None:
+        """Server shutdown: end every stream so the HTTP server can stop."""
+        for conn in [*self._supervisors, *(c for cs in self._agents.values() for c in cs)]:
+            conn.close()
+
     def agent_connected(self, agent_id: str) -> bool:
         return bool(self._agents.get(agent_id))

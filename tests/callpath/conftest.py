@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
 import shutil
+import socket
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -18,12 +20,27 @@ from callcenter.config import load_config
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_config_dir(tmp: Path, patch: Callable[[dict[str, Any]], None] | None = None) -> Path:
+def free_sip_port() -> int:
+    """A port free for both UDP and TCP on 127.0.0.1 right now."""
+    for _ in range(50):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
+            u.bind(("127.0.0.1", 0))
+            port = u.getsockname()[1]
+            with socket.socket() as t:
+                try:
+                    t.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+                return int(port)
+    raise RuntimeError("no free SIP port")
+
+
+def make_config_dir(tmp: Path, patch: Callable[[dict[str, Any]], None] | None = None) -> Path:
     """The demo config with private ports and files, plus optional edits to queues.yaml."""
     d = tmp / "config"
     shutil.copytree(ROOT / "config", d)
     server = yaml.safe_load((d / "server.yaml").read_text())
-    sip_port = random.randrange(20000, 30000)
+    sip_port = free_sip_port()
     server["sip"]["listen"] = [{"transport": "udp", "host": "127.0.0.1", "port": sip_port},
                                {"transport": "tcp", "host": "127.0.0.1", "port": sip_port}]  # fmt: skip
     rtp = random.randrange(50000, 60000) & ~1
@@ -63,10 +80,18 @@ class Rig:
         return f"http://127.0.0.1:{self.center.http_port}"
 
     async def phone(self, agent: str, answer: str = "auto") -> Baresip:
+        """A baresip softphone for ``agent``, returned once our registrar has its binding."""
+        registered = asyncio.Event()
+
+        def on_change(user: str, is_registered: bool) -> None:
+            if user == agent and is_registered:
+                registered.set()
+
+        self.center.registrar.on_change(on_change)
         p = Baresip(self.tmp / f"baresip-{agent}", agent, f"demo-{agent}", self.sip, answer=answer)
         self.phones.append(p)
         await p.start()
-        await p.registered()
+        await asyncio.wait_for(registered.wait(), 20)
         return p
 
     async def desktop(self, agent: str, *, ready: bool = True) -> Desktop:
@@ -99,7 +124,7 @@ async def rig_factory(tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
     rigs: list[Rig] = []
 
     async def make(patch: Callable[[dict[str, Any]], None] | None = None) -> Rig:
-        cfg = load_config(test_config_dir(tmp_path, patch))
+        cfg = load_config(make_config_dir(tmp_path, patch))
         center = Center(cfg, flows_dir=ROOT / "ivr_flows")
         await center.start()
         rig = Rig(tmp_path, center)

@@ -102,7 +102,8 @@ ctrl_tcp_listen 127.0.0.1:{self.ctrl_port}
             f"answermode={self.answer}\n"
         )
         self.proc = await asyncio.create_subprocess_exec(
-            exe, "-f", str(d), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
+            exe, "-f", str(d), stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
         )
         assert self.proc.stdout is not None
         # baresip prints "baresip is ready." once its modules (ctrl_tcp included) are loaded.
@@ -126,6 +127,7 @@ ctrl_tcp_listen 127.0.0.1:{self.ctrl_port}
                 length = int((await self._reader.readuntil(b":"))[:-1])
                 body = await self._reader.readexactly(length + 1)
                 msg = json.loads(body[:-1])
+                msg["_received_at"] = asyncio.get_running_loop().time()
                 async with self._changed:
                     self.events.append(msg)
                     self._changed.notify_all()
@@ -148,9 +150,6 @@ ctrl_tcp_listen 127.0.0.1:{self.ctrl_port}
         body = json.dumps({"command": command, "params": params, "token": str(self._token)}).encode()
         self._writer.write(str(len(body)).encode() + b":" + body + b",")
         await self._writer.drain()
-
-    async def registered(self, timeout: float = 20.0) -> None:
-        await self.wait_event(lambda e: e.get("type") == "REGISTER_OK", timeout)
 
     async def stop(self) -> None:
         for task in (self._pump, self._stdout):

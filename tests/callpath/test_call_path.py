@@ -84,15 +84,17 @@ async def test_call_reaches_skilled_agent_with_screen_pop_and_full_record(rig: A
     assert queued.priority >= 10  # Grace is VIP
 
     offer = await desk.wait(lambda m: m["type"] == "offer")
-    n = len(phone.events)
-    incoming = await phone.wait_event(lambda e: e.get("type") == "CALL_INCOMING")
+    invite = await phone.wait_event(lambda e: e.get("type") == "CALL_REMOTE_SDP")
     assert offer["customer"]["name"] == "Grace Hopper"
     assert offer["tier"] == "vip"
     assert offer["contact"]["ani"] == GRACE
-    assert "departments" in offer["ivr"]["path"] or any("depart" in p for p in offer["ivr"]["path"])
-    assert "sales" in offer["routing"]
-    # The desktop had the screen-pop no later than the phone started ringing.
-    assert n == 0 or incoming in phone.events
+    assert offer["contact"]["queue"] == "sales"
+    assert offer["ivr"]["path"][-2:] == ["departments", "sales"]
+    assert "sales" in offer["routing"] and "1003" in offer["routing"]
+    assert all(r["id"] != queued.contact_id for r in offer["recent"])
+    # The desktop had the screen-pop no later than the INVITE reached the phone.
+    assert offer["_received_at"] <= invite["_received_at"]
+    assert invite["peerdisplayname"] == "Grace Hopper"
     await phone.wait_event(lambda e: e.get("type") == "CALL_ESTABLISHED")
     connected = await log.wait(ev.ContactConnected, agent_id="1003")
     assert connected.contact_id == queued.contact_id
@@ -122,7 +124,7 @@ async def test_call_reaches_skilled_agent_with_screen_pop_and_full_record(rig: A
     assert record["queue"] == "sales"
     assert record["agent_id"] == "1003"
     assert record["disposition"] == "sale"
-    for stamp in ("arrived_at", "queued_at", "offered_at", "connected_at", "ended_at", "wrap_up_end_at"):
+    for stamp in ("arrived_at", "queued_at", "offered_at", "connected_at", "ended_at", "wrapup_ended_at"):
         assert record[stamp] is not None, stamp
     assert record["ivr_path"]
     assert record["outcome"] == "answered"

@@ -62,7 +62,7 @@ async def running(dispatcher: OutboxDispatcher) -> AsyncIterator[OutboxDispatche
     try:
         yield dispatcher
     finally:
-        dispatcher.stop()
+        await asyncio.wait_for(dispatcher.stop(), 30)
         await asyncio.wait_for(task, 30)
 
 
@@ -89,7 +89,10 @@ def test_sink_config_is_validated() -> None:
     with pytest.raises(ValueError, match="url"):
         WebhookSink.from_config({"name": "x", "url": "ftp://h/", "secret": "s"})
     ok = WebhookSink.from_config({"name": "x", "url": "https://h/x", "secret": "s", "backoff": 2})
-    assert ok.max_attempts == 10 and 1.0 <= ok.delay(1) <= 2.0 and 4.0 <= ok.delay(3) <= 8.0
+    assert 1.0 <= ok.delay(1) <= 2.0 and 4.0 <= ok.delay(3) <= 8.0
+    # with the defaults, a sink down for an hour is still retried, not dead-lettered
+    default = WebhookSink("erp", "http://127.0.0.1/h", "s")
+    assert default.min_retry_window() > 3600
 
 
 async def test_signed_delivery_once_per_change(store: CrmStore, receiver: WebhookReceiver) -> None:

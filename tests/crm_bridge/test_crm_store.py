@@ -219,3 +219,35 @@ def test_db_record_is_independent_of_arrival(  # type: ignore[no-untyped-def]
             await store.close()
 
     asyncio.run(run())
+
+
+async def test_oversized_values_are_cut_and_flagged_not_fatal(store: CrmStore) -> None:
+    """A producer bug must not fail the batch (which would block every later event)."""
+    huge = "x" * 5000
+    res = await store.apply_events(
+        [
+            ev(
+                "ContactArrived",
+                "big",
+                1,
+                channel="c" * 100,
+                ani=huge,
+                dnis=huge,
+                service=huge,
+                from_addr=("y" * 400) + "@example.com",
+                attributes={"web_id": huge},
+            ),
+            ev("ContactQueued", "big", 2, queue=huge),
+            ev("ContactConnected", "big", 3, agent_id=huge),
+            ev("WrapUpCompleted", "big", 4, agent_id="a", disposition=huge),
+            ev("ContactArrived", "ok", 5, channel="voice", ani="+441632960042"),
+        ]
+    )
+    assert res.new == 5 and res.records == 2
+    rec = await store.interaction("big")
+    assert rec is not None
+    assert len(rec["channel"]) == 16 and len(rec["queue"]) == 128
+    assert {"truncated_channel", "truncated_queue", "truncated_disposition"} <= set(rec["flags"])
+    timeline = await store.timeline("big")
+    assert timeline[1]["payload"]["queue"] == huge  # the original is kept in full in the timeline
+    assert await store.interaction("ok") is not None

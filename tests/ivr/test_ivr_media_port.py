@@ -30,6 +30,8 @@ from callcenter.ivr.ports import CustomerInfo, OrderInfo, StaticLookups
 from callcenter.ivr.runner import IvrEngine
 from callcenter.ivr.services import load_services
 from callcenter.media import MediaEngine
+from callcenter.speech import CachedTts, SphinxRecognizer
+from callcenter.speech.phone_chain import espeak_phone_pcm
 
 ROOT = Path(__file__).resolve().parents[2]
 OPEN = datetime(2026, 3, 30, 10, 0, tzinfo=UTC)
@@ -53,42 +55,30 @@ def espeak_wav(text: str, path: Path, voice: str = "en-us", speed: int = 150) ->
     return path
 
 
-class EspeakTts:
-    """Prompt renderer for these tests (espeak-ng + sox, cached by text).
+class WatchedTts:
+    """callcenter.speech's cached TTS, remembering which file holds which prompt text."""
 
-    Stands in for callcenter.speech's TTS only where that module is absent; the
-    media path under test (play with barge-in) is the same for any renderer.
-    """
-
-    def __init__(self, directory: Path) -> None:
-        self.directory = directory
-        self.rendered: list[str] = []
-        self.watch: dict[str, asyncio.Event] = {}
+    def __init__(self, tts: CachedTts) -> None:
+        self.tts = tts
+        self.text_of: dict[str, str] = {}
 
     async def render(self, text: str, *, language: str = "en", voice: str | None = None,
                      rate: int | None = None) -> Path:  # fmt: skip
-        self.rendered.append(text)
-        for prefix, ev in self.watch.items():
-            if text.startswith(prefix):
-                ev.set()
-        path = self.directory / f"p{abs(hash((text, language)))}.wav"
-        if not path.exists():
-            lang = {"en": "en-us", "es": "es"}.get(language, "en-us")
-            await asyncio.to_thread(espeak_wav, text, path, lang)
+        path = await self.tts.render(text, language=language, voice=voice, rate=rate)
+        self.text_of[str(path)] = text
         return path
-
-    def when(self, prefix: str) -> asyncio.Event:
-        ev = asyncio.Event()
-        self.watch[prefix] = ev
-        return ev
 
 
 class RecordingWatch:
-    """Forwards to the media session and signals when recording starts (test instrumentation)."""
+    """Test instrumentation around the IVR's media session: forwards every call and
+    tells the caller script when a given prompt starts playing and when recording starts
+    (a caller reacts to what it hears; these events stand for its ears)."""
 
-    def __init__(self, session: Any) -> None:
+    def __init__(self, session: Any, tts: WatchedTts) -> None:
         self._s = session
+        self._tts = tts
         self.recording = asyncio.Event()
+        self._watch: dict[str, asyncio.Event] = {}
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._s, name)
@@ -99,17 +89,42 @@ class RecordingWatch:
         else:
             super().__setattr__(name, value)
 
+    def when(self, prefix: str) -> asyncio.Event:
+        ev = asyncio.Event()
+        self._watch[prefix] = ev
+        return ev
+
+    async def play(self, source: Any, **kw: Any) -> bool:
+        text = self._tts.text_of.get(str(source), "")
+        for prefix, ev in self._watch.items():
+            if text.startswith(prefix):
+                ev.set()
+        return await self._s.play(source, **kw)
+
     def start_recording(self, path: str) -> None:
         self._s.start_recording(path)
         self.recording.set()
+
+
+@pytest.fixture(scope="module")
+def tts_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("tts")  # shared: each prompt is synthesised once
+
+
+@pytest.fixture(scope="module")
+def recognizer() -> Any:
+    rec = SphinxRecognizer()
+    yield rec
+    rec.close()
 
 
 @pytest.fixture
 async def media() -> AsyncIterator[MediaEngine]:
     _need("espeak-ng")
     _need("sox")
+    # a wide random range: other tests and benches on this machine bind RTP ports too
     base = random.randrange(40000, 59000) & ~1
-    engine = MediaEngine("127.0.0.1", base, base + 63)
+    engine = MediaEngine("127.0.0.1", base, base + 511)
     await engine.start()
     yield engine
     await engine.stop()
@@ -131,9 +146,11 @@ async def run_call(
     ani: str,
     dnis: str,
     now: datetime,
-    caller_script: Callable[[Any, EspeakTts, RecordingWatch], Any],
+    caller_script: Callable[[Any, RecordingWatch], Any],
     telephone_event: bool = True,
     lookups: StaticLookups = LOOKUPS,
+    tts_cache: Path,
+    recognizer: Any = None,
 ) -> tuple[Any, list[Event]]:
     flows = load_flows(ROOT / "ivr_flows", ["billing", "support", "sales", "general"])
     services = load_services(ROOT / "config" / "services.yaml")
@@ -142,11 +159,11 @@ async def run_call(
                            voicemail_dir=tmp_path / "vm")  # fmt: skip
     caller, leg = engine.allocate(), engine.allocate()
     connect(caller, leg, telephone_event)
-    tts = EspeakTts(tmp_path)
-    watched = RecordingWatch(leg)
-    port = MediaCallPort(watched, ani=ani, dnis=dnis, tts=tts)
+    tts = WatchedTts(CachedTts.create(tts_cache, "espeak-ng"))
+    watched = RecordingWatch(leg, tts)
+    port = MediaCallPort(watched, ani=ani, dnis=dnis, tts=tts, recognizer=recognizer)
     try:
-        script = asyncio.ensure_future(caller_script(caller, tts, watched))
+        script = asyncio.ensure_future(caller_script(caller, watched))
         result = await asyncio.wait_for(ivr_engine.run(port, contact_id="m1"), 60)
         await asyncio.wait_for(script, 10)
         return result, events
@@ -156,15 +173,15 @@ async def run_call(
         leg.close()
 
 
-async def _press_at_menu(caller: Any, tts: EspeakTts, _w: RecordingWatch, digits: str = "3") -> None:
-    await asyncio.wait_for(tts.when("For billing").wait(), 30)
+async def _press_at_menu(caller: Any, ears: RecordingWatch, digits: str = "3") -> None:
+    await asyncio.wait_for(ears.when("For billing").wait(), 30)
     caller.send_dtmf(digits)
 
 
 @pytest.mark.parametrize("telephone_event", [True, False], ids=["rfc4733", "inband"])
-async def test_menu_choice_by_dtmf(media, tmp_path, telephone_event: bool) -> None:
+async def test_menu_choice_by_dtmf(media, tmp_path, tts_cache, telephone_event: bool) -> None:
     result, events = await run_call(media, tmp_path, ani="+447700900001", dnis="5000", now=OPEN,
-                                    caller_script=_press_at_menu,
+                                    caller_script=_press_at_menu, tts_cache=tts_cache,
                                     telephone_event=telephone_event)  # fmt: skip
     assert result.outcome == "queued"
     assert (result.queue, result.priority) == ("sales", 10)
@@ -176,34 +193,35 @@ async def test_menu_choice_by_dtmf(media, tmp_path, telephone_event: bool) -> No
     assert greeting[0].text == "Hello Ada, thank you for calling."
 
 
-async def test_order_status_digits_over_rtp(media, tmp_path) -> None:
-    async def script(caller: Any, tts: EspeakTts, _w: RecordingWatch) -> None:
-        await asyncio.wait_for(tts.when("Please enter your order number").wait(), 30)
+async def test_order_status_digits_over_rtp(media, tmp_path, tts_cache) -> None:
+    async def script(caller: Any, ears: RecordingWatch) -> None:
+        await asyncio.wait_for(ears.when("Please enter your order number").wait(), 30)
         caller.send_dtmf("1001#")
-        await asyncio.wait_for(tts.when("To check another order").wait(), 30)
+        await asyncio.wait_for(ears.when("To check another order").wait(), 30)
         caller.send_dtmf("3")
 
     orders = StaticLookups(orders=[OrderInfo("ORD-1001", "shipped")])
     result, events = await run_call(media, tmp_path, ani="", dnis="5002", now=OPEN,
-                                    caller_script=script, lookups=orders)  # fmt: skip
+                                    caller_script=script, lookups=orders,
+                                    tts_cache=tts_cache)  # fmt: skip
     assert result.outcome == "self_served"
     said = [p.text for p in events if isinstance(p, PromptPlayed)]
     assert "Order 1001 is shipped." in said
 
 
-async def test_voicemail_recorded_from_rtp(media, tmp_path) -> None:
+async def test_voicemail_recorded_from_rtp(media, tmp_path, tts_cache) -> None:
     utterance = espeak_wav("Hello, this is a message about my invoice. Please call me back.",
                            tmp_path / "message.wav")  # fmt: skip
 
-    async def script(caller: Any, tts: EspeakTts, watch: RecordingWatch) -> None:
-        await asyncio.wait_for(tts.when("To leave a message").wait(), 30)
+    async def script(caller: Any, ears: RecordingWatch) -> None:
+        await asyncio.wait_for(ears.when("To leave a message").wait(), 30)
         caller.send_dtmf("1")
-        await asyncio.wait_for(watch.recording.wait(), 30)
+        await asyncio.wait_for(ears.recording.wait(), 30)
         assert await caller.play(str(utterance)) is True
         caller.send_dtmf("#")
 
     result, events = await run_call(media, tmp_path, ani="+447700900009", dnis="5000", now=CLOSED,
-                                    caller_script=script)  # fmt: skip
+                                    caller_script=script, tts_cache=tts_cache)  # fmt: skip
     assert result.outcome == "voicemail"
     vm = [e for e in events if isinstance(e, VoicemailRecorded)]
     assert len(vm) == 1
@@ -217,12 +235,13 @@ async def test_voicemail_recorded_from_rtp(media, tmp_path) -> None:
     assert done.data["voicemail"] == vm[0].path
 
 
-async def test_collect_ends_on_inter_digit_timeout_and_hangup_ends_the_wait(media) -> None:
+async def test_collect_ends_on_inter_digit_timeout_and_hangup_ends_the_wait(media, tts_cache) -> None:
     from callcenter.ivr.ports import CallEnded, DigitRules, InputSpec
 
     caller, leg = media.allocate(), media.allocate()
     connect(caller, leg, telephone_event=True)
-    port = MediaCallPort(leg, ani="", dnis="5000", tts=EspeakTts(Path("/nonexistent")))
+    tts = CachedTts.create(tts_cache, "espeak-ng")
+    port = MediaCallPort(leg, ani="", dnis="5000", tts=tts)
     try:
         spec = InputSpec(digits=DigitRules(min=1, max=6, terminator="#", first_timeout=10,
                                            inter_digit_timeout=0.4, overall_timeout=20))  # fmt: skip
@@ -243,3 +262,63 @@ async def test_collect_ends_on_inter_digit_timeout_and_hangup_ends_the_wait(medi
         port.close()
         caller.close()
         leg.close()
+        await tts.aclose()
+
+
+SPOKEN = [
+    # (utterance, espeak voice, words per minute, expected menu value, queue)
+    ("technical support", "en-us", 160, "support", "support"),
+    ("billing", "en-gb", 175, "billing", "billing"),
+    ("operator", "en-us", 175, "operator", "general"),
+    ("three", "en-us+f3", 175, "sales", "sales"),
+]
+
+
+@pytest.mark.parametrize(("said", "voice", "speed", "value", "queue"), SPOKEN,
+                         ids=[f"{s[0]}-{s[1]}" for s in SPOKEN])  # fmt: skip
+async def test_menu_choice_by_voice(media, tmp_path, tts_cache, recognizer, said: str, voice: str,
+                                    speed: int, value: str, queue: str) -> None:  # fmt: skip
+    # the caller's phone: espeak-ng speech band-limited to 300-3400 Hz, sent as G.711 RTP
+    utterance = espeak_phone_pcm(said, voice, speed)
+
+    async def script(caller: Any, ears: RecordingWatch) -> None:
+        await asyncio.wait_for(ears.when("For billing").wait(), 30)
+        assert await caller.play(utterance) is True
+        if queue == "support":  # a long wait: the callback offer comes next, answer by key
+            await asyncio.wait_for(ears.when("All our engineers").wait(), 30)
+            caller.send_dtmf("2")
+        if queue == "billing":  # an unknown caller is asked for the account: give none
+            await asyncio.wait_for(ears.when("Please enter your account").wait(), 30)
+            caller.send_dtmf("#")
+
+    result, events = await run_call(media, tmp_path, ani="", dnis="5000", now=OPEN,
+                                    caller_script=script, tts_cache=tts_cache,
+                                    recognizer=recognizer,
+                                    lookups=StaticLookups(waits={"support": 900}))  # fmt: skip
+    assert result.outcome == "queued"
+    assert result.queue == queue
+    first = next(e for e in events if isinstance(e, IvrInputCollected))
+    assert (first.step, first.how, first.value) == ("departments", "speech", said)
+    assert result.variables["department"] == value
+    assert 0 < first.confidence <= 1
+    menu = [p for p in events if isinstance(p, PromptPlayed) and p.step == "departments"]
+    assert menu[0].interrupted  # speech barged in on the menu prompt
+
+
+async def test_nonsense_utterance_takes_no_match_path(media, tmp_path, tts_cache, recognizer) -> None:
+    nonsense = espeak_phone_pcm("purple elephants are dancing in the moonlight", "en-us", 175)
+
+    async def script(caller: Any, ears: RecordingWatch) -> None:
+        await asyncio.wait_for(ears.when("For billing").wait(), 30)
+        assert await caller.play(nonsense) is True
+        await asyncio.wait_for(ears.when("Sorry, I did not understand").wait(), 30)
+        caller.send_dtmf("3")
+
+    result, events = await run_call(media, tmp_path, ani="", dnis="5000", now=OPEN,
+                                    caller_script=script, tts_cache=tts_cache,
+                                    recognizer=recognizer)  # fmt: skip
+    got = [(e.how, e.value) for e in events if isinstance(e, IvrInputCollected)]
+    assert len(got) == 2 and got[0][0] == "speech"  # heard something that matched nothing…
+    assert got[1] == ("dtmf", "3")  # …so the menu asked again, and the key answered
+    assert result.variables["department"] == "sales"
+    assert result.queue == "sales"

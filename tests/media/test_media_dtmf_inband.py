@@ -15,6 +15,7 @@ ALL = "0123456789*#ABCD"
 
 
 def detect(pcm: bytes, frame: int = 320) -> list[str]:
+    pcm += bytes(1600)  # a live stream goes on after the tone (the detector batches blocks)
     det = dt.DtmfDetector()
     out: list[str] = []
     for i in range(0, len(pcm), frame):

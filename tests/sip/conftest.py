@@ -39,10 +39,14 @@ def require_tool(name: str) -> str:
     return path
 
 
-def free_udp_port(even: bool = False, span: int = 1) -> int:
-    """A port (and the next ``span - 1``) free right now on 127.0.0.1 for UDP."""
+def free_udp_port(even: bool = False, span: int = 1, lo: int = 32000, hi: int = 39990) -> int:
+    """A port (and the next ``span - 1``) free right now on 127.0.0.1 for UDP.
+
+    Peers' ports come from 32000-39990, our media engines' RTP ranges from 61000-65399
+    (see rtp_range), so a peer never races our engine for a port it probed, and
+    other benchmarks' 40000+ RTP ranges are left alone."""
     for _ in range(200):
-        base = random.randrange(32000, 60000)
+        base = random.randrange(lo, hi)
         if even:
             base &= ~1
         socks: list[socket.socket] = []
@@ -61,9 +65,9 @@ def free_udp_port(even: bool = False, span: int = 1) -> int:
 
 
 def rtp_range() -> tuple[int, int]:
-    """A private 200-port RTP range for one test's media engine (parallel-safe enough:
-    the engine skips ports another process holds)."""
-    base = random.randrange(40000, 59000) & ~1
+    """A 200-port RTP range for one test's media engine (parallel-safe enough: the engine
+    skips ports another process holds)."""
+    base = random.randrange(61000, 65200) & ~1  # above the kernel's ephemeral ports
     return base, base + 199
 
 
@@ -73,6 +77,7 @@ class Server:
     engine: MediaEngine
     port: int
     calls: list[Call] = field(default_factory=list)
+    tcp_port: int = 0
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
     @property
@@ -94,19 +99,19 @@ async def start_server(on_call: Callable[[Call], Awaitable[None]] | None = None,
 
     ua = UserAgent(engine, on_call=record_and_run, **ua_kwargs)
     closers: list[Callable[[], Awaitable[None]]] = []
-    port = await _attach_udp(ua, closers)
+    port, tcp_port = await _attach_transports(ua, closers)
     await ua.start()
-    server = Server(ua, engine, port, [], closers)
+    server = Server(ua, engine, port, [], tcp_port, closers)
     return server
 
 
-async def _attach_udp(ua: UserAgent, closers: list[Callable[[], Awaitable[None]]]) -> int:
+async def _attach_transports(ua: UserAgent, closers: list[Callable[[], Awaitable[None]]]) -> tuple[int, int]:
     """SIP-A's transport layer on an ephemeral UDP port (and TCP on another), feeding our UA."""
     layer = SipTransportLayer([("udp", "127.0.0.1", 0), ("tcp", "127.0.0.1", 0)], ua.on_message)
     await layer.start()
     ua.attach(layer)
     closers.append(layer.stop)
-    return layer.get("udp").local[1]
+    return layer.get("udp").local[1], layer.get("tcp").local[1]
 
 
 async def stop_server(server: Server) -> None:
@@ -237,6 +242,12 @@ def sipp(tmp_path: Path) -> Callable[..., Awaitable[SippResult]]:
 @pytest.fixture
 def free_port() -> Callable[[], int]:
     return free_udp_port
+
+
+@pytest.fixture
+def tool() -> Callable[[str], str]:
+    """``tool("baresip")`` → its path; skips (fails when CI=true) when it is missing."""
+    return require_tool
 
 
 @pytest.fixture

@@ -271,3 +271,13 @@ def test_mutated_request_never_raises_anything_but_sip_parse_error(pos: int, jun
         return
     # Whatever parsed must serialize and parse again.
     SipMessage.parse(msg.to_bytes())
+
+
+def test_header_field_cap_bounds_work_per_message() -> None:
+    many_lines = request(*[f"X-H{i}: v" for i in range(300)])
+    many_commas = request("Allow: " + ",".join(["INVITE"] * 300))
+    for data in (many_lines, many_commas):
+        with pytest.raises(SipParseError, match="too many header fields") as info:
+            SipMessage.parse(data)
+        assert info.value.status == 400
+    assert len(SipMessage.parse(request(*[f"X-H{i}: v" for i in range(200)])).headers) > 200

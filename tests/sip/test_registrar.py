@@ -296,12 +296,10 @@ async def test_registrar_over_real_redis_store_and_store_failure_is_500() -> Non
         pytest.skip(f"Redis unavailable: {exc}")
     prefix = f"test:sipc:{uuid.uuid4().hex}:"
     try:
-        reg = make_registrar(clock=Clock(time.time()),
-                             store=RedisBindingStore(client, prefix))
+        reg = make_registrar(clock=Clock(time.time()), store=RedisBindingStore(client, prefix))
         assert (await authed(reg)).status == 200
         # a second registrar (another process) sharing secret and Redis sees the binding
-        other = make_registrar(clock=Clock(time.time()),
-                               store=RedisBindingStore(client, prefix))
+        other = make_registrar(clock=Clock(time.time()), store=RedisBindingStore(client, prefix))
         assert [b.uri for b in await other.contacts("1001")] == ["sip:1001@127.0.0.1:5099"]
     finally:
         keys = [k async for k in client.scan_iter(match=prefix + "*")]

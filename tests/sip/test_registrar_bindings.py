@@ -8,6 +8,8 @@ import time
 import uuid
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
@@ -232,3 +234,46 @@ async def test_redis_store_concurrent_updates_do_not_lose_writes(redis_client) -
         if keys:
             await redis_client.delete(*keys)
         await other.aclose()
+
+
+_URIS = ["sip:1001@10.0.0.1", "sip:1001@10.0.0.2", "SIP:1001@10.0.0.1", "sip:1001@10.0.0.3:5070"]
+_step = st.tuples(
+    st.lists(
+        st.tuples(st.sampled_from(_URIS), st.sampled_from([None, 0, 30, 60, 300, 99_999])),
+        max_size=4,
+    ),
+    st.sampled_from([None, 0, 30, 120, 5000]),  # Expires header
+    st.sampled_from(["c1", "c2"]),
+    st.integers(min_value=1, max_value=6),  # CSeq
+    st.booleans(),  # wildcard
+    st.integers(min_value=0, max_value=400),  # seconds since the previous step
+)
+
+
+@given(st.lists(_step, max_size=12))
+def test_binding_rules_hold_for_any_request_sequence(steps) -> None:
+    current: list[Binding] = []
+    now = NOW
+    for contacts, header_exp, call_id, cseq, wildcard, dt in steps:
+        now += dt
+        specs = tuple(ContactSpec(u, expires=e) for u, e in contacts)
+        r = req(*specs, expires=header_exp, call_id=call_id, cseq=cseq, wildcard=wildcard)
+        out = apply_register(current, r, now, POLICY)
+        live = [b for b in current if b.expires_at > now]
+        assert out.status in (200, 400, 403, 423)
+        if out.status != 200:
+            assert out.bindings == live  # refused requests change nothing
+            current = live
+            continue
+        keys = [normalize_uri(b.uri) for b in out.bindings]
+        assert len(keys) == len(set(keys))  # one binding per contact
+        assert len(out.bindings) <= POLICY.max_contacts
+        assert all(now < b.expires_at <= now + POLICY.max_expires for b in out.bindings)
+        if wildcard:
+            assert out.bindings == []
+        for spec in specs:
+            exp = spec.expires if spec.expires is not None else header_exp
+            last = [s for s in specs if normalize_uri(s.uri) == normalize_uri(spec.uri)][-1]
+            if last is spec and exp == 0:
+                assert normalize_uri(spec.uri) not in keys  # Expires 0 removes
+        current = out.bindings

@@ -21,8 +21,9 @@ import pytest
 from callcenter.sip.bindings import RegisterPolicy
 from callcenter.sip.digest import Credentials
 from callcenter.sip.lockout import LockoutPolicy
-from callcenter.sip.message import SipMessage, SipParseError
+from callcenter.sip.message import SipMessage
 from callcenter.sip.registrar import Registrar
+from callcenter.sip.transport import SipTransportLayer
 from callcenter.sip.ua import UserAgent
 
 SCENARIOS = Path(__file__).parent / "sipp_register"
@@ -38,29 +39,27 @@ def _need_sipp() -> str:
     return SIPP
 
 
-class _UdpTransport(asyncio.DatagramProtocol):
-    """Minimal UDP transport for the test: parse, hand to the UA, record what we send."""
+class _Recording:
+    """Wraps one of SIP-A's transports to keep a parsed copy of every message we send."""
 
-    name = "UDP"
+    def __init__(self, inner: Any, sent: list[SipMessage]) -> None:
+        self._inner = inner
+        self._sent = sent
+        self.name = inner.name
+        self.reliable = inner.reliable
+        self.local = inner.local
+        self.advertised = inner.advertised
 
-    def __init__(self, ua: UserAgent, sent: list[SipMessage]) -> None:
-        self.ua = ua
-        self.sent = sent
-        self.transport: Any = None
+    def _record(self, data: bytes | SipMessage) -> None:
+        self._sent.append(SipMessage.parse(data if isinstance(data, bytes) else data.to_bytes()))
 
-    def connection_made(self, transport: Any) -> None:
-        self.transport = transport
+    def send_nowait(self, data: bytes | SipMessage, addr: tuple[str, int]) -> None:
+        self._record(data)
+        self._inner.send_nowait(data, addr)
 
-    def send_nowait(self, data: bytes, addr: tuple[str, int]) -> None:
-        self.sent.append(SipMessage.parse(data))
-        self.transport.sendto(data, addr)
-
-    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
-        try:
-            msg = SipMessage.parse(data)
-        except SipParseError:
-            return
-        self.ua.on_message(msg, addr, self)
+    async def send(self, data: bytes | SipMessage, addr: tuple[str, int]) -> None:
+        self._record(data)
+        await self._inner.send(data, addr)
 
 
 @dataclass
@@ -73,6 +72,7 @@ class Server:
 
 @pytest.fixture
 async def server() -> AsyncIterator[Server]:
+    """Our real stack on ephemeral ports: SIP-A's transports → UA core → Registrar."""
     creds = {u: Credentials.from_password(u, REALM, f"demo-{u}") for u in ("1001", "1002")}
     registrar = Registrar(
         REALM,
@@ -82,12 +82,21 @@ async def server() -> AsyncIterator[Server]:
     )
     ua = UserAgent(None, registrar=registrar)
     sent: list[SipMessage] = []
-    loop = asyncio.get_running_loop()
-    transport, proto = await loop.create_datagram_endpoint(
-        lambda: _UdpTransport(ua, sent), local_addr=("127.0.0.1", 0)
-    )
-    port = transport.get_extra_info("sockname")[1]
-    ua.add_transport(proto, ("127.0.0.1", port), "UDP")
+    wrapped: dict[int, _Recording] = {}
+
+    def on_message(msg: SipMessage, addr: tuple[str, int], transport: Any) -> None:
+        rec = wrapped.get(id(transport))
+        if rec is None:  # a TCP connection object, say: wrap it once
+            rec = wrapped[id(transport)] = _Recording(transport, sent)
+        ua.on_message(msg, addr, rec)
+
+    # one free port for both UDP and TCP, as SIP servers usually listen
+    port = _free_udp_port()
+    layer = SipTransportLayer([("udp", "127.0.0.1", port), ("tcp", "127.0.0.1", port)], on_message)
+    await layer.start()
+    for t in layer.transports:
+        rec = wrapped[id(t)] = _Recording(t, sent)
+        ua.add_transport(rec, t.advertised, t.name)
     await ua.start()
     srv = Server(registrar, port, sent)
     registrar.on_change(lambda user, up: srv.changes.append((user, up)))
@@ -95,7 +104,7 @@ async def server() -> AsyncIterator[Server]:
         yield srv
     finally:
         await ua.stop()
-        transport.close()
+        await layer.stop()
 
 
 def _free_udp_port() -> int:
@@ -112,7 +121,14 @@ class SippResult:
 
 
 async def run_sipp(
-    srv: Server, scenario: str, user: str, password: str, *, expires: int = 300, calls: int = 1
+    srv: Server,
+    scenario: str,
+    user: str,
+    password: str,
+    *,
+    expires: int = 300,
+    calls: int = 1,
+    tcp: bool = False,
 ) -> SippResult:
     sipp = _need_sipp()
     port = _free_udp_port()
@@ -145,6 +161,8 @@ async def run_sipp(
         "-max_recv_loops",
         "1000",
     ]
+    if tcp:
+        args += ["-t", "t1"]
     proc = await asyncio.create_subprocess_exec(
         *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
     )
@@ -179,6 +197,14 @@ async def test_sipp_registers_with_digest_auth(server: Server) -> None:
     assert server.changes == [("1001", True)]
     ok = _finals(server, 200)[-1]
     assert ok.headers.get_all("Contact")[0].startswith(f"<sip:1001@127.0.0.1:{res.port}>;expires=")
+
+
+async def test_sipp_registers_over_tcp(server: Server) -> None:
+    res = await run_sipp(server, "register_auth.xml", "1002", "demo-1002", tcp=True)
+    assert res.rc == 0, res.output
+    (b,) = await server.registrar.contacts("1002")
+    assert b.transport == "tcp"
+    assert b.source[0] == "127.0.0.1"
 
 
 async def test_sipp_wrong_password_gets_401_then_source_is_locked_out(server: Server) -> None:

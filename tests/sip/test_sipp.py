@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import math
+import struct
+import wave
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -37,8 +40,15 @@ async def test_builtin_uac_calls_complete(server_factory: ServerFactory, sipp: S
 async def test_uac_pcap_media_and_dtmf(
     server_factory: ServerFactory, sipp: Sipp, sipp_pcap_cwd: Path
 ) -> None:
-    """SIPp plays PCMA audio and an RFC 4733 digit '1'; the echo app hears both."""
-    server = await server_factory(EchoTest(None))
+    """SIPp plays PCMA audio and an RFC 4733 digit '1'; the echo app plays its prompt,
+    hears both, and echoes the digit."""
+    prompt = sipp_pcap_cwd / "prompt.wav"
+    with wave.open(str(prompt), "wb") as w:  # 1 s, 8 kHz mono 16-bit: what the TTS cache renders
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(8000)
+        w.writeframes(b"".join(struct.pack("<h", int(6000 * math.sin(i / 4))) for i in range(8000)))
+    server = await server_factory(EchoTest(prompt))
     result = await sipp(server.uri_host, builtin="uac_pcap", calls=1, rate=1, timeout=40, cwd=sipp_pcap_cwd)
     assert result.returncode == 0, result.errors or result.stdout[-2000:]
     assert len(server.calls) == 1
@@ -48,6 +58,7 @@ async def test_uac_pcap_media_and_dtmf(
     assert call.media.stats.rx_packets > 200  # g711a.pcap holds ~5 s of 20 ms packets
     assert call.media.stats.rx_energy_sum > 0
     assert call.data["echoed_digits"][:1] == ["1"]
+    assert call.media.stats.tx_packets >= 50  # the 1 s prompt (50 packets) plus the echoed digit
     assert call.end_reason == "remote_bye"
 
 
@@ -101,3 +112,23 @@ async def test_no_usable_codec_gets_488(server_factory: ServerFactory, sipp: Sip
     assert result.returncode == 0, result.errors or result.stdout[-2000:]
     assert server.calls == []  # refused before the application saw it
     assert server.engine.sessions == []  # and the RTP port was given back
+
+
+async def test_builtin_uac_over_tcp(server_factory: ServerFactory, sipp: Sipp) -> None:
+    server = await server_factory(answer_and_wait)
+    result = await sipp(
+        f"127.0.0.1:{server.tcp_port}", builtin="uac", calls=3, rate=10, duration_ms=200, extra=["-t", "t1"]
+    )
+    assert result.returncode == 0, result.errors or result.stdout[-2000:]
+    assert [c.end_reason for c in server.calls] == ["remote_bye"] * 3
+    assert all(c.transport.name == "TCP" for c in server.calls)
+
+
+async def test_missing_ack_retransmits_2xx_then_byes(server_factory: ServerFactory, sipp: Sipp) -> None:
+    """RFC 6026 / 3261 13.3.1.4: 2xx resent until ACK; none comes, so BYE after 64*T1."""
+    from callcenter.sip.timers import SipTimers
+
+    server = await server_factory(answer_and_wait, timers=SipTimers(t1=0.05, t2=0.4, t4=0.5))
+    result = await sipp(server.uri_host, scenario="uac_no_ack.xml", calls=1, timeout=30)
+    assert result.returncode == 0, result.errors or result.stdout[-2000:]
+    assert server.calls[0].end_reason == "no_ack"

@@ -9,6 +9,7 @@ listed too: for those the grammar must accept the message so that layer can deci
 
 from __future__ import annotations
 
+import json
 import pathlib
 
 import pytest
@@ -17,63 +18,9 @@ from callcenter.sip.message import SipMessage, SipParseError, build_error_respon
 
 VECTORS = pathlib.Path(__file__).parent / "rfc4475"
 
-# name -> None (must parse) or the SipParseError.status expected (0 = silent drop)
-EXPECTED: dict[str, int | None] = {
-    # §3.1.1 valid messages: every element must accept them
-    "wsinv": None,
-    "intmeth": None,
-    "esc01": None,
-    "escnull": None,
-    "esc02": None,
-    "lwsdisp": None,
-    "longreq": None,
-    "dblreq": None,
-    "semiuri": None,
-    "transports": None,
-    "mpart01": None,
-    "unreason": None,
-    "noreason": None,
-    # §3.1.2 invalid messages
-    "badinv01": 400,
-    "clerr": 400,
-    "ncl": 400,
-    "scalar02": 400,
-    "scalarlg": 0,  # a response: "simply discard it"
-    "quotbal": 400,
-    "ltgtruri": 400,
-    "lwsruri": 400,
-    "lwsstart": 400,
-    "trws": 400,
-    "escruri": 400,
-    "baddate": None,  # §3.1.2.12: reject only if the Date matters; ours ignores Date
-    "regbadct": 400,
-    "badaspec": 400,
-    "baddn": 400,
-    "badvers": 505,
-    "mismatch01": 400,
-    "mismatch02": 501,  # §3.1.2.18 prefers 501 for unknown method
-    "bigcode": 0,
-    # §3.2 transaction layer: syntactically fine, the transaction layer decides
-    "badbranch": None,
-    # §3.3 application layer
-    "insuf": 400,
-    "unkscm": 416,
-    "novelsc": 416,
-    "unksm2": None,  # registrar's call (unknown scheme in To)
-    "bext01": None,  # UA answers 420
-    "invut": None,  # UA answers 415
-    "regaut01": None,  # registrar answers 401
-    "multi01": 400,
-    "mcl01": 400,
-    "bcast": None,  # response; the transaction layer drops it (matches nothing)
-    "zeromf": None,  # UA answers 483
-    "cparam01": None,
-    "cparam02": None,
-    "regescrt": None,
-    "sdp01": None,  # UA answers 406
-    # §3.4 backward compatibility
-    "inv2543": None,
-}
+# name -> null (must parse) or the SipParseError.status expected (0 = silent drop).
+# Why each verdict: tests/sip/rfc4475/README.md and README.d/sip-grammar.md.
+EXPECTED: dict[str, int | None] = json.loads((VECTORS / "verdicts.json").read_text())
 
 
 def load(name: str) -> bytes:

@@ -320,3 +320,29 @@ def test_terminated_transactions_leave_no_cycles(method: str) -> None:
         assert [r() for r in refs] == [None, None]
     finally:
         gc.enable()
+
+
+def test_delayed_trying_is_skipped_when_answered_quickly() -> None:
+    h = Harness()
+    h.layer.trying_delay = 0.2
+    txn = h.layer.receive_request(request("INVITE"), PEER, Flow())
+    assert txn is not None
+    h.clock.advance(0.1)
+    txn.reply(200)
+    h.clock.advance(1.0)
+    assert h.start_lines() == ["SIP/2.0 200 OK"]
+
+    h2 = Harness()
+    h2.layer.trying_delay = 0.2
+    slow = h2.layer.receive_request(request("INVITE"), PEER, Flow())
+    assert slow is not None
+    h2.clock.advance(0.25)
+    assert h2.start_lines() == ["SIP/2.0 100 Trying"]  # due after 200 ms without an answer
+
+    h3 = Harness()
+    h3.layer.trying_delay = 0.2
+    h3.layer.receive_request(request("INVITE"), PEER, Flow())
+    h3.layer.receive_request(request("INVITE"), PEER, Flow())  # retransmitted before 200 ms
+    assert h3.start_lines() == ["SIP/2.0 100 Trying"]
+    h3.clock.advance(1.0)
+    assert h3.start_lines() == ["SIP/2.0 100 Trying"]

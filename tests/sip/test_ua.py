@@ -189,9 +189,9 @@ async def test_finished_calls_are_freed_without_gc(server_factory: ServerFactory
     try:
         result = await sipp(server.uri_host, builtin="uac", calls=5, rate=20, duration_ms=200)
         assert result.returncode == 0, result.errors or result.stdout[-2000:]
-        # Let the transaction timers that still hold messages (Timer J/I/K, ≤ 32 s) not matter:
-        # transactions hold messages, not calls.
-        await asyncio.sleep(0)
+        # The handlers have returned (transactions still alive for Timer J/K hold only
+        # messages, never calls).
+        assert await server.ua.wait_idle(5)
         alive = [r() for r in refs if r() is not None]
         assert len(refs) == 10
         assert alive == [], alive
@@ -202,3 +202,122 @@ async def test_finished_calls_are_freed_without_gc(server_factory: ServerFactory
 class _NoKeep(list):  # type: ignore[type-arg]
     def append(self, item: Any) -> None:
         pass
+
+
+class _RawPeer(asyncio.DatagramProtocol):
+    """A bare UDP SIP peer: sends the exact bytes we give it, queues what comes back."""
+
+    def __init__(self) -> None:
+        self.received: asyncio.Queue[bytes] = asyncio.Queue()
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        self.received.put_nowait(data)
+
+    async def next_status(self) -> int:
+        data = await asyncio.wait_for(self.received.get(), 5)
+        return int(data.split(b" ", 2)[1])
+
+
+def _raw_invite(port: int, peer_port: int, method: str = "INVITE") -> bytes:
+    return (
+        f"{method} sip:600@127.0.0.1:{port} SIP/2.0\r\n"
+        f"Via: SIP/2.0/UDP 127.0.0.1:{peer_port};branch=z9hG4bKretrans1\r\n"
+        "Max-Forwards: 70\r\n"
+        f"From: <sip:alice@127.0.0.1:{peer_port}>;tag=rt1\r\n"
+        f"To: <sip:600@127.0.0.1:{port}>\r\n"
+        "Call-ID: retrans-test@127.0.0.1\r\n"
+        f"CSeq: 1 {method}\r\n"
+        f"Contact: <sip:alice@127.0.0.1:{peer_port}>\r\n"
+        "Content-Length: 0\r\n\r\n"
+    ).encode()
+
+
+async def test_retransmitted_invite_is_one_call(server_factory: ServerFactory) -> None:
+    """A retransmitted INVITE replays the last provisional; it never makes a second call."""
+    rang = asyncio.Event()
+
+    async def ring(call: Call) -> None:
+        await call.ringing()
+        rang.set()
+        await call.ended.wait()
+
+    server = await server_factory(ring, trying_delay=0.0)  # 100 at once, then 180
+    loop = asyncio.get_running_loop()
+    transport, peer = await loop.create_datagram_endpoint(_RawPeer, local_addr=("127.0.0.1", 0))
+    try:
+        peer_port = transport.get_extra_info("sockname")[1]
+        dest = ("127.0.0.1", server.port)
+        transport.sendto(_raw_invite(server.port, peer_port), dest)
+        assert await peer.next_status() == 100
+        await asyncio.wait_for(rang.wait(), 5)
+        assert await peer.next_status() == 180
+        transport.sendto(_raw_invite(server.port, peer_port), dest)  # retransmission
+        assert await peer.next_status() == 180
+        assert len(server.calls) == 1
+        transport.sendto(_raw_invite(server.port, peer_port, "CANCEL"), dest)
+        statuses = {await peer.next_status(), await peer.next_status()}
+        assert statuses == {200, 487}
+        await asyncio.wait_for(server.calls[0].ended.wait(), 5)
+        assert server.calls[0].end_reason == "cancelled"
+    finally:
+        transport.close()
+
+
+async def test_unrefreshed_session_timer_ends_call(server_factory: ServerFactory, sipp: Sipp) -> None:
+    """RFC 4028 with a tiny Min-SE: no refresh within Session-Expires → the server sends BYE."""
+    server = await server_factory(answer_and_wait, min_se=1, sweep_interval=0.1, media_timeout=0)
+    result = await sipp(server.uri_host, scenario="uac_session_expires.xml", calls=1, timeout=30)
+    assert result.returncode == 0, result.errors or result.stdout[-2000:]
+    assert server.calls[0].end_reason == "session_expired"
+    assert server.ua.stats["session_expired"] == 1
+
+
+async def test_dnis_dispatch_and_unknown_dnis(server_factory: ServerFactory, sipp: Sipp) -> None:
+    from callcenter.apps.dispatch import DnisDispatcher
+
+    served: list[str] = []
+
+    async def app(call: Call) -> None:
+        served.append(call.dnis)
+        await call.answer()
+        await call.ended.wait()
+
+    server = await server_factory(DnisDispatcher({"600": app}))
+    ok = await sipp(server.uri_host, builtin="uac", service="600", calls=1, duration_ms=100)
+    assert ok.returncode == 0, ok.errors or ok.stdout[-2000:]
+    nobody = await sipp(server.uri_host, scenario="uac_expect_404.xml", service="999", calls=1)
+    assert nobody.returncode == 0, nobody.errors or nobody.stdout[-2000:]
+    assert served == ["600"]
+
+
+async def test_call_limit_sheds_load_with_503(server_factory: ServerFactory, sipp: Sipp) -> None:
+    server = await server_factory(answer_and_wait, max_calls=0)
+    result = await sipp(server.uri_host, scenario="uac_expect_503.xml", calls=2)
+    assert result.returncode == 0, result.errors or result.stdout[-2000:]
+    assert server.calls == []
+    assert server.ua.stats["rejected_overload"] == 2
+    assert server.engine.sessions == []
+
+
+async def test_b2bua_caller_cancel_cancels_agent_leg(
+    server_factory: ServerFactory, sipp: Sipp, sipp_start: Sipp
+) -> None:
+    """The agent rings (its 180 is relayed to the caller), the caller CANCELs, so the B2BUA
+    CANCELs the agent's INVITE: both SIPp scenarios must complete."""
+    agent = await sipp_start(None, scenario="uas_ring_cancel.xml", calls=1, timeout=30)
+    outcome: list[str] = []
+
+    async def route(call: Call) -> None:
+        try:
+            await bridge_call(server.ua, call, f"sip:agent@{agent.uri_host}")
+        except CallFailed as exc:
+            outcome.append(f"failed {exc.status}")
+
+    server = await server_factory(route)
+    caller = await sipp(server.uri_host, scenario="uac_cancel.xml", calls=1, timeout=30)
+    assert caller.returncode == 0, caller.errors or caller.stdout[-2000:]
+    result = await agent.wait()
+    assert result.returncode == 0, result.errors or result.stdout[-2000:]
+    assert await server.ua.wait_idle(5)
+    assert outcome == ["failed 487"]
+    assert server.calls[0].end_reason == "cancelled"

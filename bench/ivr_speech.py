@@ -1,0 +1,507 @@
+"""IVR speech: recognition accuracy and latency on telephone audio, TTS speed, capacity.
+
+Test set: menu phrases × espeak-ng voices × speeds, each through the phone chain of
+``callcenter.speech.phone_chain`` (espeak-ng → sox 8 kHz, 300–3400 Hz → G.711 µ-law
+round trip). Full: 13 phrases × 6 voices × 3 speeds = 234 utterances (+ nonsense).
+
+1. Accuracy, batch decoding of each utterance with pocketsphinx directly, for the
+   set-ups that show what moved the figure: the PEERS.md default (JSGF grammar, model
+   as shipped), then each change in turn, and unconstrained (the en-us LM).
+   Grammars are per menu state, as the IVR uses them: the main menu (billing /
+   technical support / sales / operator / one..four) and a digit question
+   (one..nine); also all 13 phrases in one grammar.
+2. The shipped recogniser (``SphinxRecognizer``) in real time: every utterance fed
+   as 20 ms frames on a shared 20 ms clock, several calls at once; accuracy,
+   no-match/false-accept on nonsense, and latency from the end of speech (last
+   frame above −50 dBFS) to the decision.
+3. TTS: render time per engine (cold) and cache-hit time.
+4. Capacity: N calls with speech active at once (each call's recogniser fed in real
+   time, utterance after utterance); event-loop lag measured by a 10 ms ticker.
+   "Lags" = p99 lag above 20 ms (one RTP frame period).
+
+    python bench/ivr_speech.py            # full
+    python bench/ivr_speech.py --quick    # < 1 minute
+
+The machine has 2 cores shared with other helpers' work: figures are lower bounds.
+Results: bench/results/ivr_speech.json (ivr_speech_quick.json with --quick).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np
+from pocketsphinx import Decoder, get_model_path
+
+from callcenter.speech import CachedTts, SphinxRecognizer, SphinxSettings
+from callcenter.speech.audio import FRAME_BYTES, Upsampler2x
+from callcenter.speech.grammar import MenuGrammar
+from callcenter.speech.phone_chain import espeak_phone_pcm, frames
+from callcenter.speech.sphinx_model import prepared_model
+
+MAIN = ["billing", "technical support", "sales", "operator", "one", "two", "three", "four"]
+DIGITS = ["one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
+ALL = ["billing", "technical support", "sales", "operator", *DIGITS[4:], *DIGITS[:4]]
+VOICES = ["en-us", "en-gb", "en-us+f3", "en-gb-scotland", "en-029", "en-us+m3"]
+SPEEDS = [140, 175, 210]
+NONSENSE = [
+    "purple elephants dance",
+    "the weather is nice today",
+    "banana",
+    "what time is it",
+    "hello how are you",
+    "zebra crossing",
+    "I would like a pizza",
+    "never mind",
+]
+RESULTS = Path(__file__).with_name("results")
+
+
+@dataclass
+class Utt:
+    phrase: str
+    voice: str
+    speed: int
+    pcm: bytes
+
+    @property
+    def speech_end(self) -> float:
+        """Seconds into pcm of the last frame above −50 dBFS (espeak pads with silence)."""
+        x = np.frombuffer(self.pcm, dtype="<i2").astype(np.float64)
+        n = x.size // 160
+        rms = np.sqrt((x[: n * 160].reshape(n, 160) ** 2).mean(axis=1))
+        loud = np.nonzero(rms > 100)[0]
+        return float((loud[-1] + 1) * 0.02) if loud.size else 0.0
+
+
+def build_set(quick: bool) -> tuple[list[Utt], list[Utt]]:
+    voices, speeds = (VOICES[:2], [175]) if quick else (VOICES, SPEEDS)
+    phrases = ALL
+    utts = [Utt(p, v, s, espeak_phone_pcm(p, v, s)) for p, v, s in itertools.product(phrases, voices, speeds)]
+    nons = [
+        Utt(t, v, 175, espeak_phone_pcm(t, v, 175))
+        for t in (NONSENSE[:4] if quick else NONSENSE)
+        for v in voices[:3]
+    ]
+    return utts, nons
+
+
+# --- 1. batch accuracy of set-ups -------------------------------------------------
+
+
+def jsgf(phrases: list[str]) -> str:
+    alts = " | ".join(f"( {p} )" for p in phrases)
+    return f"#JSGF V1.0;\ngrammar menu;\npublic <menu> = {alts} ;\n"
+
+
+def batch_decode(utts: list[Utt], grammar: list[str] | None, *, mode: str,
+                 remove_noise: bool, topn: int, cache: Path) -> list[bool]:
+    """Per utterance: did the best path equal the phrase? (batch, one decoder)"""
+    model, dictionary = prepared_model(
+        cache / "bench-models", {"remove_noise": "yes" if remove_noise else "no"})
+    root = Path(get_model_path()) / "en-us"
+    d = Decoder(hmm=str(model), dict=str(dictionary), lm=None, samprate=16000, topn=topn,
+                loglevel="FATAL")
+    if mode == "jsgf":
+        d.add_jsgf_string("g", jsgf(grammar or []))
+    elif mode == "fsg":
+        g = MenuGrammar.build(grammar or [])
+        d.add_fsg("g", d.create_fsg("g", 0, 1, g.transitions()))
+    else:
+        d.add_lm_file("g", str(root / "en-us.lm.bin"))
+    d.activate_search("g")
+    pad = b"\0\0" * 2400
+    out = []
+    for u in utts:
+        d.start_utt()
+        d.process_raw(Upsampler2x().process(pad + u.pcm + pad), full_utt=True)
+        d.end_utt()
+        hyp = d.hyp()
+        out.append((hyp.hypstr if hyp else "").strip() == u.phrase)
+    return out
+
+
+def _acc(flags: list[bool]) -> dict[str, Any]:
+    return {"correct": sum(flags), "n": len(flags),
+            "pct": round(100 * sum(flags) / max(1, len(flags)), 1)}
+
+
+SETUPS = [  # (label, mode, remove_noise, topn)
+    ("PEERS default: JSGF, model as shipped", "jsgf", True, 4),
+    ("+ remove_noise no (feat.params)", "jsgf", False, 4),
+    ("+ flat FSG instead of JSGF", "fsg", False, 4),
+    ("+ topn 8 (best; shipped)", "fsg", False, 8),
+    ("unconstrained (en-us LM)", "lm", False, 8),
+]
+
+
+def run_setups(utts: list[Utt], cache: Path, quick: bool) -> list[dict[str, Any]]:
+    rows = []
+    for label, mode, rn, topn in SETUPS:
+        if quick and label.startswith("+ remove_noise"):
+            continue  # keep --quick under a minute
+        row: dict[str, Any] = {"setup": label}
+        t0 = time.perf_counter()
+        if mode == "lm":  # one decode serves every grammar's subset
+            flags = dict(zip(map(id, utts), batch_decode(
+                utts, None, mode=mode, remove_noise=rn, topn=topn, cache=cache), strict=True))
+        for gname, grammar in [("main", MAIN), ("digits", DIGITS), ("all13", ALL)]:
+            sel = [u for u in utts if u.phrase in grammar]
+            if mode == "lm":
+                row[gname] = _acc([flags[id(u)] for u in sel])
+            else:
+                row[gname] = _acc(batch_decode(sel, grammar, mode=mode, remove_noise=rn,
+                                               topn=topn, cache=cache))
+        row["seconds"] = round(time.perf_counter() - t0, 1)
+        rows.append(row)
+        print(f"  {label:40s} main {row['main']['pct']:5.1f}%  digits {row['digits']['pct']:5.1f}%"
+              f"  all13 {row['all13']['pct']:5.1f}%", flush=True)
+    return rows
+
+
+# --- 2. the shipped streaming recogniser in real time -----------------------------
+
+
+async def feed_realtime(
+    rec: SphinxRecognizer, jobs: list[tuple[Utt, list[str]]], streams: int
+) -> list[dict[str, Any]]:
+    """``streams`` calls at once; each plays its share of the utterances one after
+    another, all fed from one shared 20 ms clock like the media layer does."""
+    queues = [jobs[i::streams] for i in range(streams)]
+    out: list[dict[str, Any]] = []
+    loop = asyncio.get_running_loop()
+
+    async def call(queue: list[tuple[Utt, list[str]]], tick: asyncio.Condition) -> None:
+        for u, grammar in queue:
+            session = rec.start(grammar)
+            fs = frames(u.pcm, lead=0.5, tail=1.5)
+            end_frame = int((0.5 + u.speech_end) / 0.02) - 1
+            end_at = None
+            for i, f in enumerate(fs):
+                async with tick:
+                    await tick.wait()
+                session.feed(f)
+                if i == end_frame:
+                    end_at = time.monotonic()
+                if session._decided.done():
+                    break
+            r = await session.result(5)
+            out.append(
+                {
+                    "phrase": u.phrase,
+                    "voice": u.voice,
+                    "speed": u.speed,
+                    "grammar": len(grammar),
+                    "outcome": r.outcome.value,
+                    "heard": r.phrase,
+                    "text": r.text,
+                    "confidence": round(r.confidence, 3),
+                    "latency": None if end_at is None else r.decided_at - end_at,
+                }
+            )
+
+    tick = asyncio.Condition()
+    calls = [asyncio.create_task(call(q, tick)) for q in queues if q]
+    start = loop.time()
+    k = 0
+    while not all(c.done() for c in calls):
+        k += 1
+        await asyncio.sleep(max(0.0, start + k * 0.02 - loop.time()))
+        async with tick:
+            tick.notify_all()
+    for c in calls:
+        c.result()
+    return out
+
+
+def threshold_table(
+    results: list[dict[str, Any]], nonsense: list[dict[str, Any]], grammar_of: dict[int, list[str]]
+) -> list[dict[str, Any]]:
+    """Accuracy and false accepts if the confidence threshold were t (post hoc)."""
+    rows = []
+    for t in [0.0, 0.25, 0.5, 0.6, 0.75, 0.9]:
+        ok = sum(r["text"] == r["phrase"] and r["confidence"] >= t for r in results)
+        fa = sum(r["text"] in grammar_of[r["grammar"]] and r["confidence"] >= t for r in nonsense)
+        rows.append(
+            {
+                "threshold": t,
+                "correct_pct": round(100 * ok / max(1, len(results)), 1),
+                "nonsense_accepted": fa,
+                "nonsense_n": len(nonsense),
+            }
+        )
+    return rows
+
+
+def summarize_stream(results: list[dict[str, Any]], name: str) -> dict[str, Any]:
+    menu = [r for r in results if r["phrase"] in ALL]
+    ok = sum(r["heard"] == r["phrase"] for r in menu)
+    wrong = sum(r["outcome"] == "match" and r["heard"] != r["phrase"] for r in menu)
+    rejected = sum(r["outcome"] != "match" for r in menu)
+    lat = sorted(r["latency"] for r in menu if r["latency"] is not None and r["outcome"] != "no_input")
+    return {
+        "name": name,
+        "n": len(menu),
+        "correct": ok,
+        "pct": round(100 * ok / max(1, len(menu)), 1),
+        "wrong_accepted": wrong,
+        "rejected": rejected,
+        "latency_p50_ms": round(1000 * lat[len(lat) // 2], 1) if lat else None,
+        "latency_p99_ms": round(1000 * lat[min(len(lat) - 1, int(0.99 * len(lat)))], 1) if lat else None,
+        "latency_max_ms": round(1000 * lat[-1], 1) if lat else None,
+    }
+
+
+# --- 3. TTS ---------------------------------------------------------------------
+
+PROMPTS = [
+    "Welcome.",
+    "Please hold.",
+    "For billing, say billing or press one. For technical support, say technical support or press two.",
+    "Please enter your account number followed by the pound key.",
+    "Our office is closed. Please leave a message after the tone.",
+    "Your order has shipped and will arrive on Tuesday.",
+]
+
+
+async def bench_tts(cache: Path, quick: bool) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for engine in ["pyttsx3", "espeak-ng"]:
+        tts = CachedTts.create(cache / f"tts-{engine}", engine)
+        try:
+            await tts.render("warm up the worker")
+            cold = []
+            for p in PROMPTS:
+                t0 = time.perf_counter()
+                await tts.render(p)
+                cold.append(time.perf_counter() - t0)
+            hits = []
+            for _ in range(200 if quick else 2000):  # hits
+                p = PROMPTS[len(hits) % len(PROMPTS)]
+                t0 = time.perf_counter()
+                await tts.render(p)
+                hits.append(time.perf_counter() - t0)
+            hits.sort()
+            out[engine] = {
+                "render_ms_median": round(1000 * statistics.median(cold), 1),
+                "render_ms_max": round(1000 * max(cold), 1),
+                "hit_us_p50": round(1e6 * hits[len(hits) // 2], 1),
+                "hit_us_p99": round(1e6 * hits[int(0.99 * len(hits))], 1),
+            }
+        finally:
+            await tts.aclose()
+    return out
+
+
+# --- 4. capacity ------------------------------------------------------------------
+
+
+async def capacity(rec: SphinxRecognizer, utts: list[Utt], n_calls: int, seconds: float) -> dict[str, Any]:
+    loop = asyncio.get_running_loop()
+    lags: list[float] = []
+    stop = asyncio.Event()
+    decided = 0
+
+    async def ticker() -> None:
+        while not stop.is_set():
+            t = loop.time()
+            await asyncio.sleep(0.01)
+            lags.append(loop.time() - t - 0.01)
+
+    streams = []
+    for i in range(n_calls):
+        u = utts[i % len(utts)]
+        streams.append(
+            {"frames": frames(u.pcm, lead=0.3, tail=1.0), "i": 0, "session": rec.start(MAIN), "u": i}
+        )
+
+    t_ticker = asyncio.create_task(ticker())
+    start = loop.time()
+    k = 0
+    feed_cpu = 0.0
+    while loop.time() - start < seconds:
+        k += 1
+        await asyncio.sleep(max(0.0, start + k * 0.02 - loop.time()))
+        c0 = time.thread_time()
+        for s in streams:  # one shared 20 ms clock, as the media layer runs it
+            if s["i"] >= len(s["frames"]) or s["session"]._decided.done():
+                if s["session"]._decided.done():
+                    decided += 1
+                s["u"] += n_calls
+                u = utts[s["u"] % len(utts)]
+                s.update(frames=frames(u.pcm, lead=0.3, tail=1.0), i=0, session=rec.start(MAIN))
+            s["session"].feed(s["frames"][s["i"]])
+            s["i"] += 1
+        feed_cpu += time.thread_time() - c0
+    stop.set()
+    await t_ticker
+    lags.sort()
+    return {
+        "calls": n_calls,
+        "seconds": seconds,
+        "decisions": decided,
+        "lag_p50_ms": round(1000 * lags[len(lags) // 2], 2),
+        "lag_p99_ms": round(1000 * lags[int(0.99 * len(lags))], 2),
+        "lag_max_ms": round(1000 * lags[-1], 2),
+        "loop_feed_cpu_ms_per_tick": round(1000 * feed_cpu / max(1, k), 3),
+    }
+
+
+# --- main -------------------------------------------------------------------------
+
+
+async def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true")
+    args = ap.parse_args()
+    quick = args.quick
+    t_start = time.perf_counter()
+    cache = Path(tempfile.mkdtemp(prefix="ivr-speech-bench-"))
+    print(f"generating test set ({'quick' if quick else 'full'}) ...", flush=True)
+    utts, nons = build_set(quick)
+    print(f"  {len(utts)} menu utterances, {len(nons)} nonsense", flush=True)
+
+    print("1. accuracy by set-up (batch decode)", flush=True)
+    setups = run_setups(utts, cache, quick)
+
+    print("2. shipped streaming recogniser, real time", flush=True)
+    rec = SphinxRecognizer(SphinxSettings(cache_dir=cache / "models", workers=2))
+    jobs = [(u, MAIN if u.phrase in MAIN else DIGITS) for u in utts]
+    jobs += [(u, MAIN) for u in nons]
+    streams = 10 if quick else 20
+    res = await feed_realtime(rec, jobs, streams)
+    per_state = summarize_stream([r for r in res if r["phrase"] in ALL], "per-menu grammars")
+    non = [r for r in res if r["phrase"] in NONSENSE]
+    false_accept = sum(r["outcome"] == "match" for r in non)
+    thresholds = threshold_table([r for r in res if r["phrase"] in ALL], non, {8: MAIN, 9: DIGITS})
+    if quick:
+        all13 = {"name": "one 13-phrase grammar", "pct": None, "skipped": "--quick"}
+    else:
+        res13 = await feed_realtime(rec, [(u, ALL) for u in utts], streams)
+        all13 = summarize_stream(res13, "one 13-phrase grammar")
+    for s in (per_state, all13):
+        if s.get("skipped"):
+            continue
+        print(
+            f"  {s['name']:24s} {s['correct']}/{s['n']} = {s['pct']}%  wrong-accepted "
+            f"{s['wrong_accepted']}  rejected {s['rejected']}  latency p50 "
+            f"{s['latency_p50_ms']} ms p99 {s['latency_p99_ms']} ms",
+            flush=True,
+        )
+    print(f"  nonsense accepted as a menu phrase: {false_accept}/{len(non)}", flush=True)
+    for t in thresholds:
+        print(
+            f"    if threshold were {t['threshold']:.2f}: correct {t['correct_pct']:5.1f}%, "
+            f"nonsense accepted {t['nonsense_accepted']}/{t['nonsense_n']}",
+            flush=True,
+        )
+    main_only = summarize_stream([r for r in res if r["phrase"] in MAIN and r["grammar"] == 8], "main menu")
+    digits_only = summarize_stream([r for r in res if r["grammar"] == 9], "digits")
+
+    print("3. TTS", flush=True)
+    tts = await bench_tts(cache, quick)
+    for eng, f in tts.items():
+        print(
+            f"  {eng:10s} render median {f['render_ms_median']} ms (max "
+            f"{f['render_ms_max']}), cache hit p50 {f['hit_us_p50']} µs p99 "
+            f"{f['hit_us_p99']} µs",
+            flush=True,
+        )
+
+    print("4. concurrent calls with speech active: event-loop lag", flush=True)
+    cap = []
+    for n in [10, 40] if quick else [10, 25, 50, 100]:
+        r = await capacity(rec, utts, n, 2.0 if quick else 10.0)
+        cap.append(r)
+        print(
+            f"  {n:4d} calls: lag p50 {r['lag_p50_ms']} ms p99 {r['lag_p99_ms']} ms max "
+            f"{r['lag_max_ms']} ms, {r['decisions']} decisions",
+            flush=True,
+        )
+    ok_calls = [r["calls"] for r in cap if r["lag_p99_ms"] <= 20.0]
+    rec.close()
+
+    table = [
+        ("menu phrases correct, per-menu grammars (target >= 90 %)", f"{per_state['pct']} %"),
+        ("  main menu grammar", f"{main_only['pct']} %"),
+        ("  digits grammar", f"{digits_only['pct']} %"),
+        ("one 13-phrase grammar", f"{all13['pct']} %" if all13["pct"] is not None else "skipped (--quick)"),
+        (
+            "PEERS default set-up, per grammar main/digits/13",
+            f"{setups[0]['main']['pct']} / {setups[0]['digits']['pct']} / {setups[0]['all13']['pct']} %",
+        ),
+        (
+            "unconstrained, main/digits/13",
+            f"{setups[-1]['main']['pct']} / {setups[-1]['digits']['pct']} / {setups[-1]['all13']['pct']} %",
+        ),
+        ("nonsense falsely accepted", f"{false_accept}/{len(non)}"),
+        (
+            "end of speech -> decision p50 / p99 (target <= 500 ms)",
+            f"{per_state['latency_p50_ms']} / {per_state['latency_p99_ms']} ms",
+        ),
+        (
+            "TTS render pyttsx3 / espeak-ng (median)",
+            f"{tts['pyttsx3']['render_ms_median']} / {tts['espeak-ng']['render_ms_median']} ms",
+        ),
+        ("TTS cache hit p50", f"{tts['pyttsx3']['hit_us_p50']} µs"),
+        (
+            "calls with speech before loop lags (p99 > 20 ms)",
+            f">= {max(ok_calls)} tested" if ok_calls else "< smallest tested",
+        ),
+    ]
+    print("\n" + "=" * 78)
+    for k, v in table:
+        print(f"{k:58s} {v}")
+    print("=" * 78)
+    out = {
+        "bench": "ivr_speech",
+        "quick": quick,
+        "when": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "note": "2 cores shared with other helpers' work",
+        },
+        "test_set": {
+            "utterances": len(utts),
+            "nonsense": len(nons),
+            "voices": VOICES,
+            "speeds": SPEEDS,
+            "phrases": ALL,
+        },
+        "setups_batch": setups,
+        "stream_per_menu": per_state,
+        "stream_main": main_only,
+        "stream_digits": digits_only,
+        "stream_all13": all13,
+        "nonsense_false_accept": false_accept,
+        "threshold_table": thresholds,
+        "nonsense_n": len(non),
+        "tts": tts,
+        "capacity": cap,
+        "misses": [r for r in res if r["phrase"] in ALL and r["heard"] != r["phrase"]],
+        "wall_s": round(time.perf_counter() - t_start, 1),
+    }
+    RESULTS.mkdir(exist_ok=True)
+    path = RESULTS / ("ivr_speech_quick.json" if quick else "ivr_speech.json")
+    path.write_text(json.dumps(out, indent=1, default=str))
+    print(f"wrote {path} ({out['wall_s']} s)")
+
+
+if __name__ == "__main__":
+    assert FRAME_BYTES == 320
+    asyncio.run(main())

@@ -1,0 +1,65 @@
+"""The pocketsphinx en-us model, prepared for telephone audio in a local cache dir.
+
+The wheel ships the 16 kHz en-us model (nothing is downloaded). Its ``feat.params``
+overrides Decoder keyword arguments, so settings that live there (``-remove_noise``)
+can only be changed by editing a copy of the model directory: we copy it once into
+the cache dir at start-up, edit the copy, and rename it into place atomically so
+two processes starting together never see half a model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from pocketsphinx import get_model_path
+
+#: feat.params overrides. remove_noise: the spectral-subtraction noise removal eats
+#: the weak fricative energy a G.711 channel leaves (PEERS.md; measured again here).
+FEAT_OVERRIDES: dict[str, str] = {"remove_noise": "no"}
+
+
+def _edit_feat_params(text: str, overrides: dict[str, str]) -> str:
+    lines, seen = [], set()
+    for line in text.splitlines():
+        parts = line.split()
+        key = parts[0].lstrip("-") if parts else ""
+        if key in overrides:
+            lines.append(f"-{key} {overrides[key]}")
+            seen.add(key)
+        else:
+            lines.append(line)
+    lines += [f"-{k} {v}" for k, v in overrides.items() if k not in seen]
+    return "\n".join(lines) + "\n"
+
+
+def prepared_model(cache_dir: Path, overrides: dict[str, str] | None = None) -> tuple[Path, Path]:
+    """(acoustic model dir, pronunciation dictionary) ready for a Decoder."""
+    overrides = FEAT_OVERRIDES if overrides is None else overrides
+    src_root = Path(get_model_path())
+    src = src_root / "en-us" / "en-us"
+    dictionary = src_root / "en-us" / "cmudict-en-us.dict"
+    tag = hashlib.sha256(
+        repr((str(src), sorted(overrides.items()), (src / "feat.params").read_bytes())).encode()
+    ).hexdigest()[:12]
+    dest = cache_dir / f"en-us-{tag}"
+    if (dest / "feat.params").is_file():
+        return dest, dictionary
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".model-", dir=cache_dir))
+    try:
+        work = tmp / "m"
+        shutil.copytree(src, work)
+        params = work / "feat.params"
+        params.write_text(_edit_feat_params(params.read_text(), overrides))
+        try:
+            os.rename(work, dest)
+        except OSError:
+            if not (dest / "feat.params").is_file():  # lost a race only if the winner finished
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return dest, dictionary
