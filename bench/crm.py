@@ -339,9 +339,9 @@ async def main() -> None:
     ap.add_argument("--writers", type=int, default=2, help="concurrent writers (PostgreSQL)")
     args = ap.parse_args()
 
-    contacts = 2_000 if args.quick else 20_000
+    contacts = 1_000 if args.quick else 20_000
     customers, n_inter = (10_000, 100_000) if args.quick else (100_000, 1_000_000)
-    samples = 500 if args.quick else 5_000
+    samples = 300 if args.quick else 5_000
     events, _ = workload(contacts, concurrent=args.concurrent)
     rows: list[dict[str, Any]] = []
     tmp = tempfile.mkdtemp(prefix="crm_bench_")

@@ -9,11 +9,14 @@ N is raised until more than 1 % of packets arrive more than 5 ms late (the issue
 criterion). Also printed: CPU of the engine process per session, the engine's own view
 (ticks skipped, max tick lateness) and packet loss.
 
-    python bench/media.py            # full ramp, ~10 s per level
-    python bench/media.py --quick    # < 1 minute
+    python bench/media.py              # full ramp, ~10 s per level → results/media.json
+    python bench/media.py --quick      # < 1 minute → results/media_quick.json
+    python bench/media.py --realtime   # sender and receiver at SCHED_RR → *_realtime.json
 
-All traffic is 127.0.0.1. Results go to bench/results/media.json. The machine has 2 cores
-shared with other work: sender and receiver each want one, so figures are a lower bound.
+Side by side in the same run, the peer design: one asyncio task (and timer) per call,
+the receiver and criterion unchanged. All traffic is 127.0.0.1. The machine has 2 cores
+shared with other work: sender and receiver each want one, so figures are a lower bound;
+the load average at start is printed and saved.
 """
 
 from __future__ import annotations

@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 
 REMOTE_END_REASONS = ("remote_bye", "cancelled")
 RING_SLACK_S = 5.0  # the router's RONA timer decides; the SIP ring timeout is only a backstop
+SCREEN_POP_WAIT_S = 0.25  # a stuck desktop must not delay the call by more than this
 
 
 def _jsonable(data: dict[str, Any]) -> dict[str, Any]:
@@ -354,8 +355,13 @@ class Switchboard:
             self.route(self.router.set_softphone, agent_id, False, agents=(agent_id,))
             return
         binding = bindings[0]
-        # The screen-pop goes out first, so the desktop shows the customer before the phone rings.
-        self.hub.to_agent(agent_id, contact.screen_pop(d.explanation.text))
+        # The screen-pop goes out first, so the desktop shows the customer before the phone
+        # rings: wait (briefly) until it is written to the desktop's socket, then INVITE.
+        sent = self.hub.deliver_to_agent(agent_id, contact.screen_pop(d.explanation.text))
+        if sent:
+            await asyncio.wait(sent, timeout=SCREEN_POP_WAIT_S)
+        if contact.reservation_id != res.id or not contact.call.is_active:
+            return  # withdrawn meanwhile (abandon, RONA)
         self.publish(ev.AgentOffered(contact_id=contact.contact_id, agent_id=agent_id, queue=d.queue,
                                      reservation_id=res.id, explanation=d.explanation.text))  # fmt: skip
         customer = contact.customer or {}
@@ -510,8 +516,7 @@ class Switchboard:
             if value == agent_id:
                 raise CtiError(409, "cannot transfer to yourself")
             # Same queue, with the target agent preferred (routing offers them first).
-            self.router.tasks[contact.contact_id].preferred_agent = value
-            self._requeue(contact, agent_id, contact.queue or "", target)
+            self._requeue(contact, agent_id, contact.queue or "", target, preferred_agent=value)
         else:
             uri = target if kind == "sip" else f"sip:{value}@{next(iter(self.ua.advertised.values()))[0]}"
             await self._transfer_out(contact, agent_id, uri)
@@ -529,16 +534,28 @@ class Switchboard:
         self.hub.to_agent(agent_id, {"type": "transferred", "contact_id": contact.contact_id,
                                      "target": target, "ts": time.time()})  # fmt: skip
 
-    def _requeue(self, contact: VoiceContact, agent_id: str, queue: str, target: str) -> None:
+    def _requeue(
+        self,
+        contact: VoiceContact,
+        agent_id: str,
+        queue: str,
+        target: str,
+        *,
+        preferred_agent: str | None = None,
+    ) -> None:
         self._release_agent_leg(contact, agent_id, target)
         contact.phase = Phase.QUEUED
         contact.queue = queue
         contact.connected_at = None
         contact.routed.clear()
+        # The caller's language still matters in the new queue; the old department's skills do not.
+        languages = set(self.ivr.services.language_skills.values())
+        contact.skills = {k: v for k, v in contact.skills.items() if k in languages}
         self.publish(ev.ContactQueued(contact_id=contact.contact_id, queue=queue, priority=contact.priority,
                                       skills=contact.skills))  # fmt: skip
         contact.treatment = self._spawn(self._waiting_treatment(contact), f"treat:{contact.contact_id}")
-        self.route(self.router.transfer, contact.contact_id, queue, agents=(agent_id,))
+        self.route(self.router.transfer, contact.contact_id, queue, required=contact.skills,
+                   preferred_agent=preferred_agent, agents=(agent_id,))  # fmt: skip
 
     async def _transfer_out(self, contact: VoiceContact, agent_id: str, uri: str) -> None:
         self._release_agent_leg(contact, agent_id, uri)

@@ -334,12 +334,32 @@ class Router:
         self._finish(task, self._clock(), decisions)
         return decisions
 
-    def transfer(self, task_id: str, queue: str, *, priority: int | None = None) -> list[Decision]:
+    def transfer(
+        self,
+        task_id: str,
+        queue: str,
+        *,
+        priority: int | None = None,
+        required: Mapping[str, int] | None = None,
+        preferred_agent: str | None = None,
+    ) -> list[Decision]:
         """Move a task to another queue, keeping its age. A connected agent is released
-        (their handling ends here, without wrap-up); a pending offer is withdrawn."""
+        (their handling ends here, without wrap-up); a pending offer is withdrawn.
+
+        ``required`` replaces the task's own skill requirements (what the IVR asked
+        for the old queue rarely fits the new one); ``preferred_agent`` asks for a
+        named agent first (a transfer to a colleague), per the queue's preferred-agent
+        rules."""
         task = self._task(task_id)
         if queue not in self.queues:
             raise RoutingError(f"unknown queue {queue!r}; known: {sorted(self.queues)}")
+        if preferred_agent is not None and preferred_agent not in self.agents:
+            raise RoutingError(f"unknown agent {preferred_agent!r}")
+        if required is not None:
+            task.own_required = dict(required)
+        if preferred_agent is not None:
+            task.preferred_agent = preferred_agent
+            task.rejected_by.discard(preferred_agent)
         now = self._clock()
         decisions: list[Decision] = []
         freed: Agent | None = None

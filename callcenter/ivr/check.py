@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
-from callcenter.ivr.flows import collect_flows
+from callcenter.ivr.flow_model import GatherStep, MenuStep
+from callcenter.ivr.flows import FlowSet, collect_flows
 from callcenter.ivr.runner import BUILTIN_APPS
 from callcenter.ivr.services import ServicesConfig
 
@@ -38,4 +40,22 @@ def check_flows(
                                 f"{svc.default_queue!r}")  # fmt: skip
     if include_warnings:
         problems.extend(str(w) for w in fs.warnings)
+    return problems
+
+
+def check_phrases(flows: FlowSet, recognizer: Any) -> list[str]:
+    """Menu/gather phrases with words the speech recogniser cannot hear, as
+    ``file:line: reason`` warnings (a phrase like that can only be keyed, never said)."""
+    problems = []
+    for flow in flows:
+        for sid, step in flow.steps.items():
+            phrases: list[str] = []
+            if isinstance(step, MenuStep):
+                phrases = [p for o in step.menu.options for p in o.phrases]
+            elif isinstance(step, GatherStep) and step.gather.phrases:
+                phrases = list(step.gather.phrases)
+            unknown = recognizer.unknown_words(phrases) if phrases else []
+            if unknown:
+                problems.append(f"{flow.file}:{flow.lines[sid]}: warning: steps.{sid}: the "
+                                f"recogniser does not know {', '.join(unknown)}")  # fmt: skip
     return problems

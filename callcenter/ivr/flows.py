@@ -215,25 +215,26 @@ def collect_flows(
     if not d.is_dir():
         return fs, [FlowIssue(str(d), 0, "flows directory does not exist")]
     files = sorted([*d.glob("*.yaml"), *d.glob("*.yml")])
+    parsed: list[Flow] = []  # every flow that parsed, usable or not, gets the cross-checks
+    names: dict[str, str] = {}
     for path in files:
         flow, found = load_flow_file(path)
         issues.extend(found)
         if flow is None:
             continue
-        if flow.name in fs.flows:
-            issues.append(
-                FlowIssue(
-                    str(path), 1, f"flow name {flow.name!r} is already defined in {fs.flows[flow.name].file}"
-                )
-            )
+        if flow.name in names:
+            where = names[flow.name]
+            issues.append(FlowIssue(str(path), 1, f"flow name {flow.name!r} is already defined in {where}"))
             continue
+        names[flow.name] = flow.file
+        parsed.append(flow)
         if not found:
             fs.flows[flow.name] = flow
     queues = set(known_queues) if known_queues is not None else None
-    for flow in fs:
+    for flow in parsed:
         for sid, step in flow.steps.items():
             line = flow.lines[sid]
-            if isinstance(step, CallStep) and step.call not in fs.flows:
+            if isinstance(step, CallStep) and step.call not in names:
                 issues.append(
                     FlowIssue(flow.file, line, f"steps.{sid}: sub-flow {step.call!r} does not exist")
                 )

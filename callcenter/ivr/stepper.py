@@ -188,6 +188,8 @@ class FlowStepper:
                 flow_name = service.after_hours.flow
         self.entry_flow = flow_name
         lang = service.languages.default
+        # withheld callers arrive as "", "anonymous", "unknown"…: no digits, no lookup
+        ani = ani.strip() if any(c.isdigit() for c in ani) else ""
         self.vars: dict[str, Any] = {
             "ani": ani,
             "dnis": dnis,

@@ -27,7 +27,9 @@ def espeak_phone_pcm(text: str, voice: str = "en-us", speed: int = 175,
     wav = subprocess.run([espeak, "-v", voice, "-s", str(speed), "--stdout", "--", text],
                          capture_output=True, check=True, timeout=30).stdout
     pcm = subprocess.run(
-        [sox, "-t", "wav", "-", "-t", "raw", "-r", str(TELEPHONE_RATE), "-e", "signed",
+        # -D: no dither, so the same text always gives the same audio (sox dithers by
+        # default, which made recognition results differ from run to run)
+        [sox, "-D", "-t", "wav", "-", "-t", "raw", "-r", str(TELEPHONE_RATE), "-e", "signed",
          "-b", "16", "-c", "1", "-", "sinc", "300-3400"],
         input=wav, capture_output=True, check=True, timeout=30).stdout
     return g711.decode(codec, g711.encode(codec, pcm))

@@ -194,10 +194,13 @@ def create_app(backend: CtiBackend, auth: Authenticator) -> FastAPI:
         reader.add_done_callback(lambda _t: conn.close())  # client gone: stop the sender too
         try:
             while True:
-                message = await conn.queue.get()
-                if message is None:
+                item = await conn.queue.get()
+                if item is None:
                     break
+                message, sent = item
                 await websocket.send_json(message)
+                if sent is not None and not sent.done():
+                    sent.set_result(None)
         except (WebSocketDisconnect, RuntimeError):
             pass
         finally:

@@ -24,14 +24,17 @@ class Connection:
     def __init__(self, subject: str, role: str) -> None:
         self.subject = subject
         self.role = role
-        self.queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue(QUEUE_LIMIT)
+        self.queue: asyncio.Queue[tuple[dict[str, Any], asyncio.Future[None] | None] | None] = (
+            asyncio.Queue(QUEUE_LIMIT)
+        )
         self.closed = False
 
-    def put(self, message: dict[str, Any]) -> None:
+    def put(self, message: dict[str, Any], sent: asyncio.Future[None] | None = None) -> None:
+        """Queue ``message``; ``sent`` (if given) resolves once it is written to the socket."""
         if self.closed:
             return
         try:
-            self.queue.put_nowait(message)
+            self.queue.put_nowait((message, sent))
         except asyncio.QueueFull:
             log.warning("websocket too slow, closing", extra={"subject": self.subject})
             self.close()
@@ -68,6 +71,17 @@ class Hub:
         for c in conns:
             c.put(message)
         return len(conns)
+
+    def deliver_to_agent(self, agent_id: str, message: dict[str, Any]) -> list[asyncio.Future[None]]:
+        """Like :meth:`to_agent`, with one future per connection that resolves when the
+        message has been written to that desktop's socket (the screen-pop waits on it)."""
+        loop = asyncio.get_running_loop()
+        futures = []
+        for c in self._agents.get(agent_id, ()):
+            fut: asyncio.Future[None] = loop.create_future()
+            c.put(message, fut)
+            futures.append(fut)
+        return futures
 
     def to_supervisors(self, message: dict[str, Any]) -> None:
         for c in self._supervisors:

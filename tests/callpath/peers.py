@@ -12,6 +12,7 @@ import json
 import os
 import random
 import shutil
+import socket
 import wave
 from collections.abc import Callable
 from pathlib import Path
@@ -32,6 +33,13 @@ def require_tool(name: str) -> str:
             pytest.fail(f"{name} is required in CI")
         pytest.skip(f"{name} not installed")
     return path
+
+
+def free_port(kind: int) -> int:
+    """A port the OS considers free right now on 127.0.0.1 (UDP or TCP)."""
+    with socket.socket(socket.AF_INET, kind) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def tone_wav(path: Path, seconds: float = 120.0, freq: float = 440.0) -> Path:
@@ -56,8 +64,8 @@ class Baresip:
         self.password = password
         self.registrar = registrar
         self.answer = answer
-        self.sip_port = random.randrange(33000, 38000)
-        self.ctrl_port = random.randrange(38000, 43000)
+        self.sip_port = free_port(socket.SOCK_DGRAM)
+        self.ctrl_port = free_port(socket.SOCK_STREAM)
         self.proc: asyncio.subprocess.Process | None = None
         self.events: list[dict[str, Any]] = []
         self._changed = asyncio.Condition()

@@ -298,3 +298,14 @@ async def test_prerender_renders_static_prompts_per_language(flows, services, tm
     assert ("Thank you for calling Example Company.", "en") in tts.calls
     assert ("Gracias por llamar a Example Company.", "es") in tts.calls
     assert not any("{" in t for t, _ in tts.calls)  # dynamic prompts render on demand
+
+
+@pytest.mark.parametrize("ani", ["anonymous", "Unknown", "", "  "])
+async def test_withheld_ani_is_anonymous(flows, services, tmp_path, ani: str) -> None:
+    events: list[Event] = []
+    port = ScriptedPort(ani=ani, dnis="5000", script=[key("4")])
+    result = await engine(flows, services, events, OPEN, tmp_path).run(port, contact_id="k20")
+    assert port.said()[0] == "Thank you for calling Example Company."
+    done = of(events, IvrCompleted)[-1]
+    assert done.data["ani"] == "" and done.data["customer_id"] is None
+    assert result.queue == "general"

@@ -187,3 +187,34 @@ def test_check_flows_reports_missing_service_flow(tmp_path: Path) -> None:
 def test_not_a_mapping(tmp_path: Path) -> None:
     issues = refused(tmp_path, "- just\n- a list\n")
     assert issues == [f"{tmp_path / 'bad.yaml'}:1: a flow file must be a mapping with 'steps'"]
+
+
+def test_duplicate_flow_name_refused(tmp_path: Path) -> None:
+    write(tmp_path, "a.yaml", "name: same\nsteps:\n  a:\n    hangup: true\n")
+    write(tmp_path, "b.yaml", "name: same\nsteps:\n  b:\n    hangup: true\n")
+    with pytest.raises(FlowLoadError) as exc:
+        load_flows(tmp_path)
+    assert [str(i) for i in exc.value.issues] == [
+        f"{tmp_path / 'b.yaml'}:1: flow name 'same' is already defined in {tmp_path / 'a.yaml'}"
+    ]
+
+
+def test_demo_phrases_are_known_to_the_recogniser(tmp_path: Path) -> None:
+    from callcenter.ivr.check import check_phrases
+    from callcenter.speech import SphinxRecognizer
+
+    rec = SphinxRecognizer()
+    try:
+        assert check_phrases(load_flows(ROOT / "ivr_flows"), rec) == []
+        write(tmp_path, "odd.yaml", """
+            steps:
+              m:
+                menu:
+                  prompt: hi
+                  options: [{key: "1", phrases: [billing, zorbleflax]}]
+            """)  # fmt: skip
+        warnings = check_phrases(load_flows(tmp_path), rec)
+        assert warnings == [f"{tmp_path / 'odd.yaml'}:2: warning: steps.m: the recogniser does not "
+                            "know zorbleflax"]  # fmt: skip
+    finally:
+        rec.close()

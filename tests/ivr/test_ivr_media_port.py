@@ -79,6 +79,7 @@ class RecordingWatch:
         self._tts = tts
         self.recording = asyncio.Event()
         self._watch: dict[str, asyncio.Event] = {}
+        self._ended: dict[str, asyncio.Event] = {}
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._s, name)
@@ -94,12 +95,21 @@ class RecordingWatch:
         self._watch[prefix] = ev
         return ev
 
+    def after(self, prefix: str) -> asyncio.Event:
+        ev = asyncio.Event()
+        self._ended[prefix] = ev
+        return ev
+
     async def play(self, source: Any, **kw: Any) -> bool:
         text = self._tts.text_of.get(str(source), "")
         for prefix, ev in self._watch.items():
             if text.startswith(prefix):
                 ev.set()
-        return await self._s.play(source, **kw)
+        finished = await self._s.play(source, **kw)
+        for prefix, ev in self._ended.items():
+            if text.startswith(prefix):
+                ev.set()
+        return finished
 
     def start_recording(self, path: str) -> None:
         self._s.start_recording(path)
@@ -322,3 +332,21 @@ async def test_nonsense_utterance_takes_no_match_path(media, tmp_path, tts_cache
     assert got[1] == ("dtmf", "3")  # …so the menu asked again, and the key answered
     assert result.variables["department"] == "sales"
     assert result.queue == "sales"
+
+
+async def test_spoken_answer_after_the_prompt_ends(media, tmp_path, tts_cache, recognizer) -> None:
+    """No barge-in: the caller listens to the whole menu, then answers in the silence."""
+    utterance = espeak_phone_pcm("operator", "en-us", 175)
+
+    async def script(caller: Any, ears: RecordingWatch) -> None:
+        await asyncio.wait_for(ears.after("For billing").wait(), 60)
+        assert await caller.play(utterance) is True
+
+    result, events = await run_call(media, tmp_path, ani="", dnis="5000", now=OPEN,
+                                    caller_script=script, tts_cache=tts_cache,
+                                    recognizer=recognizer)  # fmt: skip
+    menu = [p for p in events if isinstance(p, PromptPlayed) and p.step == "departments"]
+    assert menu[0].interrupted is False
+    first = next(e for e in events if isinstance(e, IvrInputCollected))
+    assert (first.how, first.value) == ("speech", "operator")
+    assert result.queue == "general"

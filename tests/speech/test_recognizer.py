@@ -130,3 +130,18 @@ async def test_closed_session_ignores_frames(recognizer: SphinxRecognizer) -> No
     session.close()
     session.feed(b"\0" * FRAME_BYTES)  # must not raise
     assert session._frames == type(session._frames)()
+
+
+async def test_a_crashed_decoding_worker_is_replaced(recognizer: SphinxRecognizer) -> None:
+    pcm = espeak_phone_pcm("operator", "en-us", 175)
+    for w in list(recognizer.workers._all):
+        w.proc.kill()
+        w.proc.wait(5)
+    lost = await recognise(recognizer, pcm, MAIN_MENU)
+    assert lost.outcome is Outcome.NO_MATCH and lost.phrase is None  # no crash, no hang
+    for _ in range(len(recognizer.workers._all) + 1):  # each dead worker gets replaced
+        again = await recognise(recognizer, pcm, MAIN_MENU)
+        if again.outcome is Outcome.MATCH:
+            break
+    assert again.phrase == "operator"
+    assert all(w.alive() for w in recognizer.workers._all)

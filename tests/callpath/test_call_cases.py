@@ -1,0 +1,210 @@
+"""The call path's other cases: RONA, abandons, hold, blind transfer, VIP overtaking,
+agents without a phone, and the supervisor's live numbers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from test_call_path import ALAN, GRACE, EventLog, watch
+
+from callcenter import events as ev
+
+SALES, SUPPORT, OPERATOR = "3", "2", "4"
+
+
+def short_ring(queues: dict[str, Any]) -> None:
+    """Ring 2 s before RONA, and no automatic end of wrap-up, so tests need no long waits."""
+    for q in queues["queues"].values():
+        q["reservation_timeout_s"] = 2
+        q["wrap_up_s"] = 600
+        q.pop("escalation", None)
+        q["preferred_agent_timeout_s"] = 0
+
+
+@pytest.fixture
+async def rig(rig_factory: Any) -> Any:
+    return await rig_factory(short_ring)
+
+
+async def dial(rig: Any, log: EventLog, ani: str, digit: str) -> tuple[Any, ev.ContactQueued]:
+    """A caller through the main menu, pressing ``digit``; returns once the contact is queued."""
+    caller = await rig.caller()
+    call = await caller.call("5000", rig.sip, ani=ani)
+    arrived = await log.wait(ev.ContactArrived, attributes={"sip_call_id": call.call_id,
+                                                            "display": "Test Caller"})  # fmt: skip
+    call.media.send_dtmf(digit)
+    queued = await log.wait(ev.ContactQueued, contact_id=arrived.contact_id)
+    return call, queued
+
+
+async def record(rig: Any, contact_id: str) -> dict[str, Any]:
+    await rig.center.bus.drain()
+    await rig.center.crm_feed.flushed()
+    rec = await rig.center.crm.interaction(contact_id)
+    assert rec is not None
+    return rec
+
+
+async def test_rona_sets_agent_not_ready_and_requeues_the_caller(rig: Any) -> None:
+    log = watch(rig)
+    phone = await rig.phone("1003", answer="manual")
+    desk = await rig.desktop("1003")
+    call, queued = await dial(rig, log, GRACE, SALES)
+    await phone.wait_event(lambda e: e.get("type") == "CALL_INCOMING")
+    rejected = await log.wait(ev.OfferRejected, contact_id=queued.contact_id)
+    assert rejected.reason == "rona"
+    await log.wait(ev.AgentStateChanged, agent_id="1003", new="not_ready", reason="rona")
+    await phone.wait_event(lambda e: e.get("type") == "CALL_CLOSED")  # the ringing leg was cancelled
+    assert call.is_active  # the caller never noticed beyond waiting
+    assert rig.center.router.position(queued.contact_id) == 1  # back in place
+
+    # Ready again: offered again, and this time the agent answers.
+    n = len(phone.events)
+    r = await desk.post("/api/agent/state", {"state": "available"})
+    assert r.status_code == 200
+    incoming = await phone.wait_event(lambda e: e.get("type") == "CALL_INCOMING", start=n)
+    await phone.command("accept", incoming["id"])
+    connected = await log.wait(ev.ContactConnected, contact_id=queued.contact_id)
+    assert connected.agent_id == "1003"
+    await call.hangup()
+    await log.wait(ev.ContactEnded, contact_id=queued.contact_id)
+    rec = await record(rig, queued.contact_id)
+    assert rec["outcome"] == "answered"
+
+
+async def test_abandon_while_queued(rig: Any) -> None:
+    log = watch(rig)
+    await rig.phone("1003")
+    await rig.desktop("1003", ready=False)  # logged in, not ready: nobody to take the call
+    call, queued = await dial(rig, log, ALAN, SALES)
+    assert rig.center.router.position(queued.contact_id) == 1
+    await call.hangup()
+    abandoned = await log.wait(ev.ContactAbandoned, contact_id=queued.contact_id)
+    assert abandoned.where == "queue"
+    assert abandoned.waited_s >= 0
+    assert rig.center.router.queue_stats("sales").waiting == 0
+    rec = await record(rig, queued.contact_id)
+    assert rec["outcome"] == "abandoned"
+    assert not log.of(ev.AgentOffered, contact_id=queued.contact_id)
+
+
+async def test_abandon_while_ringing_cancels_the_agent_leg(rig: Any) -> None:
+    log = watch(rig)
+    phone = await rig.phone("1003", answer="manual")
+    await rig.desktop("1003")
+    call, queued = await dial(rig, log, ALAN, SALES)
+    await phone.wait_event(lambda e: e.get("type") == "CALL_INCOMING")
+    await call.hangup()
+    abandoned = await log.wait(ev.ContactAbandoned, contact_id=queued.contact_id)
+    assert abandoned.where == "ringing"
+    await phone.wait_event(lambda e: e.get("type") == "CALL_CLOSED")
+    await log.wait(ev.AgentStateChanged, agent_id="1003", new="available")
+    rec = await record(rig, queued.contact_id)
+    assert rec["outcome"] == "abandoned"
+
+
+async def test_hold_and_unhold_from_the_desktop(rig: Any) -> None:
+    log = watch(rig)
+    await rig.phone("1003")
+    desk = await rig.desktop("1003")
+    call, queued = await dial(rig, log, ALAN, SALES)
+    await log.wait(ev.ContactConnected, contact_id=queued.contact_id)
+    contact = rig.center.switchboard.contacts[queued.contact_id]
+    assert contact.call.media.bridged_to is contact.agent_call.media
+
+    r = await desk.post("/api/agent/hold", {"on_hold": True})
+    assert r.status_code == 200, r.text
+    held = await log.wait(ev.ContactHeld, contact_id=queued.contact_id, on_hold=True)
+    assert held.agent_id == "1003"
+    assert contact.call.media.bridged_to is None  # the agent no longer hears the caller
+    assert contact.call.media.playing  # ...who hears music instead
+
+    r = await desk.post("/api/agent/hold", {"on_hold": False})
+    assert r.status_code == 200
+    await log.wait(ev.ContactHeld, contact_id=queued.contact_id, on_hold=False)
+    assert contact.call.media.bridged_to is contact.agent_call.media
+    await call.hangup()
+    await log.wait(ev.ContactEnded, contact_id=queued.contact_id)
+    rec = await record(rig, queued.contact_id)
+    assert rec["hold_s"] is not None and rec["hold_s"] > 0
+
+
+async def test_blind_transfer_to_another_queue(rig: Any) -> None:
+    log = watch(rig)
+    await rig.phone("1003")
+    await rig.phone("1002")
+    carol = await rig.desktop("1003")
+    bob = await rig.desktop("1002")
+    call, queued = await dial(rig, log, GRACE, SALES)
+    await log.wait(ev.ContactConnected, contact_id=queued.contact_id, agent_id="1003")
+
+    r = await carol.post("/api/agent/transfer", {"target": "queue:support"})
+    assert r.status_code == 200, r.text
+    moved = await log.wait(ev.ContactTransferred, contact_id=queued.contact_id)
+    assert (moved.from_agent, moved.target) == ("1003", "queue:support")
+    await bob.wait(lambda m: m["type"] == "offer" and m["contact"]["contact_id"] == queued.contact_id)
+    await log.wait(ev.ContactConnected, contact_id=queued.contact_id, agent_id="1002")
+    assert call.is_active
+    await log.wait(ev.AgentStateChanged, agent_id="1003", new="available")
+    await call.hangup()
+    await log.wait(ev.ContactEnded, contact_id=queued.contact_id)
+    rec = await record(rig, queued.contact_id)
+    agents = [s.get("agent_id") for s in rec["segments"] if s.get("agent_id")]
+    assert agents[:1] == ["1003"] and agents[-1] == "1002"
+    assert rec["agent_id"] == "1002"
+
+
+async def test_vip_overtakes_a_standard_caller(rig: Any) -> None:
+    log = watch(rig)
+    await rig.phone("1001")
+    alice = await rig.desktop("1001", ready=False)
+    _, standard = await dial(rig, log, ALAN, OPERATOR)
+    _, vip = await dial(rig, log, GRACE, OPERATOR)
+    assert vip.priority > standard.priority
+    assert rig.center.router.position(vip.contact_id) == 1  # ahead though it came second
+    r = await alice.post("/api/agent/state", {"state": "available"})
+    assert r.status_code == 200
+    offered = await log.wait(ev.AgentOffered, agent_id="1001")
+    assert offered.contact_id == vip.contact_id
+
+
+async def test_agent_without_a_registered_phone_is_not_offered_calls(rig: Any) -> None:
+    log = watch(rig)
+    await rig.desktop("1002")  # ready, but no softphone
+    await rig.phone("1003")
+    await rig.desktop("1003")
+    _, queued = await dial(rig, log, ALAN, OPERATOR)
+    offered = await log.wait(ev.AgentOffered, contact_id=queued.contact_id)
+    assert offered.agent_id == "1003"
+    assert not log.of(ev.AgentOffered, agent_id="1002")
+
+
+async def test_supervisor_sees_the_numbers_the_test_can_compute(rig: Any) -> None:
+    log = watch(rig)
+    sup = await rig.desktop("supervisor")
+    await rig.phone("1003")
+    await rig.desktop("1003")
+    answered_call, answered = await dial(rig, log, GRACE, SALES)
+    await log.wait(ev.ContactConnected, contact_id=answered.contact_id)
+    # A second caller waits (Carol is busy) and gives up.
+    gone_call, gone = await dial(rig, log, ALAN, SALES)
+    await gone_call.hangup()
+    await log.wait(ev.ContactAbandoned, contact_id=gone.contact_id)
+    await sup.wait(lambda m: m["type"] == "decision" and m["task_id"] == answered.contact_id
+                   and m["kind"] == "offer" and "1003" in m["explanation"])  # fmt: skip
+    await sup.wait(lambda m: m["type"] == "agent_state" and m["agent_id"] == "1003" and m["state"] == "busy")
+
+    r = await sup.get("/api/supervisor/snapshot")
+    assert r.status_code == 200
+    sales = next(q for q in r.json()["queues"] if q["queue"] == "sales")
+    assert sales["answered"] == 1
+    assert sales["abandoned"] == 1
+    assert sales["abandon_rate"] == pytest.approx(50.0)
+    assert sales["waiting"] == 0
+    carol = next(a for a in r.json()["agents"] if a["agent_id"] == "1003")
+    assert carol["state"] == "busy" and carol["contact_id"] == answered.contact_id
+    metrics = (await sup.get("/metrics")).text
+    assert 'callcenter_queue_abandoned{queue="sales"} 1.0' in metrics
+    assert 'callcenter_agent_state{agent="1003",state="busy"} 1.0' in metrics
+    await answered_call.hangup()
