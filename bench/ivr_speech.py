@@ -109,13 +109,14 @@ def jsgf(phrases: list[str]) -> str:
 
 
 def batch_decode(utts: list[Utt], grammar: list[str] | None, *, mode: str,
-                 remove_noise: bool, topn: int, cache: Path) -> list[bool]:
+                 remove_noise: bool, topn: int, cache: Path,
+                 dither: bool = False) -> list[bool]:
     """Per utterance: did the best path equal the phrase? (batch, one decoder)"""
     model, dictionary = prepared_model(
         cache / "bench-models", {"remove_noise": "yes" if remove_noise else "no"})
     root = Path(get_model_path()) / "en-us"
     d = Decoder(hmm=str(model), dict=str(dictionary), lm=None, samprate=16000, topn=topn,
-                loglevel="FATAL")
+                loglevel="FATAL", dither=dither, seed=1)
     if mode == "jsgf":
         d.add_jsgf_string("g", jsgf(grammar or []))
     elif mode == "fsg":
@@ -140,32 +141,34 @@ def _acc(flags: list[bool]) -> dict[str, Any]:
             "pct": round(100 * sum(flags) / max(1, len(flags)), 1)}
 
 
-SETUPS = [  # (label, mode, remove_noise, topn)
-    ("PEERS default: JSGF, model as shipped", "jsgf", True, 4),
-    ("+ remove_noise no (feat.params)", "jsgf", False, 4),
-    ("+ flat FSG instead of JSGF", "fsg", False, 4),
-    ("+ topn 8 (best; shipped)", "fsg", False, 8),
-    ("unconstrained (en-us LM)", "lm", False, 8),
+SETUPS = [  # (label, mode, remove_noise, topn, dither)
+    ("PEERS default: JSGF, model as shipped", "jsgf", True, 4, False),
+    ("+ remove_noise no (feat.params)", "jsgf", False, 4, False),
+    ("+ flat FSG instead of JSGF", "fsg", False, 4, False),
+    ("+ topn 8", "fsg", False, 8, False),
+    ("+ dither (best; shipped)", "fsg", False, 8, True),
+    ("unconstrained (en-us LM, dither)", "lm", False, 8, True),
 ]
 
 
 def run_setups(utts: list[Utt], cache: Path, quick: bool) -> list[dict[str, Any]]:
     rows = []
-    for label, mode, rn, topn in SETUPS:
-        if quick and label.startswith("+ remove_noise"):
+    for label, mode, rn, topn, dither in SETUPS:
+        if quick and label.startswith(("+ remove_noise", "+ topn")):
             continue  # keep --quick under a minute
         row: dict[str, Any] = {"setup": label}
         t0 = time.perf_counter()
         if mode == "lm":  # one decode serves every grammar's subset
             flags = dict(zip(map(id, utts), batch_decode(
-                utts, None, mode=mode, remove_noise=rn, topn=topn, cache=cache), strict=True))
+                utts, None, mode=mode, remove_noise=rn, topn=topn, cache=cache,
+                dither=dither), strict=True))
         for gname, grammar in [("main", MAIN), ("digits", DIGITS), ("all13", ALL)]:
             sel = [u for u in utts if u.phrase in grammar]
             if mode == "lm":
                 row[gname] = _acc([flags[id(u)] for u in sel])
             else:
                 row[gname] = _acc(batch_decode(sel, grammar, mode=mode, remove_noise=rn,
-                                               topn=topn, cache=cache))
+                                               topn=topn, cache=cache, dither=dither))
         row["seconds"] = round(time.perf_counter() - t0, 1)
         rows.append(row)
         print(f"  {label:40s} main {row['main']['pct']:5.1f}%  digits {row['digits']['pct']:5.1f}%"

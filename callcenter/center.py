@@ -151,7 +151,7 @@ class Center:
         await self._start_http()
         log.info("callcenter started", extra={
             "sip": [f"{x.transport}:{x.host}:{x.port}" for x in s.sip.listen],
-            "http": f"{s.http.host}:{s.http.port}",
+            "http": f"{s.http.host}:{self.http_port}",
         })  # fmt: skip
 
     async def _start_http(self) -> None:

@@ -892,6 +892,26 @@ class CrmStore:
                 return None
             return await self._customer(conn, owner) if owner else None
 
+    async def customer_by_account(self, account: str) -> dict[str, Any] | None:
+        """Customer whose ``attributes["account"]`` equals ``account`` (IVR "enter
+        your account number"). Live customers only; not indexed — fine for
+        thousands of customers, add an expression index for millions."""
+        account = (account or "").strip()
+        if not account:
+            return None
+        async with self.engine.connect() as conn:
+            cid = (
+                await conn.execute(
+                    select(customers.c.id)
+                    .where(
+                        customers.c.attributes["account"].as_string() == account,
+                        customers.c.merged_into.is_(None),
+                    )
+                    .limit(1)
+                )
+            ).scalar_one_or_none()
+            return await self._customer(conn, cid) if cid else None
+
     async def interaction(self, contact_id: str) -> dict[str, Any] | None:
         async with self.engine.connect() as conn:
             row = (

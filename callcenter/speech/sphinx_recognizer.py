@@ -65,7 +65,7 @@ class SphinxSettings:
     cache_dir: Path = Path(os.environ.get("CALLCENTER_CACHE", ".cache")) / "speech"
     feat_overrides: dict[str, str] | None = None  # None = sphinx_model.FEAT_OVERRIDES
     topn: int = 8  # Gaussians scored per senone; 4 (default) lost ~3 points on phone audio
-    confidence_threshold: float = 0.75
+    confidence_threshold: float = 0.6
     # seconds of (non-)speech the VAD needs to switch; it sets most of the decision
     # latency. 0.2 s: no menu phrase in the test set has an internal pause that long
     # (the raw VAD saw none), but a hesitant caller's "technical ... support" may be

@@ -3,61 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import random
-import shutil
-import socket
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
-from peers import Baresip, Caller, Desktop
+from peers import ROOT, Baresip, Caller, Desktop, make_config_dir
 
 from callcenter.center import Center
 from callcenter.config import load_config
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def free_sip_port() -> int:
-    """A port free for both UDP and TCP on 127.0.0.1 right now."""
-    for _ in range(50):
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
-            u.bind(("127.0.0.1", 0))
-            port = u.getsockname()[1]
-            with socket.socket() as t:
-                try:
-                    t.bind(("127.0.0.1", port))
-                except OSError:
-                    continue
-                return int(port)
-    raise RuntimeError("no free SIP port")
-
-
-def make_config_dir(tmp: Path, patch: Callable[[dict[str, Any]], None] | None = None) -> Path:
-    """The demo config with private ports and files, plus optional edits to queues.yaml."""
-    d = tmp / "config"
-    shutil.copytree(ROOT / "config", d)
-    server = yaml.safe_load((d / "server.yaml").read_text())
-    sip_port = free_sip_port()
-    server["sip"]["listen"] = [{"transport": "udp", "host": "127.0.0.1", "port": sip_port},
-                               {"transport": "tcp", "host": "127.0.0.1", "port": sip_port}]  # fmt: skip
-    rtp = random.randrange(50000, 60000) & ~1
-    server["rtp"].update(port_min=rtp, port_max=rtp + 399)
-    server["http"]["port"] = 0
-    server["data_dir"] = str(tmp / "var")
-    server["database"]["url"] = f"sqlite+aiosqlite:///{tmp}/crm.db"
-    server["crm"]["files_dir"] = str(tmp / "files")
-    # The TTS cache is shared between tests on purpose: prompts render once per run.
-    server["speech"]["tts_cache_dir"] = str(ROOT / "var" / "test-tts-cache")
-    server["logging"]["format"] = "text"
-    (d / "server.yaml").write_text(yaml.safe_dump(server))
-    if patch is not None:
-        queues = yaml.safe_load((d / "queues.yaml").read_text())
-        patch(queues)
-        (d / "queues.yaml").write_text(yaml.safe_dump(queues))
-    return d
 
 
 class Rig:

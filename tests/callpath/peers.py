@@ -22,8 +22,56 @@ import httpx
 import numpy as np
 import pytest
 import websockets
+import yaml
 
 BARESIP_MODULES = Path("/usr/lib/baresip/modules")
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_sip_port() -> int:
+    """A port free for both UDP and TCP on 127.0.0.1 right now."""
+    for _ in range(50):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
+            u.bind(("127.0.0.1", 0))
+            port = u.getsockname()[1]
+            with socket.socket() as t:
+                try:
+                    t.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+                return int(port)
+    raise RuntimeError("no free SIP port")
+
+
+def make_config_dir(tmp: Path, patch: Callable[[dict[str, Any]], None] | None = None) -> Path:
+    """The demo config with private ports and files, plus optional edits to queues.yaml."""
+    d = tmp / "config"
+    shutil.copytree(ROOT / "config", d)
+    server = yaml.safe_load((d / "server.yaml").read_text())
+    sip_port = free_sip_port()
+    server["sip"]["listen"] = [{"transport": "udp", "host": "127.0.0.1", "port": sip_port},
+                               {"transport": "tcp", "host": "127.0.0.1", "port": sip_port}]  # fmt: skip
+    rtp = random.randrange(50000, 60000) & ~1
+    server["rtp"].update(port_min=rtp, port_max=rtp + 399)
+    server["http"]["port"] = 0
+    server["data_dir"] = str(tmp / "var")
+    server["database"]["url"] = f"sqlite+aiosqlite:///{tmp}/crm.db"
+    server["crm"]["files_dir"] = str(tmp / "files")
+    # The TTS cache is shared between tests on purpose: prompts render once per run.
+    server["speech"]["tts_cache_dir"] = str(ROOT / "var" / "test-tts-cache")
+    server["logging"]["format"] = "text"
+    (d / "server.yaml").write_text(yaml.safe_dump(server))
+    # Tests run at any hour: the main line is open around the clock here.
+    services = yaml.safe_load((d / "services.yaml").read_text())
+    for svc in services["services"].values():
+        svc["hours"] = None
+        svc["holidays"] = []
+    (d / "services.yaml").write_text(yaml.safe_dump(services))
+    if patch is not None:
+        queues = yaml.safe_load((d / "queues.yaml").read_text())
+        patch(queues)
+        (d / "queues.yaml").write_text(yaml.safe_dump(queues))
+    return d
 
 
 def require_tool(name: str) -> str:

@@ -17,3 +17,11 @@ async def test_seed_demo_is_idempotent_and_answers_the_ivr(store: CrmStore) -> N
     assert ada is not None and ada["name"] == "Ada Lovelace"
     order = await store.order_status("ORD-1001")
     assert order is not None and order["status"] == "shipped" and order["customer_id"] == grace["id"]
+
+
+async def test_customer_by_account(store: CrmStore) -> None:
+    await seed_demo(store)
+    grace = await store.customer_by_account(" ACME-001 ")
+    assert grace is not None and grace["name"] == "Grace Hopper"
+    assert await store.customer_by_account("NOPE-1") is None
+    assert await store.customer_by_account("") is None

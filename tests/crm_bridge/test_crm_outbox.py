@@ -14,8 +14,8 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from conftest import pg_admin
 from crm_events import abandoned_call, answered_call
+from crm_pg import pg_admin
 from crm_receiver import WebhookReceiver
 
 from crm_bridge import admin

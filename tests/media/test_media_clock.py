@@ -22,6 +22,9 @@ async def test_one_clock_task_for_many_sessions(make_engine: EngineFactory) -> N
         for s in sessions:
             assert s.answer(offer_sdp(phone.addr[1])) is not None
         await wait_for(lambda: all(s.stats.tx_packets >= 3 for s in sessions))
+        # the sessions are spread over the clock's phases inside the 20 ms period
+        sizes = [len(p) for p in engine._phase_active]
+        assert len(sizes) == 4 and sum(sizes) == 100 and min(sizes) >= 20
         new = [t for t in asyncio.all_tasks() if t.get_name() not in before]
         assert [t.get_name() for t in new if t.get_name() == "media-clock"] == ["media-clock"]
         assert len([t for t in new if t is not asyncio.current_task()]) == 1

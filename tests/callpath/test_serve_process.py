@@ -1,0 +1,71 @@
+"""``callcenter serve`` as a real process: starts, answers calls and HTTP, and on
+SIGTERM sends BYE to active calls and exits cleanly."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import sys
+from pathlib import Path
+
+import httpx
+import yaml
+from peers import ROOT, Caller, make_config_dir
+
+
+async def test_serve_answers_then_sigterm_byes_active_calls(tmp_path: Path) -> None:
+    cfg = make_config_dir(tmp_path)
+    server = yaml.safe_load((cfg / "server.yaml").read_text())
+    server["logging"]["format"] = "json"  # structured lines: the test reads the start-up record
+    (cfg / "server.yaml").write_text(yaml.safe_dump(server))
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "callcenter.cli", "serve", "--config", str(cfg),
+        "--flows", str(ROOT / "ivr_flows"),
+        cwd=tmp_path, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    lines: list[dict] = []
+
+    async def started() -> dict:
+        assert proc.stderr is not None
+        async for raw in proc.stderr:
+            try:
+                line = json.loads(raw)
+            except ValueError:
+                continue
+            lines.append(line)
+            if line.get("msg") == "callcenter started":
+                return line
+        raise AssertionError("server exited before start-up:\n" + "\n".join(map(str, lines)))
+
+    caller = Caller()
+    try:
+        info = await asyncio.wait_for(started(), 60)
+        host, port = info["http"].rsplit(":", 1)
+        async with httpx.AsyncClient(base_url=f"http://{host}:{port}") as http:
+            health = await http.get("/healthz")
+            assert health.status_code == 200 and health.json()["ok"] is True
+            assert "callcenter_queue_waiting" in (await http.get("/metrics")).text
+            assert (await http.get("/openapi.json")).json()["info"]["title"] == "callcenter CTI API"
+        sip_host, sip_port = info["sip"][0].split(":", 1)[1].rsplit(":", 1)
+        await caller.start()
+        call = await caller.call("600", (sip_host, int(sip_port)))  # the echo test
+        assert call.is_active
+        drain = asyncio.create_task(_drain(proc))
+        proc.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(call.ended.wait(), 20)
+        assert call.end_reason == "remote_bye"  # the server hung up on us, politely
+        assert await asyncio.wait_for(proc.wait(), 30) == 0
+        await drain
+    finally:
+        await caller.stop()
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+
+
+async def _drain(proc: asyncio.subprocess.Process) -> None:
+    assert proc.stderr is not None
+    async for _ in proc.stderr:
+        pass
