@@ -102,6 +102,8 @@ class Center:
         self._http: Any = None
         self._http_task: asyncio.Task[None] | None = None
         self._prerender: asyncio.Task[Any] | None = None
+        self.outbox: Any = None
+        self._outbox_task: asyncio.Task[None] | None = None
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -114,6 +116,11 @@ class Center:
 
             await seed_demo(self.crm)
         self.crm_feed.start(self.bus)
+        if s.crm.webhooks:
+            from crm_bridge.outbox import OutboxDispatcher
+
+            self.outbox = OutboxDispatcher(self.crm, s.crm.webhooks)
+            self._outbox_task = asyncio.create_task(self.outbox.run(), name="crm-outbox")
         flows = load_flows(self.flows_dir, known_queues=self.router.queues)
         ivr = IvrEngine(
             flows,
@@ -193,6 +200,10 @@ class Center:
         await self.media.stop()
         await self.bus.close()
         await self.crm_feed.stop()
+        if self.outbox is not None and self._outbox_task is not None:
+            self.outbox.stop()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._outbox_task, 15)
         await self.crm.close()
         log.info("callcenter stopped")
 

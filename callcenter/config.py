@@ -104,11 +104,6 @@ class DatabaseCfg(Strict):
     default_region: str = "GB"  # for numbers dialled without a country code
 
 
-class StateCfg(Strict):
-    backend: Literal["memory", "redis"] = "memory"
-    redis_url: str = "redis://127.0.0.1:6379/0"
-
-
 class SpeechCfg(Strict):
     engine: Literal["pyttsx3", "espeak-ng"] = "pyttsx3"
     tts_cache_dir: str = "var/tts-cache"
@@ -116,16 +111,9 @@ class SpeechCfg(Strict):
     asr_confidence: float = Field(0.75, ge=0, le=1)
 
 
-class WebhookSink(Strict):
-    name: str
-    url: str
-    secret: str
-    max_attempts: int = Field(12, ge=1)
-
-
 class CrmCfg(Strict):
     files_dir: str = "var/files"
-    webhooks: list[WebhookSink] = []
+    webhooks: list[dict[str, Any]] = []  # validated by crm_bridge.outbox.WebhookSink
     seed_demo: bool = False
 
 
@@ -140,7 +128,6 @@ class ServerConfig(Strict):
     rtp: RtpCfg = RtpCfg()
     http: HttpCfg = HttpCfg()
     database: DatabaseCfg = DatabaseCfg()
-    state: StateCfg = StateCfg()
     speech: SpeechCfg = SpeechCfg()
     crm: CrmCfg = CrmCfg()
     logging: LoggingCfg = LoggingCfg()
@@ -242,6 +229,20 @@ def _agents(path: Path) -> AgentsFile:
     return profiles, secrets, sups
 
 
+def _webhooks(server: ServerConfig, path: Path) -> None:
+    from crm_bridge.outbox import WebhookSink
+
+    names: set[str] = set()
+    for i, hook in enumerate(server.crm.webhooks):
+        try:
+            sink = WebhookSink.from_config(hook)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError([(str(path), f"crm.webhooks.{i}", str(exc))]) from None
+        if sink.name in names:
+            raise ConfigError([(str(path), f"crm.webhooks.{i}.name", f"duplicate sink name {sink.name!r}")])
+        names.add(sink.name)
+
+
 def _routing(d: Path, profiles: list[dict[str, Any]]) -> Any:
     from routing.config import ConfigError as RoutingConfigError
     from routing.config import build_config
@@ -276,6 +277,7 @@ def load_config(directory: Path | str) -> AppConfig:
     if not d.is_dir():
         raise ConfigError([(str(d), "", "config directory does not exist")])
     server = _validate(ServerConfig, read_yaml(d / "server.yaml"), d / "server.yaml")
+    _webhooks(server, d / "server.yaml")
     profiles, secrets, sups = _agents(d / "agents.yaml")
     routing = _routing(d, profiles)
     services = load_services(d / "services.yaml")
