@@ -63,7 +63,7 @@ def test_demo_sip_secrets_are_ha1_of_the_documented_passwords() -> None:
         ("agents.yaml", lambda d: d["agents"][1].update(id="1001"), "agents.1.id", "duplicate"),
         ("queues.yaml", lambda d: d["queues"]["billing"].update(overflow="nowhere"), "queues.billing", ""),
         ("skills.yaml", lambda d: d.update(bogus=1), "bogus", "unknown"),
-        ("server.yaml", lambda d: d["crm"].update(webhooks=[{"name": "erp", "url": "ftp://x", "secret": "s"}]),
+        ("server.yaml", lambda d: d["crm"].update(webhooks=[{"name": "e", "url": "ftp://x", "secret": "s"}]),
          "crm.webhooks.0", "not an http(s) URL"),
     ],
 )
