@@ -1,7 +1,7 @@
 """IVR speech: recognition accuracy and latency on telephone audio, TTS speed, capacity.
 
 Test set: menu phrases × espeak-ng voices × speeds, each through the phone chain of
-``callcenter.speech.phone_chain`` (espeak-ng → sox 8 kHz, 300–3400 Hz → G.711 µ-law
+``callcenter.speech.phone_chain`` (espeak-ng → sox 8 kHz, 300–3400 Hz, no dither → G.711 µ-law
 round trip). Full: 13 phrases × 6 voices × 3 speeds = 234 utterances (+ nonsense).
 
 1. Accuracy, batch decoding of each utterance with pocketsphinx directly, for the
@@ -110,7 +110,7 @@ def jsgf(phrases: list[str]) -> str:
 
 def batch_decode(utts: list[Utt], grammar: list[str] | None, *, mode: str,
                  remove_noise: bool, topn: int, cache: Path,
-                 dither: bool = False) -> list[bool]:
+                 dither: bool = False, noise: float = 0.0) -> list[bool]:
     """Per utterance: did the best path equal the phrase? (batch, one decoder)"""
     model, dictionary = prepared_model(
         cache / "bench-models", {"remove_noise": "yes" if remove_noise else "no"})
@@ -127,9 +127,14 @@ def batch_decode(utts: list[Utt], grammar: list[str] | None, *, mode: str,
     d.activate_search("g")
     pad = b"\0\0" * 2400
     out = []
+    rng = np.random.default_rng(1)
     for u in utts:
+        audio = pad + u.pcm + pad
+        if noise:
+            x = np.frombuffer(audio, dtype="<i2") + rng.normal(0.0, noise, len(audio) // 2)
+            audio = np.clip(np.rint(x), -32768, 32767).astype("<i2").tobytes()
         d.start_utt()
-        d.process_raw(Upsampler2x().process(pad + u.pcm + pad), full_utt=True)
+        d.process_raw(Upsampler2x().process(audio), full_utt=True)
         d.end_utt()
         hyp = d.hyp()
         out.append((hyp.hypstr if hyp else "").strip() == u.phrase)
@@ -141,34 +146,36 @@ def _acc(flags: list[bool]) -> dict[str, Any]:
             "pct": round(100 * sum(flags) / max(1, len(flags)), 1)}
 
 
-SETUPS = [  # (label, mode, remove_noise, topn, dither)
-    ("PEERS default: JSGF, model as shipped", "jsgf", True, 4, False),
-    ("+ remove_noise no (feat.params)", "jsgf", False, 4, False),
-    ("+ flat FSG instead of JSGF", "fsg", False, 4, False),
-    ("+ topn 8", "fsg", False, 8, False),
-    ("+ dither (best; shipped)", "fsg", False, 8, True),
-    ("unconstrained (en-us LM, dither)", "lm", False, 8, True),
+SETUPS = [  # (label, mode, remove_noise, topn, dither, noise floor)
+    ("PEERS default: JSGF, model as shipped", "jsgf", True, 4, False, 0.0),
+    ("+ remove_noise no (feat.params)", "jsgf", False, 4, False, 0.0),
+    ("+ flat FSG instead of JSGF", "fsg", False, 4, False, 0.0),
+    ("+ topn 8", "fsg", False, 8, False, 0.0),
+    ("+ dither", "fsg", False, 8, True, 0.0),
+    ("+ noise floor 20 (best; shipped)", "fsg", False, 8, True, 20.0),
+    ("unconstrained (en-us LM, as best)", "lm", False, 8, True, 20.0),
 ]
 
 
 def run_setups(utts: list[Utt], cache: Path, quick: bool) -> list[dict[str, Any]]:
     rows = []
-    for label, mode, rn, topn, dither in SETUPS:
-        if quick and label.startswith(("+ remove_noise", "+ topn")):
+    for label, mode, rn, topn, dither, noise in SETUPS:
+        if quick and label.startswith(("+ remove_noise", "+ topn", "+ dither")):
             continue  # keep --quick under a minute
         row: dict[str, Any] = {"setup": label}
         t0 = time.perf_counter()
         if mode == "lm":  # one decode serves every grammar's subset
             flags = dict(zip(map(id, utts), batch_decode(
                 utts, None, mode=mode, remove_noise=rn, topn=topn, cache=cache,
-                dither=dither), strict=True))
+                dither=dither, noise=noise), strict=True))
         for gname, grammar in [("main", MAIN), ("digits", DIGITS), ("all13", ALL)]:
             sel = [u for u in utts if u.phrase in grammar]
             if mode == "lm":
                 row[gname] = _acc([flags[id(u)] for u in sel])
             else:
                 row[gname] = _acc(batch_decode(sel, grammar, mode=mode, remove_noise=rn,
-                                               topn=topn, cache=cache, dither=dither))
+                                               topn=topn, cache=cache, dither=dither,
+                                               noise=noise))
         row["seconds"] = round(time.perf_counter() - t0, 1)
         rows.append(row)
         print(f"  {label:40s} main {row['main']['pct']:5.1f}%  digits {row['digits']['pct']:5.1f}%"

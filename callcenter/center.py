@@ -21,7 +21,6 @@ from typing import Any
 
 from callcenter.bus import EventBus
 from callcenter.config import AppConfig
-from callcenter.crm_feed import CrmFeed
 from callcenter.ivr.crm_lookups import CrmLookups
 from callcenter.ivr.flows import load_flows
 from callcenter.ivr.runner import IvrEngine
@@ -40,6 +39,7 @@ from callcenter.web.auth import Authenticator
 from callcenter.web.backend import CtiError
 from callcenter.web.hub import Hub
 from callcenter.web.metrics import make_registry
+from crm_bridge.batching import EventBatcher
 from crm_bridge.store import CrmStore
 from routing.router import Router
 
@@ -97,7 +97,10 @@ class Center:
         )
         self.app = create_app(self, self.auth)
         self._metrics = make_registry(self.supervisor_snapshot)
-        self.crm_feed = CrmFeed(self.crm)
+        # Events reach the CRM in batches; several writers only where the database has
+        # row locks to let them work in parallel (PostgreSQL), one for SQLite.
+        writers = 1 if db.url.startswith("sqlite") else 2
+        self.crm_events = EventBatcher(self.crm, writers=writers)
         self.switchboard: Switchboard | None = None
         self._http: Any = None
         self._http_task: asyncio.Task[None] | None = None
@@ -115,7 +118,8 @@ class Center:
             from crm_bridge.demo import seed_demo
 
             await seed_demo(self.crm)
-        self.crm_feed.start(self.bus)
+        self.crm_events.start()
+        self.bus.subscribe("crm", lambda event: self.crm_events.put(event.as_dict()))
         if s.crm.webhooks:
             from crm_bridge.outbox import OutboxDispatcher
 
@@ -199,7 +203,7 @@ class Center:
             await self.transport.stop()
         await self.media.stop()
         await self.bus.close()
-        await self.crm_feed.stop()
+        await self.crm_events.close()
         if self.outbox is not None and self._outbox_task is not None:
             self.outbox.stop()
             with contextlib.suppress(Exception):
@@ -299,7 +303,7 @@ class Center:
             "ok": self.switchboard is not None,
             "uptime_s": round(time.time() - self.started_at, 1),
             "active_calls": len(self.ua.calls),
-            "crm_backlog": self.crm_feed.backlog,
+            "crm_backlog": self.crm_events.backlog,
         }
 
     def metrics(self) -> bytes:

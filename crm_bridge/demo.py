@@ -19,7 +19,7 @@ async def seed_demo(store: CrmStore) -> list[str]:
         customer_id=GRACE,
         tier="vip",
         language="en",
-        attributes={"account": "ACME-001"},
+        attributes={"account": "100001"},
         contact_points=[("phone", "+441632960001"), ("email", "grace@example.com")],
     )
     await store.upsert_case(GRACE, "ORD-1001", "shipped", subject="Compiler manuals, 3 volumes")
@@ -28,6 +28,7 @@ async def seed_demo(store: CrmStore) -> list[str]:
         customer_id=ALAN,
         tier="standard",
         language="en",
+        attributes={"account": "100002"},
         contact_points=[("phone", "+441632960002")],
     )
     await store.upsert_case(ALAN, "ORD-1002", "processing", subject="Bombe spare rotors")

@@ -67,9 +67,7 @@ async def live_ids(conn: AsyncConnection, ids: Iterable[str]) -> dict[str, str]:
     return result
 
 
-async def lookup_points(
-    conn: AsyncConnection, keys: Iterable[tuple[str, str]]
-) -> dict[tuple[str, str], str]:
+async def lookup_points(conn: AsyncConnection, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], str]:
     """Owners of contact points. One ``kind = ? AND value IN (…)`` query per kind:
     a row-value ``(kind, value) IN (…)`` list is not matched to the primary-key
     index by PostgreSQL and would scan the whole table."""

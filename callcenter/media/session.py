@@ -53,6 +53,7 @@ FRAME = 160  # samples (= G.711 bytes) per 20 ms
 PCM_FRAME = 2 * FRAME
 LATE = 0.005  # a send more than 5 ms after its tick counts as late
 RELAY_IDLE_TICKS = 3  # bridged leg with nothing relayed for 60 ms gets comfort silence
+DTMF_GAP_TICKS = 3  # 60 ms between RFC 4733 digits
 _monotonic = time.monotonic
 
 DtmfCallback = Callable[[str, str], Any]
@@ -90,6 +91,7 @@ class RtpSession:
         "__weakref__",
         "_bridge",
         "_closed",
+        "_dtmf_gap",
         "_dtmf_queue",
         "_energy_buf",
         "_energy_codec",
@@ -189,6 +191,7 @@ class RtpSession:
         self._te_rx = TelephoneEventReceiver()
         self._te_tx: TelephoneEventSender | None = None
         self._dtmf_queue: deque[str] = deque()
+        self._dtmf_gap = 0
         self._inband_mode = inband_dtmf  # "auto" (only without telephone-event), "on", "off"
         self._inband: DtmfDetector | None = None
         self._tone_buf = b""
@@ -483,13 +486,19 @@ class RtpSession:
         ts = (self._ts_base + FRAME * tick_no) & 0xFFFFFFFF
         can_send = self._send_ok and self.remote is not None
         pt = self.payload_type
-        if self._te_tx is not None or (self._dtmf_queue and self.dtmf_pt is not None):
+        if self._dtmf_gap:
+            self._dtmf_gap -= 1  # a pause between digits, so no gateway merges "11" into one
+            starting = False
+        else:
+            starting = bool(self._dtmf_queue) and self.dtmf_pt is not None
+        if self._te_tx is not None or starting:
             if self._te_tx is None:
                 self._te_tx = TelephoneEventSender(self._dtmf_queue.popleft(), ts)
             payload, marker, last = self._te_tx.next()
             ts = self._te_tx.start_ts
             if last:
                 self._te_tx = None
+                self._dtmf_gap = DTMF_GAP_TICKS
                 self._marker_next = True  # audio after an event starts a new talkspurt
             pt = self.dtmf_pt if self.dtmf_pt is not None else pt
         elif self._tone_buf:

@@ -40,7 +40,7 @@ async def dial(rig: Any, log: EventLog, ani: str, digit: str) -> tuple[Any, ev.C
 
 async def record(rig: Any, contact_id: str) -> dict[str, Any]:
     await rig.center.bus.drain()
-    await rig.center.crm_feed.flushed()
+    await rig.center.crm_events.flush()
     rec = await rig.center.crm.interaction(contact_id)
     assert rec is not None
     return rec

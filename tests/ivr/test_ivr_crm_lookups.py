@@ -19,7 +19,7 @@ async def test_lookups_against_demo_crm(tmp_path: Path) -> None:
         grace = await lookups.customer_by_ani("+441632960001")
         assert grace is not None
         assert (grace.name, grace.tier, grace.language) == ("Grace Hopper", "vip", "en")
-        assert grace.account == "ACME-001"
+        assert grace.account == "100001"
         assert await lookups.customer_by_ani("+441632969999") is None
         assert await lookups.customer_by_ani("") is None
         order = await lookups.order_status("ORD-1001", None)

@@ -201,9 +201,9 @@ def test_duplicate_flow_name_refused(tmp_path: Path) -> None:
 
 def test_demo_phrases_are_known_to_the_recogniser(tmp_path: Path) -> None:
     from callcenter.ivr.check import check_phrases
-    from callcenter.speech import SphinxRecognizer
+    from callcenter.speech import SphinxRecognizer, SphinxSettings
 
-    rec = SphinxRecognizer()
+    rec = SphinxRecognizer(SphinxSettings(cache_dir=tmp_path / "asr"))
     try:
         assert check_phrases(load_flows(ROOT / "ivr_flows"), rec) == []
         write(tmp_path, "odd.yaml", """

@@ -30,7 +30,7 @@ from callcenter.ivr.ports import CustomerInfo, OrderInfo, StaticLookups
 from callcenter.ivr.runner import IvrEngine
 from callcenter.ivr.services import load_services
 from callcenter.media import MediaEngine
-from callcenter.speech import CachedTts, SphinxRecognizer
+from callcenter.speech import CachedTts, SphinxRecognizer, SphinxSettings
 from callcenter.speech.phone_chain import espeak_phone_pcm
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -122,8 +122,8 @@ def tts_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def recognizer() -> Any:
-    rec = SphinxRecognizer()
+def recognizer(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    rec = SphinxRecognizer(SphinxSettings(cache_dir=tmp_path_factory.mktemp("asr")))
     yield rec
     rec.close()
 
@@ -174,8 +174,14 @@ async def run_call(
     port = MediaCallPort(watched, ani=ani, dnis=dnis, tts=tts, recognizer=recognizer)
     try:
         script = asyncio.ensure_future(caller_script(caller, watched))
-        result = await asyncio.wait_for(ivr_engine.run(port, contact_id="m1"), 60)
-        await asyncio.wait_for(script, 10)
+        try:
+            result = await asyncio.wait_for(ivr_engine.run(port, contact_id="m1"), 60)
+            await asyncio.wait_for(script, 10)
+        except TimeoutError:
+            script.cancel()
+            heard = [(e.type, getattr(e, "step", ""), getattr(e, "how", ""), getattr(e, "value", ""))
+                     for e in events if isinstance(e, IvrInputCollected | IvrCompleted)]  # fmt: skip
+            raise AssertionError(f"the call and the caller's script went apart: {heard}") from None
         return result, events
     finally:
         port.close()

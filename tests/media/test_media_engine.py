@@ -399,3 +399,30 @@ async def test_sdp_with_host_name_is_resolved_once(make_engine: EngineFactory) -
         assert rtp.parse(data).ssrc == s.ssrc
     finally:
         phone.close()
+
+
+async def test_rfc4733_packets_on_the_wire(make_engine: EngineFactory) -> None:
+    engine = await make_engine()
+    s = engine.allocate()
+    phone = UdpPeer()
+    try:
+        assert s.answer(offer_sdp(phone.addr[1])) is not None
+        s.send_dtmf("11")
+        events: list[tuple[int, rtp.RtpPacket]] = []
+        index = 0
+        while len([p for _, p in events if p.payload[1] & 0x80]) < 6:
+            p = rtp.parse((await phone.recv())[0])
+            if p.payload_type == 101:
+                events.append((index, p))
+            index += 1
+        first = [(i, p) for i, p in events if p.timestamp == events[0][1].timestamp]
+        second = [(i, p) for i, p in events if p.timestamp != events[0][1].timestamp]
+        for digit_packets in (first, second):
+            pkts = [p for _, p in digit_packets]
+            assert pkts[0].marker and not any(p.marker for p in pkts[1:])
+            assert [p.payload[1] >> 7 for p in pkts][-3:] == [1, 1, 1]  # three end packets
+            assert all(p.payload[0] == 1 for p in pkts)
+        # audio (silence) packets separate the two "1"s, so they are two key presses
+        assert second[0][0] - first[-1][0] >= 3
+    finally:
+        phone.close()

@@ -1,0 +1,246 @@
+"""The questions callcenter asks: customer by address or account, recent
+interactions, the screen-pop bundle, order status, timeline, identity audit."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import or_, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from crm_bridge.addresses import KINDS, normalize
+from crm_bridge.identity import live_ids
+from crm_bridge.schema import (
+    contact_points,
+    customer_cases,
+    customer_notes,
+    customers,
+    identity_matches,
+    interaction_events,
+    interactions,
+)
+from crm_bridge.store_core import (
+    SUMMARY_COLUMNS,
+    StoreCore,
+)
+
+
+class QueriesMixin(StoreCore):
+    """Read-only questions; each a few indexed queries."""
+
+    # -- questions -------------------------------------------------------------
+
+    async def _customer(self, conn: AsyncConnection, customer_id: str) -> dict[str, Any] | None:
+        row = (await conn.execute(select(customers).where(customers.c.id == customer_id))).one_or_none()
+        if row is not None and row.merged_into:  # rare: follow the merge chain
+            live = (await live_ids(conn, [customer_id])).get(customer_id)
+            row = (await conn.execute(select(customers).where(customers.c.id == live))).one_or_none()
+        if row is None:
+            return None
+        pts = await conn.execute(
+            select(contact_points.c.kind, contact_points.c.value, contact_points.c.how)
+            .where(contact_points.c.customer_id == row.id)
+            .order_by(contact_points.c.kind, contact_points.c.value)
+        )
+        data = dict(row._mapping)
+        data["contact_points"] = [dict(p._mapping) for p in pts]
+        return data
+
+    async def get_customer(self, customer_id: str) -> dict[str, Any] | None:
+        """The customer (following merges to the survivor) with its contact points."""
+        async with self.engine.connect() as conn:
+            return await self._customer(conn, customer_id)
+
+    async def customer_by_address(self, kind: str, value: str) -> dict[str, Any] | None:
+        """Customer owning a contact point (kind: phone|email|web|fax; ``ani`` = phone)."""
+        kind = {"ani": "phone", "web_id": "web"}.get(kind, kind)
+        if kind not in KINDS:
+            raise ValueError(f"unknown contact point kind {kind!r}")
+        norm = normalize(kind, value, self.default_region)
+        if norm is None:
+            return None
+        async with self.engine.connect() as conn:
+            owner = (
+                await conn.execute(
+                    select(contact_points.c.customer_id).where(
+                        contact_points.c.kind == kind, contact_points.c.value == norm
+                    )
+                )
+            ).scalar_one_or_none()
+            if owner is None and kind == "fax":
+                return None
+            return await self._customer(conn, owner) if owner else None
+
+    async def customer_by_account(self, account: str) -> dict[str, Any] | None:
+        """Customer whose ``attributes["account"]`` equals ``account`` (IVR "enter
+        your account number"). Live customers only; not indexed — fine for
+        thousands of customers, add an expression index for millions."""
+        account = (account or "").strip()
+        if not account:
+            return None
+        async with self.engine.connect() as conn:
+            cid = (
+                await conn.execute(
+                    select(customers.c.id)
+                    .where(
+                        customers.c.attributes["account"].as_string() == account,
+                        customers.c.merged_into.is_(None),
+                    )
+                    .limit(1)
+                )
+            ).scalar_one_or_none()
+            return await self._customer(conn, cid) if cid else None
+
+    async def interaction(self, contact_id: str) -> dict[str, Any] | None:
+        async with self.engine.connect() as conn:
+            row = (
+                await conn.execute(select(interactions).where(interactions.c.id == contact_id))
+            ).one_or_none()
+            return dict(row._mapping) if row else None
+
+    async def timeline(self, contact_id: str) -> list[dict[str, Any]]:
+        """The append-only event timeline of one contact, in canonical order."""
+        async with self.engine.connect() as conn:
+            res = await conn.execute(
+                select(interaction_events)
+                .where(interaction_events.c.contact_id == contact_id)
+                .order_by(interaction_events.c.ts, interaction_events.c.event_id)
+            )
+            return [dict(r._mapping) for r in res]
+
+    async def _recent(
+        self, conn: AsyncConnection, customer_id: str, n: int, exclude: str | None = None
+    ) -> list[dict[str, Any]]:
+        cols = [interactions.c[c] for c in SUMMARY_COLUMNS]
+        q = (
+            select(*cols)
+            .where(interactions.c.customer_id == customer_id)
+            .order_by(interactions.c.sort_ts.desc())
+            .limit(n + (1 if exclude else 0))
+        )
+        rows = [dict(r._mapping) for r in await conn.execute(q)]
+        return [r for r in rows if r["id"] != exclude][:n]
+
+    async def recent_interactions(self, customer_id: str, n: int = 5) -> list[dict[str, Any]]:
+        """The last ``n`` interactions of a customer across all channels (newest first)."""
+        async with self.engine.connect() as conn:
+            live = (await live_ids(conn, [customer_id])).get(customer_id)
+            return await self._recent(conn, live, n) if live else []
+
+    async def screen_pop(self, contact_id: str, recent_n: int = 5) -> dict[str, Any] | None:
+        """Everything an agent desktop shows when the contact is offered."""
+        async with self.engine.connect() as conn:
+            row = (
+                await conn.execute(select(interactions).where(interactions.c.id == contact_id))
+            ).one_or_none()
+            if row is None:
+                return None
+            rec = dict(row._mapping)
+            customer = await self._customer(conn, rec["customer_id"]) if rec["customer_id"] else None
+            recent: list[dict[str, Any]] = []
+            cases: list[dict[str, Any]] = []
+            notes: list[dict[str, Any]] = []
+            if customer is not None:
+                cid = customer["id"]
+                recent = await self._recent(conn, cid, recent_n, exclude=contact_id)
+                cases = [
+                    dict(r._mapping)
+                    for r in await conn.execute(
+                        select(
+                            customer_cases.c.number,
+                            customer_cases.c.kind,
+                            customer_cases.c.status,
+                            customer_cases.c.subject,
+                            customer_cases.c.updated_at,
+                        )
+                        .where(customer_cases.c.customer_id == cid, customer_cases.c.is_open)
+                        .order_by(customer_cases.c.updated_at.desc())
+                        .limit(10)
+                    )
+                ]
+                notes = [
+                    dict(r._mapping)
+                    for r in await conn.execute(
+                        select(
+                            customer_notes.c.text,
+                            customer_notes.c.author,
+                            customer_notes.c.created_at,
+                        )
+                        .where(customer_notes.c.customer_id == cid)
+                        .order_by(customer_notes.c.created_at.desc())
+                        .limit(5)
+                    )
+                ]
+        return {
+            "contact_id": contact_id,
+            "contact": {
+                k: rec[k]
+                for k in (
+                    "channel",
+                    "direction",
+                    "ani",
+                    "dnis",
+                    "service",
+                    "from_addr",
+                    "to_addr",
+                    "web_id",
+                    "subject",
+                    "queue",
+                    "agent_id",
+                    "arrived_at",
+                    "language",
+                    "status",
+                )
+            },
+            "customer": customer,
+            "tier": customer["tier"] if customer else None,
+            "match": {"method": rec["match_method"], "detail": rec["match_detail"]},
+            "ivr": {
+                "flow": rec["flow"],
+                "path": rec["ivr_path"],
+                "inputs": rec["ivr_inputs"],
+                "outcome": (rec["attributes"] or {}).get("ivr_outcome", ""),
+            },
+            "recent": recent,
+            "open_cases": cases,
+            "notes": notes,
+        }
+
+    async def order_status(self, order_number: str) -> dict[str, Any] | None:
+        """Status of an order/case by its number, for IVR self-service."""
+        number = (order_number or "").strip().upper()
+        if not number:
+            return None
+        async with self.engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    select(
+                        customer_cases.c.number,
+                        customer_cases.c.kind,
+                        customer_cases.c.status,
+                        customer_cases.c.subject,
+                        customer_cases.c.is_open,
+                        customer_cases.c.customer_id,
+                        customer_cases.c.updated_at,
+                        customers.c.name.label("customer_name"),
+                    )
+                    .join(customers, customers.c.id == customer_cases.c.customer_id)
+                    .where(customer_cases.c.number == number)
+                )
+            ).one_or_none()
+            return dict(row._mapping) if row else None
+
+    async def identity_history(self, customer_id: str) -> list[dict[str, Any]]:
+        """Audit trail: every match, link and merge that touched this customer."""
+        async with self.engine.connect() as conn:
+            res = await conn.execute(
+                select(identity_matches)
+                .where(
+                    or_(
+                        identity_matches.c.customer_id == customer_id,
+                        identity_matches.c.source_customer_id == customer_id,
+                    )
+                )
+                .order_by(identity_matches.c.id)
+            )
+            return [dict(r._mapping) for r in res]
