@@ -272,24 +272,6 @@ async def test_unrefreshed_session_timer_ends_call(server_factory: ServerFactory
     assert server.ua.stats["session_expired"] == 1
 
 
-async def test_dnis_dispatch_and_unknown_dnis(server_factory: ServerFactory, sipp: Sipp) -> None:
-    from callcenter.apps.dispatch import DnisDispatcher
-
-    served: list[str] = []
-
-    async def app(call: Call) -> None:
-        served.append(call.dnis)
-        await call.answer()
-        await call.ended.wait()
-
-    server = await server_factory(DnisDispatcher({"600": app}))
-    ok = await sipp(server.uri_host, builtin="uac", service="600", calls=1, duration_ms=100)
-    assert ok.returncode == 0, ok.errors or ok.stdout[-2000:]
-    nobody = await sipp(server.uri_host, scenario="uac_expect_404.xml", service="999", calls=1)
-    assert nobody.returncode == 0, nobody.errors or nobody.stdout[-2000:]
-    assert served == ["600"]
-
-
 async def test_call_limit_sheds_load_with_503(server_factory: ServerFactory, sipp: Sipp) -> None:
     server = await server_factory(answer_and_wait, max_calls=0)
     result = await sipp(server.uri_host, scenario="uac_expect_503.xml", calls=2)
