@@ -150,6 +150,8 @@ class Center:
             moh=moh,
             echo_prompt=echo_prompt,
             voicemail_dir=self.data_dir / "voicemail",
+            announce_every_s=s.queueing.announce_every_s,
+            offer_options_after_s=s.queueing.offer_options_after_s,
         )
         self.ua.on_call = self.switchboard.on_call
         self.registrar.on_change(self.switchboard.softphone_changed)

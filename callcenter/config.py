@@ -117,6 +117,13 @@ class CrmCfg(Strict):
     seed_demo: bool = False
 
 
+class QueueingCfg(Strict):
+    """What a caller hears while waiting for an agent."""
+
+    announce_every_s: float = Field(30.0, gt=0)  # position and estimated wait, then music
+    offer_options_after_s: float = Field(60.0, ge=0)  # then also: 1 = voicemail, 2 = call back
+
+
 class LoggingCfg(Strict):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     format: Literal["json", "text"] = "json"
@@ -130,6 +137,7 @@ class ServerConfig(Strict):
     database: DatabaseCfg = DatabaseCfg()
     speech: SpeechCfg = SpeechCfg()
     crm: CrmCfg = CrmCfg()
+    queueing: QueueingCfg = QueueingCfg()
     logging: LoggingCfg = LoggingCfg()
 
 

@@ -25,7 +25,7 @@ from typing import Any
 from callcenter import events as ev
 from callcenter.apps.echo import EchoTest
 from callcenter.bus import EventBus
-from callcenter.ivr.media_port import MediaCallPort
+from callcenter.ivr.media_port import MediaCallPort, beep_pcm
 from callcenter.ivr.runner import IvrEngine
 from callcenter.routing_driver import RoutingDriver
 from callcenter.sip.calls import Call, CallError, CallFailed
@@ -42,6 +42,7 @@ log = logging.getLogger(__name__)
 REMOTE_END_REASONS = ("remote_bye", "cancelled")
 RING_SLACK_S = 5.0  # the router's RONA timer decides; the SIP ring timeout is only a backstop
 SCREEN_POP_WAIT_S = 0.25  # a stuck desktop must not delay the call by more than this
+MAX_MESSAGE_S = 120.0
 
 
 def _jsonable(data: dict[str, Any]) -> dict[str, Any]:
@@ -67,6 +68,7 @@ class Switchboard:
         echo_prompt: Path | None,
         voicemail_dir: Path,
         announce_every_s: float = 30.0,
+        offer_options_after_s: float = 60.0,
     ) -> None:
         self.ua = ua
         self.router = router
@@ -84,6 +86,7 @@ class Switchboard:
         self.echo_prompt = echo_prompt
         self.voicemail_dir = voicemail_dir
         self.announce_every_s = announce_every_s
+        self.offer_options_after_s = offer_options_after_s
         self.routing = RoutingDriver(router, self._on_decision)
         self.contacts: dict[str, VoiceContact] = {}
         self.agent_contact: dict[str, str] = {}  # agent → contact ringing/connected
@@ -230,14 +233,19 @@ class Switchboard:
             self._spawn(self._no_agent(contact, "this line cannot take calls right now"), "no-agent")
 
     async def _waiting_treatment(self, contact: VoiceContact) -> None:
-        """Position and estimated wait, then music, until the contact leaves the queue."""
+        """Position and estimated wait, then music, until the contact leaves the queue.
+        Past ``offer_options_after_s`` the caller may press 1 to leave a message instead
+        of waiting, or 2 to ask for a call back."""
         media = contact.call.media
+        media.on_dtmf = lambda digit, _source: self._queue_key(contact, digit)
         try:
             while contact.phase in (Phase.QUEUED, Phase.RINGING) and contact.call.is_active:
                 if contact.phase is Phase.QUEUED:
                     text = self._position_text(contact.contact_id)
+                    if contact.waited_s() >= self.offer_options_after_s:
+                        text += " To leave a message instead, press 1. To be called back, press 2."
                     if text:
-                        path = await self.tts.render(text, language="en")
+                        path = await self.tts.render(text.strip(), language="en")
                         await media.play(str(path))
                 deadline = time.monotonic() + self.announce_every_s
                 while contact.phase in (Phase.QUEUED, Phase.RINGING) and time.monotonic() < deadline:
@@ -246,6 +254,36 @@ class Switchboard:
         finally:
             with contextlib.suppress(Exception):
                 media.stop_playing()
+
+    def _queue_key(self, contact: VoiceContact, digit: str) -> None:
+        # The keys work from the moment the options are due, even mid-announcement.
+        if contact.phase is not Phase.QUEUED or digit not in "12":
+            return
+        if contact.waited_s() < self.offer_options_after_s:
+            return
+        self.route(self.router.cancel, contact.contact_id, "caller chose " +
+                   ("voicemail" if digit == "1" else "callback"))  # fmt: skip
+        if digit == "1":
+            self._leave_routing(contact)
+            self._spawn(self._take_message(contact, "Please leave your message after the tone."), "vm")
+        else:
+            self._leave_routing(contact)
+            self.publish(ev.CallbackRequested(contact_id=contact.contact_id, number=contact.ani))
+            self._spawn(self._goodbye(contact, "Thank you. We will call you back as soon as an agent "
+                                               "is free. Goodbye."), "callback")  # fmt: skip
+
+    def _leave_routing(self, contact: VoiceContact) -> None:
+        contact.phase = Phase.ENDED
+        contact.routed.set()
+        if contact.treatment is not None:
+            contact.treatment.cancel()
+            contact.treatment = None
+
+    async def _goodbye(self, contact: VoiceContact, text: str) -> None:
+        media = contact.call.media
+        media.stop_playing()
+        await media.play(str(await self.tts.render(text, language="en")))
+        await contact.call.hangup("callback_requested")
 
     def _position_text(self, contact_id: str) -> str:
         try:
@@ -263,30 +301,33 @@ class Switchboard:
 
     async def _no_agent(self, contact: VoiceContact, why: str) -> None:
         """No agent will come (queue full with no overflow, or maximum wait): take a message."""
+        self._leave_routing(contact)
+        if contact.call.is_active:
+            await self._take_message(contact, f"Sorry, {why}. Please leave a message after the tone.")
+
+    async def _take_message(self, contact: VoiceContact, prompt: str) -> None:
+        """Record a voicemail until the caller hangs up (or MAX_MESSAGE_S); it becomes an
+        attachment of the interaction record through the VoicemailRecorded event."""
         call = contact.call
-        contact.phase = Phase.ENDED
-        contact.routed.set()
-        if contact.treatment is not None:
-            contact.treatment.cancel()
-        if not call.is_active:
-            return
         media = call.media
         media.stop_playing()
-        path = await self.tts.render(
-            f"Sorry, {why}. Please leave a message after the tone, then hang up.", language="en"
-        )
-        await media.play(str(path))
+        await media.play(str(await self.tts.render(prompt, language="en")))
+        await media.play(beep_pcm())
+        if not call.is_active:
+            return
         self.voicemail_dir.mkdir(parents=True, exist_ok=True)
-        target = self.voicemail_dir / f"{contact.contact_id}.wav"
-        media.start_recording(str(target))
+        media.start_recording(str(self.voicemail_dir / f"{contact.contact_id}.wav"))
+        # Stop the recording in the end callback: it runs before the call closes its media.
+        call.add_end_callback(lambda _c: self._message_saved(contact.contact_id, media.stop_recording()))
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(call.ended.wait(), 120.0)
-        result = media.stop_recording() if not media.closed else None
-        if result is not None:
-            path_s, size, sha, seconds = result
-            self.publish(ev.VoicemailRecorded(contact_id=contact.contact_id, path=path_s, size=size,
-                                              sha256=sha, duration_s=seconds))  # fmt: skip
+            await asyncio.wait_for(call.ended.wait(), MAX_MESSAGE_S)
         await call.hangup("voicemail_done")
+
+    def _message_saved(self, contact_id: str, result: tuple[str, int, str, float] | None) -> None:
+        if result is not None:
+            path, size, sha, seconds = result
+            self.publish(ev.VoicemailRecorded(contact_id=contact_id, path=path, size=size, sha256=sha,
+                                              duration_s=seconds))  # fmt: skip
 
     # ------------------------------------------------------------------ routing decisions
 

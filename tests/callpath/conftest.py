@@ -77,8 +77,10 @@ class Rig:
 async def rig_factory(tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
     rigs: list[Rig] = []
 
-    async def make(patch: Callable[[dict[str, Any]], None] | None = None) -> Rig:
-        cfg = load_config(make_config_dir(tmp_path, patch))
+    async def make(
+        patch: Callable[[dict[str, Any]], None] | None = None, server_patch: dict[str, Any] | None = None
+    ) -> Rig:
+        cfg = load_config(make_config_dir(tmp_path, patch, server_patch))
         center = Center(cfg, flows_dir=ROOT / "ivr_flows")
         await center.start()
         rig = Rig(tmp_path, center)

@@ -43,7 +43,11 @@ def free_sip_port() -> int:
     raise RuntimeError("no free SIP port")
 
 
-def make_config_dir(tmp: Path, patch: Callable[[dict[str, Any]], None] | None = None) -> Path:
+def make_config_dir(
+    tmp: Path,
+    patch: Callable[[dict[str, Any]], None] | None = None,
+    server_patch: dict[str, Any] | None = None,
+) -> Path:
     """The demo config with private ports and files, plus optional edits to queues.yaml."""
     d = tmp / "config"
     shutil.copytree(ROOT / "config", d)
@@ -60,6 +64,7 @@ def make_config_dir(tmp: Path, patch: Callable[[dict[str, Any]], None] | None = 
     # The TTS cache is shared between tests on purpose: prompts render once per run.
     server["speech"]["tts_cache_dir"] = str(ROOT / "var" / "test-tts-cache")
     server["logging"]["format"] = "text"
+    server.update(server_patch or {})
     (d / "server.yaml").write_text(yaml.safe_dump(server))
     # Tests run at any hour: the main line is open around the clock here.
     services = yaml.safe_load((d / "services.yaml").read_text())

@@ -3,10 +3,11 @@ agents without a phone, and the supervisor's live numbers."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
-from test_call_path import ALAN, GRACE, EventLog, watch
+from test_call_path import ALAN, GRACE, EventLog, tone, watch
 
 from callcenter import events as ev
 
@@ -208,3 +209,41 @@ async def test_supervisor_sees_the_numbers_the_test_can_compute(rig: Any) -> Non
     assert 'callcenter_queue_abandoned{queue="sales"} 1.0' in metrics
     assert 'callcenter_agent_state{agent="1003",state="busy"} 1.0' in metrics
     await answered_call.hangup()
+
+
+@pytest.fixture
+async def options_rig(rig_factory: Any) -> Any:
+    """Callers are offered voicemail/callback as soon as they are queued."""
+    return await rig_factory(short_ring, server_patch={"queueing": {"announce_every_s": 30,
+                                                                    "offer_options_after_s": 0}})  # fmt: skip
+
+
+async def test_waiting_caller_leaves_a_voicemail_instead(options_rig: Any) -> None:
+    rig = options_rig
+    log = watch(rig)
+    call, queued = await dial(rig, log, ALAN, SALES)  # nobody logged in: the caller waits
+    call.media.send_dtmf("1")
+    # Speak for a moment, then hang up: the message is kept.
+    player = asyncio.create_task(call.media.play(str(tone(rig.tmp, 3.0))))
+    await player
+    await call.hangup()
+    message = await log.wait(ev.VoicemailRecorded, contact_id=queued.contact_id)
+    assert message.size > 44 and len(message.sha256) == 64 and message.duration_s > 0
+    rec = await record(rig, queued.contact_id)
+    assert rec["outcome"] == "voicemail"
+    assert any(a["kind"] == "recording" for a in rec["attachments"])
+    assert rig.center.router.queue_stats("sales").waiting == 0
+
+
+async def test_waiting_caller_asks_for_a_call_back(options_rig: Any) -> None:
+    rig = options_rig
+    log = watch(rig)
+    call, queued = await dial(rig, log, ALAN, SALES)
+    call.media.send_dtmf("2")
+    asked = await log.wait(ev.CallbackRequested, contact_id=queued.contact_id)
+    assert asked.number == ALAN
+    await asyncio.wait_for(call.ended.wait(), 30)  # the server says goodbye and hangs up
+    await log.wait(ev.ContactEnded, contact_id=queued.contact_id)
+    rec = await record(rig, queued.contact_id)
+    assert rec["outcome"] == "callback_requested"
+    assert rec["callback_number"] == ALAN
