@@ -26,13 +26,8 @@ RUNTIME_DEBS = {"espeak-ng": "espeak-ng", "sox": "sox"}
 TEST_DEBS = {
     "sipp": "sip-tester",
     "baresip": "baresip",
-    "kamailio": "kamailio",
-    "chromium": "chromium",
-    "psql": "postgresql-client",
     "redis-server": "redis-server",
 }
-# shared libraries looked up by path rather than by command
-TEST_LIBS = {"/usr/lib/x86_64-linux-gnu/libspandsp.so": "libspandsp-dev"}
 
 
 def say(msg: str) -> None:
@@ -57,12 +52,8 @@ def apt_install(packages: list[str]) -> None:
     run([*prefix, "apt-get", "install", "-y", "-qq", "--no-install-recommends", *packages], env=env)
 
 
-def missing_debs(commands: dict[str, str], libs: dict[str, str] | None = None) -> list[str]:
-    need = [pkg for cmd, pkg in commands.items() if shutil.which(cmd) is None]
-    for path, pkg in (libs or {}).items():
-        if not Path(path).exists() and not any(Path("/usr/lib").glob(f"*/{Path(path).name}")):
-            need.append(pkg)
-    return sorted(set(need))
+def missing_debs(commands: dict[str, str]) -> list[str]:
+    return sorted({pkg for cmd, pkg in commands.items() if shutil.which(cmd) is None})
 
 
 def pip_install(extra: str) -> None:
@@ -104,7 +95,7 @@ def serve(args: list[str]) -> int:
 
 
 def test(args: list[str]) -> int:
-    apt_install(missing_debs({**RUNTIME_DEBS, **TEST_DEBS}, TEST_LIBS))
+    apt_install(missing_debs({**RUNTIME_DEBS, **TEST_DEBS}))
     pip_install("test")
     ensure_services()
     os.chdir(ROOT)

@@ -204,6 +204,8 @@ class Center:
         with contextlib.suppress(Exception):
             await self.transport.stop()
         await self.media.stop()
+        await self.tts.aclose()
+        self.recognizer.close()
         await self.bus.close()
         await self.crm_events.close()
         if self.outbox is not None and self._outbox_task is not None:

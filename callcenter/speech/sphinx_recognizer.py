@@ -40,6 +40,7 @@ import subprocess
 import sys
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -176,6 +177,9 @@ class SphinxRecognizer:
         }, s.workers)
         self._words: set[str] | None = None
         self.closed = False
+        # a recogniser dropped without close() (or at interpreter exit) must not leave
+        # decoding processes behind
+        weakref.finalize(self, self.workers.close)
 
     def known_words(self) -> set[str]:
         if self._words is None:

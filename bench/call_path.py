@@ -1,0 +1,670 @@
+"""The whole call path under load: SIPp callers → IVR (DTMF) → queue → SIPp agents + screen-pop.
+
+What runs (all on 127.0.0.1):
+
+- the server: a ``Center`` built from a bench copy of ``config/`` (M agents ``2001..`` with
+  HA1 hashes for realm callcenter.local and argon2id desktop hashes, skills
+  {english: 5}, voice capacity 1; queue ``general`` with ``wrap_up_s: 0``; every service
+  open around the clock), in this process's event loop, with ``gc.freeze()`` after start
+  as ``callcenter serve`` does;
+- agent phones: two SIPp processes, each first REGISTERing its half of the agents with
+  digest auth from its own port (``bench/call_path/register_agents.xml``), then answering
+  on that port at once (``agent_uas.xml``), logging the epoch time each INVITE arrived;
+- agent desktops: a child process (``--desktop-worker``) that logs every agent in
+  (POST /api/login), opens ``/ws?token=…``, sets the agent available and prints every
+  offer it receives with the wall-clock receive time;
+- callers: SIPp (``caller_uac.xml``) dialling the main line 5000 from the demo customer's
+  number, pressing 4 (operator → queue ``general``) as RFC 4733 events from a capture made
+  here at run time, staying on the line ``--hold-ms`` and hanging up.
+
+Figures per rate step (calls placed at R calls/s for a bounded time):
+
+- calls completed: the caller's SIPp call succeeded AND the contact reached an agent
+  (ContactConnected on the bus) and was not abandoned; a step passes with zero failures;
+- screen-pop latency = desktop receive time − the offer's ``sent_at`` (the server stamps it
+  when it builds the offer, just before writing it to the WebSocket; it then waits for the
+  write and only then sends the agent-leg INVITE). Both are ``time.time()`` on the same
+  machine, in two processes;
+- pop lead = INVITE arrival at the agent's SIPp − desktop receive time (positive: the
+  desktop showed the caller before the phone rang), and offer → ring = INVITE arrival −
+  ``sent_at``;
+- arrival → queue: ContactArrived → ContactQueued (answer, greeting cut by the digit, menu);
+- queue → answer: ContactQueued → ContactConnected, event timestamps from ``center.bus``;
+- CPU (per cent of one core, over the step) of the server process, the SIPps and the
+  desktop worker, and the 1-minute load average (the machine's 2 cores are shared).
+
+    python bench/call_path.py            # 5, 10, 20, 50 calls/s, 20 s each
+    python bench/call_path.py --quick    # 5, 10 calls/s, 6 s each: under a minute
+
+Results: bench/results/call_path.json (quick: call_path_quick.json).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import csv
+import gc
+import hashlib
+import json
+import logging
+import math
+import os
+import random
+import shutil
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+SCENARIOS = HERE / "call_path"
+RESULTS = HERE / "results"
+REALM = "callcenter.local"
+FIRST_AGENT = 2001
+CALLER_ANI = "+441632960001"  # the demo CRM's customer: the screen-pop carries a record
+TARGET_P99_MS = 50.0
+AGENT_PHONES = 2  # SIPp processes sharing the agents (each REGISTERs its own half)
+
+log = logging.getLogger("bench.call_path")
+
+
+# ---------------------------------------------------------------------------- helpers
+
+
+def pct(values: Sequence[float], q: float) -> float | None:
+    """Nearest-rank percentile (None for no data)."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = max(1, math.ceil(q / 100 * len(ordered)))
+    return ordered[rank - 1]
+
+
+def ms(value: float | None) -> float | None:
+    return None if value is None else round(value * 1000, 2)
+
+
+def free_udp_port(even: bool = False, span: int = 1) -> int:
+    """UDP port(s) free now on 127.0.0.1, from 32000-39990 (away from the RTP ranges)."""
+    for _ in range(200):
+        base = random.randrange(32000, 39990)
+        if even:
+            base &= ~1
+        socks: list[socket.socket] = []
+        try:
+            for p in range(base, base + span):
+                s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                socks.append(s)
+                s.bind(("127.0.0.1", p))
+            return base
+        except OSError:
+            continue
+        finally:
+            for s in socks:
+                s.close()
+    raise RuntimeError("no free UDP port")
+
+
+def free_sip_port() -> int:
+    """A port free for both UDP and TCP (the server listens on both)."""
+    for _ in range(50):
+        port = free_udp_port()
+        with socket.socket() as t:
+            try:
+                t.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free SIP port")
+
+
+def proc_cpu(pid: int) -> float:
+    """User + system CPU seconds of a process so far (0 once it is gone)."""
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return 0.0
+    fields = raw.rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+# ---------------------------------------------------------------------------- inputs
+
+
+def write_dtmf_pcap(path: Path, digit_event: int = 4) -> Path:
+    """A capture SIPp can replay: 5 PCMU silence packets, then RFC 4733 digit ``4``.
+
+    Silence first so the server's RTP session has latched before the event starts; the
+    event is 8 updates 20 ms apart (160 ms) and three end packets, as RFC 4733 §2.5.1.4
+    sends them. SIPp takes the RTP payloads and timing; it rewrites addresses and ports.
+    """
+    ssrc, seq, ts = 0x0BE4C4A1, 1000, 16000
+    packets: list[tuple[float, bytes]] = []
+    t = 0.0
+    for _ in range(5):
+        packets.append((t, struct.pack("!BBHII", 0x80, 0, seq, ts, ssrc) + b"\xff" * 160))
+        seq, ts, t = seq + 1, ts + 160, t + 0.02
+    start_ts = ts
+    for i in range(8):
+        marker = 0x80 if i == 0 else 0
+        payload = struct.pack("!BBH", digit_event, 10, 160 * (i + 1))
+        packets.append((t, struct.pack("!BBHII", 0x80, marker | 101, seq, start_ts, ssrc) + payload))
+        seq, t = seq + 1, t + 0.02
+    for _ in range(3):
+        payload = struct.pack("!BBH", digit_event, 0x80 | 10, 160 * 9)
+        packets.append((t, struct.pack("!BBHII", 0x80, 101, seq, start_ts, ssrc) + payload))
+        seq, t = seq + 1, t + 0.001
+    out = [struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1)]  # Ethernet link type
+    for when, rtp in packets:
+        udp = struct.pack("!HHHH", 40000, 40000, 8 + len(rtp), 0) + rtp
+        ip_header = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), 0, 0x4000, 64, 17, 0,
+                                socket.inet_aton("127.0.0.1"), socket.inet_aton("127.0.0.1"))  # fmt: skip
+        frame = b"\x00" * 12 + b"\x08\x00" + ip_header + udp
+        sec = int(1_700_000_000 + when)
+        usec = int(round((when % 1) * 1e6))
+        out.append(struct.pack("<IIII", sec, usec, len(frame), len(frame)) + frame)
+    path.write_bytes(b"".join(out))
+    return path
+
+
+def make_config_dir(tmp: Path, agents: int, sip_port: int, rtp_base: int) -> Path:
+    """The demo config with private ports/files, M bench agents and the bench's queue edits."""
+    import yaml
+    from argon2 import PasswordHasher
+
+    d = tmp / "config"
+    shutil.copytree(ROOT / "config", d)
+    server = yaml.safe_load((d / "server.yaml").read_text())
+    server["sip"]["listen"] = [{"transport": "udp", "host": "127.0.0.1", "port": sip_port},
+                               {"transport": "tcp", "host": "127.0.0.1", "port": sip_port}]  # fmt: skip
+    server["rtp"].update(port_min=rtp_base, port_max=rtp_base + 1999)
+    server["http"]["port"] = 0
+    server["data_dir"] = str(tmp / "var")
+    server["database"]["url"] = f"sqlite+aiosqlite:///{tmp}/crm.db"
+    server["crm"]["files_dir"] = str(tmp / "files")
+    # Same prompts as the tests: they render once per machine, not once per bench run.
+    server["speech"]["tts_cache_dir"] = str(ROOT / "var" / "test-tts-cache")
+    server["logging"].update(level="WARNING", format="text")
+    (d / "server.yaml").write_text(yaml.safe_dump(server))
+
+    services = yaml.safe_load((d / "services.yaml").read_text())
+    for svc in services["services"].values():
+        svc["hours"] = None  # the bench runs at any hour
+        svc["holidays"] = []
+    (d / "services.yaml").write_text(yaml.safe_dump(services))
+
+    queues = yaml.safe_load((d / "queues.yaml").read_text())
+    queues["queues"]["general"]["wrap_up_s"] = 0  # agents come back at once
+    (d / "queues.yaml").write_text(yaml.safe_dump(queues))
+
+    # argon2id with small cost parameters: M logins must not take minutes of the 2 cores;
+    # the server verifies whatever parameters the stored hash names.
+    hasher = PasswordHasher(time_cost=1, memory_cost=8192, parallelism=1)
+    docs = yaml.safe_load((d / "agents.yaml").read_text())
+    docs["agents"] = []
+    for n in range(agents):
+        user = str(FIRST_AGENT + n)
+        secret = f"bench-{user}"
+        a1 = f"{user}:{REALM}:{secret}".encode()
+        docs["agents"].append({
+            "id": user,
+            "name": f"Bench Agent {user}",
+            "skills": {"english": 5},
+            "capacity": {"voice": 1},
+            "sip": {"username": user, "ha1_md5": hashlib.md5(a1).hexdigest(),
+                    "ha1_sha256": hashlib.sha256(a1).hexdigest()},
+            "desktop": {"password_hash": hasher.hash(secret)},
+        })  # fmt: skip
+    (d / "agents.yaml").write_text(yaml.safe_dump(docs, sort_keys=False))
+    return d
+
+
+# ---------------------------------------------------------------------------- desktops
+
+
+async def desktop_worker(http: str, agents: list[str]) -> None:
+    """Child process: every agent's desktop. Prints READY, then one JSON line per offer."""
+    import httpx
+    import websockets
+
+    sem = asyncio.Semaphore(8)
+    socks: list[Any] = []
+    async with httpx.AsyncClient(base_url=http, timeout=60.0) as client:
+
+        async def login(agent: str) -> tuple[str, Any]:
+            async with sem:
+                r = await client.post("/api/login", json={"username": agent, "password": f"bench-{agent}"})
+                r.raise_for_status()
+                token = r.json()["token"]
+                ws = await websockets.connect(http.replace("http", "ws", 1) + f"/ws?token={token}",
+                                              max_queue=None)  # fmt: skip
+                socks.append(ws)
+                while json.loads(await ws.recv()).get("type") != "snapshot":
+                    pass
+                r = await client.post("/api/agent/state", json={"state": "available"},
+                                      headers={"Authorization": f"Bearer {token}"})  # fmt: skip
+                r.raise_for_status()
+                return agent, ws
+
+        pairs = await asyncio.gather(*(login(a) for a in agents))
+        print("READY", flush=True)
+
+        async def pump(agent: str, ws: Any) -> None:
+            with contextlib.suppress(websockets.ConnectionClosed):
+                async for raw in ws:
+                    recv_at = time.time()
+                    msg = json.loads(raw)
+                    if msg.get("type") == "offer":
+                        line = {"agent": agent, "cid": msg.get("interaction_id"),
+                                "sent_at": msg.get("sent_at"), "recv_at": recv_at}  # fmt: skip
+                        sys.stdout.write(json.dumps(line) + "\n")
+                        sys.stdout.flush()
+
+        pumps = [asyncio.create_task(pump(a, ws)) for a, ws in pairs]
+        # The parent closes our stdin when the run is over.
+        await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
+        for ws in socks:
+            with contextlib.suppress(Exception):
+                await ws.close()
+        for p in pumps:
+            p.cancel()
+
+
+# ---------------------------------------------------------------------------- the run
+
+
+@dataclass
+class Contact:
+    arrived: float | None = None
+    queued: float | None = None
+    connected: float | None = None
+    ended: float | None = None
+    abandoned: bool = False
+    queue: str | None = None
+
+
+@dataclass
+class Probe:
+    """Bus subscriber: per-contact timestamps of the events the figures need."""
+
+    contacts: dict[str, Contact] = field(default_factory=dict)
+    changed: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def on_event(self, e: Any) -> None:
+        c = self.contacts.setdefault(e.contact_id, Contact())
+        kind = e.type
+        if kind == "ContactArrived":
+            c.arrived = e.ts
+        elif kind == "ContactQueued" and c.queued is None:
+            c.queued, c.queue = e.ts, e.queue
+        elif kind == "ContactConnected" and c.connected is None:
+            c.connected = e.ts
+        elif kind == "ContactAbandoned":
+            c.abandoned = True
+        elif kind == "ContactEnded":
+            c.ended = e.ts
+        self.changed.set()
+
+
+class ErrorCounter(logging.Handler):
+    """Counts ERROR records the server logs during the run (a clean run has none)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.count = 0
+        self.first: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.count += 1
+        if len(self.first) < 5:
+            self.first.append(f"{record.name}: {record.getMessage()}"[:300])
+
+
+async def run_sipp(args: list[str], timeout: float, cwd: Path) -> tuple[int, str, str]:
+    proc = await asyncio.create_subprocess_exec(*args, cwd=str(cwd), stdout=subprocess.PIPE,
+                                                stderr=subprocess.PIPE)  # fmt: skip
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(), timeout)
+    except TimeoutError:
+        proc.kill()
+        out, err = await proc.communicate()
+    return proc.returncode if proc.returncode is not None else -1, out.decode(errors="replace"), \
+        err.decode(errors="replace")
+
+
+def sipp_base(port: int, media_port: int) -> list[str]:
+    return ["sipp", "-i", "127.0.0.1", "-mi", "127.0.0.1", "-p", str(port), "-mp", str(media_port),
+            "-nostdin", "-max_recv_loops", "1000"]  # fmt: skip
+
+
+def last_stat(path: Path) -> dict[str, str]:
+    """The final row of SIPp's -trace_stat CSV (cumulative counters)."""
+    if not path.exists():
+        return {}
+    with path.open(newline="") as f:
+        rows = list(csv.DictReader(f, delimiter=";"))
+    return rows[-1] if rows else {}
+
+
+def read_invites(paths: list[Path]) -> dict[str, float]:
+    """Interaction id → epoch time the agent SIPp processed the INVITE (from its <log>)."""
+    seen: dict[str, float] = {}
+    for p in paths:
+        if not p.exists():
+            continue
+        for line in p.read_text(errors="replace").splitlines():
+            parts = line.split()
+            if len(parts) >= 4 and parts[0] == "INVITE":
+                with contextlib.suppress(ValueError):
+                    seen.setdefault(parts[1], int(float(parts[2])) + int(float(parts[3])) / 1e6)
+    return seen
+
+
+async def bench(rates: list[int], step_s: float, hold_ms: int, quick: bool) -> dict[str, Any]:
+    from callcenter.center import Center
+    from callcenter.config import load_config
+
+    if shutil.which("sipp") is None:
+        raise SystemExit("sipp is required (apt-get install sip-tester)")
+    hold_s = hold_ms / 1000
+    # Each call holds an agent for about hold_s (+ ring and IVR slack): size for the top rate.
+    agents = max(10, math.ceil(max(rates) * (hold_s + 0.6) * 1.3))
+    tmp = Path(tempfile.mkdtemp(prefix="bench-call-path-"))
+    sip_port = free_sip_port()
+    rtp_base = random.randrange(50000, 57000) & ~1
+    cfg = load_config(make_config_dir(tmp, agents, sip_port, rtp_base))
+    center = Center(cfg, flows_dir=ROOT / "ivr_flows")
+    errors = ErrorCounter()
+    logging.getLogger().addHandler(errors)
+    t0 = time.monotonic()
+    await center.start()
+    probe = Probe()
+    center.bus.subscribe("bench-probe", probe.on_event)
+    http = f"http://127.0.0.1:{center.http_port}"
+    target = f"127.0.0.1:{sip_port}"
+    pcap = write_dtmf_pcap(tmp / "dtmf4.pcap")
+    caller_xml = tmp / "caller_uac.xml"
+    caller_xml.write_text((SCENARIOS / "caller_uac.xml").read_text()
+                          .replace("@PCAP@", str(pcap)).replace("@ANI@", CALLER_ANI))  # fmt: skip
+
+    uas_procs: list[asyncio.subprocess.Process] = []
+    uas_logs: list[Path] = []
+    desk: asyncio.subprocess.Process | None = None
+    offers: dict[str, dict[str, Any]] = {}
+    reader: asyncio.Task[None] | None = None
+    steps: list[dict[str, Any]] = []
+    try:
+        # --- agent phones: REGISTER (digest) from port P, then answer on port P
+        ids = [str(FIRST_AGENT + n) for n in range(agents)]
+        registered = asyncio.Event()
+        bound: set[str] = set()
+
+        def on_reg(user: str, is_registered: bool) -> None:
+            if is_registered:
+                bound.add(user)
+                if len(bound) >= agents:
+                    registered.set()
+
+        center.registrar.on_change(on_reg)
+        total_calls = sum(math.ceil(r * step_s) for r in rates)
+        for k in range(AGENT_PHONES):
+            share = ids[k::AGENT_PHONES]
+            port, media = free_udp_port(), free_udp_port(even=True, span=4)
+            users = tmp / f"agents{k}.csv"
+            users.write_text("SEQUENTIAL\n" + "".join(
+                f"{u};[authentication username={u} password=bench-{u}]\n" for u in share))  # fmt: skip
+            rc, out, err = await run_sipp(
+                [*sipp_base(port, media), target, "-sf", str(SCENARIOS / "register_agents.xml"),
+                 "-inf", str(users), "-m", str(len(share)), "-r", "100", "-timeout", "30s",
+                 "-timeout_error"], 40, tmp)  # fmt: skip
+            if rc != 0:
+                raise RuntimeError(f"agent REGISTER failed (rc {rc}): {err[-800:] or out[-800:]}")
+            logf = tmp / f"agent{k}.log"
+            uas_logs.append(logf)
+            uas_procs.append(await asyncio.create_subprocess_exec(
+                *sipp_base(port, media), "-sf", str(SCENARIOS / "agent_uas.xml"),
+                "-m", str(total_calls * 2), "-timeout", f"{int(len(rates) * (step_s + 60) + 60)}s",
+                "-trace_logs", "-log_file", str(logf), "-trace_err",
+                "-error_file", str(tmp / f"agent{k}_errors.log"),
+                cwd=str(tmp), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))  # fmt: skip
+        await asyncio.wait_for(registered.wait(), 30)
+
+        # --- agent desktops in their own process
+        desk = await asyncio.create_subprocess_exec(
+            sys.executable, str(Path(__file__).resolve()), "--desktop-worker", http, *ids,
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=str(ROOT))  # fmt: skip
+        assert desk.stdout is not None
+        line = await asyncio.wait_for(desk.stdout.readline(), 120)
+        if line.strip() != b"READY":
+            raise RuntimeError(f"desktop worker did not start: {line!r}")
+
+        async def read_offers() -> None:
+            assert desk is not None and desk.stdout is not None
+            async for raw in desk.stdout:
+                with contextlib.suppress(ValueError):
+                    o = json.loads(raw)
+                    offers[o["cid"]] = o
+
+        reader = asyncio.create_task(read_offers())
+        available = sum(1 for a in ids if str(center.router.agent_state(a)) == "available")
+        setup_s = time.monotonic() - t0
+        gc.collect()
+        gc.freeze()  # as `callcenter serve` does after start-up
+
+        for rate in rates:
+            steps.append(await run_step(rate, step_s, hold_ms, target, caller_xml, tmp, probe, offers,
+                                        uas_procs, uas_logs, desk))  # fmt: skip
+            await asyncio.sleep(1.0)  # let the last BYEs and bus events settle between steps
+    finally:
+        if desk is not None:
+            if desk.stdin is not None:
+                desk.stdin.close()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(desk.wait(), 10)
+            if desk.returncode is None:
+                desk.kill()
+        if reader is not None:
+            reader.cancel()
+        for p in uas_procs:
+            if p.returncode is None:
+                p.terminate()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(p.wait(), 5)
+        await center.stop()
+        logging.getLogger().removeHandler(errors)
+        gc.unfreeze()
+    passed = [s["rate"] for s in steps if s["failures"] == 0]
+    top = max(steps, key=lambda s: s["rate"]) if steps else None
+    result = {
+        "bench": "call_path",
+        "quick": quick,
+        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "machine": {"cpus": os.cpu_count(), "note": "2 cores shared with other helpers' work; "
+                    "server, SIPp callers/agents and the desktop worker all on this machine"},
+        "config": {"agents": agents, "available_at_start": available, "step_s": step_s,
+                   "hold_ms": hold_ms, "agent_phones": AGENT_PHONES, "setup_s": round(setup_s, 1),
+                   "flow": "main (DNIS 5000) → DTMF 4 → queue general", "ani": CALLER_ANI},
+        "steps": steps,
+        "highest_rate_zero_failures": max(passed) if passed else None,
+        "target": {"screen_pop_p99_ms": TARGET_P99_MS, "at_rate": 50,
+                   "met": bool(top and top["rate"] >= 50 and top["screen_pop_ms"]["p99"] is not None
+                               and top["screen_pop_ms"]["p99"] < TARGET_P99_MS)},
+        "server_errors_logged": errors.count,
+        "server_error_samples": errors.first,
+    }  # fmt: skip
+    shutil.rmtree(tmp, ignore_errors=True)
+    return result
+
+
+async def run_step(
+    rate: int,
+    step_s: float,
+    hold_ms: int,
+    target: str,
+    caller_xml: Path,
+    tmp: Path,
+    probe: Probe,
+    offers: dict[str, dict[str, Any]],
+    uas_procs: list[asyncio.subprocess.Process],
+    uas_logs: list[Path],
+    desk: asyncio.subprocess.Process,
+) -> dict[str, Any]:
+    calls = math.ceil(rate * step_s)
+    before = set(probe.contacts)
+    port, media = free_udp_port(), free_udp_port(even=True, span=4)
+    stat = tmp / f"caller_{rate}.csv"
+    limit = step_s + hold_ms / 1000 + 40
+    load_before = os.getloadavg()[0]
+    cpu0 = time.process_time()
+    others0 = sum(proc_cpu(p.pid) for p in uas_procs)
+    desk0 = proc_cpu(desk.pid)
+    wall0 = time.monotonic()
+    args = [*sipp_base(port, media), target, "-sf", str(caller_xml), "-s", "5000",
+            "-r", str(rate), "-m", str(calls), "-l", str(calls), "-d", str(hold_ms),
+            "-timeout", f"{int(limit)}s", "-timeout_error", "-trace_stat", "-stf", str(stat),
+            "-fd", "1", "-trace_err", "-error_file", str(tmp / f"caller_{rate}_errors.log"),
+            "-recv_timeout", "20000"]  # fmt: skip
+    proc = await asyncio.create_subprocess_exec(*args, cwd=str(tmp), stdout=subprocess.PIPE,
+                                                stderr=subprocess.PIPE)  # fmt: skip
+    sipp_cpu = 0.0
+    try:
+        # sample the caller SIPp's CPU just before it exits (its /proc entry goes with it)
+        while True:
+            try:
+                await asyncio.wait_for(asyncio.shield(proc.wait()), 0.5)
+                break
+            except TimeoutError:
+                sipp_cpu = proc_cpu(proc.pid) or sipp_cpu
+                if time.monotonic() - wall0 > limit + 10:
+                    proc.kill()
+    finally:
+        out, err = await proc.communicate()
+    rc = proc.returncode
+    # wait (bounded) until every contact of this step has ended on the server
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        mine = [c for cid, c in probe.contacts.items() if cid not in before and cid]
+        if len(mine) >= calls and all(c.ended is not None for c in mine):
+            break
+        probe.changed.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(probe.changed.wait(), 1.0)
+    wall = time.monotonic() - wall0
+    cpu = time.process_time() - cpu0
+    others = sum(proc_cpu(p.pid) for p in uas_procs) - others0
+    desk_cpu = proc_cpu(desk.pid) - desk0
+    # the desktop worker prints offers as they come: give the last lines a moment to arrive
+    mine_ids = [cid for cid in probe.contacts if cid not in before and cid]
+    wait_until = time.monotonic() + 3
+    while time.monotonic() < wait_until and any(
+        probe.contacts[c].connected is not None and c not in offers for c in mine_ids
+    ):
+        await asyncio.sleep(0.05)
+    invites = read_invites(uas_logs)
+
+    st = last_stat(stat)
+    ok_calls = int(st.get("SuccessfulCall(C)", 0) or 0)
+    failed_calls = int(st.get("FailedCall(C)", 0) or 0)
+    mine = {cid: probe.contacts[cid] for cid in mine_ids}
+    connected = [c for c in mine.values() if c.connected is not None and not c.abandoned]
+    abandoned = sum(1 for c in mine.values() if c.abandoned)
+    not_general = sum(1 for c in mine.values() if c.queue not in (None, "general"))
+    never_queued = sum(1 for c in mine.values() if c.queued is None)
+    pops = [o["recv_at"] - o["sent_at"] for cid, o in offers.items() if cid in mine]
+    leads = [invites[cid] - o["recv_at"] for cid, o in offers.items() if cid in mine and cid in invites]
+    ring = [invites[cid] - o["sent_at"] for cid, o in offers.items() if cid in mine and cid in invites]
+    ivr = [c.queued - c.arrived for c in mine.values() if c.queued is not None and c.arrived is not None]
+    q2a = [c.connected - c.queued for c in connected if c.queued is not None and c.connected is not None]
+    failures = max(calls - ok_calls, 0) + failed_calls + max(calls - len(connected), 0)
+    return {
+        "rate": rate,
+        "calls": calls,
+        "sipp_rc": rc,
+        "sipp_successful": ok_calls,
+        "sipp_failed": failed_calls,
+        "contacts_seen": len(mine),
+        "never_queued": never_queued,
+        "other_queue": not_general,
+        "connected": len(connected),
+        "abandoned": abandoned,
+        "failures": failures,
+        "offers_received": len(pops),
+        "invites_logged": len(ring),
+        "screen_pop_ms": {"p50": ms(pct(pops, 50)), "p99": ms(pct(pops, 99)), "max": ms(max(pops, default=None))},
+        "pop_before_ring": {"share": round(sum(1 for x in leads if x > 0) / len(leads), 4) if leads else None,
+                            "lead_ms_p50": ms(pct(leads, 50)), "lead_ms_min": ms(min(leads, default=None))},
+        "offer_to_ring_ms": {"p50": ms(pct(ring, 50)), "p99": ms(pct(ring, 99))},
+        "arrival_to_queue_ms": {"p50": ms(pct(ivr, 50)), "p99": ms(pct(ivr, 99))},
+        "queue_to_answer_ms": {"p50": ms(pct(q2a, 50)), "p99": ms(pct(q2a, 99)), "max": ms(max(q2a, default=None))},
+        "wall_s": round(wall, 1),
+        "cpu_pct": {"server": round(100 * cpu / wall, 1), "sipp_caller": round(100 * sipp_cpu / wall, 1),
+                    "sipp_agents": round(100 * others / wall, 1), "desktops": round(100 * desk_cpu / wall, 1)},
+        "loadavg_1m": {"before": round(load_before, 2), "after": round(os.getloadavg()[0], 2)},
+        "sipp_tail": (err or out).decode(errors="replace")[-400:] if failures else "",
+    }  # fmt: skip
+
+
+def print_table(result: dict[str, Any]) -> None:
+    head = (f"{'rate/s':>6} {'calls':>6} {'ok':>5} {'fail':>5} {'pop p50':>8} {'pop p99':>8} "
+            f"{'pop<ring':>8} {'q→ans p50':>9} {'q→ans p99':>9} {'cpu srv%':>8} {'sipp%':>6} "
+            f"{'desk%':>6} {'load':>5}")  # fmt: skip
+    print(head)
+    print("-" * len(head))
+
+    def f(v: Any) -> str:
+        return "-" if v is None else f"{v:.1f}"
+
+    for s in result["steps"]:
+        c = s["cpu_pct"]
+        share = s["pop_before_ring"]["share"]
+        print(f"{s['rate']:>6} {s['calls']:>6} {s['connected']:>5} {s['failures']:>5} "
+              f"{f(s['screen_pop_ms']['p50']):>8} {f(s['screen_pop_ms']['p99']):>8} "
+              f"{'-' if share is None else f'{share:.0%}':>8} "
+              f"{f(s['queue_to_answer_ms']['p50']):>9} {f(s['queue_to_answer_ms']['p99']):>9} "
+              f"{c['server']:>8.0f} {c['sipp_caller'] + c['sipp_agents']:>6.0f} {c['desktops']:>6.0f} "
+              f"{s['loadavg_1m']['after']:>5.2f}")  # fmt: skip
+    cfg = result["config"]
+    print(f"\nagents {cfg['agents']} (available {cfg['available_at_start']}), step {cfg['step_s']} s, "
+          f"hold {cfg['hold_ms']} ms; times in ms; cpu in % of one core; 2 shared cores.")  # fmt: skip
+    print(f"highest rate with zero failures: {result['highest_rate_zero_failures']} calls/s; "
+          f"target screen-pop p99 < {TARGET_P99_MS:.0f} ms at 50 calls/s met: {result['target']['met']}; "
+          f"server errors logged: {result['server_errors_logged']}")  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="5 and 10 calls/s, 6 s each (under a minute)")
+    ap.add_argument("--rates", type=lambda s: [int(x) for x in s.split(",")], default=None,
+                    help="comma-separated calls/s steps (default 5,10,20,50)")  # fmt: skip
+    ap.add_argument("--step-s", type=float, default=None, help="seconds of new calls per step")
+    ap.add_argument("--hold-ms", type=int, default=2000, help="caller stays on the line after the digit")
+    ap.add_argument("--desktop-worker", nargs="+", metavar=("HTTP", "AGENT"), help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.desktop_worker:
+        http, *agents = args.desktop_worker
+        asyncio.run(desktop_worker(http, agents))
+        return 0
+    sys.path.insert(0, str(ROOT))
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    rates = args.rates or ([5, 10] if args.quick else [5, 10, 20, 50])
+    step_s = args.step_s or (6.0 if args.quick else 20.0)
+    result = asyncio.run(bench(rates, step_s, args.hold_ms, args.quick))
+    print_table(result)
+    RESULTS.mkdir(exist_ok=True)
+    out = RESULTS / ("call_path_quick.json" if args.quick else "call_path.json")
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"wrote {out.relative_to(ROOT)}")
+    return 0 if result["highest_rate_zero_failures"] is not None else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
