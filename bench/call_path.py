@@ -583,6 +583,8 @@ async def run_step(
     leads = [invites[cid] - o["recv_at"] for cid, o in offers.items() if cid in mine and cid in invites]
     ring = [invites[cid] - o["sent_at"] for cid, o in offers.items() if cid in mine and cid in invites]
     ivr = [c.queued - c.arrived for c in mine.values() if c.queued is not None and c.arrived is not None]
+    slow = sorted(((o["recv_at"] - o["sent_at"], invites.get(cid, math.nan) - o["sent_at"])
+                   for cid, o in offers.items() if cid in mine), reverse=True)[:5]
     q2a = [c.connected - c.queued for c in connected if c.queued is not None and c.connected is not None]
     failures = max(calls - ok_calls, 0) + failed_calls + max(calls - len(connected), 0)
     return {
@@ -602,6 +604,8 @@ async def run_step(
         "screen_pop_ms": {"p50": ms(pct(pops, 50)), "p99": ms(pct(pops, 99)), "max": ms(max(pops, default=None))},
         "pop_before_ring": {"share": round(sum(1 for x in leads if x > 0) / len(leads), 4) if leads else None,
                             "lead_ms_p50": ms(pct(leads, 50)), "lead_ms_min": ms(min(leads, default=None))},
+        "screen_pop_over_ms": {str(t): sum(1 for x in pops if x > t / 1000) for t in (5, 10, 20, 40)},
+        "slowest_pops_ms": [{"pop": ms(p), "offer_to_ring": ms(r) if r == r else None} for p, r in slow],
         "offer_to_ring_ms": {"p50": ms(pct(ring, 50)), "p99": ms(pct(ring, 99))},
         "arrival_to_queue_ms": {"p50": ms(pct(ivr, 50)), "p99": ms(pct(ivr, 99))},
         "queue_to_answer_ms": {"p50": ms(pct(q2a, 50)), "p99": ms(pct(q2a, 99)), "max": ms(max(q2a, default=None))},

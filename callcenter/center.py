@@ -103,6 +103,7 @@ class Center:
         self.crm_events = EventBatcher(self.crm, writers=writers)
         self.switchboard: Switchboard | None = None
         self._http: Any = None
+        self.http_port = s.http.port  # the bound port once started (differs when configured as 0)
         self._http_task: asyncio.Task[None] | None = None
         self._prerender: asyncio.Task[Any] | None = None
         self.outbox: Any = None
