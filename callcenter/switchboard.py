@@ -470,8 +470,14 @@ class Switchboard:
             contact.agent_call.terminate("caller_gone")
         contact.phase = Phase.ENDED
         contact.routed.set()
-        self.publish(ev.ContactEnded(contact_id=contact.contact_id, reason=call.end_reason or "ended",
-                                     ended_by=ended_by))  # fmt: skip
+        self._publish_end(contact, call.end_reason, ended_by)
+
+    def _publish_end(self, contact: VoiceContact, reason: str, ended_by: str) -> None:
+        """ContactEnded, exactly once: ending one leg ends the other, and both report it."""
+        if not contact.end_published:
+            contact.end_published = True
+            self.publish(ev.ContactEnded(contact_id=contact.contact_id, reason=reason or "ended",
+                                         ended_by=ended_by))  # fmt: skip
 
     def _agent_leg_gone(self, contact: VoiceContact, leg: Call) -> None:
         if contact.agent_call is not leg or contact.phase is not Phase.CONNECTED:
@@ -485,11 +491,10 @@ class Switchboard:
         self.agent_contact.pop(agent_id, None)
         self.wrap_ups[agent_id] = contact.contact_id
         self.route(self.router.complete, contact.contact_id, agents=(agent_id,))
+        self._publish_end(contact, reason, ended_by)
         for leg in (contact.call, contact.agent_call):
             if leg is not None:
                 leg.terminate("bridged_leg_ended")
-        self.publish(ev.ContactEnded(contact_id=contact.contact_id, reason=reason or "ended",
-                                     ended_by=ended_by))  # fmt: skip
         self.hub.to_agent(agent_id, {"type": "wrapup", "contact_id": contact.contact_id,
                                      "ended_by": ended_by, "ts": time.time()})  # fmt: skip
 

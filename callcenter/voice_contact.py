@@ -46,6 +46,7 @@ class VoiceContact:
     agent_call: Call | None = None
     connected_at: float | None = None
     on_hold: bool = False
+    end_published: bool = False
     recent: list[dict[str, Any]] = field(default_factory=list)  # last interactions for the screen-pop
     ringing: asyncio.Task[None] | None = None
     treatment: asyncio.Task[None] | None = None

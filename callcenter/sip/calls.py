@@ -9,6 +9,7 @@ application uses the same small API::
     await call.hangup(); await call.ended.wait(); call.end_reason
     call.media                      # the media session (play, record, DTMF, bridge)
     call.on_hold_changed = fn(call, held)   # remote re-INVITE put us on/off hold
+    await call.hold(True) / await call.hold(False)  # we hold/resume the far end (re-INVITE)
     call.on_transfer = async fn(call, target_uri) -> int  # REFER (blind transfer);
                                             # return the SIP status of the new leg
     call.add_end_callback(fn(call))
@@ -27,6 +28,7 @@ import asyncio
 import contextlib
 import enum
 import logging
+import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -84,6 +86,9 @@ class SipCredentials:
     password: str
 
 
+# How often a re-INVITE answered 491 Request Pending is tried again before giving up.
+MAX_GLARE_RETRIES = 3
+
 TransferHandler = Callable[["Call", str], Awaitable[int]]
 HoldHandler = Callable[["Call", bool], None]
 EndCallback = Callable[["Call"], None]
@@ -137,7 +142,8 @@ class Call:
         self.end_status: int | None = None
         self.created_at = time.monotonic()
         self.answered_at: float | None = None
-        self.on_hold = False
+        self.on_hold = False  # the far end holds us (its re-INVITE said sendonly/inactive)
+        self.local_hold = False  # we hold the far end (our accepted re-INVITE said sendonly)
         self.on_hold_changed: HoldHandler | None = None
         self.on_transfer: TransferHandler | None = None
         # outbound: called with each provisional status (180/183), e.g. to ring the A-leg
@@ -162,6 +168,11 @@ class Call:
         self._auth_tries = 0
         self.credentials: SipCredentials | None = None
         self._bye_done: asyncio.Future[None] | None = None
+        # our re-INVITE (hold/resume): serialised by a lock, glare answered with 491
+        self._reinvite_lock: asyncio.Lock | None = None
+        self._reinvite_pending = False
+        self._ack_seen: asyncio.Event | None = None  # set when their INVITE's 2xx is ACKed
+        self._offers_answered = 0  # SDP offers from the far end we answered (re-INVITEs)
 
     # identity ---------------------------------------------------------------
 
@@ -288,6 +299,145 @@ class Call:
             "REFER", [("Refer-To", f"<{target_uri}>"), ("Referred-By", f"<{ua.contact_uri(self.transport)}>")]
         )
 
+    async def hold(self, on: bool, timeout: float = 32.0) -> bool:
+        """Put the far end on hold (``on=True``) or take it off hold (``False``) with a re-INVITE.
+
+        The offer is the media session's own (same port and codecs, ``o=`` version one
+        higher, ``a=sendonly`` when holding, ``a=sendrecv`` when resuming). Returns True
+        when the far end accepted it: the 2xx is ACKed, its answer applied and
+        :attr:`local_hold` set to ``on``. Returns False, leaving the call as it was, when
+        the call is not answered (or ended), the far end refused (any 3xx-6xx; 491 is
+        retried after RFC 3261 14.1's random delay, up to ``MAX_GLARE_RETRIES`` times)
+        or, having sent a provisional, gave no final answer within ``timeout`` seconds
+        (then the re-INVITE is CANCELled). A 408/481, or no response at all within
+        ``timeout``, means the dialog is gone: the call is ended with BYE (RFC 3261
+        12.2.1.2) and False returned. Calls are serialised per call; asking for the
+        state the call is already in returns True without signalling.
+        """
+        if self._reinvite_lock is None:
+            self._reinvite_lock = asyncio.Lock()
+        async with self._reinvite_lock:
+            if self.state is not CallState.ANSWERED or self.media is None:
+                return False
+            if on == self.local_hold:
+                return True
+            media = self.media
+            previous = media.hold
+            media.set_hold(on)
+            accepted = False
+            try:
+                accepted = await self._reinvite_until_settled(timeout)
+            finally:
+                if accepted:
+                    self.local_hold = on
+                elif self.media is not None:
+                    self.media.set_hold(previous)  # offer refused: nothing changed
+            return accepted
+
+    async def _reinvite_until_settled(self, timeout: float) -> bool:
+        offer = b""
+        offered_at = -1
+        for attempt in range(MAX_GLARE_RETRIES + 1):
+            # RFC 3261 14.1: no new INVITE while theirs still awaits its ACK.
+            if not await self._wait_their_invite_done(timeout):
+                return False
+            media = self.media
+            if media is None:
+                return False
+            if offered_at != self._offers_answered:
+                # a fresh offer only when the SDP moved on (their re-INVITE in between):
+                # a retried offer keeps its o= version, so versions stay consecutive
+                offer = media.offer().encode()
+                offered_at = self._offers_answered
+            response = await self._send_reinvite(offer, timeout)
+            if self.state is not CallState.ANSWERED:
+                return False
+            status = (response.status or 0) if response is not None else 408
+            if 200 <= status < 300:
+                assert response is not None
+                if not response.body or self.media is None:
+                    log.warning("2xx to our re-INVITE without SDP on %s", self.call_id)
+                    return False
+                if not self.media.apply_answer(response.body.decode("utf-8", "replace")):
+                    log.warning("unusable SDP answer to our re-INVITE on %s", self.call_id)
+                    return False
+                return True
+            if status in (408, 481):
+                # RFC 3261 12.2.1.2: the far end lost the dialog (or is gone): end it.
+                log.info("re-INVITE got %s on %s: ending the call", status, self.call_id)
+                self.send_bye()
+                self._finish(f"reinvite_failed {status}", status)
+                return False
+            if status != 491 or attempt == MAX_GLARE_RETRIES:
+                return False
+            # RFC 3261 14.1: the Call-ID's owner waits 2.1-4 s, the other side 0-2 s,
+            # in 10 ms units, so the two re-INVITEs do not collide again.
+            owner = self.direction is Direction.OUTBOUND
+            delay = random.randint(210, 400) / 100 if owner else random.randint(0, 200) / 100
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.ended.wait(), delay)
+            if self.state is not CallState.ANSWERED:
+                return False
+        return False
+
+    async def _wait_their_invite_done(self, timeout: float) -> bool:
+        """Wait until a re-INVITE from the far end is ACKed; False if the call ends or time runs out."""
+        while self._retx is not None and self.state is CallState.ANSWERED:
+            seen = self._ack_seen = asyncio.Event()
+            try:
+                await asyncio.wait_for(seen.wait(), timeout)
+            except TimeoutError:
+                return False
+            finally:
+                self._ack_seen = None
+        return self.state is CallState.ANSWERED
+
+    async def _send_reinvite(self, offer: bytes, timeout: float) -> SipMessage | None:
+        """One re-INVITE transaction: its final response, or None when none came."""
+        ua = self.ua
+        dialog = self.dialog
+        if ua is None or dialog is None:
+            return None
+        via = ua.via_value(self.transport)
+        headers = [
+            ("Content-Type", "application/sdp"),
+            *ua.capability_headers(),
+            ("User-Agent", ua.user_agent),
+        ]
+        request = dialog.create_request("INVITE", via=via, headers=headers, body=offer)
+        layer = ua.transactions
+        final: asyncio.Future[SipMessage | None] = asyncio.get_running_loop().create_future()
+        tracker = ReinviteTracker(final, dialog, via, layer, self.transport, self.peer_addr)
+        txn = layer.start_client(
+            request, self.peer_addr, self.transport, tracker.on_response, tracker.on_timeout
+        )
+        self._reinvite_pending = True
+        try:
+            if await self._final_or_end(final, timeout):
+                return final.result()
+            if self.state is not CallState.ANSWERED:
+                return None
+            if not tracker.provisional:
+                txn.cancel_timers_and_terminate()  # silent peer: stop retransmitting
+                return None
+            # It rings on (1xx) but does not decide: CANCEL (RFC 3261 9.1) and take its
+            # final answer, normally 487, or a 2xx that crossed our CANCEL.
+            ua.send_cancel(request, self.peer_addr, self.transport)
+            if await self._final_or_end(final, layer.timers.timeout_64t1):
+                return final.result()
+            return None
+        finally:
+            self._reinvite_pending = False
+
+    async def _final_or_end(self, final: asyncio.Future[SipMessage | None], timeout: float) -> bool:
+        """True when ``final`` completed within ``timeout``; False on timeout or call end."""
+        ended = asyncio.ensure_future(self.ended.wait())
+        try:
+            await asyncio.wait((final, ended), timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            ended.cancel()
+        return final.done()
+
     # helpers -----------------------------------------------------------------
 
     def _require_unanswered_inbound(self) -> ServerInviteTransaction:
@@ -373,6 +523,8 @@ class Call:
         if retx is not None and ack.cseq[0] == self._retx_cseq:
             retx.stop()
             self._retx = None
+            if self._ack_seen is not None:
+                self._ack_seen.set()
         if self._awaiting_sdp_in_ack and ack.body and self.media is not None:
             self._awaiting_sdp_in_ack = False
             self.media.apply_answer(ack.body.decode("utf-8", "replace"))
@@ -392,6 +544,11 @@ class Call:
         ua = self.ua
         assert ua is not None
         request = txn.request
+        if self._reinvite_pending:
+            # RFC 3261 14.2: glare, our own re-INVITE is in progress; the far end retries
+            # after its random back-off (14.1) and ours goes on undisturbed.
+            txn.reply(491, "Request Pending")
+            return
         if self._retx is not None:
             # RFC 3261 14.2: a re-INVITE while ours/theirs is still unACKed → 500/491
             txn.reply(500, "Server Internal Error", headers=[("Retry-After", "1")])
@@ -400,6 +557,7 @@ class Call:
             self.dialog.refresh_target(request)
         offer = request.body
         answer: str | None
+        self._offers_answered += 1
         if offer and self.media is not None:
             answer = self.media.update(offer.decode("utf-8", "replace"))
             if answer is None:
@@ -562,7 +720,8 @@ class Call:
         invite = self._invite
         if ua is None or dialog is None or invite is None:
             return
-        ack = dialog.create_request("ACK", via=ua.via_value(self.transport), cseq=invite.cseq[0])
+        # the response's CSeq: a late 2xx may answer a re-INVITE, not the first INVITE
+        ack = dialog.create_request("ACK", via=ua.via_value(self.transport), cseq=response.cseq[0])
         ua.transactions.send(self.transport, ack.to_bytes(), self.peer_addr)
 
     def _retry_with_auth(self, response: SipMessage) -> bool:
@@ -625,6 +784,8 @@ class Call:
             except Exception:
                 log.exception("end callback failed for %s", self.call_id)
         self.ended.set()
+        if self._ack_seen is not None:
+            self._ack_seen.set()
         self._teardown()
 
     def _teardown(self) -> None:
@@ -655,6 +816,56 @@ class Call:
         self.on_transfer = None
         self.on_hold_changed = None
         self.on_progress = None
+
+
+class ReinviteTracker:
+    """Callbacks of one re-INVITE client transaction we sent.
+
+    It resolves ``final`` with the final response (None on Timer B) and ACKs every 2xx,
+    retransmissions included, for as long as the transaction lives (Timer M), even after
+    :meth:`Call.hold` stopped waiting. It holds the dialog (strings only) and the
+    transaction layer but never the call, so the call cannot end up in a cycle through it.
+    """
+
+    __slots__ = ("_ack", "addr", "dialog", "final", "layer", "provisional", "transport", "via")
+
+    def __init__(
+        self,
+        final: asyncio.Future[SipMessage | None],
+        dialog: Dialog,
+        via: str,
+        layer: Any,
+        transport: Any,
+        addr: tuple[str, int],
+    ) -> None:
+        self.final = final
+        self.dialog = dialog
+        self.via = via
+        self.layer = layer
+        self.transport = transport
+        self.addr = addr
+        self.provisional = False
+        self._ack = b""
+
+    def on_response(self, response: SipMessage) -> None:
+        status = response.status or 0
+        if status < 200:
+            self.provisional = True
+            return
+        if status < 300:
+            if not self._ack:
+                # a 2xx to a re-INVITE refreshes the target (RFC 3261 12.2.1.2) before the ACK
+                self.dialog.refresh_target(response)
+                ack = self.dialog.create_request("ACK", via=self.via, cseq=response.cseq[0])
+                self._ack = ack.to_bytes()
+            self.layer.send(self.transport, self._ack, self.addr)
+        # (3xx-6xx: the transaction itself ACKs them, RFC 3261 17.1.1.3)
+        if not self.final.done():
+            self.final.set_result(response)
+
+    def on_timeout(self) -> None:
+        if not self.final.done():
+            self.final.set_result(None)
 
 
 class AbandonedInvite:

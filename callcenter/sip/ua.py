@@ -587,7 +587,7 @@ class UserAgent:
             if media is None or self.media_timeout <= 0:
                 continue
             last = max(getattr(media, "last_rx", 0.0) or 0.0, call.answered_at or now)
-            if now - last > self.media_timeout and not call.on_hold:
+            if now - last > self.media_timeout and not (call.on_hold or call.local_hold):
                 self.stats["media_timeouts"] += 1
                 self._hangup_now(call, "media_timeout")
         if not self._stopping:

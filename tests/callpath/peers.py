@@ -295,8 +295,8 @@ class Caller:
         from callcenter.sip.transport import SipTransportLayer
         from callcenter.sip.ua import UserAgent
 
-        base = random.randrange(47000, 59000) & ~1
-        self.engine = MediaEngine("127.0.0.1", base, base + 99)
+        base = random.randrange(40000, 59000) & ~1
+        self.engine = MediaEngine("127.0.0.1", base, base + 999)  # wide: benchmarks may hold ports
         self.ua = UserAgent(self.engine, user_agent="test-caller")
         self.transport = SipTransportLayer([("udp", "127.0.0.1", 0)], self.ua.on_message)
 

@@ -247,3 +247,22 @@ async def test_waiting_caller_asks_for_a_call_back(options_rig: Any) -> None:
     rec = await record(rig, queued.contact_id)
     assert rec["outcome"] == "callback_requested"
     assert rec["callback_number"] == ALAN
+
+
+async def test_agent_hangs_up_from_the_desktop(rig: Any) -> None:
+    log = watch(rig)
+    await rig.phone("1003")
+    desk = await rig.desktop("1003")
+    call, queued = await dial(rig, log, GRACE, SALES)
+    await log.wait(ev.ContactConnected, contact_id=queued.contact_id)
+    r = await desk.post("/api/agent/hangup")
+    assert r.status_code == 200, r.text
+    await asyncio.wait_for(call.ended.wait(), 10)
+    assert call.end_reason == "remote_bye"  # the server sent the caller a BYE
+    ended = await log.wait(ev.ContactEnded, contact_id=queued.contact_id)
+    assert ended.ended_by in ("agent", "system")
+    await desk.wait(lambda m: m["type"] == "wrapup")
+    await rig.center.bus.drain()
+    assert len(log.of(ev.ContactEnded, contact_id=queued.contact_id)) == 1
+    r = await desk.post("/api/agent/hangup")
+    assert r.status_code == 409  # nothing left to hang up
