@@ -516,12 +516,19 @@ class Switchboard:
                                         notes=notes))  # fmt: skip
 
     async def set_hold(self, agent_id: str, on_hold: bool) -> None:
-        """Hold: the caller hears music, the agent hears silence; unhold re-bridges."""
+        """Hold: a re-INVITE tells the caller's phone (a=sendonly), the caller hears music,
+        the agent hears silence; unhold re-INVITEs (a=sendrecv) and re-bridges. A phone
+        that refuses the re-INVITE is still held locally (music, no bridge)."""
         contact = self.connected_contact(agent_id)
         if contact.on_hold == on_hold or contact.agent_call is None:
             return
         caller, agent_media = contact.call.media, contact.agent_call.media
         contact.on_hold = on_hold
+        if not await contact.call.hold(on_hold):
+            log.info("caller's phone refused the %s re-INVITE; holding locally",
+                     "hold" if on_hold else "resume", extra={"contact": contact.contact_id})  # fmt: skip
+        if contact.phase is not Phase.CONNECTED or contact.agent_call is None:
+            return  # the call ended while the re-INVITE was out
         if on_hold:
             caller.unbridge()
             contact.treatment = self._spawn(self._music_until_unhold(contact), "hold-music")

@@ -309,7 +309,7 @@ class Call:
         the call is not answered (or ended), the far end refused (any 3xx-6xx; 491 is
         retried after RFC 3261 14.1's random delay, up to ``MAX_GLARE_RETRIES`` times)
         or, having sent a provisional, gave no final answer within ``timeout`` seconds
-        (then the re-INVITE is CANCELled). A 408/481, or no response at all within
+        (per attempt; then the re-INVITE is CANCELled). A 408/481, or no response at all within
         ``timeout``, means the dialog is gone: the call is ended with BYE (RFC 3261
         12.2.1.2) and False returned. Calls are serialised per call; asking for the
         state the call is already in returns True without signalling.

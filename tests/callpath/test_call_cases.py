@@ -120,11 +120,14 @@ async def test_hold_and_unhold_from_the_desktop(rig: Any) -> None:
     assert held.agent_id == "1003"
     assert contact.call.media.bridged_to is None  # the agent no longer hears the caller
     assert contact.call.media.playing  # ...who hears music instead
+    assert contact.call.local_hold  # the caller's phone accepted our re-INVITE (a=sendonly)
+    assert call.on_hold  # ...as the caller's side saw it
 
     r = await desk.post("/api/agent/hold", {"on_hold": False})
     assert r.status_code == 200
     await log.wait(ev.ContactHeld, contact_id=queued.contact_id, on_hold=False)
     assert contact.call.media.bridged_to is contact.agent_call.media
+    assert not contact.call.local_hold and not call.on_hold
     await call.hangup()
     await log.wait(ev.ContactEnded, contact_id=queued.contact_id)
     rec = await record(rig, queued.contact_id)

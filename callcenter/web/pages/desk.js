@@ -1,0 +1,333 @@
+// The agent desk: state, screen-pop, call controls and wrap-up, driven by the
+// agent's WebSocket stream; actions go through the REST API. The server is the
+// source of truth: the page only shows what the stream (or an API answer) says.
+
+import {
+  ApiError, LiveStream, api, clearSession, duration, dateTime, el, label, loadSession, notify, setText,
+  show, wireLogin,
+} from "./common.js";
+
+const TIER_BADGES = { vip: "VIP", gold: "Gold" }; // other tiers get no badge
+
+const desk = {
+  session: null,
+  stream: null,
+  state: "offline",
+  stateSince: Date.now(), // client clock: only differences are shown
+  contactId: null,
+  phase: "idle", // idle | ringing | connected | wrap_up | done | withdrawn | transferred
+  onHold: false,
+  waited: null, // { seconds, at } while the caller is still waiting (ringing)
+  queues: new Set(),
+};
+
+// ---------------------------------------------------------------- session
+
+function start(session) {
+  desk.session = session;
+  show("login", false);
+  show("desk", true);
+  const who = document.getElementById("who");
+  who.textContent = `Agent ${session.subject}`;
+  who.hidden = false;
+  desk.stream = new LiveStream(session.token, {
+    onMessage: onMessage,
+    onStatus: (s) => {
+      const link = document.getElementById("link");
+      link.textContent = s;
+      link.dataset.status = s;
+    },
+    onUnauthorized: () => signedOut("Your session has ended; please sign in again."),
+  });
+  desk.stream.start();
+}
+
+function signedOut(message = "") {
+  if (desk.stream) desk.stream.stop();
+  desk.stream = null;
+  desk.session = null;
+  clearSession();
+  resetContact();
+  show("desk", false);
+  show("who", false);
+  show("login", true);
+  notify("login-error", message, "info");
+  document.getElementById("login-username").focus();
+}
+
+async function call(path, body) {
+  try {
+    return await api(path, { token: desk.session.token, method: "POST", body });
+  } catch (err) {
+    if (err instanceof ApiError && err.status === 401) signedOut("Your session has ended; please sign in again.");
+    else notify("desk-notice", err instanceof ApiError ? err.message : "Cannot reach the server.", "error");
+    return null;
+  }
+}
+
+// ---------------------------------------------------------------- stream
+
+function onMessage(msg) {
+  switch (msg.type) {
+    case "snapshot":
+      applyAgent(msg.agent);
+      applySnapshotContact(msg.agent, msg.contact);
+      break;
+    case "agent_state":
+      if (msg.agent_id === desk.session.subject) setState(msg.state, msg.reason, 0);
+      break;
+    case "offer":
+      onOffer(msg);
+      break;
+    case "offer_withdrawn":
+      if (msg.contact_id === desk.contactId) {
+        setPhase("withdrawn", "Offer withdrawn");
+        notify("desk-notice", `The offer was withdrawn (${label(msg.reason)}).`, "info");
+        show("controls", false);
+      }
+      break;
+    case "connected":
+      onConnected(msg.contact);
+      break;
+    case "hold":
+      if (msg.contact_id === desk.contactId) setHold(msg.on_hold);
+      break;
+    case "transferred":
+      if (msg.contact_id === desk.contactId) onTransferred(msg.target);
+      break;
+    case "wrapup":
+      onWrapUp(msg.contact_id, msg.ended_by);
+      break;
+    default:
+      break; // newer servers may send more; ignore what we do not know
+  }
+}
+
+function applyAgent(agent) {
+  if (!agent) return;
+  if (agent.name) document.getElementById("who").textContent = `${agent.name} (${agent.agent_id})`;
+  setState(agent.state, agent.reason, agent.in_state_s || 0);
+}
+
+function applySnapshotContact(agent, contact) {
+  if (agent && agent.wrap_up_contact_id) {
+    if (contact && contact.contact_id === agent.wrap_up_contact_id && contact.ani !== undefined) {
+      fillContact(contact);
+    }
+    onWrapUp(agent.wrap_up_contact_id, null);
+  } else if (contact && contact.contact_id && contact.phase !== "wrap_up") {
+    fillContact(contact);
+    if (contact.phase === "connected") onConnected(contact);
+    else setPhase("ringing", "Ringing");
+  }
+}
+
+// ---------------------------------------------------------------- state
+
+function setState(state, reason, inStateSeconds) {
+  desk.state = state;
+  desk.stateSince = Date.now() - inStateSeconds * 1000;
+  const badge = document.getElementById("state");
+  badge.textContent = label(state);
+  badge.dataset.state = state;
+  document.getElementById("state-reason").textContent = reason ? `(${label(reason)})` : "";
+  document.getElementById("btn-available").disabled = state === "available";
+  document.getElementById("btn-notready").disabled = state === "not_ready";
+  tick();
+}
+
+// ---------------------------------------------------------------- contact
+
+function resetContact() {
+  desk.contactId = null;
+  desk.onHold = false;
+  desk.waited = null;
+  setPhase("idle", "");
+  show("pop-body", false);
+  show("pop-idle", true);
+  show("controls", false);
+  show("wrapup", false);
+}
+
+function setPhase(phase, text) {
+  desk.phase = phase;
+  document.getElementById("pop").dataset.phase = phase;
+  const badge = document.getElementById("pop-phase");
+  badge.textContent = text;
+  badge.hidden = !text;
+}
+
+function rememberQueue(queue) {
+  if (!queue || desk.queues.has(queue)) return;
+  desk.queues.add(queue);
+  document.getElementById("known-queues").append(el("option", { value: queue }));
+}
+
+// Facts every contact message carries (offer, connected, snapshot).
+function fillContact(contact) {
+  desk.contactId = contact.contact_id;
+  show("pop-idle", false);
+  show("pop-body", true);
+  setText("pop-ani", contact.ani);
+  setText("pop-service", contact.service);
+  setText("pop-queue", contact.queue);
+  setText("pop-id", contact.contact_id);
+  rememberQueue(contact.queue);
+  if (contact.customer !== undefined) fillCustomer(contact.customer, contact.customer ? contact.customer.tier : null);
+  if (contact.ivr) fillIvr(contact.ivr);
+  desk.waited = contact.connected_at ? null : { seconds: contact.waited_s || 0, at: Date.now() };
+  setText("pop-waited", duration(contact.waited_s));
+}
+
+function fillCustomer(customer, tier) {
+  setText("pop-name", customer && customer.name ? customer.name : "Unknown caller");
+  const badge = document.getElementById("pop-tier");
+  const text = TIER_BADGES[String(tier || "").toLowerCase()];
+  badge.hidden = !text;
+  badge.textContent = text || "";
+  badge.dataset.tier = text ? String(tier).toLowerCase() : "";
+}
+
+function fillIvr(ivr) {
+  const path = Array.isArray(ivr.path) ? ivr.path : [];
+  setText("pop-ivr-path", path.length ? path.join(" → ") : "");
+  const data = document.getElementById("pop-ivr-data");
+  data.replaceChildren();
+  for (const [k, v] of Object.entries(ivr.data || {})) {
+    data.append(el("dt", {}, label(k)), el("dd", {}, v === null ? "—" : String(v)));
+  }
+}
+
+function fillRecent(recent) {
+  const body = document.getElementById("pop-recent");
+  body.replaceChildren();
+  if (!recent || recent.length === 0) {
+    body.append(el("tr", {}, el("td", { colspan: 5, class: "muted" }, "No earlier interactions")));
+    return;
+  }
+  for (const r of recent) {
+    body.append(
+      el("tr", {},
+        el("td", {}, dateTime(r.arrived_at)),
+        el("td", {}, label(r.channel)),
+        el("td", {}, r.queue || "—"),
+        el("td", {}, r.agent_id || "—"),
+        el("td", {}, [label(r.outcome), r.disposition ? ` · ${r.disposition}` : ""].join(""))),
+    );
+  }
+}
+
+function onOffer(msg) {
+  resetContact();
+  notify("desk-notice", "");
+  fillContact({ ...msg.contact, customer: msg.customer, ivr: msg.ivr });
+  fillCustomer(msg.customer, msg.tier);
+  fillRecent(msg.recent);
+  setText("pop-routing", msg.routing);
+  setPhase("ringing", "Ringing — answer on your phone");
+}
+
+function onConnected(contact) {
+  if (contact && contact.contact_id !== desk.contactId) fillContact(contact);
+  else if (contact) {
+    desk.waited = null;
+    setText("pop-waited", duration(contact.waited_s));
+  }
+  setPhase("connected", "Connected");
+  setHold(Boolean(contact && contact.on_hold));
+  show("wrapup", false);
+  show("controls", true);
+}
+
+function setHold(onHold) {
+  desk.onHold = onHold;
+  document.getElementById("btn-hold").textContent = onHold ? "Unhold" : "Hold";
+  const status = document.getElementById("call-status");
+  status.textContent = onHold ? "On hold" : "Connected";
+  status.dataset.hold = onHold ? "yes" : "no";
+  if (desk.phase === "connected" || desk.phase === "on_hold") setPhase(onHold ? "on_hold" : "connected",
+    onHold ? "On hold" : "Connected");
+}
+
+async function onTransferred(target) {
+  show("controls", false);
+  setPhase("transferred", `Transferred to ${target}`);
+  // A transfer out of the center leaves the agent in wrap-up (no separate message): ask.
+  try {
+    const me = await api("/api/agent/me", { token: desk.session.token });
+    if (me.wrap_up_contact_id) onWrapUp(me.wrap_up_contact_id, null);
+  } catch {
+    // the stream's next snapshot (on reconnect) will tell
+  }
+}
+
+function onWrapUp(contactId, endedBy) {
+  if (contactId !== desk.contactId) {
+    resetContact();
+    desk.contactId = contactId;
+    show("pop-idle", false);
+    show("pop-body", true);
+    setText("pop-id", contactId);
+  }
+  show("controls", false);
+  setPhase("wrap_up", endedBy ? `Wrap-up (ended by ${endedBy})` : "Wrap-up");
+  show("wrapup", true);
+  document.getElementById("wrapup-disposition").focus();
+}
+
+// ---------------------------------------------------------------- timers
+
+function tick() {
+  document.getElementById("state-time").textContent = duration((Date.now() - desk.stateSince) / 1000);
+  if (desk.waited) setText("pop-waited", duration(desk.waited.seconds + (Date.now() - desk.waited.at) / 1000));
+}
+
+// ---------------------------------------------------------------- wiring
+
+function wire() {
+  wireLogin(document.getElementById("login-form"), "agent", start);
+
+  document.getElementById("btn-available").addEventListener("click", async () => {
+    const r = await call("/api/agent/state", { state: "available" });
+    if (r) setState(r.state, r.reason, r.in_state_s || 0);
+  });
+  document.getElementById("btn-notready").addEventListener("click", async () => {
+    const reason = document.getElementById("notready-reason").value;
+    const r = await call("/api/agent/state", { state: "not_ready", reason });
+    if (r) setState(r.state, r.reason, r.in_state_s || 0);
+  });
+  document.getElementById("btn-logout").addEventListener("click", async () => {
+    const r = await call("/api/logout");
+    if (r) signedOut("Signed out.");
+  });
+  document.getElementById("btn-hold").addEventListener("click", async () => {
+    const r = await call("/api/agent/hold", { on_hold: !desk.onHold });
+    if (r) setHold(r.on_hold);
+  });
+  document.getElementById("btn-hangup").addEventListener("click", () => call("/api/agent/hangup"));
+  document.getElementById("transfer-form").addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const queue = document.getElementById("transfer-queue").value.trim();
+    const r = await call("/api/agent/transfer", { target: `queue:${queue}` });
+    if (r) e.target.reset();
+  });
+  document.getElementById("wrapup-form").addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const form = e.target;
+    const data = new FormData(form);
+    const disposition = String(data.get("disposition"));
+    const r = await call("/api/agent/wrapup", { disposition, notes: String(data.get("notes") || "") });
+    if (!r) return;
+    form.reset();
+    show("wrapup", false);
+    setPhase("done", `Done · ${label(disposition)}`);
+    notify("desk-notice", "Wrap-up saved.", "ok");
+  });
+
+  setInterval(tick, 1000);
+  resetContact();
+  const session = loadSession("agent");
+  if (session) start(session);
+}
+
+wire();

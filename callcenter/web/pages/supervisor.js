@@ -1,0 +1,263 @@
+// The supervisor board: queues, agents and the latest routing decisions.
+//
+// The WebSocket gives a snapshot on connect, then agent state changes and routing
+// decisions as they happen. Queue statistics (service level, ASA, …) are not
+// streamed, so they are re-read from GET /api/supervisor/snapshot every few
+// seconds and shortly after each decision. Rows are updated in place, never
+// rebuilt, so a state change the supervisor is choosing is not wiped by a refresh.
+
+import {
+  ApiError, LiveStream, api, clearSession, clock, duration, el, label, loadSession, notify, percent, show,
+  wireLogin,
+} from "./common.js";
+
+const POLL_MS = 5000;
+const AFTER_DECISION_MS = 300; // let the router settle, and coalesce bursts of decisions
+const MAX_DECISIONS = 25;
+
+const board = {
+  session: null,
+  stream: null,
+  agents: new Map(), // id → { view, since }
+  contacts: new Map(), // contact_id → summary
+  decisions: [],
+  poller: null,
+  refreshTimer: null,
+};
+
+// ---------------------------------------------------------------- session
+
+function start(session) {
+  board.session = session;
+  show("login", false);
+  show("board", true);
+  show("btn-logout", true);
+  const who = document.getElementById("who");
+  who.textContent = session.subject;
+  who.hidden = false;
+  board.stream = new LiveStream(session.token, {
+    onMessage,
+    onStatus: (s) => {
+      const link = document.getElementById("link");
+      link.textContent = s;
+      link.dataset.status = s;
+    },
+    onUnauthorized: () => signedOut("Your session has ended; please sign in again."),
+  });
+  board.stream.start();
+  board.poller = setInterval(refresh, POLL_MS);
+}
+
+function signedOut(message = "") {
+  if (board.stream) board.stream.stop();
+  clearInterval(board.poller);
+  clearTimeout(board.refreshTimer);
+  board.stream = null;
+  board.session = null;
+  clearSession();
+  show("board", false);
+  show("who", false);
+  show("btn-logout", false);
+  show("login", true);
+  notify("login-error", message, "info");
+}
+
+async function refresh() {
+  if (!board.session) return;
+  try {
+    applySnapshot(await api("/api/supervisor/snapshot", { token: board.session.token }), false);
+    notify("board-notice", "");
+  } catch (err) {
+    if (err instanceof ApiError && err.status === 401) signedOut("Your session has ended; please sign in again.");
+    // The stream still updates agents and decisions; say the statistics may be stale.
+    else notify("board-notice", "Queue statistics could not be refreshed; retrying.", "error");
+  }
+}
+
+function refreshSoon() {
+  clearTimeout(board.refreshTimer);
+  board.refreshTimer = setTimeout(refresh, AFTER_DECISION_MS);
+}
+
+// ---------------------------------------------------------------- stream
+
+function onMessage(msg) {
+  switch (msg.type) {
+    case "snapshot":
+      applySnapshot(msg, true);
+      break;
+    case "agent_state":
+      onAgentState(msg);
+      break;
+    case "decision":
+      addDecision(msg);
+      refreshSoon();
+      break;
+    default:
+      break;
+  }
+}
+
+function applySnapshot(snap, withDecisions) {
+  board.contacts = new Map((snap.contacts || []).map((c) => [c.contact_id, c]));
+  for (const q of snap.queues || []) renderQueue(q);
+  for (const a of snap.agents || []) {
+    board.agents.set(a.agent_id, { view: a, since: Date.now() - (a.in_state_s || 0) * 1000 });
+    renderAgent(a.agent_id);
+  }
+  if (withDecisions) {
+    board.decisions = (snap.assignments || []).slice(-MAX_DECISIONS).reverse();
+    renderDecisions();
+  }
+  document.getElementById("updated").textContent = `updated ${clock(snap.ts)}`;
+}
+
+function onAgentState(msg) {
+  const entry = board.agents.get(msg.agent_id);
+  if (!entry) {
+    refreshSoon(); // an agent we have not seen: the snapshot has their details
+    return;
+  }
+  entry.view = { ...entry.view, state: msg.state, reason: msg.reason };
+  entry.since = Date.now();
+  renderAgent(msg.agent_id);
+}
+
+function addDecision(d) {
+  board.decisions.unshift(d);
+  board.decisions.length = Math.min(board.decisions.length, MAX_DECISIONS);
+  renderDecisions();
+}
+
+// ---------------------------------------------------------------- rendering
+
+function row(tbody, key, attr, build) {
+  let tr = tbody.querySelector(`tr[data-${attr}="${CSS.escape(key)}"]`);
+  if (!tr) {
+    tr = build();
+    tr.dataset[attr] = key;
+    tbody.append(tr);
+  }
+  return tr;
+}
+
+function cell(tr, name) {
+  return tr.querySelector(`.c-${name}`);
+}
+
+function renderQueue(q) {
+  const tr = row(document.getElementById("queue-rows"), q.queue, "queue", () =>
+    el("tr", {},
+      el("th", { scope: "row", class: "c-name" }),
+      ...["waiting", "longest", "ewt", "sl", "asa", "aht", "abandon", "staff"].map((n) =>
+        el("td", { class: `num c-${n}` }))));
+  cell(tr, "name").textContent = q.queue;
+  cell(tr, "waiting").textContent = String(q.waiting);
+  cell(tr, "longest").textContent = q.waiting ? duration(q.longest_wait_s) : "—";
+  cell(tr, "ewt").textContent = duration(q.ewt_s);
+  const sl = cell(tr, "sl");
+  sl.textContent = percent(q.service_level);
+  sl.title = `target ${q.service_level_target}% in ${q.service_level_seconds}s`;
+  sl.dataset.breach = q.service_level !== null && q.service_level < q.service_level_target ? "yes" : "no";
+  cell(tr, "asa").textContent = duration(q.asa_s);
+  cell(tr, "aht").textContent = duration(q.aht_s);
+  cell(tr, "abandon").textContent = percent(q.abandon_rate);
+  cell(tr, "staff").textContent = `${q.available}/${q.staffed}`;
+  tr.dataset.waiting = q.waiting > 0 ? "yes" : "no";
+}
+
+function agentRow(agentId) {
+  const select = el("select", { class: "c-target", "aria-label": `New state for agent ${agentId}` },
+    el("option", { value: "available" }, "Available"),
+    el("option", { value: "not_ready" }, "Not ready"),
+    el("option", { value: "offline" }, "Log out"));
+  const reason = el("input", { class: "c-reason-in", placeholder: "reason", maxlength: 64, size: 8,
+    "aria-label": `Reason for agent ${agentId}` });
+  const button = el("button", { type: "button", class: "c-apply" }, "Set");
+  button.addEventListener("click", () => forceState(agentId, select.value, reason.value.trim(), button));
+  return el("tr", {},
+    el("th", { scope: "row", class: "c-agent" }),
+    el("td", {}, el("span", { class: "badge state c-state" }), " ", el("span", { class: "muted c-reason" })),
+    el("td", { class: "num timer c-time" }),
+    el("td", { class: "c-contact" }),
+    el("td", { class: "num c-handled" }),
+    el("td", { class: "controls" }, select, reason, button));
+}
+
+function renderAgent(agentId) {
+  const { view } = board.agents.get(agentId);
+  const tr = row(document.getElementById("agent-rows"), agentId, "agent", () => agentRow(agentId));
+  cell(tr, "agent").textContent = view.name ? `${view.name} (${agentId})` : agentId;
+  const badge = cell(tr, "state");
+  badge.textContent = label(view.state);
+  badge.dataset.state = view.state;
+  tr.dataset.state = view.state;
+  cell(tr, "reason").textContent = view.reason ? `(${label(view.reason)})` : "";
+  cell(tr, "contact").textContent = contactText(view);
+  cell(tr, "handled").textContent = String(view.handled ?? "—");
+  tickAgent(agentId, tr);
+}
+
+function contactText(view) {
+  if (view.contact_id) {
+    const c = board.contacts.get(view.contact_id);
+    return c ? [c.ani || "anonymous", c.queue, label(c.phase)].filter(Boolean).join(" · ") : view.contact_id;
+  }
+  return view.wrap_up_contact_id ? "Wrap-up" : "—";
+}
+
+function tickAgent(agentId, tr) {
+  cell(tr, "time").textContent = duration((Date.now() - board.agents.get(agentId).since) / 1000);
+}
+
+function renderDecisions() {
+  const list = document.getElementById("decisions");
+  list.replaceChildren(...board.decisions.map((d) =>
+    el("li", { dataset: { kind: d.kind } },
+      el("span", { class: "muted" }, clock(d.ts)), " ",
+      el("span", { class: "badge kind" }, label(d.kind)), " ",
+      el("span", { class: "mono" }, d.queue || ""),
+      d.agent_id ? el("span", {}, ` → agent ${d.agent_id}`) : null,
+      el("p", { class: "explanation" }, d.explanation || ""))));
+  if (board.decisions.length === 0) list.append(el("li", { class: "muted" }, "No decisions yet."));
+}
+
+async function forceState(agentId, state, reason, button) {
+  button.disabled = true;
+  try {
+    const view = await api(`/api/supervisor/agents/${encodeURIComponent(agentId)}/state`,
+      { token: board.session.token, method: "POST", body: { state, reason } });
+    const entry = board.agents.get(agentId);
+    if (entry && entry.view.state !== view.state) entry.since = Date.now() - (view.in_state_s || 0) * 1000;
+    board.agents.set(agentId, { view, since: entry ? entry.since : Date.now() });
+    renderAgent(agentId);
+    notify("board-notice", "");
+  } catch (err) {
+    if (err instanceof ApiError && err.status === 401) signedOut("Your session has ended; please sign in again.");
+    else notify("board-notice", `Agent ${agentId}: ${err.message}`, "error");
+  } finally {
+    button.disabled = false;
+  }
+}
+
+// ---------------------------------------------------------------- wiring
+
+function wire() {
+  wireLogin(document.getElementById("login-form"), "supervisor", start);
+  document.getElementById("btn-logout").addEventListener("click", async () => {
+    try {
+      await api("/api/logout", { token: board.session.token, method: "POST" });
+    } catch {
+      // signing out locally is what matters
+    }
+    signedOut("Signed out.");
+  });
+  setInterval(() => {
+    for (const tr of document.querySelectorAll("#agent-rows tr[data-agent]")) tickAgent(tr.dataset.agent, tr);
+  }, 1000);
+  renderDecisions();
+  const session = loadSession("supervisor");
+  if (session) start(session);
+}
+
+wire();

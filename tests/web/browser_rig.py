@@ -1,0 +1,109 @@
+"""A real headless browser (Debian's chromium driven by Playwright) for the web-page tests,
+plus a bus recorder to check what the server saw while the page was clicked.
+
+Playwright's wheel carries its driver; the browser is the system one (``apt-get install
+chromium``), never one downloaded by ``playwright install``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+from pathlib import Path
+from types import ModuleType
+from typing import Any, NoReturn
+
+import pytest
+
+from callcenter import events as ev
+
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",  # runs as root in the container
+    "--disable-background-networking",  # no calls home: tests stay on 127.0.0.1
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-component-update",
+    "--disable-sync",
+]
+VIEWPORT = {"width": 1280, "height": 900}
+
+
+def need(what: str) -> NoReturn:
+    """Missing tool: a failure in CI (it must be there), a skip on a developer's machine."""
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{what} is required in CI", pytrace=False)
+    pytest.skip(f"{what} not available", allow_module_level=True)
+
+
+def playwright_api() -> ModuleType:
+    try:
+        import playwright.async_api as api
+    except ImportError:
+        need("the playwright Python package (pip install playwright)")
+    return api
+
+
+def chromium_path() -> str:
+    """``$CHROMIUM`` if set, else Debian's /usr/bin/chromium (or chromium on PATH)."""
+    configured = os.environ.get("CHROMIUM")
+    for candidate in (configured, "/usr/bin/chromium", shutil.which("chromium")):
+        if candidate and Path(candidate).is_file() and os.access(candidate, os.X_OK):
+            return candidate
+    need("chromium (apt-get install chromium)")
+
+
+class PageErrors:
+    """Uncaught exceptions and console errors of a page: a clean run has none."""
+
+    def __init__(self, page: Any) -> None:
+        self.items: list[str] = []
+        page.on("pageerror", lambda exc: self.items.append(f"pageerror: {exc}"))
+        page.on("console", self._console)
+        page.on("response", self._response)
+
+    def _console(self, msg: Any) -> None:
+        # Failed loads are reported with their URL by _response; a request the test aborted
+        # on purpose (page.route(...).abort()) is the test's doing, not the page's.
+        text = msg.text
+        if msg.type == "error" and "Failed to load resource" not in text:
+            self.items.append(f"console: {text}")
+
+    def _response(self, response: Any) -> None:
+        if response.status >= 400:
+            self.items.append(f"HTTP {response.status}: {response.url}")
+
+
+class EventLog:
+    """Everything published on the center's bus, with a bounded wait for one event."""
+
+    def __init__(self) -> None:
+        self.events: list[ev.Event] = []
+        self._changed = asyncio.Condition()
+
+    async def __call__(self, event: ev.Event) -> None:
+        async with self._changed:
+            self.events.append(event)
+            self._changed.notify_all()
+
+    async def wait(self, kind: type[ev.Event], timeout: float = 30.0, **match: Any) -> Any:
+        async def find() -> ev.Event:
+            async with self._changed:
+                while True:
+                    for e in self.events:
+                        if isinstance(e, kind) and all(getattr(e, k) == v for k, v in match.items()):
+                            return e
+                    await self._changed.wait()
+
+        return await asyncio.wait_for(find(), timeout)
+
+    def of(self, kind: type[ev.Event], **match: Any) -> list[Any]:
+        return [e for e in self.events if isinstance(e, kind)
+                and all(getattr(e, k) == v for k, v in match.items())]  # fmt: skip
+
+
+def watch(rig: Any) -> EventLog:
+    log = EventLog()
+    rig.center.bus.subscribe("web-test", log)
+    return log
