@@ -27,6 +27,7 @@ TEST_DEBS = {
     "sipp": "sip-tester",
     "baresip": "baresip",
     "redis-server": "redis-server",
+    "chromium": "chromium",  # the web page tests drive it through Playwright
 }
 
 

@@ -239,6 +239,7 @@ class Center:
         stats["name"] = agent.name
         stats["softphone"] = bool(getattr(agent, "softphone", False))
         stats["skills"] = dict(agent.skills)
+        stats["queues"] = list(self.router.queues)  # transfer targets for the desktop
         cid = self.switchboard.agent_contact.get(agent_id) if self.switchboard else None
         stats["contact_id"] = cid
         stats["wrap_up_contact_id"] = self.switchboard.wrap_ups.get(agent_id) if self.switchboard else None

@@ -614,6 +614,8 @@ class Switchboard:
         self._release_agent_leg(contact, agent_id, uri)
         self.wrap_ups[agent_id] = contact.contact_id
         self.route(self.router.complete, contact.contact_id, agents=(agent_id,))
+        self.hub.to_agent(agent_id, {"type": "wrapup", "contact_id": contact.contact_id,
+                                     "ended_by": "transfer", "ts": time.time()})  # fmt: skip
         contact.treatment = self._spawn(self._music_until_unhold_or(contact), "transfer-music")
         try:
             leg = await self.ua.place_call(uri, timeout=30.0)

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import math
 from typing import Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, HTTPException, Request, WebSocket, WebSocketDisconnect
@@ -22,6 +24,7 @@ from pydantic import BaseModel, Field
 from callcenter.web.auth import Authenticator, Principal
 from callcenter.web.backend import CtiBackend, CtiError
 from callcenter.web.hub import Connection
+from callcenter.web.pages import mount_pages
 
 
 class LoginIn(BaseModel):
@@ -198,7 +201,7 @@ def create_app(backend: CtiBackend, auth: Authenticator) -> FastAPI:
                 if item is None:
                     break
                 message, sent = item
-                await websocket.send_json(message)
+                await websocket.send_text(_json_text(message))
                 if sent is not None and not sent.done():
                     sent.set_result(None)
         except (WebSocketDisconnect, RuntimeError):
@@ -219,11 +222,29 @@ def create_app(backend: CtiBackend, auth: Authenticator) -> FastAPI:
         h = backend.health()
         return JSONResponse(h, status_code=200 if h.get("ok") else 503)
 
+    mount_pages(app)  # /desk and /supervisor: the browser front ends of this API
+
     @app.get("/metrics", tags=["ops"])
     async def metrics() -> Response:
         return Response(backend.metrics(), media_type="text/plain; version=0.0.4; charset=utf-8")
 
     return app
+
+
+def _finite(value: Any) -> Any:
+    """Python's inf/nan (an estimated wait with nobody staffed) as null: JSON has no
+    Infinity and browsers' JSON.parse rejects the whole message if it meets one."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
+
+
+def _json_text(message: dict[str, Any]) -> str:
+    return json.dumps(_finite(message), ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 
 
 async def _drain_client(websocket: WebSocket) -> None:

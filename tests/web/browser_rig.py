@@ -48,10 +48,11 @@ def playwright_api() -> ModuleType:
 def chromium_path() -> str:
     """``$CHROMIUM`` if set, else Debian's /usr/bin/chromium (or chromium on PATH)."""
     configured = os.environ.get("CHROMIUM")
-    for candidate in (configured, "/usr/bin/chromium", shutil.which("chromium")):
+    candidates = [configured] if configured else ["/usr/bin/chromium", shutil.which("chromium")]
+    for candidate in candidates:
         if candidate and Path(candidate).is_file() and os.access(candidate, os.X_OK):
             return candidate
-    need("chromium (apt-get install chromium)")
+    need(f"chromium ({configured or 'apt-get install chromium'})")
 
 
 class PageErrors:

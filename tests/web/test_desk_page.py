@@ -72,6 +72,14 @@ async def test_agent_desk_through_a_whole_call(rig: Any, new_page: Any, tmp_path
     await expect(page.locator("#call-status")).to_have_text("Connected")
     await expect(state).to_have_attribute("data-state", "busy", timeout=T)
 
+    # A reload mid-call keeps the session and rebuilds the desk from the stream's snapshot.
+    await page.reload()
+    await expect(page.locator("#link")).to_have_text("live", timeout=T)
+    await expect(page.locator("#pop-name")).to_have_text("Grace Hopper", timeout=T)
+    await expect(page.locator("#pop-tier")).to_have_text("VIP")
+    await expect(page.locator("#controls")).to_be_visible()
+    await expect(state).to_have_attribute("data-state", "busy")
+
     hold = page.locator("#btn-hold")
     await hold.click()
     await log.wait(ev.ContactHeld, contact_id=cid, on_hold=True)

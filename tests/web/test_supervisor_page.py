@@ -36,6 +36,18 @@ async def test_supervisor_sees_live_states_queues_and_decisions(
     await page.goto(f"{rig.http}/")  # / redirects to the agent desk...
     await expect(page).to_have_url(f"{rig.http}/desk")
     await page.goto(f"{rig.http}/supervisor")
+    # A wrong password and an agent's account are both turned away at the form.
+    for user, password, why in [("supervisor", "wrong", "invalid username or password"),
+                                ("1001", "demo-1001", "This page is for supervisors")]:  # fmt: skip
+        await page.fill("#login-username", user)
+        await page.fill("#login-password", password)
+        await page.click("#login-form button[type=submit]")
+        await expect(page.locator("#login-error")).to_contain_text(why, timeout=T)
+        await expect(page.locator("#board")).to_be_hidden()
+    errors.items = [e for e in errors.items if not e.endswith("/api/login")]  # the refused login: 401
+    # The agent's sign-in at the wrong page is undone: 1001 is not left logged in to routing.
+    await log.wait(ev.AgentStateChanged, agent_id="1001", new="offline")
+    assert str(rig.center.router.agent_state("1001")) == "offline"
     await page.fill("#login-username", "supervisor")
     await page.fill("#login-password", "demo-supervisor")
     await page.click("#login-form button[type=submit]")
@@ -74,7 +86,7 @@ async def test_supervisor_sees_live_states_queues_and_decisions(
     call.media.send_dtmf("3")
     queued = await log.wait(ev.ContactQueued)
     assert queued.queue == "sales"
-    decision = page.locator("#decisions li").filter(has_text=queued.contact_id).first
+    decision = page.locator(f'#decisions li[data-task="{queued.contact_id}"]').first
     await expect(decision).to_be_visible(timeout=T)
     await expect(decision.locator(".explanation")).not_to_be_empty()
     await expect(sales.locator(".c-waiting")).to_have_text("1", timeout=T)

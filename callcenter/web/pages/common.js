@@ -205,6 +205,8 @@ export function wireLogin(form, expectedRole, onSession) {
     try {
       const r = await login(String(data.get("username")), String(data.get("password")));
       if (r.role !== expectedRole) {
+        // Signing in also signs an agent in to routing: undo that, best effort.
+        api("/api/logout", { token: r.token, method: "POST" }).catch(() => {});
         notify("login-error", `This page is for ${expectedRole}s; you signed in as ${r.role}.`, "error");
         return;
       }

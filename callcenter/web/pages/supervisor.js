@@ -181,7 +181,7 @@ function agentRow(agentId) {
     el("td", { class: "num timer c-time" }),
     el("td", { class: "c-contact" }),
     el("td", { class: "num c-handled" }),
-    el("td", { class: "controls" }, select, reason, button));
+    el("td", {}, el("div", { class: "controls" }, select, reason, button)));
 }
 
 function renderAgent(agentId) {
@@ -213,10 +213,11 @@ function tickAgent(agentId, tr) {
 function renderDecisions() {
   const list = document.getElementById("decisions");
   list.replaceChildren(...board.decisions.map((d) =>
-    el("li", { dataset: { kind: d.kind } },
+    el("li", { dataset: { kind: d.kind, task: d.task_id || "" } },
       el("span", { class: "muted" }, clock(d.ts)), " ",
       el("span", { class: "badge kind" }, label(d.kind)), " ",
-      el("span", { class: "mono" }, d.queue || ""),
+      el("span", { class: "mono" }, d.queue || ""), " ",
+      el("span", { class: "mono muted", title: d.task_id || "" }, d.task_id ? `#${d.task_id.slice(0, 8)}` : ""),
       d.agent_id ? el("span", {}, ` → agent ${d.agent_id}`) : null,
       el("p", { class: "explanation" }, d.explanation || ""))));
   if (board.decisions.length === 0) list.append(el("li", { class: "muted" }, "No decisions yet."));
