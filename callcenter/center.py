@@ -175,7 +175,12 @@ class Center:
 
         http = self.cfg.server.http
         # Bind here so a taken port fails start-up at once, before uvicorn's task runs.
-        sock = socket.socket(socket.AF_INET6 if ":" in http.host else socket.AF_INET)
+        # IPPROTO_TCP explicitly: asyncio only sets TCP_NODELAY on accepted sockets whose
+        # protocol says TCP; with 0, Nagle held back screen-pops behind the desktop's
+        # delayed ACK (~40 ms). Set it on the listener too: accepted sockets inherit it.
+        family = socket.AF_INET6 if ":" in http.host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((http.host, http.port))
         sock.listen(128)

@@ -22,6 +22,7 @@ from routing.matching import routable_channels
 from routing.model import Agent
 
 ANY = ""
+_NONE: frozenset[str] = frozenset()
 
 
 def _idle_seq(agent: Agent) -> int:
@@ -56,7 +57,7 @@ class AgentIndex:
         return found
 
     def channels_of(self, agent_id: str) -> frozenset[str]:
-        return self._indexed.get(agent_id, frozenset())
+        return self._indexed.get(agent_id, _NONE)
 
     def refresh(self, agent: Agent, *, restart_idle: bool = False) -> None:
         """Bring the agent's bucket membership up to date after any change.
@@ -64,22 +65,25 @@ class AgentIndex:
         ``restart_idle``: a contact ended, so the agent goes to the back of the line.
         """
         aid = agent.id
-        old = self._indexed.get(aid, frozenset())
+        old = self._indexed.get(aid, _NONE)
         new = routable_channels(agent, self._exclusive)
-        moved_to_end = restart_idle or bool(new - old)
+        if new == old and not restart_idle:
+            return  # same channels, same place in line: nothing to move
+        moved_to_end = restart_idle or not new <= old
         if moved_to_end:
             agent.idle_seq = next(self._idle_seq)
-        for ch in old - new:
-            for bucket in self._buckets_of(agent, ch):
-                bucket.pop(aid, None)
-        for ch in new:
-            if ch in old:
+        for ch in old:
+            if ch in new:
                 if not moved_to_end:
                     continue
                 for bucket in self._buckets_of(agent, ch):
                     del bucket[aid]
                     bucket[aid] = agent
             else:
+                for bucket in self._buckets_of(agent, ch):
+                    del bucket[aid]
+        for ch in new:
+            if ch not in old:
                 for bucket in self._buckets_of(agent, ch):
                     bucket[aid] = agent
         if new:

@@ -35,18 +35,24 @@ def has_levels(skills: Mapping[str, int], checks: tuple[tuple[str, int], ...]) -
     return True
 
 
+_NONE: frozenset[str] = frozenset()
+
+
 def routable_channels(agent: Agent, exclusive: frozenset[str]) -> frozenset[str]:
     if agent.presence is not Presence.AVAILABLE:
-        return frozenset()
+        return _NONE
     load = agent.load
-    if any(load.get(ch, 0) for ch in exclusive):
-        return frozenset()
-    busy = any(load.values())
+    busy = False
+    for ch, n in load.items():
+        if n:
+            if ch in exclusive:
+                return _NONE  # a call (exclusive channel) takes the whole agent
+            busy = True
     out = []
     for ch, cap in agent.capacity.items():
         if cap <= load.get(ch, 0):
             continue
-        if ch in exclusive and busy:
+        if busy and ch in exclusive:
             continue
         if ch == "voice" and not agent.softphone:
             continue

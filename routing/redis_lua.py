@@ -14,6 +14,10 @@ deployment lives in one cluster slot):
                                idle (idle sequence), idx (channels indexed on), cnt, rona
     P:av:<ch>:<skill>    zset  routable agents having <skill>, scored by idle sequence
     P:av:<ch>:           zset  every routable agent of the channel
+    P:avl:<ch>:<skill>:<level>
+                         zset  routable agents with exactly that level, scored by idle
+                               sequence (only for skills that longest-idle and
+                               most-skilled queues require)
     P:t:<task>           hash  st (waiting/reserved/assigned/wrap_up), q, ch, req, pref,
                                grp, pri, created, seq, key, res, agent, rej, pa, ans
     P:q:<queue>          zset  waiting task ids by sort key (smaller = served first)
@@ -31,6 +35,8 @@ local P = KEYS[1]
 local EXCL = {__EXCL__}
 -- skills ('' = none) required by round-robin queues: they get an ordinal-ordered index
 local RRS = {__RRS__}
+-- skills required by longest-idle or most-skilled queues: per-level buckets in idle order
+local LVS = {__LVS__}
 local AUDIT = __AUDIT__
 
 local function kv(s)
@@ -96,7 +102,10 @@ local function reindex(aid, restart)
   for ch, _ in pairs(old) do
     if not new[ch] then
       redis.call('ZREM', P .. ':av:' .. ch .. ':', aid)
-      for s, _ in pairs(skills) do redis.call('ZREM', P .. ':av:' .. ch .. ':' .. s, aid) end
+      for s, lvl in pairs(skills) do
+        redis.call('ZREM', P .. ':av:' .. ch .. ':' .. s, aid)
+        if LVS[s] then redis.call('ZREM', P .. ':avl:' .. ch .. ':' .. s .. ':' .. lvl, aid) end
+      end
       if RRS[''] then redis.call('ZREM', P .. ':ao:' .. ch .. ':', aid) end
       for s, _ in pairs(skills) do
         if RRS[s] then redis.call('ZREM', P .. ':ao:' .. ch .. ':' .. s, aid) end
@@ -108,7 +117,12 @@ local function reindex(aid, restart)
     list[#list + 1] = ch
     if moved or not old[ch] then
       redis.call('ZADD', P .. ':av:' .. ch .. ':', seq, aid)
-      for s, _ in pairs(skills) do redis.call('ZADD', P .. ':av:' .. ch .. ':' .. s, seq, aid) end
+      for s, lvl in pairs(skills) do
+        redis.call('ZADD', P .. ':av:' .. ch .. ':' .. s, seq, aid)
+        if LVS[s] then
+          redis.call('ZADD', P .. ':avl:' .. ch .. ':' .. s .. ':' .. lvl, seq, aid)
+        end
+      end
     end
     if not old[ch] then
       local ord = tonumber(a.ord or '0')
@@ -309,6 +323,52 @@ local function take_task(tid, t, rid, lease, owner, strategy, limit)
         offset = offset + 100
       end
       if best ~= nil then break end
+    end
+  elseif nreq == 1 and npref == 0 and strategy == 'longest_idle' and LVS[names[1]] then
+    -- one level-indexed skill: the first eligible agent of each level bucket from the
+    -- minimum up (each in idle order); the lowest idle sequence among them wins. Agents
+    -- below the minimum level, who stay idle longest, are never examined.
+    local bestidle = nil
+    for lvl = levels[1], 10 do
+      local bucket = P .. ':avl:' .. t.ch .. ':' .. names[1] .. ':' .. lvl
+      local start, done = 0, false
+      while not done and scanned < limit do
+        local ids = redis.call('ZRANGE', bucket, start, start + 15, 'WITHSCORES')
+        if #ids == 0 then break end
+        for i = 1, #ids, 2 do
+          if bestidle ~= nil and tonumber(ids[i + 1]) > bestidle then done = true break end
+          scanned = scanned + 1
+          local key = check(ids[i])
+          if key then
+            if bestkey == nil or less(key, bestkey) then
+              best, bestkey, bestidle = ids[i], key, key[2]
+            end
+            done = true
+            break
+          end
+          if scanned >= limit then done = true break end
+        end
+        start = start + 16
+      end
+    end
+  elseif nreq == 1 and npref == 0 and strategy == 'most_skilled' and LVS[names[1]] then
+    -- one level-indexed skill, score = 2 x level: the first eligible agent (idle order)
+    -- of the highest level that has one wins; lower levels are never examined.
+    for lvl = 10, levels[1], -1 do
+      local bucket = P .. ':avl:' .. t.ch .. ':' .. names[1] .. ':' .. lvl
+      local start = 0
+      while best == nil and scanned < limit do
+        local ids = redis.call('ZRANGE', bucket, start, start + 15)
+        if #ids == 0 then break end
+        for _, aid in ipairs(ids) do
+          scanned = scanned + 1
+          local key = check(aid)
+          if key then best, bestkey = aid, key break end
+          if scanned >= limit then break end
+        end
+        start = start + 16
+      end
+      if best ~= nil or scanned >= limit then break end
     end
   elseif nreq >= 2 and strategy ~= 'longest_idle' then
     -- full-scan strategies: only agents holding every required skill
@@ -547,13 +607,21 @@ return out
 """
 
 
-def build(body: str, exclusive: frozenset[str], audit: bool, rr_skills: frozenset[str] = frozenset()) -> str:
+def build(
+    body: str,
+    exclusive: frozenset[str],
+    audit: bool,
+    rr_skills: frozenset[str] = frozenset(),
+    level_skills: frozenset[str] = frozenset(),
+) -> str:
     """One script: the shared functions, configured, followed by ``body``."""
     excl = ", ".join(f"[{ch!r}] = true" for ch in sorted(exclusive))
     rrs = ", ".join(f"[{s!r}] = true" for s in sorted(rr_skills))
+    lvs = ", ".join(f"[{s!r}] = true" for s in sorted(level_skills))
     common = (
         COMMON.replace("__EXCL__", excl)
         .replace("__RRS__", rrs)
+        .replace("__LVS__", lvs)
         .replace("__AUDIT__", "true" if audit else "false")
     )
     return common + body

@@ -93,8 +93,19 @@ class RedisRouter:
             if q.strategy is Strategy.ROUND_ROBIN
             for skill in (q.required_skills or {"": 0})
         )
+        # Skills of longest-idle and most-skilled queues get per-level agent buckets: a
+        # decision then never examines the under-skilled agents who pile up at the idle
+        # end of a skill bucket, and most-skilled starts at the top level.
+        level_skills = frozenset(
+            skill
+            for q in self.queues.values()
+            if q.strategy in (Strategy.LONGEST_IDLE, Strategy.MOST_SKILLED)
+            for skill in q.required_skills
+        )
         self._scripts = {
-            name: redis.register_script(lua.build(getattr(lua, name), exclusive, audit, rr_skills))
+            name: redis.register_script(
+                lua.build(getattr(lua, name), exclusive, audit, rr_skills, level_skills)
+            )
             for name in (
                 "UPSERT_AGENT",
                 "REMOVE_AGENT",

@@ -89,13 +89,11 @@ class Router:
         self.tasks: dict[str, Task] = {}
         self.reservations: dict[str, Reservation] = {}
         # Per-level buckets cost index upkeep on every agent change, so they exist only
-        # for skills a most-skilled queue requires (where the level walk pays off).
-        level_skills = frozenset(
-            skill
-            for q in self.queues.values()
-            if q.strategy is Strategy.MOST_SKILLED
-            for skill in q.required_skills
-        )
+        # for skills a queue requires: most-skilled walks them from level 10 down, and
+        # the other strategies skip agents below a queue's minimum level without
+        # looking at them (under-skilled agents stay idle longest and would otherwise
+        # head every idle-ordered bucket).
+        level_skills = frozenset(skill for q in self.queues.values() for skill in q.required_skills)
         self._index = AgentIndex(self._exclusive, level_skills)
         self._board = Board()
         self._timers: list[tuple[float, int, str, str, int]] = []
@@ -681,6 +679,8 @@ class Router:
             return None  # some required skill has no routable holder at all
         rejected = task.rejected_by
         if q.strategy is Strategy.LONGEST_IDLE and not task.preferred:
+            if len(checks) == 1 and self._index.has_levels(checks[0][0]):
+                return self._longest_idle_by_level(task, checks[0], len(candidates))
             # Buckets are in idle order: the first eligible agent is the longest idle.
             for skipped, agent in enumerate(candidates):
                 if has_levels(agent.skills, checks):
@@ -761,6 +761,36 @@ class Router:
             self._rr_last[task.queue] = agent.ordinal
         return agent, *self._explain_offer(
             task, agent, str(q.strategy), eligible, {"key": list(key), "candidates": len(candidates)}
+        )
+
+    def _longest_idle_by_level(
+        self, task: Task, check: tuple[str, int], holders: int
+    ) -> tuple[Agent, str, dict[str, Any]] | None:
+        """Longest idle for one level-indexed required skill: the first eligible agent of
+        each level bucket at or above the minimum (each bucket is in idle order), and
+        the lowest idle sequence among those. Agents below the minimum are never seen."""
+        skill, low = check
+        rejected, allowed = task.rejected_by, task.allowed_groups
+        best: Agent | None = None
+        skipped = 0
+        at_level = self._index.at_level
+        for level in range(low, 11):
+            for agent in at_level(task.channel, skill, level).values():
+                if best is not None and agent.idle_seq > best.idle_seq:
+                    break
+                if agent.id in rejected or (allowed and allowed.isdisjoint(agent.groups)):
+                    skipped += 1
+                    continue
+                best = agent
+                break
+        if best is None:
+            return None
+        return best, *self._explain_offer(
+            task,
+            best,
+            "longest_idle",
+            skipped + 1,
+            {"skipped_ineligible": skipped, "candidates": holders},
         )
 
     def _scan_order(self, task: Task, candidates: Collection[Agent]) -> Iterable[Agent]:
