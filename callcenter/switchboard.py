@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import math
 import time
@@ -43,6 +44,7 @@ REMOTE_END_REASONS = ("remote_bye", "cancelled")
 RING_SLACK_S = 5.0  # the router's RONA timer decides; the SIP ring timeout is only a backstop
 SCREEN_POP_WAIT_S = 0.25  # a stuck desktop must not delay the call by more than this
 MAX_MESSAGE_S = 120.0
+QUEUE_PUSH_S = 0.25
 
 
 def _jsonable(data: dict[str, Any]) -> dict[str, Any]:
@@ -94,6 +96,7 @@ class Switchboard:
         self.recent_decisions: deque[dict[str, Any]] = deque(maxlen=50)
         self._agent_states = {a: str(router.agent_state(a)) for a in router.agents}
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._queue_push: asyncio.TimerHandle | None = None
 
     # ------------------------------------------------------------------ helpers
 
@@ -115,7 +118,20 @@ class Switchboard:
         """Call the router and afterwards publish the state change of every agent touched."""
         ok = self.routing.call(method, *args, **kwargs)
         self.sync_agents(agents)
+        self._queues_changed()
         return ok
+
+    def _queues_changed(self) -> None:
+        """Stream queue figures to supervisors, at most every QUEUE_PUSH_S: a burst of
+        routing calls costs one snapshot, and nothing is computed with nobody watching."""
+        if self._queue_push is None and self.hub.supervisors_connected():
+            loop = asyncio.get_running_loop()
+            self._queue_push = loop.call_later(QUEUE_PUSH_S, self._push_queues)
+
+    def _push_queues(self) -> None:
+        self._queue_push = None
+        queues = [dataclasses.asdict(self.router.queue_stats(q)) for q in self.router.queues]
+        self.hub.to_supervisors({"type": "queues", "queues": queues, "ts": time.time()})
 
     def sync_agents(self, agent_ids: tuple[str, ...] | list[str] = ()) -> None:
         for agent_id in agent_ids:
@@ -671,6 +687,8 @@ class Switchboard:
 
     async def close(self) -> None:
         self.routing.close()
+        if self._queue_push is not None:
+            self._queue_push.cancel()
         for task in list(self._tasks):
             task.cancel()
         for task in list(self._tasks):

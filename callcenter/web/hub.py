@@ -92,5 +92,8 @@ class Hub:
         for conn in [*self._supervisors, *(c for cs in self._agents.values() for c in cs)]:
             conn.close()
 
+    def supervisors_connected(self) -> bool:
+        return bool(self._supervisors)
+
     def agent_connected(self, agent_id: str) -> bool:
         return bool(self._agents.get(agent_id))

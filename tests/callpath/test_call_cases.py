@@ -199,6 +199,10 @@ async def test_supervisor_sees_the_numbers_the_test_can_compute(rig: Any) -> Non
                    and m["kind"] == "offer" and "1003" in m["explanation"])  # fmt: skip
     await sup.wait(lambda m: m["type"] == "agent_state" and m["agent_id"] == "1003" and m["state"] == "busy")
 
+    # The stream carries the queue figures too (throttled), matching what the test did.
+    live = await sup.wait(lambda m: m["type"] == "queues" and any(
+        q["queue"] == "sales" and q["abandoned"] == 1 and q["answered"] == 1 for q in m["queues"]))
+    assert next(q for q in live["queues"] if q["queue"] == "sales")["waiting"] == 0
     r = await sup.get("/api/supervisor/snapshot")
     assert r.status_code == 200
     sales = next(q for q in r.json()["queues"] if q["queue"] == "sales")
