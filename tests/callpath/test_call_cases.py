@@ -273,3 +273,39 @@ async def test_agent_hangs_up_from_the_desktop(rig: Any) -> None:
     assert len(log.of(ev.ContactEnded, contact_id=queued.contact_id)) == 1
     r = await desk.post("/api/agent/hangup")
     assert r.status_code == 409  # nothing left to hang up
+
+
+async def test_agent_phone_transfers_by_refer_to_a_queue(rig: Any) -> None:
+    log = watch(rig)
+    carol_phone = await rig.phone("1003")
+    await rig.phone("1002")
+    await rig.desktop("1003")
+    await rig.desktop("1002")
+    call, queued = await dial(rig, log, ALAN, SALES)
+    await log.wait(ev.ContactConnected, contact_id=queued.contact_id, agent_id="1003")
+    host, port = rig.sip
+    await carol_phone.command("transfer", f"sip:support@{host}:{port}")  # the phone's own REFER
+    moved = await log.wait(ev.ContactTransferred, contact_id=queued.contact_id)
+    assert (moved.from_agent, moved.target) == ("1003", "queue:support")
+    await log.wait(ev.ContactConnected, contact_id=queued.contact_id, agent_id="1002")
+    assert call.is_active
+
+
+async def test_blind_transfer_to_a_number(rig: Any) -> None:
+    log = watch(rig)
+    await rig.phone("1003")
+    carol = await rig.desktop("1003")
+    call, queued = await dial(rig, log, GRACE, SALES)
+    await log.wait(ev.ContactConnected, contact_id=queued.contact_id)
+    host, port = rig.sip
+    target = f"sip:600@{host}:{port}"  # our own echo test stands in for an outside number
+    r = await carol.post("/api/agent/transfer", {"target": target})
+    assert r.status_code == 200, r.text
+    moved = await log.wait(ev.ContactTransferred, contact_id=queued.contact_id)
+    assert moved.target == target
+    await carol.wait(lambda m: m["type"] == "wrapup" and m["contact_id"] == queued.contact_id)
+    echo = await log.wait(ev.ContactArrived, dnis="600")  # the transferred leg reached the number
+    assert call.is_active
+    await call.hangup()
+    await log.wait(ev.ContactEnded, contact_id=queued.contact_id)
+    await log.wait(ev.ContactEnded, contact_id=echo.contact_id)  # the far leg ended with it
