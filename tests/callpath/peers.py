@@ -24,6 +24,8 @@ import pytest
 import websockets
 import yaml
 
+from callcenter import events as ev
+
 BARESIP_MODULES = Path("/usr/lib/baresip/modules")
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -317,3 +319,38 @@ class Caller:
         await self.ua.stop()
         await self.transport.stop()
         await self.engine.stop()
+
+
+class EventLog:
+    """Everything published on the center's bus, with a way to wait for one."""
+
+    def __init__(self) -> None:
+        self.events: list[ev.Event] = []
+        self._changed = asyncio.Condition()
+
+    async def __call__(self, event: ev.Event) -> None:
+        async with self._changed:
+            self.events.append(event)
+            self._changed.notify_all()
+
+    async def wait(self, kind: type[ev.Event], timeout: float = 30.0, **match: Any) -> Any:
+        async def find() -> ev.Event:
+            async with self._changed:
+                while True:
+                    for e in self.events:
+                        if isinstance(e, kind) and all(getattr(e, k) == v for k, v in match.items()):
+                            return e
+                    await self._changed.wait()
+
+        return await asyncio.wait_for(find(), timeout)
+
+    def of(self, kind: type[ev.Event], **match: Any) -> list[Any]:
+        return [e for e in self.events if isinstance(e, kind)
+                and all(getattr(e, k) == v for k, v in match.items())]  # fmt: skip
+
+
+def watch(rig: Any, name: str = "test") -> EventLog:
+    """Record everything the rig's server publishes from now on."""
+    log = EventLog()
+    rig.center.bus.subscribe(name, log)
+    return log

@@ -7,7 +7,8 @@ import asyncio
 from typing import Any
 
 import pytest
-from test_call_path import ALAN, GRACE, EventLog, tone, watch
+from peers import EventLog, watch
+from test_call_path import ALAN, GRACE, tone
 
 from callcenter import events as ev
 

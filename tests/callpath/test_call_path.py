@@ -11,44 +11,12 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
+from peers import watch
+
 from callcenter import events as ev
 
 GRACE = "+441632960001"  # demo VIP customer
 ALAN = "+441632960002"  # demo standard customer
-
-
-class EventLog:
-    """Everything published on the center's bus, with a way to wait for one."""
-
-    def __init__(self) -> None:
-        self.events: list[ev.Event] = []
-        self._changed = asyncio.Condition()
-
-    async def __call__(self, event: ev.Event) -> None:
-        async with self._changed:
-            self.events.append(event)
-            self._changed.notify_all()
-
-    async def wait(self, kind: type[ev.Event], timeout: float = 30.0, **match: Any) -> Any:
-        async def find() -> ev.Event:
-            async with self._changed:
-                while True:
-                    for e in self.events:
-                        if isinstance(e, kind) and all(getattr(e, k) == v for k, v in match.items()):
-                            return e
-                    await self._changed.wait()
-
-        return await asyncio.wait_for(find(), timeout)
-
-    def of(self, kind: type[ev.Event], **match: Any) -> list[Any]:
-        return [e for e in self.events if isinstance(e, kind)
-                and all(getattr(e, k) == v for k, v in match.items())]  # fmt: skip
-
-
-def watch(rig: Any) -> EventLog:
-    log = EventLog()
-    rig.center.bus.subscribe("test", log)
-    return log
 
 
 def tone(tmp: Path, seconds: float = 30.0) -> Path:

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 import yaml
-from peers import ROOT, Caller, make_config_dir
-from test_call_path import GRACE, EventLog
+from peers import ROOT, Caller, EventLog, make_config_dir
+from test_call_path import GRACE
 
 from callcenter import events as ev
 from callcenter.center import Center

@@ -13,8 +13,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from peers import ROOT, free_port, require_tool
-from test_call_path import GRACE, watch
+from peers import ROOT, free_port, require_tool, watch
+from test_call_path import GRACE
 
 from callcenter import events as ev
 

@@ -7,7 +7,6 @@ chromium``), never one downloaded by ``playwright install``.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import shutil
 from pathlib import Path
@@ -15,8 +14,6 @@ from types import ModuleType
 from typing import Any, NoReturn
 
 import pytest
-
-from callcenter import events as ev
 
 CHROMIUM_ARGS = [
     "--headless",
@@ -76,35 +73,8 @@ class PageErrors:
             self.items.append(f"HTTP {response.status}: {response.url}")
 
 
-class EventLog:
-    """Everything published on the center's bus, with a bounded wait for one event."""
+def watch(rig: Any) -> Any:
+    """The callpath tests' bus recorder (tests/callpath is on sys.path via conftest)."""
+    from peers import watch as record
 
-    def __init__(self) -> None:
-        self.events: list[ev.Event] = []
-        self._changed = asyncio.Condition()
-
-    async def __call__(self, event: ev.Event) -> None:
-        async with self._changed:
-            self.events.append(event)
-            self._changed.notify_all()
-
-    async def wait(self, kind: type[ev.Event], timeout: float = 30.0, **match: Any) -> Any:
-        async def find() -> ev.Event:
-            async with self._changed:
-                while True:
-                    for e in self.events:
-                        if isinstance(e, kind) and all(getattr(e, k) == v for k, v in match.items()):
-                            return e
-                    await self._changed.wait()
-
-        return await asyncio.wait_for(find(), timeout)
-
-    def of(self, kind: type[ev.Event], **match: Any) -> list[Any]:
-        return [e for e in self.events if isinstance(e, kind)
-                and all(getattr(e, k) == v for k, v in match.items())]  # fmt: skip
-
-
-def watch(rig: Any) -> EventLog:
-    log = EventLog()
-    rig.center.bus.subscribe("web-test", log)
-    return log
+    return record(rig, name="web-test")
