@@ -29,6 +29,10 @@ def _idle_seq(agent: Agent) -> int:
     return agent.idle_seq
 
 
+def _size(item: tuple[int, str, int, dict[str, Agent]]) -> int:
+    return item[0]
+
+
 class AgentIndex:
     def __init__(self, exclusive: frozenset[str], level_skills: frozenset[str] = frozenset()) -> None:
         self._exclusive = exclusive
@@ -118,13 +122,19 @@ class AgentIndex:
         """
         if not required:
             return self._buckets.get((channel, ANY), {}).values(), ()
+        if len(required) == 1:  # the common case: the queue's one skill
+            for skill, level in required.items():
+                bucket = self._buckets.get((channel, skill))
+                if not bucket:
+                    return (), ()
+                return bucket.values(), ((skill, level),)
         sized = []
         for skill, level in required.items():
             bucket = self._buckets.get((channel, skill))
             if not bucket:
                 return (), ()
             sized.append((len(bucket), skill, level, bucket))
-        sized.sort(key=lambda item: item[0])
+        sized.sort(key=_size)
         checks = tuple((s, lvl) for _, s, lvl, _ in sized)
         smallest = sized[0][3]
         if len(sized) == 1:

@@ -110,6 +110,8 @@ class Agent:
 
     def occupancy_now(self) -> float:
         """Share of each channel's slots in use, summed (0 = idle)."""
+        if not self.load:
+            return 0  # what sum() of nothing gives; idle agents are most of a scan
         return sum(n / self.capacity[ch] for ch, n in self.load.items() if self.capacity.get(ch))
 
 

@@ -235,7 +235,10 @@ local function take_task(tid, t, rid, lease, owner, strategy, limit)
   local tgrp, rej = set(t.grp), set(t.rej)
   local has_grp = next(tgrp) ~= nil
   local only = t.only or ''
-  local rr_last = tonumber(redis.call('GET', P .. ':rr:' .. t.q) or '0')
+  local rr_last = 0
+  if strategy == 'round_robin' then
+    rr_last = tonumber(redis.call('GET', P .. ':rr:' .. t.q) or '0')
+  end
 
   local function check(aid)
     if rej[aid] or (only ~= '' and only ~= aid) then return nil end
@@ -494,11 +497,19 @@ ENQUEUE = r"""
 local tid = ARGV[1]
 local tkey = P .. ':t:' .. tid
 if redis.call('EXISTS', tkey) == 1 then return {0} end
-redis.call('HSET', tkey, 'st', 'waiting', 'q', ARGV[2], 'key', ARGV[3])
-for i = 9, #ARGV, 2 do redis.call('HSET', tkey, ARGV[i], ARGV[i + 1]) end
+-- One HSET for every field, and the task table built from the same arguments (no
+-- read-back): each redis.call costs, and this script runs for every arrival.
+local t = {st = 'waiting', q = ARGV[2], key = ARGV[3]}
+local hset = {'HSET', tkey, 'st', 'waiting', 'q', ARGV[2], 'key', ARGV[3]}
+for i = 9, #ARGV, 2 do
+  t[ARGV[i]] = ARGV[i + 1]
+  hset[#hset + 1] = ARGV[i]
+  hset[#hset + 1] = ARGV[i + 1]
+end
+redis.call(unpack(hset))
 redis.call('ZADD', P .. ':q:' .. ARGV[2], ARGV[3], tid)
 audit('enq', tid, ARGV[2])
-local r = take_task(tid, hgetall(tkey), ARGV[4], ARGV[5], ARGV[6], ARGV[7], tonumber(ARGV[8]))
+local r = take_task(tid, t, ARGV[4], ARGV[5], ARGV[6], ARGV[7], tonumber(ARGV[8]))
 if r == nil then return {1} end
 return {1, r[1], r[2], r[3]}
 """

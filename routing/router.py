@@ -74,6 +74,8 @@ class RoutingError(ValueError):
 def _merge_min(base: Mapping[str, int], extra: Mapping[str, int]) -> dict[str, int]:
     """Union of requirements; where both name a skill, the stricter level wins."""
     out = dict(base)
+    if not extra:
+        return out
     for skill, level in extra.items():
         out[skill] = max(level, out.get(skill, 0))
     return out
@@ -107,6 +109,7 @@ class Router:
         self._ordinals = itertools.count(1)
         self._roster_version = 0  # bumped when who is logged in changes
         self._staffed_cache: dict[str, tuple[int, list[Agent]]] = {}
+        self._queue_groups = {name: frozenset(q.groups) for name, q in self.queues.items()}
         for agent in config.agents:
             self._add(agent, now)
 
@@ -602,7 +605,7 @@ class Router:
         task.rejected_by.clear()
         task.required = _merge_min(q.required_skills, task.own_required)
         task.preferred = _merge_min(q.preferred_skills, task.own_preferred)
-        task.allowed_groups = frozenset(q.groups)
+        task.allowed_groups = self._queue_groups[queue]
         task.preferred_only_until = None
         if (
             task.preferred_agent is not None
@@ -671,7 +674,7 @@ class Router:
                 and pref_id not in task.rejected_by
                 and meets(pref, required, allowed)
             ):
-                return pref, *self._explain_offer(task, pref, "preferred agent", 1, {})
+                return pref, *self._explain_offer(task, pref, "preferred agent", 1, {}, now)
             if task.preferred_only_until is not None:
                 return None  # still inside the preferred agent's window
         candidates, checks = self._index.candidates(task.channel, required)
@@ -680,7 +683,7 @@ class Router:
         rejected = task.rejected_by
         if q.strategy is Strategy.LONGEST_IDLE and not task.preferred:
             if len(checks) == 1 and self._index.has_levels(checks[0][0]):
-                return self._longest_idle_by_level(task, checks[0], len(candidates))
+                return self._longest_idle_by_level(task, checks[0], len(candidates), now)
             # Buckets are in idle order: the first eligible agent is the longest idle.
             for skipped, agent in enumerate(candidates):
                 if has_levels(agent.skills, checks):
@@ -692,6 +695,7 @@ class Router:
                         "longest_idle",
                         skipped + 1,
                         {"skipped_ineligible": skipped, "candidates": len(candidates)},
+                        now,
                     )
             return None
         rr_last = self._rr_last.get(task.queue, 0)
@@ -760,11 +764,11 @@ class Router:
         if q.strategy is Strategy.ROUND_ROBIN:
             self._rr_last[task.queue] = agent.ordinal
         return agent, *self._explain_offer(
-            task, agent, str(q.strategy), eligible, {"key": list(key), "candidates": len(candidates)}
+            task, agent, str(q.strategy), eligible, {"key": list(key), "candidates": len(candidates)}, now
         )
 
     def _longest_idle_by_level(
-        self, task: Task, check: tuple[str, int], holders: int
+        self, task: Task, check: tuple[str, int], holders: int, now: float
     ) -> tuple[Agent, str, dict[str, Any]] | None:
         """Longest idle for one level-indexed required skill: the first eligible agent of
         each level bucket at or above the minimum (each bucket is in idle order), and
@@ -791,6 +795,7 @@ class Router:
             "longest_idle",
             skipped + 1,
             {"skipped_ineligible": skipped, "candidates": holders},
+            now,
         )
 
     def _scan_order(self, task: Task, candidates: Collection[Agent]) -> Iterable[Agent]:
@@ -813,9 +818,9 @@ class Router:
         return min(indexed, key=lambda s: (-task.required[s], s))
 
     def _explain_offer(
-        self, task: Task, agent: Agent, how: str, eligible: int, extra: dict[str, Any]
+        self, task: Task, agent: Agent, how: str, eligible: int, extra: dict[str, Any], now: float
     ) -> tuple[str, dict[str, Any]]:
-        now = self._clock()
+        # `now` is the decision's own instant (one clock read per decision).
         q = self.queues[task.queue]
         if how == "preferred agent":
             why = "preferred agent (served this customer before)"
