@@ -547,7 +547,7 @@ class Switchboard:
             return  # the call ended while the re-INVITE was out
         if on_hold:
             caller.unbridge()
-            contact.treatment = self._spawn(self._music_until_unhold(contact), "hold-music")
+            contact.treatment = self._spawn(self._music(contact), "hold-music")
         else:
             if contact.treatment is not None:
                 contact.treatment.cancel()
@@ -557,11 +557,12 @@ class Switchboard:
         self.publish(ev.ContactHeld(contact_id=contact.contact_id, agent_id=agent_id, on_hold=on_hold))
         self.hub.to_agent(agent_id, {"type": "hold", "on_hold": on_hold, "contact_id": contact.contact_id})
 
-    async def _music_until_unhold(self, contact: VoiceContact) -> None:
+    async def _music(self, contact: VoiceContact) -> None:
+        """Music on hold to the caller until this task is cancelled (unhold, transfer
+        answered, caller gone) or the call's media closes."""
         media = contact.call.media
         try:
-            while contact.on_hold and contact.call.is_active:
-                await media.play(str(self.moh))
+            await media.play(str(self.moh), loop=True)
         finally:
             with contextlib.suppress(Exception):
                 media.stop_playing()
@@ -632,22 +633,13 @@ class Switchboard:
         self.route(self.router.complete, contact.contact_id, agents=(agent_id,))
         self.hub.to_agent(agent_id, {"type": "wrapup", "contact_id": contact.contact_id,
                                      "ended_by": "transfer", "ts": time.time()})  # fmt: skip
-        contact.treatment = self._spawn(self._music_until_unhold_or(contact), "transfer-music")
+        contact.treatment = self._spawn(self._music(contact), "transfer-music")
         try:
             leg = await self.ua.place_call(uri, timeout=30.0)
         except CallFailed:
             await contact.call.hangup("transfer_failed")
             return
         self._bridge_external(contact, leg)
-
-    async def _music_until_unhold_or(self, contact: VoiceContact) -> None:
-        media = contact.call.media
-        try:
-            while contact.phase is Phase.TRANSFERRING and contact.call.is_active:
-                await media.play(str(self.moh))
-        finally:
-            with contextlib.suppress(Exception):
-                media.stop_playing()
 
     def _bridge_external(self, contact: VoiceContact, leg: Call) -> None:
         if contact.treatment is not None:
