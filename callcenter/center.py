@@ -242,7 +242,7 @@ class Center:
         stats = dataclasses.asdict(self.router.agent_stats(agent_id))
         agent = self.router.agents[agent_id]
         stats["name"] = agent.name
-        stats["softphone"] = bool(getattr(agent, "softphone", False))
+        stats["softphone"] = agent.softphone
         stats["skills"] = dict(agent.skills)
         stats["queues"] = list(self.router.queues)  # transfer targets for the desktop
         cid = self.switchboard.agent_contact.get(agent_id) if self.switchboard else None
@@ -297,9 +297,9 @@ class Center:
         return {"customer": customer, "recent": await self.crm.recent_interactions(customer["id"], 10)}
 
     def supervisor_snapshot(self) -> dict[str, Any]:
-        queues = [dataclasses.asdict(self.router.queue_stats(q)) for q in self.router.queues]
-        agents = [self.agent_view(a) for a in self.router.agents]
         sb = self.switchboard
+        queues = sb.queue_figures() if sb else []
+        agents = [self.agent_view(a) for a in self.router.agents]
         return {
             "ts": time.time(),
             "queues": queues,

@@ -128,10 +128,13 @@ class Switchboard:
             loop = asyncio.get_running_loop()
             self._queue_push = loop.call_later(QUEUE_PUSH_S, self._push_queues)
 
+    def queue_figures(self) -> list[dict[str, Any]]:
+        """Every queue's statistics as plain dicts (supervisor stream, snapshot, metrics)."""
+        return [dataclasses.asdict(self.router.queue_stats(q)) for q in self.router.queues]
+
     def _push_queues(self) -> None:
         self._queue_push = None
-        queues = [dataclasses.asdict(self.router.queue_stats(q)) for q in self.router.queues]
-        self.hub.to_supervisors({"type": "queues", "queues": queues, "ts": time.time()})
+        self.hub.to_supervisors({"type": "queues", "queues": self.queue_figures(), "ts": time.time()})
 
     def sync_agents(self, agent_ids: tuple[str, ...] | list[str] = ()) -> None:
         for agent_id in agent_ids:
