@@ -153,6 +153,7 @@ class Center:
             voicemail_dir=self.data_dir / "voicemail",
             announce_every_s=s.queueing.announce_every_s,
             offer_options_after_s=s.queueing.offer_options_after_s,
+            callbacks=s.callbacks,
         )
         self.ua.on_call = self.switchboard.on_call
         self.registrar.on_change(self.switchboard.softphone_changed)

@@ -124,6 +124,40 @@ class QueueingCfg(Strict):
     offer_options_after_s: float = Field(60.0, ge=0)  # then also: 1 = voicemail, 2 = call back
 
 
+class CallbacksCfg(Strict):
+    """Calling customers back who asked for it (queue option 2 or the IVR's ``callback`` step).
+
+    With ``dial_uri`` unset a request is only recorded (CRM outcome ``callback_requested``),
+    for people to work from the CRM. With it set, the request keeps the caller's place in
+    the queue; when an agent is chosen their phone rings first, and once they answer the
+    server dials the customer through ``dial_uri`` (the outbound trunk or gateway).
+    """
+
+    dial_uri: str | None = None  # e.g. "sip:{digits}@trunk.example:5060"; {number} = +E.164
+    ring_s: float = Field(30.0, gt=0, le=300)  # how long the customer's phone may ring
+    max_attempts: int = Field(3, ge=1, le=10)
+    retry_after_s: float = Field(300.0, ge=0)  # back in the queue, same place, after this long
+
+    @field_validator("dial_uri")
+    @classmethod
+    def _template(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if not value.startswith(("sip:", "sips:")):
+            raise ValueError("must be a sip: URI template")
+        if "{number}" not in value and "{digits}" not in value:
+            raise ValueError("must contain {number} (+E.164) or {digits} (E.164 without '+')")
+        try:
+            value.format(number="+1", digits="1")
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ValueError(f"only {{number}} and {{digits}} may be used: {exc}") from None
+        return value
+
+    def uri_for(self, number: str) -> str:
+        assert self.dial_uri is not None
+        return self.dial_uri.format(number=number, digits=number.lstrip("+"))
+
+
 class LoggingCfg(Strict):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     format: Literal["json", "text"] = "json"
@@ -138,6 +172,7 @@ class ServerConfig(Strict):
     speech: SpeechCfg = SpeechCfg()
     crm: CrmCfg = CrmCfg()
     queueing: QueueingCfg = QueueingCfg()
+    callbacks: CallbacksCfg = CallbacksCfg()
     logging: LoggingCfg = LoggingCfg()
 
 

@@ -176,6 +176,16 @@ class CallbackRequested(Event):
     number: str
 
 
+@dataclass(frozen=True, kw_only=True)
+class CallbackAttempted(Event):
+    """The server dialled a customer back for an agent who had answered."""
+
+    agent_id: str
+    number: str
+    attempt: int
+    result: str  # answered | busy | no_answer | failed | agent_hung_up
+
+
 # --- agents ------------------------------------------------------------------
 
 

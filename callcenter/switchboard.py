@@ -26,6 +26,7 @@ from typing import Any
 from callcenter import events as ev
 from callcenter.apps.echo import EchoTest
 from callcenter.bus import EventBus
+from callcenter.config import CallbacksCfg
 from callcenter.ivr.media_port import MediaCallPort, beep_pcm
 from callcenter.ivr.runner import IvrEngine
 from callcenter.routing_driver import RoutingDriver
@@ -45,6 +46,15 @@ RING_SLACK_S = 5.0  # the router's RONA timer decides; the SIP ring timeout is o
 SCREEN_POP_WAIT_S = 0.25  # a stuck desktop must not delay the call by more than this
 MAX_MESSAGE_S = 120.0
 QUEUE_PUSH_S = 0.25
+
+
+def _dial_result(exc: BaseException | None) -> str:
+    status = exc.status if isinstance(exc, CallFailed) else 0
+    if status in (486, 600):
+        return "busy"
+    if status in (408, 480, 487):  # 487: our own CANCEL when ring_s ran out
+        return "no_answer"
+    return "failed"
 
 
 def _jsonable(data: dict[str, Any]) -> dict[str, Any]:
@@ -71,6 +81,7 @@ class Switchboard:
         voicemail_dir: Path,
         announce_every_s: float = 30.0,
         offer_options_after_s: float = 60.0,
+        callbacks: CallbacksCfg | None = None,
     ) -> None:
         self.ua = ua
         self.router = router
@@ -89,6 +100,7 @@ class Switchboard:
         self.voicemail_dir = voicemail_dir
         self.announce_every_s = announce_every_s
         self.offer_options_after_s = offer_options_after_s
+        self.callbacks = callbacks or CallbacksCfg()
         self.routing = RoutingDriver(router, self._on_decision)
         self.contacts: dict[str, VoiceContact] = {}
         self.agent_contact: dict[str, str] = {}  # agent → contact ringing/connected
@@ -179,7 +191,8 @@ class Switchboard:
             await self._run_ivr(contact)
             await call.ended.wait()
         finally:
-            self.contacts.pop(contact_id, None)
+            if contact.callback_number is None or contact.end_published:
+                self.contacts.pop(contact_id, None)  # else it waits for its call back
 
     async def _run_ivr(self, contact: VoiceContact) -> None:
         call = contact.call
@@ -188,13 +201,22 @@ class Switchboard:
             transfer=lambda uri: self._ivr_transfer(contact, uri), hangup=lambda: call.hangup("ivr_hangup"),
         )  # fmt: skip
         call.add_end_callback(lambda _c: port.caller_hung_up())
+        contact.in_ivr = True
         try:
             result = await self.ivr.run(port, contact_id=contact.contact_id)
         finally:
             port.close()
+            contact.in_ivr = False
         contact.ivr_path = tuple(result.path)
         contact.ivr_data = _jsonable(result.variables)
+        number = normalize_phone(result.callback_number or "", self.default_region)
+        if result.outcome == "callback" and number and self.callbacks.dial_uri:
+            # The flow took a number and hung up; the request waits in the queue for an agent.
+            contact.callback_number = number
+            await self._enqueue(contact, result.queue, result.priority, result.skills)
+            return
         if not call.is_active:
+            self._caller_gone(call)  # hung up during the flow: the contact ends here
             return
         if result.outcome == "queued":
             await self._enqueue(contact, result.queue, result.priority, result.skills)
@@ -231,7 +253,7 @@ class Switchboard:
         service = self.ivr.services.resolve(contact.dnis)
         queue = queue or service.default_queue
         await self._customer_context(contact)
-        if not contact.call.is_active:
+        if not contact.reachable:
             return
         contact.queue = queue
         contact.priority = priority
@@ -242,7 +264,8 @@ class Switchboard:
                                       skills=dict(skills)))  # fmt: skip
         customer = contact.customer or {}
         last_agent = next((r.get("agent_id") for r in contact.recent if r.get("agent_id")), None)
-        contact.treatment = self._spawn(self._waiting_treatment(contact), f"treat:{contact.contact_id}")
+        if contact.call.is_active:
+            contact.treatment = self._spawn(self._waiting_treatment(contact), f"treat:{contact.contact_id}")
         ok = self.route(
             self.router.submit, contact.contact_id, queue, "voice", required=skills, priority=priority,
             attributes={"tier": customer.get("tier") or "standard", "service": contact.service},
@@ -262,7 +285,9 @@ class Switchboard:
                 if contact.phase is Phase.QUEUED:
                     text = self._position_text(contact.contact_id)
                     if contact.waited_s() >= self.offer_options_after_s:
-                        text += " To leave a message instead, press 1. To be called back, press 2."
+                        text += " To leave a message instead, press 1."
+                        if self._can_call_back(contact):
+                            text += " To be called back, press 2."
                     if text:
                         path = await self.tts.render(text.strip(), language="en")
                         await media.play(str(path))
@@ -280,16 +305,31 @@ class Switchboard:
             return
         if contact.waited_s() < self.offer_options_after_s:
             return
+        if digit == "2" and self._can_call_back(contact):
+            # The task stays where it is in the queue; only the caller's line goes.
+            contact.callback_number = contact.ani
+            if contact.treatment is not None:
+                contact.treatment.cancel()
+                contact.treatment = None
+            self.publish(ev.CallbackRequested(contact_id=contact.contact_id, number=contact.ani))
+            self._spawn(self._goodbye(contact, "Thank you. You keep your place in the queue, and we "
+                                               "will call you back when it is your turn. Goodbye."),
+                        "callback")  # fmt: skip
+            return
         self.route(self.router.cancel, contact.contact_id, "caller chose " +
                    ("voicemail" if digit == "1" else "callback"))  # fmt: skip
+        self._leave_routing(contact)
         if digit == "1":
-            self._leave_routing(contact)
             self._spawn(self._take_message(contact, "Please leave your message after the tone."), "vm")
         else:
-            self._leave_routing(contact)
+            # No way to dial out (callbacks.dial_uri unset, or the number was withheld):
+            # the request is recorded for people to work from the CRM.
             self.publish(ev.CallbackRequested(contact_id=contact.contact_id, number=contact.ani))
             self._spawn(self._goodbye(contact, "Thank you. We will call you back as soon as an agent "
                                                "is free. Goodbye."), "callback")  # fmt: skip
+
+    def _can_call_back(self, contact: VoiceContact) -> bool:
+        return self.callbacks.dial_uri is not None and bool(contact.ani)
 
     def _leave_routing(self, contact: VoiceContact) -> None:
         contact.phase = Phase.ENDED
@@ -302,7 +342,8 @@ class Switchboard:
         media = contact.call.media
         media.stop_playing()
         await media.play(str(await self.tts.render(text, language="en")))
-        await contact.call.hangup("callback_requested")
+        if contact.phase is not Phase.CONNECTED:  # an agent may have come while we spoke
+            await contact.call.hangup("callback_requested")
 
     def _position_text(self, contact_id: str) -> str:
         try:
@@ -358,7 +399,7 @@ class Switchboard:
         contact = self.contacts.get(d.task_id)
         kind = d.kind
         if kind is DecisionKind.OFFER and d.agent_id and d.reservation is not None:
-            if contact is None or not contact.call.is_active:
+            if contact is None or not contact.reachable:
                 self.route(self.router.cancel, d.task_id, "gone", agents=(d.agent_id,))
                 return
             contact.phase = Phase.RINGING
@@ -420,7 +461,7 @@ class Switchboard:
         sent = self.hub.deliver_to_agent(agent_id, contact.screen_pop(d.explanation.text))
         if sent:
             await asyncio.wait(sent, timeout=SCREEN_POP_WAIT_S)
-        if contact.reservation_id != res.id or not contact.call.is_active:
+        if contact.reservation_id != res.id or not contact.reachable:
             return  # withdrawn meanwhile (abandon, RONA)
         self.publish(ev.AgentOffered(contact_id=contact.contact_id, agent_id=agent_id, queue=d.queue,
                                      reservation_id=res.id, explanation=d.explanation.text))  # fmt: skip
@@ -437,23 +478,30 @@ class Switchboard:
                 timeout=max(1.0, res.deadline - time.monotonic()) + RING_SLACK_S,
             )
         except CallFailed as exc:
-            if contact.reservation_id == res.id and contact.call.is_active:
+            if contact.reservation_id == res.id and contact.reachable:
                 contact.ringing = None
                 self._withdraw_offer(contact, f"sip_{exc.status}")
                 self.route(self.router.reject, res.id, f"phone answered {exc.status}", agents=(agent_id,))
             return
-        if contact.reservation_id != res.id or not contact.call.is_active:
+        if contact.reservation_id != res.id or not contact.reachable:
             leg.terminate("offer_withdrawn")
             return
         contact.ringing = None
-        self._connect(contact, leg, agent_id, res.id)
+        if contact.call.is_active:
+            self._connect(contact, leg, agent_id, res.id)
+        else:  # the customer asked to be called back and is no longer on the line
+            self._spawn(self._call_back(contact, leg, agent_id, res.id), f"callback:{contact.contact_id}")
 
     def _connect(self, contact: VoiceContact, leg: Call, agent_id: str, reservation_id: str) -> None:
+        self.route(self.router.accept, reservation_id, agents=(agent_id,))
+        self._talk(contact, leg, agent_id)
+
+    def _talk(self, contact: VoiceContact, leg: Call, agent_id: str) -> None:
+        """Bridge the customer's leg and the agent's leg: the conversation starts."""
         contact.agent_call = leg
         contact.phase = Phase.CONNECTED
         contact.connected_at = time.time()
         contact.routed.set()
-        self.route(self.router.accept, reservation_id, agents=(agent_id,))
         if contact.treatment is not None:
             contact.treatment.cancel()
             contact.treatment = None
@@ -465,12 +513,95 @@ class Switchboard:
         self.publish(ev.ContactConnected(contact_id=contact.contact_id, agent_id=agent_id))
         self.hub.to_agent(agent_id, {"type": "connected", "contact": contact.summary(), "ts": time.time()})
 
+    # ------------------------------------------------------------------ callbacks
+
+    async def _call_back(self, contact: VoiceContact, agent_leg: Call, agent_id: str, res_id: str) -> None:
+        """The agent answered a callback: dial the customer through ``callbacks.dial_uri``
+        while the agent listens; bridge when they answer. If they do not, the request
+        goes back to its place in the queue after ``retry_after_s``, up to
+        ``max_attempts`` dials in all."""
+        cfg = self.callbacks
+        number = contact.callback_number or ""
+        created = self.router.tasks[contact.contact_id].created  # its place in the queue
+        self.route(self.router.accept, res_id, agents=(agent_id,))
+        contact.phase = Phase.DIALLING
+        contact.agent_call = agent_leg
+        contact.callback_attempts += 1
+        self.hub.to_agent(agent_id, {"type": "dialling", "contact": contact.summary(), "number": number,
+                                     "attempt": contact.callback_attempts, "ts": time.time()})  # fmt: skip
+        spoken = " ".join(number.lstrip("+"))
+        self._spawn(self._tell(agent_leg, f"Calling the customer back on {spoken}."), "callback-tell")
+        host = next(iter(self.ua.advertised.values()))[0]
+        dial = self._spawn(self.ua.place_call(
+            cfg.uri_for(number), from_uri=f"sip:{contact.dnis or 'callcenter'}@{host}",
+            headers=[("X-Interaction-Id", contact.contact_id)], timeout=cfg.ring_s,
+        ), f"dial:{contact.contact_id}")  # fmt: skip
+        agent_gone = asyncio.ensure_future(agent_leg.ended.wait())
+        await asyncio.wait({dial, agent_gone}, return_when=asyncio.FIRST_COMPLETED)
+        agent_gone.cancel()
+        leg: Call | None = None
+        if not dial.done():  # the agent hung up first: place_call CANCELs the INVITE
+            dial.cancel()
+            result = "agent_hung_up"
+        elif dial.exception() is not None:
+            result = _dial_result(dial.exception())
+        else:
+            leg = dial.result()
+            result = "answered" if agent_leg.is_active else "agent_hung_up"
+        self.publish(ev.CallbackAttempted(contact_id=contact.contact_id, agent_id=agent_id, number=number,
+                                          attempt=contact.callback_attempts, result=result))  # fmt: skip
+        retry = result != "answered" and contact.callback_attempts < cfg.max_attempts
+        self.hub.to_agent(agent_id, {"type": "callback_result", "contact_id": contact.contact_id,
+                                     "result": result, "retry": retry, "ts": time.time()})  # fmt: skip
+        if result == "answered" and leg is not None:
+            contact.call = leg
+            leg.data["contact_id"] = contact.contact_id
+            leg.add_end_callback(self._caller_gone)
+            self._talk(contact, agent_leg, agent_id)
+            return
+        if leg is not None:
+            leg.terminate("agent_gone")
+        agent_leg.terminate("callback_not_answered")
+        contact.agent_call = None
+        contact.agent_id = contact.reservation_id = None
+        self.agent_contact.pop(agent_id, None)
+        self.route(self.router.cancel, contact.contact_id, f"callback {result}", agents=(agent_id,))
+        if not retry:
+            contact.phase = Phase.ENDED
+            self._publish_end(contact, "callback_failed", "system")
+            return
+        contact.phase = Phase.QUEUED
+        asyncio.get_running_loop().call_later(cfg.retry_after_s, self._retry_callback, contact, created)
+
+    def _retry_callback(self, contact: VoiceContact, created: float) -> None:
+        """Back into the queue with the original creation time, so it keeps its place."""
+        if contact.phase is not Phase.QUEUED or contact.contact_id not in self.contacts:
+            return
+        customer = contact.customer or {}
+        ok = self.route(
+            self.router.submit, contact.contact_id, contact.queue or "", "voice", required=contact.skills,
+            priority=contact.priority, created=created,
+            attributes={"tier": customer.get("tier") or "standard", "service": contact.service},
+        )  # fmt: skip
+        if not ok:
+            contact.phase = Phase.ENDED
+            self._publish_end(contact, "callback_failed", "system")
+
+    async def _tell(self, leg: Call, text: str) -> None:
+        with contextlib.suppress(Exception):  # a courtesy prompt; its failure must not stop the dial
+            await leg.media.play(str(await self.tts.render(text, language="en")))
+
     # ------------------------------------------------------------------ ends
 
     def _caller_gone(self, call: Call) -> None:
         contact = self.contacts.get(call.data.get("contact_id", ""))
-        if contact is None:
-            return
+        if contact is None or call is not contact.call or contact.in_ivr:
+            return  # an old leg, or the flow is still deciding (it may be a callback request)
+        if contact.callback_number is not None and contact.phase in (Phase.QUEUED, Phase.RINGING):
+            if contact.treatment is not None:
+                contact.treatment.cancel()
+                contact.treatment = None
+            return  # the customer hung up after asking for a call back: not an abandon
         ended_by = "caller" if call.end_reason in REMOTE_END_REASONS else "system"
         if contact.treatment is not None:
             contact.treatment.cancel()
@@ -497,6 +628,8 @@ class Switchboard:
             contact.end_published = True
             self.publish(ev.ContactEnded(contact_id=contact.contact_id, reason=reason or "ended",
                                          ended_by=ended_by))  # fmt: skip
+            if contact.callback_number is not None:
+                self.contacts.pop(contact.contact_id, None)  # on_call may have let go of it long ago
 
     def _agent_leg_gone(self, contact: VoiceContact, leg: Call) -> None:
         if contact.agent_call is not leg or contact.phase is not Phase.CONNECTED:

@@ -20,6 +20,7 @@ class Phase(StrEnum):
     IVR = "ivr"
     QUEUED = "queued"
     RINGING = "ringing"  # offered to an agent, their phone is ringing
+    DIALLING = "dialling"  # callback: the agent answered, the customer's phone is ringing
     CONNECTED = "connected"
     TRANSFERRING = "transferring"
     ENDED = "ended"
@@ -34,6 +35,7 @@ class VoiceContact:
     service: str
     arrived_at: float = field(default_factory=time.time)
     phase: Phase = Phase.IVR
+    in_ivr: bool = False  # the flow is running: its result, not the hang-up, ends the contact
     customer: dict[str, Any] | None = None
     ivr_path: tuple[str, ...] = ()
     ivr_data: dict[str, Any] = field(default_factory=dict)
@@ -46,11 +48,18 @@ class VoiceContact:
     agent_call: Call | None = None
     connected_at: float | None = None
     on_hold: bool = False
+    callback_number: str | None = None  # set when the customer asked to be called back
+    callback_attempts: int = 0
     end_published: bool = False
     recent: list[dict[str, Any]] = field(default_factory=list)  # last interactions for the screen-pop
     ringing: asyncio.Task[None] | None = None
     treatment: asyncio.Task[None] | None = None
     routed: asyncio.Event = field(default_factory=asyncio.Event)  # set when the queue part is over
+
+    @property
+    def reachable(self) -> bool:
+        """Still worth an agent: the caller is on the line, or is waiting for a call back."""
+        return self.call.is_active or (self.callback_number is not None and self.phase is not Phase.ENDED)
 
     def waited_s(self, now: float | None = None) -> float:
         if self.queued_at is None:
@@ -74,6 +83,7 @@ class VoiceContact:
             "connected_at": self.connected_at,
             "waited_s": round(self.waited_s(), 3),
             "on_hold": self.on_hold,
+            "callback_number": self.callback_number,
         }
 
     def screen_pop(self, explanation: str) -> dict[str, Any]:

@@ -34,6 +34,7 @@ TYPE_RANK: dict[str, int] = {
             "ContactTransferred",
             "VoicemailRecorded",
             "CallbackRequested",
+            "CallbackAttempted",
             "AttachmentAdded",
             "ContactAbandoned",
             "ContactEnded",
@@ -131,6 +132,7 @@ class _Fold:
         self.abandoned: dict[str, Any] | None = None
         self.voicemail = False
         self.callback = False
+        self.callback_attempts: list[dict[str, Any]] = []
         self.ended_by = ""
         self.first_ts: float | None = None
 
@@ -328,6 +330,10 @@ class _Fold:
         raw = _str(ev.get("number"))
         self.rec["callback_number"] = normalize_phone(raw, self.region) or raw
 
+    def on_CallbackAttempted(self, ev: Mapping[str, Any], ts: float) -> None:
+        attempt = {"ts": ts, "agent_id": _str(ev.get("agent_id")), "attempt": ev.get("attempt")}
+        self.callback_attempts.append(attempt | {"result": _str(ev.get("result"))})
+
     def on_AttachmentAdded(self, ev: Mapping[str, Any], ts: float) -> None:
         att = _dict(ev.get("attachment"))
         att["event_id"] = _str(ev.get("event_id"))
@@ -373,7 +379,7 @@ class _Fold:
         if self.voicemail:
             return "voicemail"
         if self.callback:
-            return "callback_requested"
+            return "callback_failed" if r["end_reason"] == "callback_failed" else "callback_requested"
         if self.ivr_outcome == "self_served":
             return "self_served"
         if self.abandoned is not None:
@@ -415,6 +421,8 @@ class _Fold:
             attrs["abandoned"] = self.abandoned
         if self.ended_by:
             attrs["ended_by"] = self.ended_by
+        if self.callback_attempts:
+            attrs["callback_attempts"] = self.callback_attempts  # folded in order already
         if self.ivr_data:
             attrs["ivr_data"] = self.ivr_data
         if not self.arrived:

@@ -65,6 +65,10 @@ def test_demo_sip_secrets_are_ha1_of_the_documented_passwords() -> None:
         ("skills.yaml", lambda d: d.update(bogus=1), "bogus", "unknown"),
         ("server.yaml", lambda d: d["crm"].update(webhooks=[{"name": "e", "url": "ftp://x", "secret": "s"}]),
          "crm.webhooks.0", "not an http(s) URL"),
+        ("server.yaml", lambda d: d["callbacks"].update(dial_uri="sip:trunk.example"), "callbacks.dial_uri",
+         "must contain {number}"),
+        ("server.yaml", lambda d: d["callbacks"].update(dial_uri="sip:{digits}@{trunk}"), "callbacks.dial_uri",
+         "only {number} and {digits}"),
     ],
 )
 def test_bad_config_is_refused_naming_file_key_and_reason(

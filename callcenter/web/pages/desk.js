@@ -98,6 +98,19 @@ function onMessage(msg) {
     case "wrapup":
       onWrapUp(msg.contact_id, msg.ended_by);
       break;
+    case "dialling":
+      if (msg.contact && msg.contact.contact_id === desk.contactId) {
+        setPhase("dialling", `Calling the customer back on ${msg.number} (attempt ${msg.attempt})`);
+      }
+      break;
+    case "callback_result":
+      if (msg.contact_id === desk.contactId && msg.result !== "answered") {
+        setPhase("withdrawn", "Callback not answered");
+        notify("desk-notice", `The customer did not answer the callback (${label(msg.result)}); ` +
+          (msg.retry ? "it goes back to its place in the queue." : "no more attempts are left."), "info");
+        show("controls", false);
+      }
+      break;
     default:
       break; // newer servers may send more; ignore what we do not know
   }
@@ -224,7 +237,9 @@ function onOffer(msg) {
   fillCustomer(msg.customer, msg.tier);
   fillRecent(msg.recent);
   setText("pop-routing", msg.routing);
-  setPhase("ringing", "Ringing — answer on your phone");
+  const callback = msg.contact && msg.contact.callback_number;
+  setPhase("ringing", callback ? `Callback to ${callback} — answer on your phone, then we dial`
+                              : "Ringing — answer on your phone");
 }
 
 function onConnected(contact) {
