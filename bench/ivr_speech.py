@@ -6,14 +6,19 @@ round trip). Full: 13 phrases × 6 voices × 3 speeds = 234 utterances (+ nonsen
 
 1. Accuracy, batch decoding of each utterance with pocketsphinx directly, for the
    set-ups that show what moved the figure: the PEERS.md default (JSGF grammar, model
-   as shipped), then each change in turn, and unconstrained (the en-us LM).
+   as shipped), then each change in turn, the shipped set-up fed in 0.1 s chunks as a
+   decoder fed while the caller speaks would be (live CMN, from the model's initial
+   mean and from a telephone mean taken from the nonsense set), and unconstrained.
    Grammars are per menu state, as the IVR uses them: the main menu (billing /
    technical support / sales / operator / one..four) and a digit question
    (one..nine); also all 13 phrases in one grammar.
 2. The shipped recogniser (``SphinxRecognizer``) in real time: every utterance fed
    as 20 ms frames on a shared 20 ms clock, several calls at once; accuracy,
    no-match/false-accept on nonsense, and latency from the end of speech (last
-   frame above −50 dBFS) to the decision.
+   frame above −50 dBFS) to the decision. Before it, in audio time without decoding:
+   how long after the end of speech pocketsphinx's Endpointer (the old end-point) and
+   the energy gate (the new one) fire. With it, "technical <pause> support" with
+   pauses of 0.25/0.4/0.55 s: recognised whole, or cut after "technical"?
 3. TTS: render time per engine (cold) and cache-hit time.
 4. Capacity: N calls with speech active at once (each call's recogniser fed in real
    time, utterance after utterance); event-loop lag measured by a 10 ms ticker.
@@ -45,13 +50,15 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np
-from pocketsphinx import Decoder, get_model_path
+from pocketsphinx import Decoder, Endpointer, get_model_path
 
 from callcenter.speech import CachedTts, SphinxRecognizer, SphinxSettings
 from callcenter.speech.audio import FRAME_BYTES, Upsampler2x
+from callcenter.speech.endpoint import QuietRun, frame_rms
 from callcenter.speech.grammar import MenuGrammar
-from callcenter.speech.phone_chain import espeak_phone_pcm, frames
-from callcenter.speech.sphinx_model import prepared_model
+from callcenter.speech.phone_chain import espeak_phone_pcm, frames, trim_silence
+from callcenter.speech.sphinx_model import PHONE_BAND_PRONUNCIATIONS, prepared_model
+from callcenter.speech.sphinx_worker import add_pronunciations
 
 MAIN = ["billing", "technical support", "sales", "operator", "one", "two", "three", "four"]
 DIGITS = ["one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
@@ -77,6 +84,7 @@ class Utt:
     voice: str
     speed: int
     pcm: bytes
+    pause: float = 0.0  # seconds of silence inserted between the words, if any
 
     @property
     def speech_end(self) -> float:
@@ -110,13 +118,18 @@ def jsgf(phrases: list[str]) -> str:
 
 def batch_decode(utts: list[Utt], grammar: list[str] | None, *, mode: str,
                  remove_noise: bool, topn: int, cache: Path,
-                 dither: bool = False, noise: float = 0.0) -> list[bool]:
-    """Per utterance: did the best path equal the phrase? (batch, one decoder)"""
+                 dither: bool = False, noise: float = 0.0, prons: bool = False,
+                 live_cmn: str | None = None) -> list[bool]:
+    """Per utterance: did the best path equal the phrase? (one decoder; the whole
+    utterance at once with batch CMN, or with ``live_cmn`` (an initial mean) in 0.1 s
+    chunks as a decoder fed while the caller speaks would see it)"""
     model, dictionary = prepared_model(
         cache / "bench-models", {"remove_noise": "yes" if remove_noise else "no"})
     root = Path(get_model_path()) / "en-us"
     d = Decoder(hmm=str(model), dict=str(dictionary), lm=None, samprate=16000, topn=topn,
                 loglevel="FATAL", dither=dither, seed=1)
+    for word, phones in (PHONE_BAND_PRONUNCIATIONS if prons else {}).items():
+        add_pronunciations(d, word, list(phones))
     if mode == "jsgf":
         d.add_jsgf_string("g", jsgf(grammar or []))
     elif mode == "fsg":
@@ -133,8 +146,14 @@ def batch_decode(utts: list[Utt], grammar: list[str] | None, *, mode: str,
         if noise:
             x = np.frombuffer(audio, dtype="<i2") + rng.normal(0.0, noise, len(audio) // 2)
             audio = np.clip(np.rint(x), -32768, 32767).astype("<i2").tobytes()
+        audio16 = Upsampler2x().process(audio)
         d.start_utt()
-        d.process_raw(Upsampler2x().process(audio), full_utt=True)
+        if live_cmn is None:
+            d.process_raw(audio16, full_utt=True)
+        else:
+            d.set_cmn(live_cmn)
+            for i in range(0, len(audio16), 3200):
+                d.process_raw(audio16[i : i + 3200], full_utt=False)
         d.end_utt()
         hyp = d.hyp()
         out.append((hyp.hypstr if hyp else "").strip() == u.phrase)
@@ -146,21 +165,47 @@ def _acc(flags: list[bool]) -> dict[str, Any]:
             "pct": round(100 * sum(flags) / max(1, len(flags)), 1)}
 
 
-SETUPS = [  # (label, mode, remove_noise, topn, dither, noise floor)
-    ("PEERS default: JSGF, model as shipped", "jsgf", True, 4, False, 0.0),
-    ("+ remove_noise no (feat.params)", "jsgf", False, 4, False, 0.0),
-    ("+ flat FSG instead of JSGF", "fsg", False, 4, False, 0.0),
-    ("+ topn 8", "fsg", False, 8, False, 0.0),
-    ("+ dither", "fsg", False, 8, True, 0.0),
-    ("+ noise floor 20 (best; shipped)", "fsg", False, 8, True, 20.0),
-    ("unconstrained (en-us LM, as best)", "lm", False, 8, True, 20.0),
+SETUPS = [  # (label, mode, remove_noise, topn, dither, noise floor, pronunciations, CMN)
+    ("PEERS default: JSGF, model as shipped", "jsgf", True, 4, False, 0.0, False, None),
+    ("+ remove_noise no (feat.params)", "jsgf", False, 4, False, 0.0, False, None),
+    ("+ flat FSG instead of JSGF", "fsg", False, 4, False, 0.0, False, None),
+    ("+ topn 8", "fsg", False, 8, False, 0.0, False, None),
+    ("+ dither", "fsg", False, 8, True, 0.0, False, None),
+    ("+ noise floor 20", "fsg", False, 8, True, 20.0, False, None),
+    ("+ phone-band pronunciations (shipped)", "fsg", False, 8, True, 20.0, True, None),
+    ("  fed while speaking: live CMN, model init", "fsg", False, 8, True, 20.0, True, "model"),
+    ("  fed while speaking: live CMN, phone init", "fsg", False, 8, True, 20.0, True, "phone"),
+    ("unconstrained (en-us LM, as shipped)", "lm", False, 8, True, 20.0, False, None),
 ]
 
 
-def run_setups(utts: list[Utt], cache: Path, quick: bool) -> list[dict[str, Any]]:
+def cmn_inits(nonsense: list[Utt], cache: Path) -> dict[str, str]:
+    """Initial cepstral means for live CMN: the model's, and a telephone-channel one
+    averaged over the batch CMN of the nonsense utterances (none of the menu phrases:
+    no peeking at the test set)."""
+    model, dictionary = prepared_model(cache / "bench-models", {"remove_noise": "no"})
+    d = Decoder(hmm=str(model), dict=str(dictionary), lm=None, samprate=16000, topn=8,
+                loglevel="FATAL", dither=True, seed=1)
+    model_init = d.get_cmn()
+    d.add_fsg("g", d.create_fsg("g", 0, 1, MenuGrammar.build(MAIN).transitions()))
+    d.activate_search("g")
+    rng = np.random.default_rng(1)
+    means = []
+    for u in nonsense:
+        x = np.frombuffer(u.pcm, dtype="<i2") + rng.normal(0.0, 20.0, len(u.pcm) // 2)
+        d.start_utt()
+        d.process_raw(Upsampler2x().process(np.clip(np.rint(x), -32768, 32767).astype("<i2").tobytes()),
+                      full_utt=True)
+        d.end_utt()
+        means.append([float(v) for v in d.get_cmn().split(",")])
+    return {"model": model_init, "phone": ",".join(f"{v:.2f}" for v in np.mean(means, axis=0))}
+
+
+def run_setups(utts: list[Utt], nonsense: list[Utt], cache: Path, quick: bool) -> list[dict[str, Any]]:
     rows = []
-    for label, mode, rn, topn, dither, noise in SETUPS:
-        if quick and label.startswith(("+ remove_noise", "+ topn", "+ dither")):
+    cmn_init = cmn_inits(nonsense, cache)
+    for label, mode, rn, topn, dither, noise, prons, cmn in SETUPS:
+        if quick and label.startswith(("+ remove_noise", "+ topn", "+ dither", "  fed")):
             continue  # keep --quick under a minute
         row: dict[str, Any] = {"setup": label}
         t0 = time.perf_counter()
@@ -173,9 +218,10 @@ def run_setups(utts: list[Utt], cache: Path, quick: bool) -> list[dict[str, Any]
             if mode == "lm":
                 row[gname] = _acc([flags[id(u)] for u in sel])
             else:
-                row[gname] = _acc(batch_decode(sel, grammar, mode=mode, remove_noise=rn,
-                                               topn=topn, cache=cache, dither=dither,
-                                               noise=noise))
+                row[gname] = _acc(batch_decode(
+                    sel, grammar, mode=mode, remove_noise=rn, topn=topn, cache=cache,
+                    dither=dither, noise=noise, prons=prons,
+                    live_cmn=None if cmn is None else cmn_init[cmn]))
         row["seconds"] = round(time.perf_counter() - t0, 1)
         rows.append(row)
         print(f"  {label:40s} main {row['main']['pct']:5.1f}%  digits {row['digits']['pct']:5.1f}%"
@@ -184,6 +230,61 @@ def run_setups(utts: list[Utt], cache: Path, quick: bool) -> list[dict[str, Any]
 
 
 # --- 2. the shipped streaming recogniser in real time -----------------------------
+
+
+def endpoint_delays(utts: list[Utt], settings: SphinxSettings) -> dict[str, Any]:
+    """How long after the end of speech each end-pointer fires (audio time, no decoding):
+    pocketsphinx's Endpointer as it used to decide, and the energy gate that decides now."""
+    ep_d, gate_d = [], []
+    for u in utts:
+        ep = Endpointer(window=settings.endpoint_window, ratio=settings.endpoint_ratio,
+                        vad_mode=settings.vad_mode, sample_rate=8000, frame_length=0.02)
+        gate = QuietRun(settings.quiet_floor_rms, settings.quiet_rel_db, settings.quiet_noise_ratio)
+        end = 0.5 + u.speech_end
+        talking, t_ep, t_gate = False, None, None
+        for i, f in enumerate(frames(u.pcm, lead=0.5, tail=1.5)):
+            t = (i + 1) * 0.02
+            was = ep.in_speech
+            ep.process(f)
+            if not talking:
+                talking = ep.in_speech and not was
+                if talking:
+                    gate.start([])
+                continue
+            gate.update(frame_rms(f))
+            if t_gate is None and t >= end and gate.quiet_frames * 0.02 >= settings.end_silence - 1e-9:
+                t_gate = t
+            if t_ep is None and was and not ep.in_speech:
+                t_ep = t
+            if t_ep is not None and t_gate is not None:
+                break
+        if t_ep is not None:
+            ep_d.append(t_ep - end)
+        if t_gate is not None:
+            gate_d.append(t_gate - end)
+
+    def pct(xs: list[float], p: float) -> float | None:
+        xs = sorted(xs)
+        return round(1000 * xs[min(len(xs) - 1, int(p * len(xs)))]) if xs else None
+
+    return {"n": len(utts),
+            "endpointer_ms": {"p50": pct(ep_d, 0.5), "p99": pct(ep_d, 0.99), "n": len(ep_d)},
+            "energy_gate_ms": {"p50": pct(gate_d, 0.5), "p99": pct(gate_d, 0.99), "n": len(gate_d)}}
+
+
+PAUSE_VOICES = [("en-us", 175), ("en-gb", 160), ("en-us+f3", 140), ("en-gb-scotland", 175),
+                ("en-029", 175), ("en-us+m3", 210)]
+PAUSES = [0.25, 0.4, 0.55]
+
+
+def pause_set(quick: bool) -> list[Utt]:
+    """ "technical <pause> support": a hesitant caller; must not be cut after "technical"."""
+    out = []
+    for (voice, speed), pause in itertools.product(PAUSE_VOICES[: 2 if quick else 6], PAUSES):
+        pcm = (trim_silence(espeak_phone_pcm("technical", voice, speed)) + bytes(2 * int(8000 * pause))
+               + trim_silence(espeak_phone_pcm("support", voice, speed)))
+        out.append(Utt("technical support", voice, speed, pcm, pause))
+    return out
 
 
 async def feed_realtime(
@@ -215,6 +316,7 @@ async def feed_realtime(
                     "phrase": u.phrase,
                     "voice": u.voice,
                     "speed": u.speed,
+                    "pause": u.pause,
                     "grammar": len(grammar),
                     "outcome": r.outcome.value,
                     "heard": r.phrase,
@@ -380,20 +482,37 @@ async def main() -> None:
     args = ap.parse_args()
     quick = args.quick
     t_start = time.perf_counter()
+    load_start = os.getloadavg()[0]
     cache = Path(tempfile.mkdtemp(prefix="ivr-speech-bench-"))
     print(f"generating test set ({'quick' if quick else 'full'}) ...", flush=True)
     utts, nons = build_set(quick)
     print(f"  {len(utts)} menu utterances, {len(nons)} nonsense", flush=True)
 
     print("1. accuracy by set-up (batch decode)", flush=True)
-    setups = run_setups(utts, cache, quick)
+    setups = run_setups(utts, nons, cache, quick)
 
     print("2. shipped streaming recogniser, real time", flush=True)
-    rec = SphinxRecognizer(SphinxSettings(cache_dir=cache / "models", workers=2))
+    settings = SphinxSettings(cache_dir=cache / "models", workers=2)
+    rec = SphinxRecognizer(settings)
+    # the server's recogniser warms its decoding processes up in the background from
+    # start-up; wait for that here, so the first utterances measure decisions, not start-up
+    warm_s = time.perf_counter()
+    assert rec.warm_up(), "decoding processes did not start"
+    warm_s = time.perf_counter() - warm_s
+    eps = endpoint_delays(utts, settings)
+    print(f"  end-point after end of speech (audio time, {eps['n']} utterances): Endpointer "
+          f"p50 {eps['endpointer_ms']['p50']} / p99 {eps['endpointer_ms']['p99']} ms; energy gate "
+          f"p50 {eps['energy_gate_ms']['p50']} / p99 {eps['energy_gate_ms']['p99']} ms", flush=True)
+    pauses = pause_set(quick)
     jobs = [(u, MAIN if u.phrase in MAIN else DIGITS) for u in utts]
-    jobs += [(u, MAIN) for u in nons]
+    jobs += [(u, MAIN) for u in nons] + [(u, MAIN) for u in pauses]
     streams = 10 if quick else 20
-    res = await feed_realtime(rec, jobs, streams)
+    res_all = await feed_realtime(rec, jobs, streams)
+    res = [r for r in res_all if not r["pause"]]
+    paused = [r for r in res_all if r["pause"]]
+    pause_ok = {p: f"{sum(r['heard'] == r['phrase'] for r in paused if r['pause'] == p)}/"
+                   f"{sum(r['pause'] == p for r in paused)}" for p in PAUSES}
+    print(f"  'technical <pause> support' recognised whole, by pause (s): {pause_ok}", flush=True)
     per_state = summarize_stream([r for r in res if r["phrase"] in ALL], "per-menu grammars")
     non = [r for r in res if r["phrase"] in NONSENSE]
     false_accept = sum(r["outcome"] == "match" for r in non)
@@ -448,7 +567,7 @@ async def main() -> None:
     table = [
         ("menu phrases correct, per-menu grammars (target >= 90 %)", f"{per_state['pct']} %"),
         ("  main menu grammar", f"{main_only['pct']} %"),
-        ("  digits grammar", f"{digits_only['pct']} %"),
+        ("  digits five-nine, digit grammar", f"{digits_only['pct']} %"),
         ("one 13-phrase grammar", f"{all13['pct']} %" if all13["pct"] is not None else "skipped (--quick)"),
         (
             "PEERS default set-up, per grammar main/digits/13",
@@ -462,6 +581,15 @@ async def main() -> None:
         (
             "end of speech -> decision p50 / p99 (target <= 500 ms)",
             f"{per_state['latency_p50_ms']} / {per_state['latency_p99_ms']} ms",
+        ),
+        (
+            "  end-point alone p50/p99: old Endpointer / energy gate",
+            f"{eps['endpointer_ms']['p50']}/{eps['endpointer_ms']['p99']} / "
+            f"{eps['energy_gate_ms']['p50']}/{eps['energy_gate_ms']['p99']} ms",
+        ),
+        (
+            "'technical <pause> support' whole, pause 0.25/0.4/0.55 s",
+            " ".join(pause_ok[p] for p in PAUSES),
         ),
         (
             "TTS render pyttsx3 / espeak-ng (median)",
@@ -485,6 +613,7 @@ async def main() -> None:
             "cpus": os.cpu_count(),
             "python": platform.python_version(),
             "note": "2 cores shared with other helpers' work",
+            "load_avg_start_end": [load_start, os.getloadavg()[0]],
         },
         "test_set": {
             "utterances": len(utts),
@@ -494,6 +623,9 @@ async def main() -> None:
             "phrases": ALL,
         },
         "setups_batch": setups,
+        "warm_up_s": round(warm_s, 2),
+        "endpoint_delays": eps,
+        "pause_not_cut": pause_ok,
         "stream_per_menu": per_state,
         "stream_main": main_only,
         "stream_digits": digits_only,

@@ -67,3 +67,11 @@ class MenuGrammar:
 
     def phrase_for(self, words: Sequence[str]) -> str | None:
         return self.by_words.get(tuple(words))
+
+    def may_continue(self, words: Sequence[str]) -> bool:
+        """True if a caller who said ``words`` and paused may still be mid-phrase
+        ("technical ... support"), so deciding now could cut them off: ``words`` begin a
+        longer phrase, or nothing was recognised yet (pocketsphinx returns no path at all
+        when the audio ends inside a phrase) and some phrase has several words."""
+        w = tuple(words)
+        return any(len(p) > max(1, len(w)) and p[: len(w)] == w for p in self.by_words)

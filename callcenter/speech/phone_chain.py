@@ -16,6 +16,7 @@ import subprocess
 
 from callcenter.media import g711
 from callcenter.speech.audio import FRAME_BYTES, TELEPHONE_RATE
+from callcenter.speech.endpoint import frame_rms
 
 
 def espeak_phone_pcm(text: str, voice: str = "en-us", speed: int = 175,
@@ -40,3 +41,14 @@ def frames(pcm: bytes, *, lead: float = 0.5, tail: float = 1.0) -> list[bytes]:
     audio = b"\0\0" * int(TELEPHONE_RATE * lead) + pcm + b"\0\0" * int(TELEPHONE_RATE * tail)
     audio += b"\0" * (-len(audio) % FRAME_BYTES)
     return [audio[i : i + FRAME_BYTES] for i in range(0, len(audio), FRAME_BYTES)]
+
+
+def trim_silence(pcm: bytes, rms: float = 100.0) -> bytes:
+    """``pcm`` without the leading and trailing 20 ms frames at or below ``rms``
+    (espeak-ng pads its output with silence; a test that inserts a pause of a given
+    length between two words must not add those pads to it)."""
+    n = len(pcm) // FRAME_BYTES
+    loud = [i for i in range(n) if frame_rms(pcm[i * FRAME_BYTES : (i + 1) * FRAME_BYTES]) > rms]
+    if not loud:
+        return b""
+    return pcm[loud[0] * FRAME_BYTES : (loud[-1] + 1) * FRAME_BYTES]

@@ -26,7 +26,10 @@ def main() -> None:
 
     d = Decoder(hmm=cfg["hmm"], dict=cfg["dict"], lm=None, samprate=16000,
                 topn=int(cfg["topn"]), loglevel="FATAL", **cfg.get("extra", {}))
+    for word, phones in cfg.get("pronunciations", {}).items():
+        add_pronunciations(d, word, phones)
     cmn0 = d.get_cmn()
+    _warm_up(d)
     loaded: dict[str, None] = {}
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
     stdout.write(b'{"ready": true}\n')
@@ -43,6 +46,26 @@ def main() -> None:
             reply = {"error": f"{type(exc).__name__}: {exc}"}
         stdout.write(json.dumps(reply).encode() + b"\n")
         stdout.flush()
+
+
+def add_pronunciations(d: Any, word: str, phones: list[str]) -> None:
+    """Alternatives as ``word(2)``, ``word(3)``, …: an FSG over ``word`` uses them all."""
+    k = 2
+    for ph in phones:
+        while d.lookup_word(f"{word}({k})") is not None:
+            k += 1
+        d.add_word(f"{word}({k})", ph, False)
+
+
+def _warm_up(d: Any) -> None:
+    """One throw-away decode before saying ready: the first caller's utterance should
+    not pay for first-touch page faults in the model and search structures."""
+    d.add_fsg("_warm", d.create_fsg("_warm", 0, 1, [(0, 1, 1.0, "one")]))
+    d.activate_search("_warm")
+    d.start_utt()
+    d.process_raw(bytes(16000), full_utt=True)  # 0.5 s at 16 kHz
+    d.end_utt()
+    d.remove_search("_warm")
 
 
 def _decode(d: Any, cmn0: str, loaded: dict[str, None], header: dict[str, Any],

@@ -31,7 +31,7 @@ from callcenter.ivr.runner import IvrEngine
 from callcenter.ivr.services import load_services
 from callcenter.media import MediaEngine
 from callcenter.speech import CachedTts, SphinxRecognizer, SphinxSettings
-from callcenter.speech.phone_chain import espeak_phone_pcm
+from callcenter.speech.phone_chain import espeak_phone_pcm, trim_silence
 
 ROOT = Path(__file__).resolve().parents[2]
 OPEN = datetime(2026, 3, 30, 10, 0, tzinfo=UTC)
@@ -299,12 +299,15 @@ async def test_menu_choice_by_voice(media, tmp_path, tts_cache, recognizer, said
 
     async def script(caller: Any, ears: RecordingWatch) -> None:
         await asyncio.wait_for(ears.when("For billing").wait(), 30)
+        # watch for the next prompt before speaking: the decision comes ~0.2 s after the
+        # words end, before the utterance's own trailing silence has finished playing
+        offer, account = ears.when("All our engineers"), ears.when("Please enter your account")
         assert await caller.play(utterance) is True
         if queue == "support":  # a long wait: the callback offer comes next, answer by key
-            await asyncio.wait_for(ears.when("All our engineers").wait(), 30)
+            await asyncio.wait_for(offer.wait(), 30)
             caller.send_dtmf("2")
         if queue == "billing":  # an unknown caller is asked for the account: give none
-            await asyncio.wait_for(ears.when("Please enter your account").wait(), 30)
+            await asyncio.wait_for(account.wait(), 30)
             caller.send_dtmf("#")
 
     result, events = await run_call(media, tmp_path, ani="", dnis="5000", now=OPEN,
@@ -321,13 +324,36 @@ async def test_menu_choice_by_voice(media, tmp_path, tts_cache, recognizer, said
     assert menu[0].interrupted  # speech barged in on the menu prompt
 
 
+async def test_a_hesitant_caller_is_not_cut_mid_phrase(media, tmp_path, tts_cache, recognizer) -> None:
+    # "technical", 0.45 s of silence, "support": the recogniser must not decide on
+    # "technical" alone (the old end-pointer cut such a caller after ~0.34 s)
+    utterance = (trim_silence(espeak_phone_pcm("technical", "en-gb", 160)) + bytes(2 * 3600)
+                 + trim_silence(espeak_phone_pcm("support", "en-gb", 160)))
+
+    async def script(caller: Any, ears: RecordingWatch) -> None:
+        await asyncio.wait_for(ears.when("For billing").wait(), 30)
+        offer = ears.when("All our engineers")
+        assert await caller.play(utterance) is True
+        await asyncio.wait_for(offer.wait(), 30)
+        caller.send_dtmf("2")
+
+    result, events = await run_call(media, tmp_path, ani="", dnis="5000", now=OPEN,
+                                    caller_script=script, tts_cache=tts_cache,
+                                    recognizer=recognizer,
+                                    lookups=StaticLookups(waits={"support": 900}))  # fmt: skip
+    first = next(e for e in events if isinstance(e, IvrInputCollected))
+    assert (first.step, first.how, first.value) == ("departments", "speech", "technical support")
+    assert result.queue == "support"
+
+
 async def test_nonsense_utterance_takes_no_match_path(media, tmp_path, tts_cache, recognizer) -> None:
     nonsense = espeak_phone_pcm("purple elephants are dancing in the moonlight", "en-us", 175)
 
     async def script(caller: Any, ears: RecordingWatch) -> None:
         await asyncio.wait_for(ears.when("For billing").wait(), 30)
+        sorry = ears.when("Sorry, I did not understand")  # may start before play() returns
         assert await caller.play(nonsense) is True
-        await asyncio.wait_for(ears.when("Sorry, I did not understand").wait(), 30)
+        await asyncio.wait_for(sorry.wait(), 30)
         caller.send_dtmf("3")
 
     result, events = await run_call(media, tmp_path, ani="", dnis="5000", now=OPEN,

@@ -27,3 +27,13 @@ def test_grammar_name_depends_only_on_the_phrase_set() -> None:
     b = MenuGrammar.build(["billing", "sales"])
     c = MenuGrammar.build(["billing", "operator"])
     assert a.name == b.name != c.name
+
+
+def test_may_continue_only_when_the_words_so_far_begin_a_longer_phrase() -> None:
+    main = MenuGrammar.build(["billing", "technical support", "one"])
+    assert main.may_continue(["technical"])  # "technical ... support": keep listening
+    assert main.may_continue([])  # no path yet, and a two-word phrase exists
+    assert not main.may_continue(["billing"])
+    assert not main.may_continue(["technical", "support"])
+    digits = MenuGrammar.build(["one", "two", "three"])
+    assert not digits.may_continue([])  # single words only: nothing to wait for

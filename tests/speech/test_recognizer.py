@@ -9,7 +9,7 @@ import pytest
 
 from callcenter.speech import Outcome, SphinxRecognizer
 from callcenter.speech.audio import FRAME_BYTES
-from callcenter.speech.phone_chain import espeak_phone_pcm, frames
+from callcenter.speech.phone_chain import espeak_phone_pcm, frames, trim_silence
 
 from .conftest import MAIN_MENU, recognise
 
@@ -37,6 +37,85 @@ async def test_menu_phrase_is_recognised(
     assert rec.start_of_speech is not None and rec.end_of_speech is not None
     assert rec.start_of_speech < rec.end_of_speech
     assert rec.latency is not None and rec.latency >= 0.0
+
+
+DIGITS = ["one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
+# digits whose fricatives the phone band removes, recognised through the extra
+# pronunciations of sphinx_model.PHONE_BAND_PRONUNCIATIONS (before them: five 1/18,
+# seven 0/18 in the bench); "sales" likewise in the main menu
+FRICATIVE_CASES = [
+    ("five", "en-us", 160, DIGITS),
+    ("five", "en-gb", 175, DIGITS),
+    ("seven", "en-us", 175, DIGITS),
+    ("seven", "en-us+f3", 160, DIGITS),
+    ("sales", "en-gb", 175, MAIN_MENU),
+    ("sales", "en-us+m3", 160, MAIN_MENU),
+]
+
+
+@pytest.mark.parametrize(("phrase", "voice", "speed", "grammar"), FRICATIVE_CASES)
+async def test_words_that_lose_their_fricatives_on_the_phone_are_recognised(
+    recognizer: SphinxRecognizer, phrase: str, voice: str, speed: int, grammar: list[str]
+) -> None:
+    rec = await recognise(recognizer, espeak_phone_pcm(phrase, voice, speed), grammar)
+    assert (rec.outcome, rec.phrase) == (Outcome.MATCH, phrase), rec
+
+
+def _hesitant(first: str, pause: float, second: str, voice: str, speed: int) -> bytes:
+    """Two words with exactly ``pause`` seconds of silence between them."""
+    return (trim_silence(espeak_phone_pcm(first, voice, speed)) + bytes(2 * int(8000 * pause))
+            + trim_silence(espeak_phone_pcm(second, voice, speed)))
+
+
+@pytest.mark.parametrize(("voice", "speed"), [("en-us", 175), ("en-gb", 160), ("en-us+m3", 210)])
+async def test_a_pause_inside_a_phrase_does_not_cut_it(
+    recognizer: SphinxRecognizer, voice: str, speed: int
+) -> None:
+    # 0.45 s: three times the end-of-speech silence, and longer than the ~0.34 s after
+    # which the old VAD end-pointer cut "technical" off
+    first = trim_silence(espeak_phone_pcm("technical", voice, speed))
+    rec = await recognise(recognizer, _hesitant("technical", 0.45, "support", voice, speed), MAIN_MENU)
+    assert (rec.outcome, rec.phrase) == (Outcome.MATCH, "technical support"), rec
+    second_word_at = 0.5 + len(first) / 16000 + 0.45  # frames() leads with 0.5 s
+    assert rec.end_of_speech is not None and rec.end_of_speech > second_word_at
+
+
+async def test_half_a_phrase_is_held_until_the_pause_hangover_then_no_match(
+    recognizer: SphinxRecognizer,
+) -> None:
+    session = recognizer.start(MAIN_MENU)
+    decoded = threading.Event()
+    original = session._finish
+
+    def spy(*, final: bool) -> None:
+        original(final=final)
+        decoded.set()
+
+    session._finish = spy  # type: ignore[method-assign]
+    said = trim_silence(espeak_phone_pcm("technical", "en-us", 175))
+    for frame in frames(said, lead=0.5, tail=0.3):  # stops after a short silence
+        session.feed(frame)
+    assert await asyncio.to_thread(decoded.wait, 30)
+    await asyncio.sleep(0)  # let a decision posted from the worker thread land
+    assert not session._decided.done()  # "technical" may be followed by "support"
+    assert session._pending is not None
+    for _ in range(round(recognizer.settings.pause_hangover / 0.02)):  # caller stays quiet
+        session.feed(bytes(FRAME_BYTES))
+    rec = await session.result(5)
+    assert rec.outcome is Outcome.NO_MATCH and rec.phrase is None
+
+
+async def test_a_complete_phrase_is_decided_after_a_short_silence(recognizer: SphinxRecognizer) -> None:
+    # only end_silence + 0.1 s of audio follows the words: less than the old end-pointer
+    # needed and less than the pause hangover, so the early decision must have made it
+    session = recognizer.start(MAIN_MENU)
+    tail = recognizer.settings.end_silence + 0.1
+    said = trim_silence(espeak_phone_pcm("operator", "en-us", 175))  # without espeak's pad
+    for frame in frames(said, lead=0.5, tail=tail):
+        session.feed(frame)
+    rec = await asyncio.wait_for(session.result(5), 8)  # no more audio comes
+    assert (rec.outcome, rec.phrase) == (Outcome.MATCH, "operator")
+    assert rec.end_of_speech_at is not None and rec.latency is not None and rec.latency >= 0
 
 
 async def test_phrase_returned_as_the_flow_wrote_it(recognizer: SphinxRecognizer) -> None:
@@ -86,13 +165,13 @@ async def test_decoding_runs_off_the_event_loop_thread(recognizer: SphinxRecogni
     loop_thread = threading.get_ident()
     session = recognizer.start(MAIN_MENU)
     worker_threads: set[int] = set()
-    original = session._decode
+    original = session._finish
 
-    def spy(frame: bytes) -> None:
+    def spy(*, final: bool) -> None:
         worker_threads.add(threading.get_ident())
-        original(frame)
+        original(final=final)
 
-    session._decode = spy  # type: ignore[method-assign]
+    session._finish = spy  # type: ignore[method-assign]
     for frame in frames(pcm):
         session.feed(frame)
     rec = await session.result(5)
