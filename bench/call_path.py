@@ -45,7 +45,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import csv
 import gc
 import hashlib
 import json
@@ -64,6 +63,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+# bench/ is not a package: make loopback.py importable however this file is loaded
+# (as a script, or by path from the tests)
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from loopback import free_udp_port, last_stat, limits, sipp, stats
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -97,40 +101,6 @@ def ms(value: float | None) -> float | None:
 def summary(values: Sequence[float]) -> dict[str, float | None]:
     """p50, p99 and max of durations in seconds, in milliseconds."""
     return {"p50": ms(pct(values, 50)), "p99": ms(pct(values, 99)), "max": ms(max(values, default=None))}
-
-
-def free_udp_port(even: bool = False, span: int = 1) -> int:
-    """UDP port(s) free now on 127.0.0.1, from 32000-39990 (away from the RTP ranges)."""
-    for _ in range(200):
-        base = random.randrange(32000, 39990)
-        if even:
-            base &= ~1
-        socks: list[socket.socket] = []
-        try:
-            for p in range(base, base + span):
-                s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-                socks.append(s)
-                s.bind(("127.0.0.1", p))
-            return base
-        except OSError:
-            continue
-        finally:
-            for s in socks:
-                s.close()
-    raise RuntimeError("no free UDP port")
-
-
-def free_sip_port() -> int:
-    """A port free for both UDP and TCP (the server listens on both)."""
-    for _ in range(50):
-        port = free_udp_port()
-        with socket.socket() as t:
-            try:
-                t.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError("no free SIP port")
 
 
 def proc_cpu(pid: int) -> float:
@@ -350,20 +320,6 @@ async def run_sipp(args: list[str], timeout: float, cwd: Path) -> tuple[int, str
     return code, out.decode(errors="replace"), err.decode(errors="replace")
 
 
-def sipp_base(port: int, media_port: int) -> list[str]:
-    return ["sipp", "-i", "127.0.0.1", "-mi", "127.0.0.1", "-p", str(port), "-mp", str(media_port),
-            "-nostdin", "-max_recv_loops", "1000"]  # fmt: skip
-
-
-def last_stat(path: Path) -> dict[str, str]:
-    """The final row of SIPp's -trace_stat CSV (cumulative counters)."""
-    if not path.exists():
-        return {}
-    with path.open(newline="") as f:
-        rows = list(csv.DictReader(f, delimiter=";"))
-    return rows[-1] if rows else {}
-
-
 def read_invites(paths: list[Path]) -> dict[str, float]:
     """Interaction id → epoch time the agent SIPp processed the INVITE (from its <log>)."""
     seen: dict[str, float] = {}
@@ -383,6 +339,7 @@ async def bench(
 ) -> dict[str, Any]:
     from callcenter.center import Center
     from callcenter.config import load_config
+    from callcenter.server import settle_gc
 
     if shutil.which("sipp") is None:
         raise SystemExit("sipp is required (apt-get install sip-tester)")
@@ -390,7 +347,7 @@ async def bench(
     # Each call holds an agent for about hold_s (+ ring and IVR slack): size for the top rate.
     agents = max(10, math.ceil(max(rates) * (hold_s + 0.6) * 1.3))
     tmp = Path(tempfile.mkdtemp(prefix="bench-call-path-"))
-    sip_port = free_sip_port()
+    sip_port = free_udp_port(tcp=True)  # the server listens on UDP and TCP
     rtp_base = random.randrange(50000, 57000) & ~1
     cfg = load_config(make_config_dir(tmp, agents, sip_port, rtp_base, crm_url))
     center = Center(cfg, flows_dir=ROOT / "ivr_flows")
@@ -429,20 +386,19 @@ async def bench(
         total_calls = sum(math.ceil(r * step_s) for r in rates)
         for k in range(AGENT_PHONES):
             share = ids[k::AGENT_PHONES]
-            port, media = free_udp_port(), free_udp_port(even=True, span=4)
+            port = free_udp_port()  # the agents register from the port their UAS answers on
             users = tmp / f"agents{k}.csv"
             users.write_text("SEQUENTIAL\n" + "".join(
                 f"{u};[authentication username={u} password=bench-{u}]\n" for u in share))  # fmt: skip
             rc, out, err = await run_sipp(
-                [*sipp_base(port, media), target, "-sf", str(SCENARIOS / "register_agents.xml"),
-                 "-inf", str(users), "-m", str(len(share)), "-r", "100", "-timeout", "30s",
-                 "-timeout_error"], 40, tmp)  # fmt: skip
+                [*sipp(port=port, loops=1000), target, "-sf", str(SCENARIOS / "register_agents.xml"),
+                 "-inf", str(users), "-m", str(len(share)), "-r", "100", *limits(30)], 40, tmp)  # fmt: skip
             if rc != 0:
                 raise RuntimeError(f"agent REGISTER failed (rc {rc}): {err[-800:] or out[-800:]}")
             logf = tmp / f"agent{k}.log"
             uas_logs.append(logf)
             uas_procs.append(await asyncio.create_subprocess_exec(
-                *sipp_base(port, media), "-sf", str(SCENARIOS / "agent_uas.xml"),
+                *sipp(port=port, loops=1000), "-sf", str(SCENARIOS / "agent_uas.xml"),
                 "-m", str(total_calls * 2), "-timeout", f"{int(len(rates) * (step_s + 60) + 60)}s",
                 "-trace_logs", "-log_file", str(logf), "-trace_err",
                 "-error_file", str(tmp / f"agent{k}_errors.log"),
@@ -468,8 +424,7 @@ async def bench(
         reader = asyncio.create_task(read_offers())
         available = sum(1 for a in ids if str(center.router.agent_state(a)) == "available")
         setup_s = time.monotonic() - t0
-        gc.collect()
-        gc.freeze()  # as `callcenter serve` does after start-up
+        settle_gc()  # as `callcenter serve` does after start-up
 
         def crm_backlog() -> int:  # events not yet written to the CRM store
             return int(center.health().get("crm_backlog") or 0)
@@ -545,7 +500,6 @@ async def run_step(
 ) -> dict[str, Any]:
     calls = math.ceil(rate * step_s)
     before = set(probe.contacts)
-    port, media = free_udp_port(), free_udp_port(even=True, span=4)
     stat = tmp / f"caller_{rate}.csv"
     limit = step_s + hold_ms / 1000 + 40
     load_before = os.getloadavg()[0]
@@ -553,11 +507,10 @@ async def run_step(
     others0 = sum(proc_cpu(p.pid) for p in uas_procs)
     desk0 = proc_cpu(desk.pid)
     wall0 = time.monotonic()
-    args = [*sipp_base(port, media), target, "-sf", str(caller_xml), "-s", "5000",
+    args = [*sipp(loops=1000), target, "-sf", str(caller_xml), "-s", "5000",
             "-r", str(rate), "-m", str(calls), "-l", str(calls), "-d", str(hold_ms),
-            "-timeout", f"{int(limit)}s", "-timeout_error", "-trace_stat", "-stf", str(stat),
-            "-fd", "1", "-trace_err", "-error_file", str(tmp / f"caller_{rate}_errors.log"),
-            "-recv_timeout", "20000"]  # fmt: skip
+            *limits(limit), *stats(stat, every_s=1), "-recv_timeout", "20000",
+            "-trace_err", "-error_file", str(tmp / f"caller_{rate}_errors.log")]  # fmt: skip
     proc = await asyncio.create_subprocess_exec(*args, cwd=str(tmp), stdout=subprocess.PIPE,
                                                 stderr=subprocess.PIPE)  # fmt: skip
     sipp_cpu = 0.0

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import csv
 import gc
 import hashlib
 import json
@@ -44,6 +43,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+# bench/ is not a package: make loopback.py importable however this file is loaded
+# (as a script, or by path from the tests)
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from loopback import free_udp_port, last_stat, limits, sipp, stats
+
 ROOT = Path(__file__).resolve().parent.parent
 SCENARIO = ROOT / "tests" / "sip" / "sipp_register" / "bench_register.xml"
 RESULTS = ROOT / "bench" / "results" / "sip_register.json"
@@ -55,17 +59,12 @@ def _users(n: int) -> list[tuple[str, str]]:
     return [(str(1001 + i), f"demo-{1001 + i}") for i in range(n)]
 
 
-def _free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 # --------------------------------------------------------------------------- our server
 
 
 async def _serve_ours(port: int, users: int) -> None:
     sys.path.insert(0, str(ROOT))
+    from callcenter.server import settle_gc
     from callcenter.sip.digest import Credentials
     from callcenter.sip.registrar import Registrar
     from callcenter.sip.transport import SipTransportLayer
@@ -81,8 +80,7 @@ async def _serve_ours(port: int, users: int) -> None:
         ua.add_transport(t, t.advertised, t.name)
     await ua.start()
     await registrar.start()
-    gc.collect()
-    gc.freeze()  # start-up objects never need scanning again (PEERS.md: tame GC pauses)
+    settle_gc()  # as `callcenter serve` does after start-up
     pauses = {"max_ms": 0.0, "gen2": 0, "started": 0.0}
 
     def gc_watch(phase: str, info: dict[str, int]) -> None:
@@ -251,37 +249,9 @@ def _run_sipp(
     port: int, users_csv: Path, count: int, concurrency: int, workdir: Path, timeout_s: int
 ) -> dict[str, Any]:
     stat = workdir / f"stat-{port}-{time.monotonic_ns()}.csv"
-    args = [
-        "sipp",
-        "-sf",
-        str(SCENARIO),
-        "-inf",
-        str(users_csv),
-        f"127.0.0.1:{port}",
-        "-i",
-        "127.0.0.1",
-        "-p",
-        str(_free_udp_port()),
-        "-m",
-        str(count),
-        "-r",
-        "100000",
-        "-l",
-        str(concurrency),
-        "-nostdin",
-        "-timeout",
-        f"{timeout_s}s",
-        "-timeout_error",
-        "-trace_stat",
-        "-stf",
-        str(stat),
-        "-fd",
-        "60",
-        "-max_recv_loops",
-        "10000",
-        "-max_sched_loops",
-        "10000",
-    ]
+    args = [*sipp(media=False), "-sf", str(SCENARIO), "-inf", str(users_csv), f"127.0.0.1:{port}",
+            "-m", str(count), "-r", "100000", "-l", str(concurrency),
+            *limits(timeout_s), *stats(stat)]  # fmt: skip
     proc = subprocess.run(
         args,
         stdout=subprocess.DEVNULL,
@@ -290,9 +260,9 @@ def _run_sipp(
         cwd=workdir,
         check=False,
     )
-    with open(stat, newline="") as fh:
-        rows = list(csv.DictReader(fh, delimiter=";"))
-    last = rows[-1]
+    last = last_stat(stat)
+    if not last:
+        raise RuntimeError(f"SIPp wrote no statistics (rc {proc.returncode}): {proc.stderr[-500:]!r}")
     elapsed = _epoch(last["CurrentTime"]) - _epoch(last["StartTime"])
     ok = int(last["SuccessfulCall(C)"])
     failed = int(last["FailedCall(C)"])
@@ -391,7 +361,7 @@ def run(quick: bool = False) -> dict[str, Any]:
             results[name] = _measure(
                 name,
                 start,
-                _free_udp_port(),
+                free_udp_port(),
                 users_csv,
                 seconds,
                 max_count,

@@ -1,9 +1,11 @@
 """One RTP session (one call leg): socket, negotiation state, send and receive paths.
 
 Sessions never run their own timers. The engine's shared 20 ms clock calls ``_tick`` on
-every session that has something to send; the receive path runs from ``loop.add_reader``
-on the session's socket. Both use the raw non-blocking socket directly (no asyncio
-transport/protocol objects per call), which is what lets one core carry ~1,000 calls.
+every session that has something to send, and every 5 ms it reads the sockets that hold
+data (``MediaEngine._receive``, one epoll set for all) and hands each datagram to
+``_on_datagram``; an engine that was not started neither sends nor receives.
+Both use the raw non-blocking socket directly (no asyncio transport/protocol objects per
+call), which is what lets one core carry ~1,000 calls.
 
 Reference-cycle freedom (so the garbage collector never has to pause the media clock):
 the session holds its engine and its bridge peer by ``weakref``; callbacks that are bound
@@ -323,6 +325,9 @@ class RtpSession:
             self._inband = DtmfDetector()
         elif not want_inband:
             self._inband = None
+        engine = self._engine()
+        if engine is not None:
+            engine._set_inband(self, self._inband is not None)
 
     def _set_send(self, ok: bool) -> None:
         self._send_ok = ok
@@ -540,21 +545,6 @@ class RtpSession:
                 st.tx_max_late = late
 
     # ------------------------------------------------------------------ receive path
-    def _on_readable(self) -> None:
-        sock = self._sock
-        if sock is None:
-            return
-        for _ in range(64):  # bounded so one flooded socket cannot starve the clock
-            try:
-                data, addr = sock.recvfrom(2048)
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError:
-                return
-            self._on_datagram(data, addr)
-            if self._closed:
-                return
-
     def _on_datagram(self, data: bytes, addr: tuple[str, int]) -> None:
         st = self.stats
         # fast path for the usual packet (V=2, no padding/extension/CSRC); rtp.parse
@@ -628,8 +618,7 @@ class RtpSession:
         if self._recorder is not None:
             self._recorder.write(pcm, ts)
         if self._inband is not None:
-            for digit in self._inband.feed(pcm):
-                self._emit_dtmf(digit, "inband")
+            self._inband.push(pcm)  # the engine's clock judges it, with other calls'
         if self._on_audio is not None:
             cb = self._on_audio()
             if cb is None:

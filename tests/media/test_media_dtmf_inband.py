@@ -114,3 +114,28 @@ def test_rejects_synthetic_speech() -> None:
 def test_generator_refuses_non_digit() -> None:
     with pytest.raises(ValueError):
         dt.generate_digit("x")
+
+
+def test_detect_many_judges_each_stream_as_on_its_own() -> None:
+    """The engine judges every call's audio in one pass: each detector must still see
+    only its own stream, whatever the others carry and however the audio was chunked."""
+    streams = [
+        through("PCMU", dt.generate_digits("147", 40, 40, -30)),
+        through("PCMA", b"\x00\x00" * 51 + dt.generate_digits("#0", 60, 40, -20)),
+        bytes(16000),  # silence
+        through("PCMU", dt.generate_digit("5", 1000)),  # one long tone: reported once
+    ]
+    streams = [s + bytes(1600) for s in streams]
+    alone = [detect(s) for s in streams]
+    assert alone == [["1", "4", "7"], ["#", "0"], [], ["5"]]
+    detectors = [dt.DtmfDetector() for _ in streams]
+    found: list[list[str]] = [[] for _ in streams]
+    chunk = [320, 222, 160, 480]
+    pos = [0] * len(streams)
+    while any(p < len(s) for p, s in zip(pos, streams, strict=True)):
+        for i, s in enumerate(streams):
+            detectors[i].push(s[pos[i] : pos[i] + chunk[i]])
+            pos[i] += chunk[i]
+        for i, digits in enumerate(dt.detect_many(detectors)):
+            found[i] += digits
+    assert found == alone

@@ -1,0 +1,73 @@
+"""What the SIP benchmarks (sip_load, call_path, sip_register) share: free loopback ports
+and the SIPp arguments every run of theirs repeats.
+
+Ports come from 32000-39990: away from the demo RTP range (20000-29999), the ranges the
+benchmarks give our media engine, and the kernel's ephemeral range (where SIPp's and the
+servers' own unbound sockets land).
+"""
+
+from __future__ import annotations
+
+import csv
+import random
+import socket
+from pathlib import Path
+
+HOST = "127.0.0.1"
+PORTS = (32000, 39990)
+
+
+def free_udp_port(*, even: bool = False, span: int = 1, tcp: bool = False) -> int:
+    """The first of ``span`` consecutive ports free now on 127.0.0.1 for UDP (and TCP too
+    when ``tcp``: a SIP server listens on both). Free *now*: another process may still take
+    it before the caller binds, so callers bind promptly and runs are short."""
+    for _ in range(500):
+        base = random.randrange(*PORTS)
+        if even:
+            base &= ~1
+        socks: list[socket.socket] = []
+        try:
+            for p in range(base, base + span):
+                for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM) if tcp else (socket.SOCK_DGRAM,):
+                    s = socket.socket(socket.AF_INET, kind)
+                    socks.append(s)
+                    s.bind((HOST, p))
+            return base
+        except OSError:
+            continue
+        finally:
+            for s in socks:
+                s.close()
+    raise RuntimeError(f"no free port in {PORTS[0]}-{PORTS[1]} on {HOST}")
+
+
+def sipp(*, port: int | None = None, media: bool = True, loops: int = 10000) -> list[str]:
+    """``sipp`` on loopback with its signalling port (a free one unless given) and, with
+    ``media``, four free media ports from an even one (RTP/RTCP for audio and video), no
+    keyboard, and ``loops`` messages received/scheduled per cycle (its default of 1000
+    throttles SIPp itself at high rates)."""
+    port = free_udp_port() if port is None else port
+    args = ["sipp", "-i", HOST, "-p", str(port), "-nostdin",
+            "-max_recv_loops", str(loops), "-max_sched_loops", str(loops)]  # fmt: skip
+    if media:
+        args += ["-mi", HOST, "-mp", str(free_udp_port(even=True, span=4))]
+    return args
+
+
+def limits(timeout_s: float) -> list[str]:
+    """Stop after ``timeout_s`` and count that as an error (non-zero exit status)."""
+    return ["-timeout", f"{int(timeout_s)}s", "-timeout_error"]
+
+
+def stats(path: Path, every_s: int = 60) -> list[str]:
+    """Write SIPp's cumulative counters to ``path`` (read them with ``last_stat``)."""
+    return ["-trace_stat", "-stf", str(path), "-fd", str(every_s)]
+
+
+def last_stat(path: Path) -> dict[str, str]:
+    """The final row of SIPp's -trace_stat CSV (cumulative counters); {} when none."""
+    if not path.exists():
+        return {}
+    with path.open(newline="") as f:
+        rows = list(csv.DictReader(f, delimiter=";"))
+    return rows[-1] if rows else {}
