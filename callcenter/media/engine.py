@@ -295,8 +295,10 @@ class MediaEngine:
             if behind > self.max_tick_late:
                 self.max_tick_late = behind
             self.tick_no = slot // phases
-            self._receive()
+            # Send first: this phase's packets leave on time; what arrived is read right after
+            # (a bridged leg's audio is relayed as it is read, so it waits for no tick).
             self._tick(self._phase_active[slot % phases], self.tick_no, due)
+            self._receive()
             group = self._inband[slot % len(self._inband)]
             if group:
                 self._detect_inband(group)
