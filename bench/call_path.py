@@ -466,7 +466,7 @@ async def bench(
         "bench": "call_path",
         "quick": quick,
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "machine": {"cpus": os.cpu_count(), "note": "2 cores shared with other helpers' work; "
+        "machine": {"cpus": os.cpu_count(), "note": "2 cores shared with other work; "
                     "server, SIPp callers/agents and the desktop worker all on this machine"},
         "config": {"agents": agents, "available_at_start": available, "step_s": step_s,
                    "hold_ms": hold_ms, "agent_phones": AGENT_PHONES, "setup_s": round(setup_s, 1),

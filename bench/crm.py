@@ -471,7 +471,7 @@ async def main() -> None:
                 "host": {
                     "cpus": os.cpu_count(),
                     "python": platform.python_version(),
-                    "note": "2 cores shared with other helpers' work and with the PostgreSQL server",
+                    "note": "2 cores shared with other work and with the PostgreSQL server",
                 },
                 "rows": rows,
             },

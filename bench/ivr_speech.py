@@ -27,7 +27,7 @@ round trip). Full: 13 phrases × 6 voices × 3 speeds = 234 utterances (+ nonsen
     python bench/ivr_speech.py            # full
     python bench/ivr_speech.py --quick    # < 1 minute
 
-The machine has 2 cores shared with other helpers' work: figures are lower bounds.
+The machine has 2 cores shared with other work: figures are lower bounds.
 Results: bench/results/ivr_speech.json (ivr_speech_quick.json with --quick).
 """
 
@@ -612,7 +612,7 @@ async def main() -> None:
         "machine": {
             "cpus": os.cpu_count(),
             "python": platform.python_version(),
-            "note": "2 cores shared with other helpers' work",
+            "note": "2 cores shared with other work",
             "load_avg_start_end": [load_start, os.getloadavg()[0]],
         },
         "test_set": {

@@ -356,7 +356,7 @@ def main() -> None:
                 "scheduling": policy,
                 "load_average_at_start": os.getloadavg()[0],
                 "cpus": os.cpu_count(),
-                "note": "2 cores shared with other helpers' work; sender and receiver on one machine",
+                "note": "2 cores shared with other work; sender and receiver on one machine",
                 "criterion": "receiver-side: >1 % of packets more than 5 ms late vs the stream cadence",
                 "capacity_sessions": ours,
                 "peer": "task per call (one asyncio task and timer per call), same receiver",

@@ -22,7 +22,7 @@ Kamailio) when that file exists.
     python bench/sip_load.py --quick    # < 1 minute, short runs, coarse ramps
 
 Everything runs on 127.0.0.1; load is bounded in count and time. The machine has 2 cores
-shared with SIPp, the receiver and other helpers' work: read the figures as lower bounds.
+shared with SIPp, the receiver and other work: read the figures as lower bounds.
 Results: bench/results/sip_load.json (quick: sip_load_quick.json).
 """
 
@@ -467,7 +467,7 @@ def main() -> None:
         "rfc": "RFC 7502 terms: session establishment rate, session capacity",
         "machine": {
             "cpus": os.cpu_count(),
-            "note": "2 cores shared by server, SIPp, RTP receiver and other helpers' work",
+            "note": "2 cores shared by server, SIPp, RTP receiver and other work",
         },
         "establishment": {
             "seconds_per_run": seconds,

@@ -382,7 +382,7 @@ def run(quick: bool = False) -> dict[str, Any]:
         "algorithm": "MD5 (SIPp 3.6 answers only MD5), qop=auth, replay (nonce-count) check on",
         "machine": {
             "cpus": os.cpu_count(),
-            "note": "2 cores shared with SIPp and with other helpers' work during the run",
+            "note": "2 cores shared with SIPp and with other work during the run",
         },
         "servers": results,
         "ratio_vs_kamailio_1_worker": _ratio(ours, results["kamailio-1"]),
