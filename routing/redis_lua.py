@@ -11,21 +11,40 @@ deployment lives in one cluster slot):
     P:a:<agent>          hash  s:<skill>=level per skill, sk="skill=level,..." (for the
                                index upkeep), grp="g1,g2", cap="voice=1,web=3"
                                pres, reason, soft (0/1), l:<channel> (slots used),
-                               idle (idle sequence), idx (channels indexed on), cnt, rona
-    P:av:<ch>:<skill>    zset  routable agents having <skill>, scored by idle sequence
-    P:av:<ch>:           zset  every routable agent of the channel
+                               idle (idle sequence), idx (channels routable on), cnt, rona
+    P:av:<ch>:<skill>    zset  agents having <skill>, scored by idle sequence (skills
+                               that some queue requires)
+    P:av:<ch>:           zset  every agent of the channel (only when a queue can route
+                               a task without required skills)
     P:avl:<ch>:<skill>:<level>
-                         zset  routable agents with exactly that level, scored by idle
-                               sequence (only for skills that longest-idle and
-                               most-skilled queues require)
+                         zset  agents with exactly that level, scored by idle sequence
+                               (only for skills that longest-idle and most-skilled
+                               queues require)
+    P:ao:<ch>:<skill>    zset  the same, scored by ordinal (round-robin queues' skills)
+    P:has:<skill>        zset  every agent having <skill>, scored by level; static (changes
+                               only with the agent's configuration), so a task's own
+                               required skills need no bucket upkeep on every reservation
     P:t:<task>           hash  st (waiting/reserved/assigned/wrap_up), q, ch, req, pref,
-                               grp, pri, created, seq, key, res, agent, rej, pa, ans
+                               grp, pri, created, seq, key, res, agent, rej, pa, ans,
+                               oreq/opref (the task's own requirements), qat (entered
+                               the queue), ep (queue epoch), v (version), steps, notes,
+                               hops, only (preferred-agent window), tk (timer kinds)
     P:q:<queue>          zset  waiting task ids by sort key (smaller = served first)
     P:r:<reservation>    hash  task, agent, ch, q, owner
     P:leases             zset  reservation ids (and "w:<task>" wrap-ups) by expiry time
+    P:timers             zset  "<task>|<epoch>|<kind>" by due time: escalation steps
+                               (step<i>), max wait, end of the preferred-agent window
     P:seq                counter for idle sequence numbers
     P:rr:<queue>         round-robin position (last agent ordinal) of a queue
     P:log                list  audit trail (only when auditing is on)
+
+The agent buckets are kept *lazily*: an agent who becomes routable on a channel
+is added to every bucket of that channel (with a new idle sequence), but one who
+stops being routable (a reservation, not ready) is only marked in ``idx`` and
+left in the buckets; a scan that meets such a stale entry skips it and removes it
+from the bucket it scanned. A reservation therefore writes one hash field instead
+of removing the agent from ~20 sorted sets, and buckets that no decision reads
+are never cleaned at all (they hold every agent at most once).
 """
 
 from __future__ import annotations
@@ -37,6 +56,12 @@ local EXCL = {__EXCL__}
 local RRS = {__RRS__}
 -- skills required by longest-idle or most-skilled queues: per-level buckets in idle order
 local LVS = {__LVS__}
+-- whether any queue can route a task without required skills (keeps the P:av:<ch>: buckets)
+local ANY = __ANY__
+-- skills that queues require: only these have agent buckets. Every task requires at least
+-- one of them (or none at all, then ANY holds); a task's other required skills (a language
+-- from the IVR) are matched through the static holder sets P:has:<skill>.
+local IDX = {__IDX__}
 local AUDIT = __AUDIT__
 
 local function kv(s)
@@ -85,55 +110,70 @@ local function routable(a)
   return out
 end
 
+local AFIELDS = {'pres', 'cap', 'soft', 'sk', 'idx', 'ord', 'l:voice', 'l:web', 'l:email',
+                 'l:fax'}
+
+-- Bring the agent's routable channels (idx) up to date. Joining a channel, or a
+-- restart of the idle time (a contact ended), gives a new idle sequence and adds the
+-- agent to every bucket of each routable channel; leaving one only updates idx.
 local function reindex(aid, restart)
   local akey = P .. ':a:' .. aid
-  local a = hgetall(akey)
-  if a.cap == nil then return end
-  local old = set(a.idx)
+  local v = redis.call('HMGET', akey, unpack(AFIELDS))
+  if not v[2] then return end
+  local a = {pres = v[1], cap = v[2], soft = v[3], ['l:voice'] = v[7], ['l:web'] = v[8],
+             ['l:email'] = v[9], ['l:fax'] = v[10]}
+  local old = set(v[5])
   local new = routable(a)
   local moved = restart
-  for ch, _ in pairs(new) do if not old[ch] then moved = true end end
-  local skills = kv(a.sk)
-  local seq = tonumber(a.idle or '0')
-  if moved then
-    seq = redis.call('INCR', P .. ':seq')
-    redis.call('HSET', akey, 'idle', seq)
-  end
-  for ch, _ in pairs(old) do
-    if not new[ch] then
-      redis.call('ZREM', P .. ':av:' .. ch .. ':', aid)
-      for s, lvl in pairs(skills) do
-        redis.call('ZREM', P .. ':av:' .. ch .. ':' .. s, aid)
-        if LVS[s] then redis.call('ZREM', P .. ':avl:' .. ch .. ':' .. s .. ':' .. lvl, aid) end
-      end
-      if RRS[''] then redis.call('ZREM', P .. ':ao:' .. ch .. ':', aid) end
-      for s, _ in pairs(skills) do
-        if RRS[s] then redis.call('ZREM', P .. ':ao:' .. ch .. ':' .. s, aid) end
-      end
-    end
-  end
   local list = {}
   for ch, _ in pairs(new) do
     list[#list + 1] = ch
-    if moved or not old[ch] then
-      redis.call('ZADD', P .. ':av:' .. ch .. ':', seq, aid)
-      for s, lvl in pairs(skills) do
-        redis.call('ZADD', P .. ':av:' .. ch .. ':' .. s, seq, aid)
+    if not old[ch] then moved = true end
+  end
+  table.sort(list)
+  local idx = table.concat(list, ',')
+  if not moved then
+    if idx ~= (v[5] or '') then redis.call('HSET', akey, 'idx', idx) end
+    return
+  end
+  local seq = redis.call('INCR', P .. ':seq')
+  redis.call('HSET', akey, 'idle', seq, 'idx', idx)
+  local skills = kv(v[4])
+  for ch, _ in pairs(new) do
+    local base = P .. ':av:' .. ch .. ':'
+    if ANY then redis.call('ZADD', base, seq, aid) end
+    for s, lvl in pairs(skills) do
+      if IDX[s] then
+        redis.call('ZADD', base .. s, seq, aid)
         if LVS[s] then
           redis.call('ZADD', P .. ':avl:' .. ch .. ':' .. s .. ':' .. lvl, seq, aid)
         end
       end
     end
     if not old[ch] then
-      local ord = tonumber(a.ord or '0')
+      local ord = tonumber(v[6] or '0')
       if RRS[''] then redis.call('ZADD', P .. ':ao:' .. ch .. ':', ord, aid) end
       for s, _ in pairs(skills) do
         if RRS[s] then redis.call('ZADD', P .. ':ao:' .. ch .. ':' .. s, ord, aid) end
       end
     end
   end
-  table.sort(list)
-  redis.call('HSET', akey, 'idx', table.concat(list, ','))
+end
+
+-- Remove the agent from every bucket and holder set (agent removed, or skills/capacity
+-- changed).
+local function unindex_all(aid, sk, cap)
+  local skills = kv(sk)
+  for s, _ in pairs(skills) do redis.call('ZREM', P .. ':has:' .. s, aid) end
+  for ch, _ in pairs(kv(cap)) do
+    redis.call('ZREM', P .. ':av:' .. ch .. ':', aid)
+    redis.call('ZREM', P .. ':ao:' .. ch .. ':', aid)
+    for s, lvl in pairs(skills) do
+      redis.call('ZREM', P .. ':av:' .. ch .. ':' .. s, aid)
+      redis.call('ZREM', P .. ':ao:' .. ch .. ':' .. s, aid)
+      redis.call('ZREM', P .. ':avl:' .. ch .. ':' .. s .. ':' .. lvl, aid)
+    end
+  end
 end
 
 local function eligible(skills, groups, aid, t)
@@ -153,6 +193,16 @@ end
 local function agent_routable_on(aid, ch)
   local idx = redis.call('HGET', P .. ':a:' .. aid, 'idx')
   return idx and set(idx)[ch] or false
+end
+
+local function clear_timers(tid, t)
+  if t.tk and t.tk ~= '' then
+    local members = {}
+    for kind in string.gmatch(t.tk, '[^,]+') do
+      members[#members + 1] = tid .. '|' .. (t.ep or '0') .. '|' .. kind
+    end
+    redis.call('ZREM', P .. ':timers', unpack(members))
+  end
 end
 
 local function do_reserve(tid, t, aid, rid, lease, owner)
@@ -180,6 +230,8 @@ local function release(rid, mode, now)
     redis.call('HINCRBY', akey, 'rona', 1)
   end
   if mode == 'cancel' then
+    local f = redis.call('HMGET', tkey, 'tk', 'ep')
+    clear_timers(r.task, {tk = f[1], ep = f[2]})
     redis.call('DEL', tkey)
   else
     local t = hgetall(tkey)
@@ -196,10 +248,12 @@ end
 
 local function finish(tid)
   local tkey = P .. ':t:' .. tid
-  local t = hgetall(tkey)
+  local f = redis.call('HMGET', tkey, 'st', 'agent', 'ch', 'tk', 'ep')
+  local t = {st = f[1], agent = f[2], ch = f[3], tk = f[4], ep = f[5]}
   if t.st ~= 'assigned' and t.st ~= 'wrap_up' then return nil end
   redis.call('HINCRBY', P .. ':a:' .. t.agent, 'l:' .. t.ch, -1)
-  redis.call('ZREM', P .. ':leases', 'w:' .. tid)
+  if t.st == 'wrap_up' then redis.call('ZREM', P .. ':leases', 'w:' .. tid) end
+  clear_timers(tid, t)
   redis.call('DEL', tkey)
   audit('end', tid, t.agent, t.ch)
   reindex(t.agent, true)
@@ -219,19 +273,14 @@ end
 -- idle sequence); none -> the channel's bucket. An agent reaching the strategy's lowest
 -- possible key prefix wins outright (later agents are idle for less time).
 local function take_task(tid, t, rid, lease, owner, strategy, limit)
-  local names, levels, fields = {}, {}, {}
-  for s, lvl in pairs(kv(t.req)) do
-    names[#names + 1] = s; levels[#levels + 1] = lvl; fields[#fields + 1] = 's:' .. s
-  end
+  local names, levels = {}, {}
+  for s, lvl in pairs(kv(t.req)) do names[#names + 1] = s; levels[#levels + 1] = lvl end
   local pref = kv(t.pref)
   local pnames = {}
-  for s, lvl in pairs(pref) do pnames[#pnames + 1] = s; fields[#fields + 1] = 's:' .. s end
+  for s, _ in pairs(pref) do pnames[#pnames + 1] = s end
   local nreq, npref = #names, #pnames
-  local base = #fields
-  for _, f in ipairs({'grp', 'idle', 'cnt', 'ord', 'cap', 'l:voice', 'l:web', 'l:email',
-                      'l:fax'}) do
-    fields[#fields + 1] = f
-  end
+  local inames = {}
+  for i = 1, nreq do if IDX[names[i]] then inames[#inames + 1] = names[i] end end
   local tgrp, rej = set(t.grp), set(t.rej)
   local has_grp = next(tgrp) ~= nil
   local only = t.only or ''
@@ -239,40 +288,68 @@ local function take_task(tid, t, rid, lease, owner, strategy, limit)
   if strategy == 'round_robin' then
     rr_last = tonumber(redis.call('GET', P .. ':rr:' .. t.q) or '0')
   end
+  -- Two reads per agent: the eligibility fields first (most scanned agents fail there),
+  -- then what the strategy's key needs.
+  local f1 = {}
+  for i = 1, nreq do f1[i] = 's:' .. names[i] end
+  f1[nreq + 1] = 'idx'
+  if has_grp then f1[nreq + 2] = 'grp' end
+  local f2 = {}
+  for j = 1, npref do f2[j] = 's:' .. pnames[j] end
+  local extra = {'idle'}
+  if strategy == 'least_occupied' then
+    extra = {'idle', 'cap', 'l:voice', 'l:web', 'l:email', 'l:fax'}
+  elseif strategy == 'fewest_contacts' then extra = {'idle', 'cnt'}
+  elseif strategy == 'round_robin' then extra = {'ord'} end
+  for _, f in ipairs(extra) do f2[#f2 + 1] = f end
+  -- longest idle without preferred skills: the key is the bucket score (idle sequence)
+  local score_is_key = strategy == 'longest_idle' and npref == 0
 
-  local function check(aid)
+  local chpat = ',' .. t.ch .. ','
+  -- The agent's sort key, or nil when not eligible; stale = no longer routable on the
+  -- channel (the buckets are lazy), so the caller may drop it from the bucket it scans.
+  -- `idle`: the agent's score in an idle-ordered bucket, when the caller has it.
+  local function check(aid, idle)
     if rej[aid] or (only ~= '' and only ~= aid) then return nil end
-    local v = redis.call('HMGET', P .. ':a:' .. aid, unpack(fields))
+    local akey = P .. ':a:' .. aid
+    local v = redis.call('HMGET', akey, unpack(f1))
+    if not string.find(',' .. (v[nreq + 1] or '') .. ',', chpat, 1, true) then
+      return nil, true
+    end
+    local score = 0
     for i = 1, nreq do
-      if (tonumber(v[i]) or 0) < levels[i] then return nil end
+      local lvl = tonumber(v[i]) or 0
+      if lvl < levels[i] then return nil end
+      score = score + 2 * lvl
     end
     if has_grp then
       local ok = false
-      for g, _ in pairs(set(v[base + 1])) do if tgrp[g] then ok = true break end end
+      for g, _ in pairs(set(v[nreq + 2])) do if tgrp[g] then ok = true break end end
       if not ok then return nil end
     end
-    local pm, score = 0, 0
-    for i = 1, nreq do score = score + 2 * tonumber(v[i]) end
+    if score_is_key and idle then return {0, idle} end
+    local w = redis.call('HMGET', akey, unpack(f2))
+    local pm = 0
     for j = 1, npref do
-      local lvl = tonumber(v[nreq + j]) or 0
+      local lvl = tonumber(w[j]) or 0
       score = score + lvl
       if lvl >= pref[pnames[j]] then pm = pm + 1 end
     end
-    local idle = tonumber(v[base + 2]) or 0
-    if strategy == 'longest_idle' then return {-pm, idle} end
-    if strategy == 'most_skilled' then return {-score, idle} end
-    if strategy == 'fewest_contacts' then return {-pm, tonumber(v[base + 3]) or 0, idle} end
-    if strategy == 'least_occupied' then
-      local occ, cap = 0, kv(v[base + 5])
-      local loads = {voice = v[base + 6], web = v[base + 7], email = v[base + 8],
-                     fax = v[base + 9]}
-      for ch, c in pairs(cap) do
-        if c > 0 then occ = occ + (tonumber(loads[ch]) or 0) / c end
-      end
-      return {-pm, occ, idle}
+    local x = npref
+    if strategy == 'round_robin' then
+      local ord = tonumber(w[x + 1]) or 0
+      return {-pm, ord > rr_last and 0 or 1, ord}
     end
-    local ord = tonumber(v[base + 4]) or 0
-    return {-pm, ord > rr_last and 0 or 1, ord}
+    local own_idle = tonumber(w[x + 1]) or 0
+    if strategy == 'longest_idle' then return {-pm, own_idle} end
+    if strategy == 'most_skilled' then return {-score, own_idle} end
+    if strategy == 'fewest_contacts' then return {-pm, tonumber(w[x + 2]) or 0, own_idle} end
+    local occ, cap = 0, kv(w[x + 2])
+    local loads = {voice = w[x + 3], web = w[x + 4], email = w[x + 5], fax = w[x + 6]}
+    for ch, c in pairs(cap) do
+      if c > 0 then occ = occ + (tonumber(loads[ch]) or 0) / c end
+    end
+    return {-pm, occ, own_idle}
   end
 
   local floor
@@ -281,10 +358,14 @@ local function take_task(tid, t, rid, lease, owner, strategy, limit)
   elseif strategy == 'longest_idle' then floor = {-npref}
   else floor = {-npref, 0} end
 
-  local best, bestkey, scanned = nil, nil, 0
-  local function consider(aid)
+  local best, bestkey, scanned, dropped = nil, nil, 0, 0
+  local function consider(aid, bucket, idle)
     scanned = scanned + 1
-    local key = check(aid)
+    local key, stale = check(aid, idle)
+    if stale and bucket then
+      redis.call('ZREM', bucket, aid)
+      dropped = dropped + 1
+    end
     if key and (bestkey == nil or less(key, bestkey)) then
       best, bestkey = aid, key
       for i = 1, #floor do
@@ -318,12 +399,17 @@ local function take_task(tid, t, rid, lease, owner, strategy, limit)
         local ids = redis.call('ZRANGE', rr_index, range[1], range[2], 'BYSCORE', 'LIMIT',
                                offset, 100)
         if #ids == 0 then break end
+        local dropped = 0
         for _, aid in ipairs(ids) do
           scanned = scanned + 1
-          local key = check(aid)
+          local key, stale = check(aid)
           if key then best, bestkey = aid, key break end
+          if stale then
+            redis.call('ZREM', rr_index, aid)
+            dropped = dropped + 1
+          end
         end
-        offset = offset + 100
+        offset = offset + 100 - dropped
       end
       if best ~= nil then break end
     end
@@ -338,10 +424,11 @@ local function take_task(tid, t, rid, lease, owner, strategy, limit)
       while not done and scanned < limit do
         local ids = redis.call('ZRANGE', bucket, start, start + 15, 'WITHSCORES')
         if #ids == 0 then break end
+        local dropped = 0
         for i = 1, #ids, 2 do
           if bestidle ~= nil and tonumber(ids[i + 1]) > bestidle then done = true break end
           scanned = scanned + 1
-          local key = check(ids[i])
+          local key, stale = check(ids[i], tonumber(ids[i + 1]))
           if key then
             if bestkey == nil or less(key, bestkey) then
               best, bestkey, bestidle = ids[i], key, key[2]
@@ -349,9 +436,13 @@ local function take_task(tid, t, rid, lease, owner, strategy, limit)
             done = true
             break
           end
+          if stale then
+            redis.call('ZREM', bucket, ids[i])
+            dropped = dropped + 1
+          end
           if scanned >= limit then done = true break end
         end
-        start = start + 16
+        start = start + 16 - dropped
       end
     end
   elseif nreq == 1 and npref == 0 and strategy == 'most_skilled' and LVS[names[1]] then
@@ -363,43 +454,68 @@ local function take_task(tid, t, rid, lease, owner, strategy, limit)
       while best == nil and scanned < limit do
         local ids = redis.call('ZRANGE', bucket, start, start + 15)
         if #ids == 0 then break end
+        local dropped = 0
         for _, aid in ipairs(ids) do
           scanned = scanned + 1
-          local key = check(aid)
+          local key, stale = check(aid)
           if key then best, bestkey = aid, key break end
+          if stale then
+            redis.call('ZREM', bucket, aid)
+            dropped = dropped + 1
+          end
           if scanned >= limit then break end
         end
-        start = start + 16
+        start = start + 16 - dropped
       end
       if best ~= nil or scanned >= limit then break end
     end
-  elseif nreq >= 2 and strategy ~= 'longest_idle' then
-    -- full-scan strategies: only agents holding every required skill
-    local keys = {}
-    for i = 1, nreq do keys[i] = P .. ':av:' .. t.ch .. ':' .. names[i] end
-    local ids = redis.call('ZINTER', nreq, unpack(keys))
-    for _, aid in ipairs(ids) do
-      if consider(aid) or scanned >= limit then break end
+  elseif nreq >= 2 or #inames < nreq then
+    -- several required skills: intersect, in C, the routable agents of an indexed skill
+    -- (the smallest bucket; its scores give the idle order) with the other indexed
+    -- buckets and the static holder sets (P:has:<skill>) of the skills without buckets,
+    -- so only agents holding every required skill are examined one by one
+    local first = P .. ':av:' .. t.ch .. ':' .. (inames[1] or '')
+    local size = redis.call('ZCARD', first)
+    for i = 2, #inames do
+      local k = P .. ':av:' .. t.ch .. ':' .. inames[i]
+      local n = redis.call('ZCARD', k)
+      if n < size then first, size = k, n end
+    end
+    local keys, weights = {first}, {1}
+    for i = 1, #inames do
+      local k = P .. ':av:' .. t.ch .. ':' .. inames[i]
+      if k ~= first then keys[#keys + 1] = k; weights[#weights + 1] = 0 end
+    end
+    for i = 1, nreq do
+      if not IDX[names[i]] then
+        keys[#keys + 1] = P .. ':has:' .. names[i]; weights[#weights + 1] = 0
+      end
+    end
+    local cmd = {'ZINTER', #keys}
+    for _, k in ipairs(keys) do cmd[#cmd + 1] = k end
+    cmd[#cmd + 1] = 'WEIGHTS'
+    for _, w in ipairs(weights) do cmd[#cmd + 1] = w end
+    cmd[#cmd + 1] = 'WITHSCORES'
+    local ids = redis.call(unpack(cmd))
+    for i = 1, #ids, 2 do
+      if consider(ids[i], first, tonumber(ids[i + 1])) or scanned >= limit then break end
     end
   else
-    -- idle order, first eligible wins: scan the smallest required bucket
-    local bucket = P .. ':av:' .. t.ch .. ':' .. (names[1] or '')
-    if nreq >= 2 then
-      local size = redis.call('ZCARD', bucket)
-      for i = 2, nreq do
-        local k = P .. ':av:' .. t.ch .. ':' .. names[i]
-        local n = redis.call('ZCARD', k)
-        if n < size then bucket, size = k, n end
-      end
-    end
+    -- one indexed required skill, or none: its bucket (or the channel's) in idle order;
+    -- longest idle takes the first eligible agent
+    local bucket = P .. ':av:' .. t.ch .. ':' .. (inames[1] or '')
     local start, done = 0, false
     while not done and scanned < limit do
-      local ids = redis.call('ZRANGE', bucket, start, start + 99)
+      local ids = redis.call('ZRANGE', bucket, start, start + 99, 'WITHSCORES')
       if #ids == 0 then break end
-      for _, aid in ipairs(ids) do
-        if consider(aid) or scanned >= limit then done = true break end
+      local before = dropped
+      for i = 1, #ids, 2 do
+        if consider(ids[i], bucket, tonumber(ids[i + 1])) or scanned >= limit then
+          done = true
+          break
+        end
       end
-      start = start + 100
+      start = start + 100 - (dropped - before)
     end
   end
   if best == nil then return nil end
@@ -455,18 +571,71 @@ local function take_for_agent(aid, A)
     local t = hgetall(P .. ':t:' .. bt)
     local rid = A[6] .. '-' .. take
     do_reserve(bt, t, aid, rid, blease, A[2])
-    out[#out + 1] = {bt, bq, tostring(beff), considered, rid, t.ch, t.req, t.pref or '', t.pri}
+    out[#out + 1] = {bt, bq, tostring(beff), considered, rid, t.ch, t.req, t.pref or '', t.pri,
+                     t.notes or '', t.qat or '0'}
   end
   return out
+end
+
+-- Append a decoded JSON object of task fields to the pending HSET and to t.
+local function put_fields(t, fields, hset)
+  for k, v in pairs(fields) do
+    t[k] = v
+    hset[#hset + 1] = k
+    hset[#hset + 1] = v
+  end
+end
+
+-- Queue entry (arrival, overflow, move). A chain entry (decoded JSON) names a queue and
+-- everything the task needs there: {q, max (max size, -1 = none), key, req, pref, grp,
+-- strategy, lease, wrap, qat, only, hops, timers = {{due, kind}, ...}}. The first entry
+-- whose queue has room wins; nil when every queue of the chain is full.
+local function choose(chain)
+  for i, e in ipairs(chain) do
+    if e.max < 0 or redis.call('ZCARD', P .. ':q:' .. e.q) < e.max then return i end
+  end
+  return nil
+end
+
+-- Put the task in entry e's queue: appends the fields to the pending HSET command,
+-- updates t, queues the task and arms its timers under a new queue epoch.
+local function enter(tid, t, e, hset)
+  local ep = tostring(tonumber(t.ep or '0') + 1)
+  local kinds = {}
+  for _, tm in ipairs(e.timers) do
+    redis.call('ZADD', P .. ':timers', tm[1], tid .. '|' .. ep .. '|' .. tm[2])
+    kinds[#kinds + 1] = tm[2]
+  end
+  put_fields(t, {q = e.q, key = e.key, req = e.req, pref = e.pref, grp = e.grp, wrap = e.wrap,
+                 qat = e.qat, only = e.only, hops = tostring(e.hops), ep = ep, steps = '0',
+                 rej = '', tk = table.concat(kinds, ',')}, hset)
+  redis.call('ZADD', P .. ':q:' .. e.q, e.key, tid)
+end
+
+local function drop_waiting(tid, t)
+  redis.call('ZREM', P .. ':q:' .. t.q, tid)
+  clear_timers(tid, t)
+  redis.call('DEL', P .. ':t:' .. tid)
+  audit('drop', tid)
 end
 """
 
 UPSERT_AGENT = r"""
 -- ARGV: aid, sk, grp, cap, ordinal, then skill/level pairs. Static fields are (re)written;
--- state is kept, so every process may register the same configured agents at start.
+-- state is kept, so every process may register the same configured agents at start. A
+-- changed skill set or capacity takes the agent out of every old bucket first.
 local akey = P .. ':a:' .. ARGV[1]
+local old = redis.call('HMGET', akey, 'sk', 'grp', 'cap')
+if old[1] and (old[1] ~= ARGV[2] or old[2] ~= ARGV[3] or old[3] ~= ARGV[4]) then
+  unindex_all(ARGV[1], old[1], old[3])
+  for s, _ in pairs(kv(old[1])) do redis.call('HDEL', akey, 's:' .. s) end
+  redis.call('HSET', akey, 'idx', '')
+end
 redis.call('HSET', akey, 'sk', ARGV[2], 'grp', ARGV[3], 'cap', ARGV[4], 'ord', ARGV[5])
-for i = 6, #ARGV, 2 do redis.call('HSET', akey, 's:' .. ARGV[i], ARGV[i + 1]) end
+for i = 6, #ARGV, 2 do
+  redis.call('HSET', akey, 's:' .. ARGV[i], ARGV[i + 1])
+  redis.call('ZADD', P .. ':has:' .. ARGV[i], ARGV[i + 1], ARGV[1])
+end
 redis.call('HSETNX', akey, 'pres', 'offline')
 redis.call('HSETNX', akey, 'soft', '0')
 redis.call('HSETNX', akey, 'cnt', '0')
@@ -476,8 +645,8 @@ return 1
 
 REMOVE_AGENT = r"""
 local akey = P .. ':a:' .. ARGV[1]
-redis.call('HSET', akey, 'pres', 'offline')
-reindex(ARGV[1], false)
+local a = redis.call('HMGET', akey, 'sk', 'cap')
+if a[1] then unindex_all(ARGV[1], a[1], a[2]) end
 redis.call('DEL', akey)
 return 1
 """
@@ -492,26 +661,34 @@ return 1
 """
 
 ENQUEUE = r"""
--- A task arrives: store it, queue it, and run the task-first decision, in one step.
--- ARGV: tid, queue, sortkey, rid, lease, owner, strategy, limit, then field/value pairs.
+-- A task arrives: store it in the first queue of its overflow chain with room, and run
+-- the task-first decision, in one step. ARGV: tid, rid, owner, limit, the task's own
+-- fields (JSON list field, value, ...), the chain (JSON, see enter). Returns {0} (task
+-- exists), {2} (every queue full: refused, nothing stored), {1, entry} (waiting) or
+-- {1, entry, agent, key, scanned} (offered).
 local tid = ARGV[1]
 local tkey = P .. ':t:' .. tid
 if redis.call('EXISTS', tkey) == 1 then return {0} end
+local chain = cjson.decode(ARGV[6])
+local pick = choose(chain)
+if pick == nil then return {2} end
 -- One HSET for every field, and the task table built from the same arguments (no
 -- read-back): each redis.call costs, and this script runs for every arrival.
-local t = {st = 'waiting', q = ARGV[2], key = ARGV[3]}
-local hset = {'HSET', tkey, 'st', 'waiting', 'q', ARGV[2], 'key', ARGV[3]}
-for i = 9, #ARGV, 2 do
-  t[ARGV[i]] = ARGV[i + 1]
-  hset[#hset + 1] = ARGV[i]
-  hset[#hset + 1] = ARGV[i + 1]
+local t = {st = 'waiting', v = '1'}
+local hset = {'HSET', tkey, 'st', 'waiting', 'v', '1'}
+local own = cjson.decode(ARGV[5])
+for i = 1, #own, 2 do
+  t[own[i]] = own[i + 1]
+  hset[#hset + 1] = own[i]
+  hset[#hset + 1] = own[i + 1]
 end
+local e = chain[pick]
+enter(tid, t, e, hset)
 redis.call(unpack(hset))
-redis.call('ZADD', P .. ':q:' .. ARGV[2], ARGV[3], tid)
-audit('enq', tid, ARGV[2])
-local r = take_task(tid, t, ARGV[4], ARGV[5], ARGV[6], ARGV[7], tonumber(ARGV[8]))
-if r == nil then return {1} end
-return {1, r[1], r[2], r[3]}
+audit('enq', tid, e.q)
+local r = take_task(tid, t, ARGV[2], e.lease, ARGV[3], e.strategy, tonumber(ARGV[4]))
+if r == nil then return {1, pick} end
+return {1, pick, r[1], r[2], r[3]}
 """
 
 TAKE_FOR_TASK = r"""
@@ -522,6 +699,61 @@ if t.st ~= 'waiting' then return {'task'} end
 local r = take_task(ARGV[1], t, ARGV[2], ARGV[3], ARGV[4], ARGV[5], tonumber(ARGV[6]))
 if r == nil then return {'none'} end
 return {'ok', r[1], r[2], r[3]}
+"""
+
+UPDATE_TASK = r"""
+-- An escalation step or the end of the preferred-agent window, computed by the caller
+-- from the task as read at version v: write it only if nobody changed the task since
+-- (else {'stale'}: read again and recompute), then, if waiting, reposition it and run
+-- the task-first decision. ARGV: tid, v, rid, owner, limit, lease, strategy, fields
+-- (JSON object). Returns {'gone'}, {'stale'}, {'state', st} or {'ok', st[, agent, key,
+-- scanned]}.
+local tid = ARGV[1]
+local tkey = P .. ':t:' .. tid
+local t = hgetall(tkey)
+if t.st == nil then return {'gone'} end
+if t.v ~= ARGV[2] then return {'stale'} end
+if t.st ~= 'waiting' and t.st ~= 'reserved' then return {'state', t.st} end
+local hset = {'HSET', tkey, 'v', tostring(tonumber(t.v) + 1)}
+put_fields(t, cjson.decode(ARGV[8]), hset)
+redis.call(unpack(hset))
+if t.st == 'waiting' then
+  redis.call('ZADD', P .. ':q:' .. t.q, t.key, tid)
+  local r = take_task(tid, t, ARGV[3], ARGV[6], ARGV[4], ARGV[7], tonumber(ARGV[5]))
+  if r then return {'ok', 'waiting', r[1], r[2], r[3]} end
+end
+return {'ok', t.st}
+"""
+
+MOVE = r"""
+-- A waiting task leaves its queue (max wait, an escalation step's move_to) for the first
+-- queue of the chain with room, keeping its age; with no room anywhere (or an empty
+-- chain) it leaves routing. Written only if the task is still at version v.
+-- ARGV: tid, v, rid, owner, limit, fields (JSON object: priority, notes...), chain.
+-- Returns {'gone'}, {'stale'}, {'state', st}, {'dropped'} or {'moved', entry[, agent,
+-- key, scanned]}.
+local tid = ARGV[1]
+local tkey = P .. ':t:' .. tid
+local t = hgetall(tkey)
+if t.st == nil then return {'gone'} end
+if t.v ~= ARGV[2] then return {'stale'} end
+if t.st ~= 'waiting' then return {'state', t.st} end
+local chain = cjson.decode(ARGV[7])
+redis.call('ZREM', P .. ':q:' .. t.q, tid)
+local pick = choose(chain)
+if pick == nil then
+  drop_waiting(tid, t)
+  return {'dropped'}
+end
+clear_timers(tid, t)
+local hset = {'HSET', tkey, 'v', tostring(tonumber(t.v) + 1)}
+put_fields(t, cjson.decode(ARGV[6]), hset)
+local e = chain[pick]
+enter(tid, t, e, hset)
+redis.call(unpack(hset))
+local r = take_task(tid, t, ARGV[3], e.lease, ARGV[4], e.strategy, tonumber(ARGV[5]))
+if r == nil then return {'moved', pick} end
+return {'moved', pick, r[1], r[2], r[3]}
 """
 
 TAKE_FOR_AGENT = r"""
@@ -586,9 +818,7 @@ local tkey = P .. ':t:' .. ARGV[1]
 local t = hgetall(tkey)
 if t.st == nil then return {'gone', ''} end
 if t.st == 'waiting' then
-  redis.call('ZREM', P .. ':q:' .. t.q, ARGV[1])
-  redis.call('DEL', tkey)
-  audit('can', ARGV[1])
+  drop_waiting(ARGV[1], t)
   return {'waiting', ''}
 end
 if t.st == 'reserved' then
@@ -598,9 +828,13 @@ end
 return {t.st, finish(ARGV[1]) or ''}
 """
 
-EXPIRE = r"""
--- Leases past due belong to a process that died: reservations go back to their
--- queue (the agent keeps their presence), wrap-ups end. ARGV: now, limit
+DUE = r"""
+-- What is due at `now`, for whichever process asks. Leases past due belong to a process
+-- that died: reservations go back to their queue (the agent keeps their presence),
+-- wrap-ups end. Queue timers (escalation steps, max wait, preferred-agent window) are
+-- claimed here, once, by one process, which applies them; a timer of an earlier queue
+-- epoch (the task moved on) is dropped. ARGV: now, limit. Returns
+-- {{kind, task, agent}...} for leases and {{task, timer kind, task hash}...} for timers.
 local due = redis.call('ZRANGEBYSCORE', P .. ':leases', '-inf', ARGV[1], 'LIMIT', 0, ARGV[2])
 local out = {}
 for _, m in ipairs(due) do
@@ -614,7 +848,22 @@ for _, m in ipairs(due) do
     if r then out[#out + 1] = {'res', r[1], r[2]} end
   end
 end
-return out
+local fired = {}
+local timers = redis.call('ZRANGEBYSCORE', P .. ':timers', '-inf', ARGV[1], 'LIMIT', 0, ARGV[2])
+for _, m in ipairs(timers) do
+  redis.call('ZREM', P .. ':timers', m)
+  local tid, ep, kind = string.match(m, '^(.*)|([^|]*)|([^|]*)$')
+  if tid then
+    local flat = redis.call('HGETALL', P .. ':t:' .. tid)
+    for i = 1, #flat, 2 do
+      if flat[i] == 'ep' then
+        if flat[i + 1] == ep then fired[#fired + 1] = {tid, kind, flat} end
+        break
+      end
+    end
+  end
+end
+return {out, fired}
 """
 
 
@@ -624,15 +873,20 @@ def build(
     audit: bool,
     rr_skills: frozenset[str] = frozenset(),
     level_skills: frozenset[str] = frozenset(),
+    any_bucket: bool = True,
+    indexed_skills: frozenset[str] | None = None,
 ) -> str:
     """One script: the shared functions, configured, followed by ``body``."""
     excl = ", ".join(f"[{ch!r}] = true" for ch in sorted(exclusive))
     rrs = ", ".join(f"[{s!r}] = true" for s in sorted(rr_skills))
     lvs = ", ".join(f"[{s!r}] = true" for s in sorted(level_skills))
+    idx = ", ".join(f"[{s!r}] = true" for s in sorted(indexed_skills or ()))
     common = (
         COMMON.replace("__EXCL__", excl)
         .replace("__RRS__", rrs)
         .replace("__LVS__", lvs)
+        .replace("__ANY__", "true" if any_bucket else "false")
+        .replace("__IDX__", idx)
         .replace("__AUDIT__", "true" if audit else "false")
     )
     return common + body

@@ -31,7 +31,19 @@ from typing import Any
 
 from routing.agent_index import AgentIndex
 from routing.board import Board
-from routing.config import AgentConfig, EscalationStep, Queue, RoutingConfig, Strategy
+from routing.config import AgentConfig, Queue, RoutingConfig, Strategy
+from routing.escalation import (
+    PREFERRED_WINDOW_OVER,
+    apply_step,
+    escalated,
+    exited,
+    full_reason,
+    max_wait_reason,
+    merge_min,
+    overflowed,
+    refused,
+    waiting_text,
+)
 from routing.matching import (
     describe_skills,
     has_levels,
@@ -71,14 +83,19 @@ class RoutingError(ValueError):
     """A call that cannot apply (unknown id, wrong phase); state is left unchanged."""
 
 
-def _merge_min(base: Mapping[str, int], extra: Mapping[str, int]) -> dict[str, int]:
-    """Union of requirements; where both name a skill, the stricter level wins."""
-    out = dict(base)
-    if not extra:
-        return out
-    for skill, level in extra.items():
-        out[skill] = max(level, out.get(skill, 0))
-    return out
+def check_submission(
+    queues: Mapping[str, Queue],
+    queue: str,
+    required: Mapping[str, int] | None,
+    preferred: Mapping[str, int] | None,
+) -> None:
+    """A new task names a known queue and skill levels 1-10 (same rule in every store)."""
+    if queue not in queues:
+        raise RoutingError(f"unknown queue {queue!r}; known: {sorted(queues)}")
+    for name, levels in (("required", required), ("preferred", preferred)):
+        for skill, level in (levels or {}).items():
+            if not isinstance(level, int) or not 1 <= level <= 10:
+                raise RoutingError(f"{name} skill {skill!r}: level must be 1-10, got {level!r}")
 
 
 class Router:
@@ -226,12 +243,7 @@ class Router:
         """
         if task_id in self.tasks:
             raise RoutingError(f"task {task_id!r} is already being routed")
-        if queue not in self.queues:
-            raise RoutingError(f"unknown queue {queue!r}; known: {sorted(self.queues)}")
-        for name, levels in (("required", required), ("preferred", preferred)):
-            for skill, level in (levels or {}).items():
-                if not isinstance(level, int) or not 1 <= level <= 10:
-                    raise RoutingError(f"{name} skill {skill!r}: level must be 1-10, got {level!r}")
+        check_submission(self.queues, queue, required, preferred)
         now = self._clock()
         task = Task(
             id=task_id,
@@ -579,22 +591,11 @@ class Router:
         """Put a task in a queue (first time, overflow, move or transfer) and route it."""
         q = self.queues[queue]
         if q.max_size is not None and self._board.waiting.get(queue, 0) >= q.max_size:
-            reason = f"{queue} is full ({q.max_size} waiting)"
             if q.overflow is not None and task.overflow_hops < len(self.queues):
-                self._overflow(task, queue, q.overflow, now, decisions, reason)
+                self._overflow(task, queue, q.overflow, now, decisions, full_reason(queue, q))
                 return
             self._drop(task)
-            decisions.append(
-                Decision(
-                    DecisionKind.REFUSED,
-                    task.id,
-                    queue,
-                    Explanation(
-                        f"{reason} and has no overflow target: contact refused",
-                        {"queue": queue, "max_size": q.max_size},
-                    ),
-                )
-            )
+            decisions.append(refused(task.id, queue, q))
             return
         task.queue = queue
         task.queue_epoch += 1
@@ -603,8 +604,8 @@ class Router:
         task.agent_id = None
         task.steps_done = 0
         task.rejected_by.clear()
-        task.required = _merge_min(q.required_skills, task.own_required)
-        task.preferred = _merge_min(q.preferred_skills, task.own_preferred)
+        task.required = merge_min(q.required_skills, task.own_required)
+        task.preferred = merge_min(q.preferred_skills, task.own_preferred)
         task.allowed_groups = self._queue_groups[queue]
         task.preferred_only_until = None
         if (
@@ -646,21 +647,8 @@ class Router:
                 "required": dict(task.required),
                 "position": self._board.waiting.get(task.queue, 0),
             }
-            text = f"no eligible agent free for {self._req_text(task)}; waiting in {task.queue}"
-            if task.preferred_only_until is not None:
-                text += (
-                    f"; held for preferred agent {task.preferred_agent} for "
-                    f"{task.preferred_only_until - now:.0f}s"
-                )
-            if why:
-                text = f"{why}; {text}"
-            if task.step_notes:
-                text += "; " + "; ".join(task.step_notes)
+            text = waiting_text(task, now, why)
             decisions.append(Decision(if_waiting, task.id, task.queue, Explanation(text, facts)))
-
-    def _req_text(self, task: Task) -> str:
-        req = ", ".join(f"{s}≥{lvl}" for s, lvl in sorted(task.required.items()))
-        return f"{task.channel} [{req or 'any skill'}]"
 
     def _pick_agent(self, task: Task, now: float) -> tuple[Agent, str, dict[str, Any]] | None:
         q = self.queues[task.queue]
@@ -1008,15 +996,7 @@ class Router:
         if task.group is not None:
             self._board.remove(task)
         task.overflow_hops += 1
-        decisions.append(
-            Decision(
-                DecisionKind.OVERFLOW,
-                task.id,
-                source,
-                Explanation(f"{reason}: moved to {target}", {"from": source, "to": target, "reason": reason}),
-                target_queue=target,
-            )
-        )
+        decisions.append(overflowed(task.id, source, target, reason))
         self._enter_queue(task, target, now, decisions, why=f"overflow from {source}")
 
     def _max_wait_overdue(self, task: Task, now: float) -> bool:
@@ -1030,28 +1010,19 @@ class Router:
             return
         if task.phase is not Phase.WAITING:
             return
-        reason = f"waited {now - task.queued_at:.0f}s, max wait of {task.queue} is {q.max_wait_s:g}s"
+        reason = max_wait_reason(task, q, now)
         if q.overflow is not None and task.overflow_hops < len(self.queues):
             self._overflow(task, task.queue, q.overflow, now, decisions, reason)
             return
         self._board.remove(task)
         self._drop(task)
-        decisions.append(
-            Decision(
-                DecisionKind.EXITED,
-                task.id,
-                task.queue,
-                Explanation(
-                    f"{reason} and no overflow target: leaves the queue", {"max_wait_s": q.max_wait_s}
-                ),
-            )
-        )
+        decisions.append(exited(task.id, task.queue, q, reason))
 
     def _end_preferred_window(self, task: Task, now: float, decisions: list[Decision]) -> None:
         if task.preferred_only_until is None:
             return
         task.preferred_only_until = None
-        task.step_notes.append("preferred agent window over: any eligible agent")
+        task.step_notes.append(PREFERRED_WINDOW_OVER)
         if task.phase is Phase.WAITING:
             self._board.remove(task)
             self._route_task(task, now, decisions, None, "")
@@ -1060,53 +1031,11 @@ class Router:
         if task.phase not in (Phase.WAITING, Phase.RESERVED):
             return
         step = self.queues[task.queue].escalation[index]
-        note = self._apply_step(task, step, index)
-        task.steps_done = index + 1
-        task.rejected_by.clear()
-        task.step_notes.append(note)
-        decisions.append(
-            Decision(
-                DecisionKind.ESCALATED,
-                task.id,
-                task.queue,
-                Explanation(
-                    note,
-                    {
-                        "step": index,
-                        "after_s": step.after_s,
-                        "required": dict(task.required),
-                        "priority": task.priority,
-                    },
-                ),
-            )
-        )
+        note = apply_step(task, step, index)
+        decisions.append(escalated(task, step, index, note))
         if step.move_to is not None and task.phase is Phase.WAITING:
             self._overflow(task, task.queue, step.move_to, now, decisions, note)
             return
         if task.phase is Phase.WAITING:
             self._board.remove(task)
             self._route_task(task, now, decisions, None, "")
-
-    def _apply_step(self, task: Task, step: EscalationStep, index: int) -> str:
-        done = []
-        for skill, level in step.relax.items():
-            cur = task.required.get(skill)
-            if cur is not None and level < cur:
-                task.required[skill] = level
-                done.append(f"relaxed {skill} {cur}→{level}")
-        for skill in step.drop_required:
-            if task.required.pop(skill, None) is not None:
-                done.append(f"dropped required {skill}")
-        for skill in step.drop_preferred:
-            if task.preferred.pop(skill, None) is not None:
-                done.append(f"dropped preferred {skill}")
-        if step.widen_groups and task.allowed_groups:
-            task.allowed_groups = task.allowed_groups | frozenset(step.widen_groups)
-            done.append(f"widened to groups {sorted(task.allowed_groups)}")
-        if step.raise_priority:
-            task.priority += step.raise_priority
-            done.append(f"priority +{step.raise_priority} → {task.priority}")
-        if step.move_to:
-            done.append(f"move to {step.move_to}")
-        what = ", ".join(done) or "nothing left to change"
-        return f"escalation step {index + 1} (after {step.after_s:g}s in {task.queue}): {what}"

@@ -256,7 +256,7 @@ async def test_redis_router_decides_like_the_memory_router(strategy, redis_clien
     agents = [
         {
             "id": f"x{i}",
-            "skills": {"billing": 3 + (i * 7) % 8, "sales": 1 + (i * 5) % 10},
+            "skills": {"billing": 3 + (i * 7) % 8, "sales": 1 + (i * 5) % 10, "english": 1 + (i * 3) % 10},
             "capacity": {"voice": 1, "web": 2},
         }
         for i in range(6)
@@ -283,8 +283,10 @@ async def test_redis_router_decides_like_the_memory_router(strategy, redis_clien
 
         async def step(i: int) -> None:
             queue, channel = ("q", "web") if i % 3 else ("p", "voice")
+            # some tasks also need a skill no queue requires (a language from the IVR)
+            own = {"english": 2 + i % 5} if i % 4 == 1 else None
             for name, router in (("mem", mem), ("red", red)):
-                out = router.submit(f"t{i}", queue, channel)
+                out = router.submit(f"t{i}", queue, channel, required=own)
                 ds = await out if name == "red" else out
                 for d in ds:
                     picks[name].append((d.task_id, d.agent_id))
