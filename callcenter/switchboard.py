@@ -109,6 +109,7 @@ class Switchboard:
         self._agent_states = {a: str(router.agent_state(a)) for a in router.agents}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._queue_push: asyncio.TimerHandle | None = None
+        self._retries: dict[str, asyncio.TimerHandle] = {}  # callbacks waiting to re-enter a queue
 
     # ------------------------------------------------------------------ helpers
 
@@ -571,10 +572,12 @@ class Switchboard:
             self._publish_end(contact, "callback_failed", "system")
             return
         contact.phase = Phase.QUEUED
-        asyncio.get_running_loop().call_later(cfg.retry_after_s, self._retry_callback, contact, created)
+        self._retries[contact.contact_id] = asyncio.get_running_loop().call_later(
+            cfg.retry_after_s, self._retry_callback, contact, created)  # fmt: skip
 
     def _retry_callback(self, contact: VoiceContact, created: float) -> None:
         """Back into the queue with the original creation time, so it keeps its place."""
+        self._retries.pop(contact.contact_id, None)
         if contact.phase is not Phase.QUEUED or contact.contact_id not in self.contacts:
             return
         customer = contact.customer or {}
@@ -817,6 +820,8 @@ class Switchboard:
         self.routing.close()
         if self._queue_push is not None:
             self._queue_push.cancel()
+        for handle in self._retries.values():
+            handle.cancel()
         for task in list(self._tasks):
             task.cancel()
         for task in list(self._tasks):
