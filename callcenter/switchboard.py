@@ -263,17 +263,23 @@ class Switchboard:
         contact.queued_at = time.time()
         self.publish(ev.ContactQueued(contact_id=contact.contact_id, queue=queue, priority=priority,
                                       skills=dict(skills)))  # fmt: skip
-        customer = contact.customer or {}
         last_agent = next((r.get("agent_id") for r in contact.recent if r.get("agent_id")), None)
         if contact.call.is_active:
             contact.treatment = self._spawn(self._waiting_treatment(contact), f"treat:{contact.contact_id}")
-        ok = self.route(
-            self.router.submit, contact.contact_id, queue, "voice", required=skills, priority=priority,
-            attributes={"tier": customer.get("tier") or "standard", "service": contact.service},
-            preferred_agent=last_agent if last_agent in self.router.agents else None,
-        )  # fmt: skip
+        ok = self._submit(contact, preferred_agent=last_agent if last_agent in self.router.agents else None)
         if not ok:
             self._spawn(self._no_agent(contact, "this line cannot take calls right now"), "no-agent")
+
+    def _submit(
+        self, contact: VoiceContact, *, preferred_agent: str | None = None, created: float | None = None
+    ) -> bool:
+        """Hand the contact to routing in its queue, with its skills, priority and tier."""
+        customer = contact.customer or {}
+        return self.route(
+            self.router.submit, contact.contact_id, contact.queue or "", "voice", required=contact.skills,
+            priority=contact.priority, preferred_agent=preferred_agent, created=created,
+            attributes={"tier": customer.get("tier") or "standard", "service": contact.service},
+        )  # fmt: skip
 
     async def _waiting_treatment(self, contact: VoiceContact) -> None:
         """Position and estimated wait, then music, until the contact leaves the queue.
@@ -309,9 +315,7 @@ class Switchboard:
         if digit == "2" and self._can_call_back(contact):
             # The task stays where it is in the queue; only the caller's line goes.
             contact.callback_number = contact.ani
-            if contact.treatment is not None:
-                contact.treatment.cancel()
-                contact.treatment = None
+            self._stop_treatment(contact)
             self.publish(ev.CallbackRequested(contact_id=contact.contact_id, number=contact.ani))
             self._spawn(self._goodbye(contact, "Thank you. You keep your place in the queue, and we "
                                                "will call you back when it is your turn. Goodbye."),
@@ -332,12 +336,17 @@ class Switchboard:
     def _can_call_back(self, contact: VoiceContact) -> bool:
         return self.callbacks.dial_uri is not None and bool(contact.ani)
 
-    def _leave_routing(self, contact: VoiceContact) -> None:
-        contact.phase = Phase.ENDED
-        contact.routed.set()
+    @staticmethod
+    def _stop_treatment(contact: VoiceContact) -> None:
+        """End what the caller hears while waiting or held (announcements, music)."""
         if contact.treatment is not None:
             contact.treatment.cancel()
             contact.treatment = None
+
+    def _leave_routing(self, contact: VoiceContact) -> None:
+        contact.phase = Phase.ENDED
+        contact.routed.set()
+        self._stop_treatment(contact)
 
     async def _goodbye(self, contact: VoiceContact, text: str) -> None:
         media = contact.call.media
@@ -503,9 +512,7 @@ class Switchboard:
         contact.phase = Phase.CONNECTED
         contact.connected_at = time.time()
         contact.routed.set()
-        if contact.treatment is not None:
-            contact.treatment.cancel()
-            contact.treatment = None
+        self._stop_treatment(contact)
         contact.call.media.stop_playing()
         contact.call.media.bridge(leg.media)
         leg.data["contact_id"] = contact.contact_id
@@ -580,13 +587,7 @@ class Switchboard:
         self._retries.pop(contact.contact_id, None)
         if contact.phase is not Phase.QUEUED or contact.contact_id not in self.contacts:
             return
-        customer = contact.customer or {}
-        ok = self.route(
-            self.router.submit, contact.contact_id, contact.queue or "", "voice", required=contact.skills,
-            priority=contact.priority, created=created,
-            attributes={"tier": customer.get("tier") or "standard", "service": contact.service},
-        )  # fmt: skip
-        if not ok:
+        if not self._submit(contact, created=created):
             contact.phase = Phase.ENDED
             self._publish_end(contact, "callback_failed", "system")
 
@@ -600,15 +601,10 @@ class Switchboard:
         contact = self.contacts.get(call.data.get("contact_id", ""))
         if contact is None or call is not contact.call or contact.in_ivr:
             return  # an old leg, or the flow is still deciding (it may be a callback request)
+        self._stop_treatment(contact)
         if contact.callback_number is not None and contact.phase in (Phase.QUEUED, Phase.RINGING):
-            if contact.treatment is not None:
-                contact.treatment.cancel()
-                contact.treatment = None
             return  # the customer hung up after asking for a call back: not an abandon
         ended_by = "caller" if call.end_reason in REMOTE_END_REASONS else "system"
-        if contact.treatment is not None:
-            contact.treatment.cancel()
-            contact.treatment = None
         if contact.phase is Phase.CONNECTED:
             self._end_connected(contact, ended_by, call.end_reason)
             return
@@ -688,9 +684,7 @@ class Switchboard:
             caller.unbridge()
             contact.treatment = self._spawn(self._music(contact), "hold-music")
         else:
-            if contact.treatment is not None:
-                contact.treatment.cancel()
-                contact.treatment = None
+            self._stop_treatment(contact)
             caller.stop_playing()
             caller.bridge(agent_media)
         self.publish(ev.ContactHeld(contact_id=contact.contact_id, agent_id=agent_id, on_hold=on_hold))
@@ -781,9 +775,7 @@ class Switchboard:
         self._bridge_external(contact, leg)
 
     def _bridge_external(self, contact: VoiceContact, leg: Call) -> None:
-        if contact.treatment is not None:
-            contact.treatment.cancel()
-            contact.treatment = None
+        self._stop_treatment(contact)
         contact.phase = Phase.ENDED  # leaves the contact center; the record ends with the call
         contact.call.media.stop_playing()
         contact.call.media.bridge(leg.media)
