@@ -25,6 +25,7 @@ from callcenter.ivr.crm_lookups import CrmLookups
 from callcenter.ivr.flows import load_flows
 from callcenter.ivr.runner import IvrEngine
 from callcenter.media.engine import MediaEngine
+from callcenter.media.worker import MediaPool
 from callcenter.moh import render_moh
 from callcenter.sip.bindings import RegisterPolicy
 from callcenter.sip.digest import Credentials
@@ -65,7 +66,12 @@ class Center:
         asr = SphinxSettings(cache_dir=self.data_dir / "speech-model",
                              confidence_threshold=s.speech.asr_confidence)  # fmt: skip
         self.recognizer = SphinxRecognizer(asr)
-        self.media = MediaEngine(s.rtp.host, s.rtp.port_min, s.rtp.port_max, codecs=tuple(s.rtp.codecs))
+        rtp = s.rtp
+        self.media: MediaEngine | MediaPool = (
+            MediaPool(rtp.host, rtp.port_min, rtp.port_max, rtp.workers, codecs=tuple(rtp.codecs))
+            if rtp.workers > 1
+            else MediaEngine(rtp.host, rtp.port_min, rtp.port_max, codecs=tuple(rtp.codecs))
+        )
         creds = {
             a.sip.username: Credentials(a.sip.ha1_md5, a.sip.ha1_sha256) for a in cfg.agent_secrets.values()
         }

@@ -85,22 +85,10 @@ class RtpCfg(Strict):
     port_min: int = Field(20000, ge=1024, le=65534)
     port_max: int = Field(29999, ge=1025, le=65535)
     codecs: list[Literal["PCMU", "PCMA"]] = ["PCMU", "PCMA"]
-    # Media in worker processes (callcenter.media.worker) is not wired into the server yet:
-    # the SIP layer and the IVR drive media sessions synchronously and tap their audio for
-    # speech recognition, which a pipe to another process does not carry. Refuse, rather
-    # than silently run everything in one process.
-    workers: int = 1
-
-    @field_validator("workers")
-    @classmethod
-    def _one_worker(cls, v: int) -> int:
-        if v != 1:
-            raise ValueError(
-                "only 1 is supported: media runs in the server process (media worker "
-                "processes exist as a library, callcenter.media.worker, but the server does "
-                "not use them yet)"
-            )
-        return v
+    # 1: media runs in the server process. N >= 2: N media worker processes
+    # (callcenter.media.worker), each with an equal slice of the port range, for when one
+    # core cannot carry the calls' RTP and the signalling both.
+    workers: int = Field(1, ge=1, le=64)
 
     @model_validator(mode="after")
     def _range(self) -> RtpCfg:

@@ -20,6 +20,7 @@ import logging
 import math
 import time
 from collections import deque
+from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any
 
@@ -226,7 +227,7 @@ class Switchboard:
 
     async def _ivr_transfer(self, contact: VoiceContact, uri: str) -> bool:
         try:
-            leg = await self.ua.place_call(uri, from_uri=None, timeout=30.0)
+            leg = await self.ua.place_call(uri, from_uri=None, timeout=30.0, media_near=contact.call.media)
         except CallFailed:
             return False
         self._bridge_external(contact, leg)
@@ -388,12 +389,15 @@ class Switchboard:
         self.voicemail_dir.mkdir(parents=True, exist_ok=True)
         media.start_recording(str(self.voicemail_dir / f"{contact.contact_id}.wav"))
         # Stop the recording in the end callback: it runs before the call closes its media.
-        call.add_end_callback(lambda _c: self._message_saved(contact.contact_id, media.stop_recording()))
+        call.add_end_callback(lambda _c: self._spawn(
+            self._message_saved(contact.contact_id, media.finish_recording()), "voicemail-saved"))
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(call.ended.wait(), MAX_MESSAGE_S)
         await call.hangup("voicemail_done")
 
-    def _message_saved(self, contact_id: str, result: tuple[str, int, str, float] | None) -> None:
+    async def _message_saved(self, contact_id: str,
+                             recording: Awaitable[tuple[str, int, str, float] | None]) -> None:
+        result = await recording  # at once in process; a media worker answers over its pipe
         if result is not None:
             path, size, sha, seconds = result
             self.publish(ev.VoicemailRecorded(contact_id=contact_id, path=path, size=size, sha256=sha,
@@ -486,6 +490,7 @@ class Switchboard:
                 from_display=customer.get("name") or contact.ani or "Anonymous",
                 headers=[("X-Interaction-Id", contact.contact_id), ("X-Queue", d.queue)],
                 timeout=max(1.0, res.deadline - time.monotonic()) + RING_SLACK_S,
+                media_near=contact.call.media,  # one media worker carries both legs
             )
         except CallFailed as exc:
             if contact.reservation_id == res.id and contact.reachable:
@@ -543,6 +548,7 @@ class Switchboard:
         dial = self._spawn(self.ua.place_call(
             cfg.uri_for(number), from_uri=f"sip:{contact.dnis or 'callcenter'}@{host}",
             headers=[("X-Interaction-Id", contact.contact_id)], timeout=cfg.ring_s,
+            media_near=agent_leg.media,
         ), f"dial:{contact.contact_id}")  # fmt: skip
         agent_gone = asyncio.ensure_future(agent_leg.ended.wait())
         await asyncio.wait({dial, agent_gone}, return_when=asyncio.FIRST_COMPLETED)
@@ -768,7 +774,7 @@ class Switchboard:
                                      "ended_by": "transfer", "ts": time.time()})  # fmt: skip
         contact.treatment = self._spawn(self._music(contact), "transfer-music")
         try:
-            leg = await self.ua.place_call(uri, timeout=30.0)
+            leg = await self.ua.place_call(uri, timeout=30.0, media_near=contact.call.media)
         except CallFailed:
             await contact.call.hangup("transfer_failed")
             return

@@ -69,7 +69,7 @@ class MediaSession(Protocol):
 
     def start_recording(self, path: str) -> None: ...
 
-    def stop_recording(self) -> tuple[str, int, str, float] | None: ...
+    def finish_recording(self) -> Awaitable[tuple[str, int, str, float] | None]: ...
 
 
 def beep_pcm(freq: float = 1000.0, seconds: float = 0.35, amplitude: int = 8000) -> bytes:
@@ -344,7 +344,7 @@ class MediaCallPort:
         except CallEnded:
             pass  # a caller who hangs up after speaking has left a message: keep it
         finally:
-            info = self.session.stop_recording()
+            info = await self.session.finish_recording()
         if info is None:
             return None
         rec_path, size, sha256, seconds = info

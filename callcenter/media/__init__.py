@@ -5,7 +5,8 @@ else here is the pieces they are built from, usable on their own.
 """
 
 from callcenter.media.audio_files import AudioFormatError
-from callcenter.media.engine import MediaEngine, NoFreePortError
+from callcenter.media.engine import MediaEngine
+from callcenter.media.ports import NoFreePortError
 from callcenter.media.session import RtpSession
 
 __all__ = ["AudioFormatError", "MediaEngine", "NoFreePortError", "RtpSession"]

@@ -41,7 +41,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
 import logging
 import os
 import select
@@ -51,16 +50,13 @@ from collections import OrderedDict
 
 from callcenter.media.audio_files import load_for_codec
 from callcenter.media.dtmf_inband import detect_many
+from callcenter.media.ports import PortRange
 from callcenter.media.session import RtpSession
 
 PERIOD = 0.020
 RECEIVE_ROUNDS = 4  # datagrams read per socket per phase, at most (800/s at 4 phases)
 INBAND_EVERY = 4  # ticks between in-band DTMF passes (80 ms: detection latency, not accuracy)
 log = logging.getLogger(__name__)
-
-
-class NoFreePortError(RuntimeError):
-    """Every even port of the engine's RTP range is in use."""
 
 
 class MediaEngine:
@@ -79,15 +75,13 @@ class MediaEngine:
         rcvbuf: int = 256 * 1024,
         prompt_cache_bytes: int = 64 * 1024 * 1024,
     ) -> None:
-        if port_min > port_max or port_min < 1 or port_max > 65535:
-            raise ValueError(f"bad RTP port range {port_min}-{port_max}")
         bad = [c for c in codecs if c not in ("PCMU", "PCMA")]
         if bad or not codecs:
             raise ValueError(f"unsupported codecs {bad or codecs}; use PCMU and/or PCMA")
         self.host = host
         self.advertise = advertise or host
-        self.port_min = port_min + (port_min & 1)  # RTP on even ports (RFC 3550 §11)
-        self.port_max = port_max
+        self.ports = PortRange(host, port_min, port_max)
+        self.port_min, self.port_max = self.ports.port_min, self.ports.port_max
         self.codecs = tuple(codecs)
         self.latch_any = latch_any
         self.inband_dtmf = inband_dtmf
@@ -107,7 +101,6 @@ class MediaEngine:
         self._active: dict[int, RtpSession] = {}  # sessions the clock must tick
         self._phase_active: list[dict[int, RtpSession]] = [{} for _ in range(phases)]
         self._slots_skipped = 0
-        self._cursor = self.port_min
         self._clock: asyncio.Task[None] | None = None
         self.tick_no = 0
         self.ticks_run = 0
@@ -138,7 +131,7 @@ class MediaEngine:
 
     @property
     def ports_total(self) -> int:
-        return (self.port_max - self.port_min) // 2 + 1
+        return self.ports.total
 
     def load_prompt(self, path: str | os.PathLike[str], codec: str) -> bytes:
         """Encoded prompt from the cache (keyed by path, mtime and size, so edits show)."""
@@ -160,41 +153,29 @@ class MediaEngine:
         return data
 
     # ------------------------------------------------------------------ ports
-    def allocate(self) -> RtpSession:
-        """Bind the next free even port of the range and return a new session on it."""
-        total = self.ports_total
-        for _ in range(total):
-            port = self._cursor
-            self._cursor += 2
-            if self._cursor > self.port_max:
-                self._cursor = self.port_min
-            if port in self._sessions:
-                continue
-            sock = socket.socket(socket.AF_INET6 if ":" in self.host else socket.AF_INET,
-                                 socket.SOCK_DGRAM)
-            try:
-                sock.bind((self.host, port))
-            except OSError as exc:
-                sock.close()
-                if exc.errno in (errno.EADDRINUSE, errno.EACCES):
-                    continue  # taken by another process: try the next one
-                raise
-            sock.setblocking(False)
-            with contextlib.suppress(OSError):
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.rcvbuf)
-            session = RtpSession(
-                self, sock, self.host, port, advertise=self.advertise,
-                latch_any=self.latch_any, codecs=self.codecs, inband_dtmf=self.inband_dtmf,
-            )
-            self._sessions[port] = session
-            self._by_fd[session._fd] = session
-            if self._poller is None:
-                self._poller = select.epoll()
-            self._poller.register(session._fd, select.EPOLLIN)
-            return session
-        raise NoFreePortError(
-            f"no free even RTP port in {self.port_min}-{self.port_max} on {self.host}"
+    def allocate(self, near: object = None) -> RtpSession:
+        """Bind the next free even port of the range and return a new session on it.
+        ``near`` (the leg this one will be bridged to) matters only to a ``MediaPool``:
+        one engine carries every session anyway."""
+        sock, port = self.ports.bind(self._sessions)
+        return self.adopt(sock, port)
+
+    def adopt(self, sock: socket.socket, port: int) -> RtpSession:
+        """A new session on a socket already bound to ``port`` (a media worker receives
+        its sockets from the SIP process, which binds them)."""
+        sock.setblocking(False)
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.rcvbuf)
+        session = RtpSession(
+            self, sock, self.host, port, advertise=self.advertise,
+            latch_any=self.latch_any, codecs=self.codecs, inband_dtmf=self.inband_dtmf,
         )
+        self._sessions[port] = session
+        self._by_fd[session._fd] = session
+        if self._poller is None:
+            self._poller = select.epoll()
+        self._poller.register(session._fd, select.EPOLLIN)
+        return session
 
     def _receive(self) -> None:
         """Read what every session's socket holds: each round reads one datagram from each

@@ -36,6 +36,7 @@ import numpy as np
 from callcenter.media import g711, sdp
 from callcenter.media.audio_files import WavRecorder, load_for_codec
 from callcenter.media.dtmf_inband import DtmfDetector, generate_digits
+from callcenter.media.negotiation import SdpNegotiator
 from callcenter.media.rtp import RtpParseError, parse
 from callcenter.media.stats import SessionStats
 from callcenter.media.telephone_event import (
@@ -62,30 +63,13 @@ DtmfCallback = Callable[[str, str], Any]
 AudioCallback = Callable[[bytes], Any]
 
 
-def _hold_callback(cb: Callable[..., Any] | None) -> Any:
+def hold_callback(cb: Callable[..., Any] | None) -> Any:
     """Bound methods by WeakMethod (no owner↔session cycle), other callables as they are."""
     if cb is None:
         return None
     if hasattr(cb, "__self__") and hasattr(cb, "__func__"):
         return weakref.WeakMethod(cb)
     return lambda: cb  # plain function/closure: the caller owns its captures
-
-
-def _numeric(addr: tuple[str, int]) -> tuple[str, int]:
-    """An SDP c= may name a host (RFC 4566 allows an FQDN): resolve it once, here, so the
-    per-packet sendto and the latch compare plain IP addresses. Unresolvable names are
-    kept; sending to them fails and is counted in ``stats.tx_dropped``."""
-    host, port = addr
-    try:
-        socket.inet_pton(socket.AF_INET6 if ":" in host else socket.AF_INET, host)
-        return addr
-    except OSError:
-        pass
-    try:
-        infos = socket.getaddrinfo(host, port, socket.AF_INET, socket.SOCK_DGRAM)
-    except OSError:
-        return addr
-    return (str(infos[0][4][0]), port) if infos else addr
 
 
 class RtpSession:
@@ -118,9 +102,7 @@ class RtpSession:
         "_relay_offset",
         "_relay_run",
         "_rx_ssrc",
-        "_sdp_id",
         "_sdp_remote",
-        "_sdp_version",
         "_send_ok",
         "_silence",
         "_sock",
@@ -134,11 +116,11 @@ class RtpSession:
         "codec",
         "dtmf_pt",
         "expected_ip",
-        "hold",
         "host",
         "last_rx",
         "latch_any",
         "local_port",
+        "negotiator",
         "payload_type",
         "remote",
         "seq",
@@ -169,8 +151,7 @@ class RtpSession:
         self.ssrc = rnd & 0xFFFFFFFF
         self.seq = (rnd >> 32) & 0xFFFF
         self._ts_base = (rnd >> 48) & 0xFFFFFFFF
-        self._sdp_id = int.from_bytes(os.urandom(4), "big")
-        self._sdp_version = 0
+        self.negotiator = SdpNegotiator(self.advertise, port, codecs)
         self.codec = codecs[0]
         self.payload_type = g711.STATIC_PT[self.codec]
         self.dtmf_pt: int | None = None
@@ -181,7 +162,6 @@ class RtpSession:
         self._latched = False
         self._latch_candidate: tuple[tuple[str, int], int, int, int] | None = None
         self._send_ok = False
-        self.hold = False
         self._marker_next = True
         self._tick_no = 0
         self.stats = SessionStats()
@@ -220,7 +200,7 @@ class RtpSession:
 
     @on_dtmf.setter
     def on_dtmf(self, cb: DtmfCallback | None) -> None:
-        self._on_dtmf = _hold_callback(cb)
+        self._on_dtmf = hold_callback(cb)
 
     @property
     def on_audio(self) -> AudioCallback | None:
@@ -228,7 +208,7 @@ class RtpSession:
 
     @on_audio.setter
     def on_audio(self, cb: AudioCallback | None) -> None:
-        self._on_audio = _hold_callback(cb)
+        self._on_audio = hold_callback(cb)
         self._pending_pcm = b""
 
     # ------------------------------------------------------------------ SDP
@@ -236,71 +216,50 @@ class RtpSession:
     def closed(self) -> bool:
         return self._closed
 
-    def _sdp(self, formats: list[tuple[int, str]], direction: str, **kw: Any) -> str:
-        self._sdp_version += 1
-        return sdp.build(
-            self.advertise, self.local_port, formats, direction=direction,
-            session_id=self._sdp_id, version=self._sdp_version, **kw,
-        )
+    @property
+    def hold(self) -> bool:
+        return self.negotiator.hold
+
+    def set_hold(self, on: bool) -> None:
+        """Mark that we hold the peer; the next ``offer()``/answer says sendonly."""
+        self.negotiator.hold = on
 
     def answer(self, offer_sdp: str | bytes) -> str | None:
         """Answer an offer (initial INVITE or re-INVITE); None → the SIP layer sends 488."""
         if self._closed:
             return None
-        try:
-            sd = sdp.parse(offer_sdp)
-        except sdp.SdpError:
+        result = self.negotiator.answer(offer_sdp)
+        if result is None:
             return None
-        engine = self._engine()
-        codecs = engine.codecs if engine is not None else ("PCMU", "PCMA")
-        neg = sdp.negotiate(sd, codecs)
-        if neg is None:
-            return None
-        self._apply(neg, neg.remote_direction)
-        direction = sdp.answer_direction(
-            neg.remote_direction, neg.remote_addr is None, self.hold
-        )
-        self._set_send(direction in ("sendrecv", "sendonly"))
-        return self._sdp(
-            [(neg.payload_type, neg.codec)], direction,
-            dtmf_pt=neg.dtmf_payload_type, refused=sd.media, media_index=neg.media_index,
-        )
+        text, neg, send = result
+        self.apply(neg, send)
+        return text
 
     def update(self, offer_sdp: str | bytes) -> str | None:
         """A re-INVITE's offer (hold/unhold, new address): same rules as ``answer``."""
         return self.answer(offer_sdp)
 
     def offer(self) -> str:
-        engine = self._engine()
-        codecs = engine.codecs if engine is not None else ("PCMU", "PCMA")
-        formats = [(g711.STATIC_PT[c], c) for c in codecs]
-        pt = self.dtmf_pt if self.dtmf_pt is not None else sdp.DEFAULT_DTMF_PT
-        return self._sdp(formats, "sendonly" if self.hold else "sendrecv", dtmf_pt=pt)
+        return self.negotiator.offer()
 
     def apply_answer(self, answer_sdp: str | bytes) -> bool:
         """Take the peer's answer to our offer; False when it is unusable."""
         if self._closed:
             return False
-        try:
-            sd = sdp.parse(answer_sdp)
-        except sdp.SdpError:
+        result = self.negotiator.take_answer(answer_sdp)
+        if result is None:
             return False
-        engine = self._engine()
-        neg = sdp.negotiate(sd, engine.codecs if engine is not None else ("PCMU", "PCMA"))
-        if neg is None:
-            return False
-        self._apply(neg, neg.remote_direction)
-        they_receive = neg.remote_direction in ("sendrecv", "recvonly")
-        self._set_send(they_receive and neg.remote_addr is not None)
+        self.apply(*result)
         return True
 
-    def set_hold(self, on: bool) -> None:
-        """Mark that we hold the peer; the next ``offer()``/answer says sendonly."""
-        self.hold = on
+    def apply(self, neg: sdp.Negotiated, send: bool) -> None:
+        """Put a negotiation's outcome into effect (the worker does this for a proxy)."""
+        if self._closed:
+            return
+        self._apply(neg)
+        self._set_send(send)
 
-    def _apply(self, neg: sdp.Negotiated, _direction: str) -> None:
-        if neg.remote_addr is not None:
-            neg.remote_addr = _numeric(neg.remote_addr)
+    def _apply(self, neg: sdp.Negotiated) -> None:
         if neg.codec != self.codec:
             # a re-INVITE may switch PCMU↔PCMA mid-prompt: carry queued audio across
             old, self.codec = self.codec, neg.codec
@@ -422,6 +381,15 @@ class RtpSession:
     def stop_recording(self) -> tuple[str, int, str, float] | None:
         rec, self._recorder = self._recorder, None
         return rec.close() if rec is not None else None
+
+    def finish_recording(self) -> asyncio.Future[tuple[str, int, str, float] | None]:
+        """Stop recording now; (path, size, sha256, seconds) as an awaitable, which is how
+        a ``ProxySession`` must answer (its recorder lives in a worker process)."""
+        fut: asyncio.Future[tuple[str, int, str, float] | None] = (
+            asyncio.get_running_loop().create_future()
+        )
+        fut.set_result(self.stop_recording())
+        return fut
 
     # ------------------------------------------------------------------ bridging
     def bridge(self, other: RtpSession) -> None:
@@ -654,6 +622,16 @@ class RtpSession:
             self.stats.rx_energy_sum += float(table[np.frombuffer(buf, dtype=np.uint8)].sum())
             self.stats.rx_samples += len(buf)
             self._energy_buf = bytearray()
+
+    def snapshot(self) -> dict[str, Any]:
+        """Counters plus ``last_rx``, ``codec``, ``remote`` and ``local_port``, as plain data."""
+        d: dict[str, Any] = dict(self.stats.as_dict())
+        d.update(last_rx=self.last_rx, codec=self.codec, remote=self.remote, local_port=self.local_port)
+        return d
+
+    async def fetch_stats(self) -> dict[str, Any]:
+        """``snapshot()``, awaited: the call a ``ProxySession`` answers from its worker."""
+        return self.snapshot()
 
     # ------------------------------------------------------------------ lifecycle
     def close(self) -> None:

@@ -1,22 +1,32 @@
-"""Media in a separate worker process, for when one core is not enough.
+"""Media in worker processes, for when one core is not enough (``rtp.workers: N``).
 
-Each worker process owns one ``MediaEngine`` with its own RTP port range and its own
-shared clock; the SIP process keeps signalling and drives the worker over a pipe with a
-small command protocol. Several workers (e.g. one per core, ports 20000-24999 and
-25000-29999) scale media across cores; a call's two legs are allocated on the same worker
-so a bridge stays a local relay.
+Each worker process owns one ``MediaEngine`` with its own slice of the RTP port range and
+its own shared clock. The SIP process keeps everything else, and a call leg's media there
+is a ``ProxySession``: the same API as ``RtpSession``, so the SIP layer, the switchboard
+and the IVR cannot tell them apart.
 
-Protocol (pickled tuples over a ``multiprocessing`` pipe, one request in flight per id):
+What stays in the SIP process, so that the SIP layer can answer an INVITE at once:
 
-    parent → worker   (req_id, method, args)          methods: see ``_Server.METHODS``
+- port allocation: the SIP process binds the RTP socket in the worker's range (errors are
+  immediate, as in-process) and passes the bound socket to the worker (SCM_RIGHTS);
+- offer/answer: ``SdpNegotiator`` builds our SDP; the worker receives only the outcome.
+
+Everything else is a command down a pipe, fire-and-forget, in order (the pipe keeps
+order, so "bridge" after "adopt", "close" after "stop_recording", always). Answers come
+back as events: DTMF digits, a prompt finished, a recording's result, the audio frames an
+IVR speech step listens to (batched: one message per clock slot for every listening call),
+and once a second the time each call last received RTP (the SIP layer's media timeout).
+
+Protocol (pickled tuples over a ``multiprocessing`` pipe, a Unix socket pair):
+
+    parent → worker   (req_id, method, args)      req_id 0: no reply wanted
     worker → parent   (req_id, True, result) | (req_id, False, "ErrorType: message")
-    worker → parent   (0, "event", (kind, session_id, data))   kind: "dtmf" | "play_done"
+    worker → parent   (0, "event", (kind, data))   kind: dtmf, play_done, audio, rx, error
 
-Session ids are the RTP port (unique within a worker). ``play`` returns at once with a
-play id; its result (True finished / False interrupted) arrives as a ``play_done`` event,
-which ``RemoteSession.play`` turns back into an awaitable. The ASR audio tap (``on_audio``)
-is not forwarded across processes: speech recognition for a call should run in the
-worker that carries its media (20 ms frames would cost a pipe message each).
+Session ids are the RTP port (unique within a worker). A call's two legs must share a
+worker to be bridged (``MediaPool.allocate(near=...)``): the bridge is a local relay.
+The worker ignores SIGINT/SIGTERM: it lives as long as its pipe, so a Ctrl-C or a
+SIGTERM to the process group lets the server end its calls with BYE before media stops.
 """
 
 from __future__ import annotations
@@ -27,38 +37,43 @@ import itertools
 import logging
 import multiprocessing as mp
 import os
+import signal
+import socket
+import weakref
 from collections.abc import Callable
 from multiprocessing.connection import Connection
+from multiprocessing.reduction import recvfds, sendfds
 from typing import Any
 
 from callcenter.media.engine import MediaEngine
-from callcenter.media.session import RtpSession
+from callcenter.media.negotiation import SdpNegotiator
+from callcenter.media.ports import NoFreePortError, PortRange
+from callcenter.media.sdp import Negotiated
+from callcenter.media.session import RtpSession, hold_callback
 
 log = logging.getLogger(__name__)
+RX_REPORT_S = 1.0  # how often the worker reports each call's last received RTP
+Recording = tuple[str, int, str, float]
 
 
 class WorkerError(RuntimeError):
-    """A command failed inside the worker (message carries the worker's error)."""
+    """A command failed inside the worker, or the worker is gone."""
 
 
 # ----------------------------------------------------------------------------- worker side
 class _Server:
-    METHODS = frozenset({
-        "allocate", "answer", "update", "offer", "apply_answer", "set_hold", "play",
-        "stop_playing", "start_recording", "stop_recording", "send_dtmf", "feed_info_dtmf",
-        "bridge", "unbridge", "close", "stats", "engine_stats",
-    })
-
     def __init__(self, conn: Connection, engine: MediaEngine) -> None:
         self.conn = conn
+        self.fds = socket.socket(fileno=os.dup(conn.fileno()))  # for SCM_RIGHTS only
         self.engine = engine
         self.sessions: dict[int, RtpSession] = {}
-        self.play_ids = itertools.count(1)
         self.done = asyncio.Event()
+        self._audio: list[tuple[int, bytes]] = []
+        self._reported_rx: dict[int, float] = {}
 
-    def emit(self, kind: str, sid: int, data: Any) -> None:
+    def emit(self, kind: str, data: Any) -> None:
         with contextlib.suppress(OSError):
-            self.conn.send((0, "event", (kind, sid, data)))
+            self.conn.send((0, "event", (kind, data)))
 
     def on_readable(self) -> None:
         try:
@@ -66,64 +81,115 @@ class _Server:
                 req_id, method, args = self.conn.recv()
                 self.handle(req_id, method, args)
         except (EOFError, OSError):
-            self.done.set()  # parent went away: shut down
+            self.done.set()  # the SIP process went away: shut down
 
     def handle(self, req_id: int, method: str, args: tuple[Any, ...]) -> None:
         try:
             if method == "shutdown":
-                self.conn.send((req_id, True, None))
                 self.done.set()
-                return
-            if method not in self.METHODS:
-                raise ValueError(f"unknown command {method!r}")
-            result = getattr(self, "do_" + method, None)
-            value = result(*args) if result else self.forward(method, *args)
+                value = None
+            else:
+                handler = getattr(self, "do_" + method, None)
+                if handler is None:
+                    raise ValueError(f"unknown command {method!r}")
+                value = handler(*args)
+        except Exception as exc:  # reported to the SIP process, never fatal for the worker
+            message = f"{type(exc).__name__}: {exc}"
+            if req_id:
+                self.conn.send((req_id, False, message))
+            else:
+                self.emit("error", (method, args[:1], message))
+            return
+        if req_id:
             self.conn.send((req_id, True, value))
-        except Exception as exc:  # reported to the caller, never fatal for the worker
-            self.conn.send((req_id, False, f"{type(exc).__name__}: {exc}"))
 
-    def forward(self, method: str, sid: int, *args: Any) -> Any:
-        return getattr(self.sessions[sid], method)(*args)
-
-    def do_allocate(self) -> int:
-        s = self.engine.allocate()
-        sid = s.local_port
-        self.sessions[sid] = s
+    # commands -----------------------------------------------------------------------
+    def do_adopt(self, port: int) -> None:
+        (fd,) = recvfds(self.fds, 1)  # sent right behind this command
+        s = self.engine.adopt(socket.socket(fileno=fd), port)
+        self.sessions[port] = s
         emit = self.emit
-        s.on_dtmf = lambda digit, source: emit("dtmf", sid, (digit, source))
-        return sid
+        s.on_dtmf = lambda digit, source: emit("dtmf", (port, digit, source))
 
-    def do_play(self, sid: int, source: Any, interrupt_on_dtmf: bool, loop: bool) -> int:
-        play_id = next(self.play_ids)
-        coro = self.sessions[sid].play(source, interrupt_on_dtmf=interrupt_on_dtmf, loop=loop)
-        task = asyncio.ensure_future(coro)
+    def do_apply(self, sid: int, neg: Negotiated, send: bool) -> None:
+        self.sessions[sid].apply(neg, send)
+
+    def do_play(self, sid: int, play_id: int, source: Any, interrupt: bool, loop: bool) -> None:
+        task = asyncio.ensure_future(
+            self.sessions[sid].play(source, interrupt_on_dtmf=interrupt, loop=loop)
+        )
 
         def finished(t: asyncio.Task[bool]) -> None:
             exc = None if t.cancelled() else t.exception()
-            if exc is not None:  # e.g. AudioFormatError: raised again in the parent
-                self.emit("play_done", sid, (play_id, f"{type(exc).__name__}: {exc}"))
+            if exc is not None:  # e.g. AudioFormatError: raised again in the SIP process
+                self.emit("play_done", (sid, play_id, f"{type(exc).__name__}: {exc}"))
             else:
-                self.emit("play_done", sid, (play_id, (not t.cancelled()) and t.result()))
+                self.emit("play_done", (sid, play_id, (not t.cancelled()) and t.result()))
 
         task.add_done_callback(finished)
-        return play_id
+
+    def do_stop_playing(self, sid: int) -> None:
+        self.sessions[sid].stop_playing()
+
+    def do_send_dtmf(self, sid: int, digits: str) -> None:
+        self.sessions[sid].send_dtmf(digits)
+
+    def do_feed_info_dtmf(self, sid: int, digit: str) -> None:
+        self.sessions[sid].feed_info_dtmf(digit)
+
+    def do_start_recording(self, sid: int, path: str) -> None:
+        self.sessions[sid].start_recording(path)
+
+    def do_stop_recording(self, sid: int) -> Recording | None:
+        return self.sessions[sid].stop_recording()
 
     def do_bridge(self, sid: int, other: int) -> None:
         self.sessions[sid].bridge(self.sessions[other])
 
+    def do_unbridge(self, sid: int) -> None:
+        self.sessions[sid].unbridge()
+
+    def do_tap(self, sid: int, on: bool) -> None:
+        """Forward the received audio (20 ms PCM frames) to the SIP process's listener."""
+        out = self._audio
+
+        def frame(pcm: bytes) -> None:
+            if not out:  # first frame of this clock slot: flush once the slot's work is done
+                asyncio.get_running_loop().call_soon(self._flush_audio)
+            out.append((sid, pcm))
+
+        self.sessions[sid].on_audio = frame if on else None
+
+    def _flush_audio(self) -> None:
+        batch = self._audio.copy()
+        self._audio.clear()
+        if batch:
+            self.emit("audio", batch)
+
     def do_close(self, sid: int) -> None:
+        self._reported_rx.pop(sid, None)
         s = self.sessions.pop(sid, None)
         if s is not None:
             s.close()
 
     def do_stats(self, sid: int) -> dict[str, Any]:
-        s = self.sessions[sid]
-        d: dict[str, Any] = dict(s.stats.as_dict())
-        d.update(last_rx=s.last_rx, codec=s.codec, remote=s.remote, local_port=s.local_port)
-        return d
+        return self.sessions[sid].snapshot()
 
     def do_engine_stats(self) -> dict[str, Any]:
         return self.engine.stats()
+
+    def report_rx(self) -> None:
+        """The calls whose last received RTP moved since the last report (monotonic clock:
+        the same on both sides of the pipe, it is the host's)."""
+        seen = self._reported_rx
+        changed = {}
+        for sid, s in self.sessions.items():
+            if s.last_rx is not None and seen.get(sid) != s.last_rx:
+                changed[sid] = seen[sid] = s.last_rx
+        if changed:
+            self.emit("rx", changed)
+        if not self.done.is_set():
+            asyncio.get_running_loop().call_later(RX_REPORT_S, self.report_rx)
 
 
 def _set_realtime(priority: int) -> None:
@@ -137,6 +203,8 @@ def _set_realtime(priority: int) -> None:
 
 def _serve(conn: Connection, host: str, port_min: int, port_max: int,
            options: dict[str, Any]) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     options = dict(options)
     rt_priority = int(options.pop("realtime_priority", 0) or 0)
     if rt_priority > 0:
@@ -148,49 +216,59 @@ def _serve(conn: Connection, host: str, port_min: int, port_max: int,
         server = _Server(conn, engine)
         loop = asyncio.get_running_loop()
         loop.add_reader(conn.fileno(), server.on_readable)
+        loop.call_later(RX_REPORT_S, server.report_rx)
         conn.send((0, "ready", None))
         try:
             await server.done.wait()
         finally:
             loop.remove_reader(conn.fileno())
             await engine.stop()
+            server.fds.close()
 
     asyncio.run(main())
 
 
-# ----------------------------------------------------------------------------- parent side
+# ----------------------------------------------------------------------------- SIP side
 class MediaWorker:
-    """Handle on one media worker process; all methods are called from the parent's loop.
+    """Handle on one media worker process; used from the SIP process's event loop.
 
     ``options`` go to ``MediaEngine``, plus ``realtime_priority=N`` (1-99) to run the
     worker with SCHED_RR — measured in bench/media.py, it is what keeps 20 ms pacing
     within 5 ms on a host whose cores are busy with other work.
     """
 
-    def __init__(self, host: str, port_min: int, port_max: int, **options: Any) -> None:
-        self.host, self.port_min, self.port_max = host, port_min, port_max
-        self.options = options
+    def __init__(self, host: str, port_min: int, port_max: int, *,
+                 codecs: tuple[str, ...] = ("PCMU", "PCMA"), **options: Any) -> None:
+        self.ports = PortRange(host, port_min, port_max)
+        self.host = host
+        self.codecs = tuple(codecs)
+        self.advertise: str = options.get("advertise") or host
+        self.options = {**options, "codecs": self.codecs}
+        self.sessions: dict[int, ProxySession] = {}
         self._conn: Connection | None = None
+        self._fds: socket.socket | None = None
         self._proc: mp.process.BaseProcess | None = None
         self._ids = itertools.count(1)
         self._pending: dict[int, asyncio.Future[Any]] = {}
         self._ready: asyncio.Future[None] | None = None
-        self._plays: dict[tuple[int, int], asyncio.Future[bool]] = {}
-        # a play_done can be read in the same batch as the reply to "play", before the
-        # awaiting coroutine has registered its future: keep it until it does
-        self._early_plays: dict[tuple[int, int], bool | str] = {}
-        self._dtmf: dict[int, Callable[[str, str], Any]] = {}
+        self._failed = False
+
+    @property
+    def alive(self) -> bool:
+        return self._conn is not None and not self._failed
 
     async def start(self) -> None:
         ctx = mp.get_context("spawn")  # never fork a process that runs an event loop
         parent, child = ctx.Pipe()
         self._proc = ctx.Process(
-            target=_serve, args=(child, self.host, self.port_min, self.port_max, self.options),
-            name=f"media-worker-{self.port_min}", daemon=True,
+            target=_serve,
+            args=(child, self.host, self.ports.port_min, self.ports.port_max, self.options),
+            name=f"media-worker-{self.ports.port_min}", daemon=True,
         )
         self._proc.start()
         child.close()
         self._conn = parent
+        self._fds = socket.socket(fileno=os.dup(parent.fileno()))
         loop = asyncio.get_running_loop()
         self._ready = loop.create_future()
         loop.add_reader(parent.fileno(), self._on_readable)
@@ -201,18 +279,29 @@ class MediaWorker:
             return
         with contextlib.suppress(WorkerError, OSError, asyncio.TimeoutError):
             await asyncio.wait_for(self.call("shutdown"), 5)
-        asyncio.get_running_loop().remove_reader(self._conn.fileno())
-        self._conn.close()
-        self._conn = None
+        for s in list(self.sessions.values()):
+            s._gone()
+        self._disconnect("media worker stopped")
         if self._proc is not None:
             await asyncio.get_running_loop().run_in_executor(None, self._proc.join, 5)
             if self._proc.is_alive():
                 self._proc.kill()
-        for fut in [*self._pending.values(), *self._plays.values()]:
+
+    def _disconnect(self, reason: str) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(ValueError, OSError):
+                asyncio.get_running_loop().remove_reader(conn.fileno())
+            conn.close()
+        if self._fds is not None:
+            self._fds.close()
+            self._fds = None
+        for fut in self._pending.values():
             if not fut.done():
-                fut.set_exception(WorkerError("media worker stopped"))
+                fut.set_exception(WorkerError(reason))
         self._pending.clear()
-        self._plays.clear()
+        for s in list(self.sessions.values()):
+            s._fail_plays(reason)
 
     def _on_readable(self) -> None:
         conn = self._conn
@@ -223,30 +312,40 @@ class MediaWorker:
                 req_id, status, value = conn.recv()
                 self._dispatch(req_id, status, value)
         except (EOFError, OSError):
-            asyncio.get_running_loop().remove_reader(conn.fileno())
-            for fut in self._pending.values():
-                if not fut.done():
-                    fut.set_exception(WorkerError("media worker died"))
+            self._failed = True
+            log.critical("media worker %s died: its %d calls have no media",
+                         self.ports.port_min, len(self.sessions))
+            self._disconnect("media worker died")
 
     def _dispatch(self, req_id: int, status: Any, value: Any) -> None:
         if status == "ready":
             if self._ready is not None and not self._ready.done():
                 self._ready.set_result(None)
         elif status == "event":
-            kind, sid, data = value
-            if kind == "dtmf":
-                cb = self._dtmf.get(sid)
+            kind, data = value
+            sessions = self.sessions
+            if kind == "audio":
+                for sid, frame in data:
+                    s = sessions.get(sid)
+                    cb = s.on_audio if s is not None else None
+                    if cb is not None:
+                        cb(frame)
+            elif kind == "dtmf":
+                s = sessions.get(data[0])
+                cb = s.on_dtmf if s is not None else None
                 if cb is not None:
-                    cb(*data)
+                    cb(data[1], data[2])
             elif kind == "play_done":
-                fut = self._plays.pop((sid, data[0]), None)
-                if fut is None:
-                    self._early_plays[(sid, data[0])] = data[1]
-                elif not fut.done():
-                    if isinstance(data[1], str):
-                        fut.set_exception(WorkerError(data[1]))
-                    else:
-                        fut.set_result(data[1])
+                s = sessions.get(data[0])
+                if s is not None:
+                    s._play_done(data[1], data[2])
+            elif kind == "rx":
+                for sid, at in data.items():
+                    s = sessions.get(sid)
+                    if s is not None:
+                        s.last_rx = at
+            elif kind == "error":
+                log.error("media worker %s: %s%s failed: %s", self.ports.port_min, *data)
         else:
             fut = self._pending.pop(req_id, None)
             if fut is None or fut.done():
@@ -256,99 +355,275 @@ class MediaWorker:
             else:
                 fut.set_exception(WorkerError(value))
 
-    async def call(self, method: str, *args: Any) -> Any:
+    def post(self, method: str, *args: Any) -> None:
+        """Send a command and want no reply (errors come back as logged events)."""
         if self._conn is None:
-            raise WorkerError("media worker not running")
-        req_id = next(self._ids)
+            return  # worker gone: the calls on it were told; nothing to do
+        try:
+            self._conn.send((0, method, args))
+        except OSError:
+            self._failed = True
+
+    def request(self, method: str, *args: Any) -> asyncio.Future[Any]:
+        """Send a command now; its result is the returned future."""
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        if self._conn is None:
+            fut.set_exception(WorkerError("media worker not running"))
+            return fut
+        req_id = next(self._ids)
         self._pending[req_id] = fut
         self._conn.send((req_id, method, args))
-        return await fut
+        return fut
 
-    async def allocate(self) -> RemoteSession:
-        sid = await self.call("allocate")
-        return RemoteSession(self, sid)
+    async def call(self, method: str, *args: Any) -> Any:
+        return await self.request(method, *args)
+
+    def allocate(self) -> ProxySession:
+        """Bind a port of this worker's range here and hand the socket to the worker."""
+        if self._conn is None or self._fds is None:
+            raise WorkerError("media worker not running")
+        sock, port = self.ports.bind(self.sessions)
+        try:
+            self._conn.send((0, "adopt", (port,)))
+            sendfds(self._fds, [sock.fileno()])
+        finally:
+            sock.close()  # the worker holds its own descriptor now
+        session = ProxySession(self, port)
+        self.sessions[port] = session
+        return session
+
+    async def engine_stats(self) -> dict[str, Any]:
+        return await self.call("engine_stats")
 
 
-class RemoteSession:
-    """The ``RtpSession`` API, asynchronous, for a session living in a worker process."""
+class ProxySession:
+    """A call leg's media living in a worker: ``RtpSession``'s API, driven over the pipe.
 
-    __slots__ = ("_worker", "sid")
+    SDP is negotiated here (``SdpNegotiator``) and only its outcome is sent; commands are
+    fire-and-forget, so nothing here waits on the worker except what must: ``play``
+    (until the prompt ends), ``finish_recording`` (the file's details) and ``fetch_stats``.
+    """
 
-    def __init__(self, worker: MediaWorker, sid: int) -> None:
+    __slots__ = (
+        "__weakref__", "_closed", "_on_audio", "_on_dtmf", "_peer", "_plays", "_worker",
+        "last_rx", "local_port", "negotiator",
+    )
+
+    def __init__(self, worker: MediaWorker, port: int) -> None:
         self._worker = worker
-        self.sid = sid
+        self.local_port = port
+        self.negotiator = SdpNegotiator(worker.advertise, port, worker.codecs)
+        self._closed = False
+        self._on_dtmf: Any = None  # held as RtpSession holds them (hold_callback)
+        self._on_audio: Any = None
+        self._plays: dict[int, asyncio.Future[bool]] = {}
+        self._peer: weakref.ref[ProxySession] | None = None  # mirrors the worker's bridge
+        self.last_rx: float | None = None
 
     @property
-    def local_port(self) -> int:
-        return self.sid
+    def closed(self) -> bool:
+        return self._closed
+
+    @property
+    def worker(self) -> MediaWorker:
+        return self._worker
 
     @property
     def on_dtmf(self) -> Callable[[str, str], Any] | None:
-        return self._worker._dtmf.get(self.sid)
+        return self._on_dtmf() if self._on_dtmf is not None else None
 
     @on_dtmf.setter
     def on_dtmf(self, cb: Callable[[str, str], Any] | None) -> None:
-        if cb is None:
-            self._worker._dtmf.pop(self.sid, None)
-        else:
-            self._worker._dtmf[self.sid] = cb
+        self._on_dtmf = hold_callback(cb)
 
-    async def answer(self, offer_sdp: str) -> str | None:
-        return await self._worker.call("answer", self.sid, offer_sdp)
+    @property
+    def on_audio(self) -> Callable[[bytes], Any] | None:
+        return self._on_audio() if self._on_audio is not None else None
 
-    async def update(self, offer_sdp: str) -> str | None:
-        return await self._worker.call("update", self.sid, offer_sdp)
+    @on_audio.setter
+    def on_audio(self, cb: Callable[[bytes], Any] | None) -> None:
+        if (cb is None) != (self._on_audio is None) and not self._closed:
+            self._worker.post("tap", self.local_port, cb is not None)  # frames cost a message
+        self._on_audio = hold_callback(cb)
 
-    async def offer(self) -> str:
-        return await self._worker.call("offer", self.sid)
+    # SDP ----------------------------------------------------------------------------
+    @property
+    def hold(self) -> bool:
+        return self.negotiator.hold
 
-    async def apply_answer(self, answer_sdp: str) -> bool:
-        return await self._worker.call("apply_answer", self.sid, answer_sdp)
+    def set_hold(self, on: bool) -> None:
+        self.negotiator.hold = on
 
-    async def set_hold(self, on: bool) -> None:
-        await self._worker.call("set_hold", self.sid, on)
+    def answer(self, offer_sdp: str | bytes) -> str | None:
+        if self._closed:
+            return None
+        result = self.negotiator.answer(offer_sdp)
+        if result is None:
+            return None
+        text, neg, send = result
+        self._worker.post("apply", self.local_port, neg, send)
+        return text
 
-    async def play(self, source: Any, *, interrupt_on_dtmf: bool = False,
-                   loop: bool = False) -> bool:
-        play_id = await self._worker.call("play", self.sid, source, interrupt_on_dtmf, loop)
-        key = (self.sid, play_id)
-        if key in self._worker._early_plays:
-            result = self._worker._early_plays.pop(key)
-            if isinstance(result, str):
-                raise WorkerError(result)
-            return result
+    def update(self, offer_sdp: str | bytes) -> str | None:
+        return self.answer(offer_sdp)
+
+    def offer(self) -> str:
+        return self.negotiator.offer()
+
+    def apply_answer(self, answer_sdp: str | bytes) -> bool:
+        if self._closed:
+            return False
+        result = self.negotiator.take_answer(answer_sdp)
+        if result is None:
+            return False
+        self._worker.post("apply", self.local_port, *result)
+        return True
+
+    # audio --------------------------------------------------------------------------
+    async def play(self, source: str | os.PathLike[str] | bytes | bytearray | memoryview, *,
+                   interrupt_on_dtmf: bool = False, loop: bool = False) -> bool:
+        if self._closed:
+            return False
+        if isinstance(source, bytearray | memoryview):
+            source = bytes(source)
+        elif not isinstance(source, bytes):
+            source = os.fspath(source)  # the worker opens the file: same host, same paths
+        play_id = next(self._worker._ids)
         fut: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        self._worker._plays[key] = fut
+        # a new play stops the previous one in the worker, which reports it interrupted
+        self._plays[play_id] = fut
+        self._worker.post("play", self.local_port, play_id, source, interrupt_on_dtmf, loop)
         return await fut
 
-    async def stop_playing(self) -> None:
-        await self._worker.call("stop_playing", self.sid)
+    def _play_done(self, play_id: int, result: bool | str) -> None:
+        fut = self._plays.pop(play_id, None)
+        if fut is None or fut.done():
+            return
+        if isinstance(result, str):
+            fut.set_exception(WorkerError(result))
+        else:
+            fut.set_result(result)
 
-    async def start_recording(self, path: str) -> None:
-        await self._worker.call("start_recording", self.sid, str(path))
+    def _fail_plays(self, reason: str) -> None:
+        plays, self._plays = self._plays, {}
+        for fut in plays.values():
+            if not fut.done():
+                fut.set_result(False)  # as an interrupted prompt: the call ends on its own
 
-    async def stop_recording(self) -> tuple[str, int, str, float] | None:
-        return await self._worker.call("stop_recording", self.sid)
+    @property
+    def playing(self) -> bool:
+        """A prompt was sent and has not been reported finished."""
+        return bool(self._plays)
 
-    async def send_dtmf(self, digits: str) -> None:
-        await self._worker.call("send_dtmf", self.sid, digits)
+    def stop_playing(self) -> None:
+        if not self._closed:
+            self._worker.post("stop_playing", self.local_port)
 
-    async def feed_info_dtmf(self, digit: str) -> None:
-        await self._worker.call("feed_info_dtmf", self.sid, digit)
+    def send_dtmf(self, digits: str) -> None:
+        if not self._closed:
+            self._worker.post("send_dtmf", self.local_port, digits)
 
-    async def bridge(self, other: RemoteSession) -> None:
+    def feed_info_dtmf(self, digit: str) -> None:
+        if not self._closed:
+            self._worker.post("feed_info_dtmf", self.local_port, digit)
+
+    def start_recording(self, path: str | os.PathLike[str]) -> None:
+        if not self._closed:
+            self._worker.post("start_recording", self.local_port, os.fspath(path))
+
+    def finish_recording(self) -> asyncio.Future[Recording | None]:
+        if self._closed:
+            fut: asyncio.Future[Recording | None] = asyncio.get_running_loop().create_future()
+            fut.set_result(None)
+            return fut
+        return self._worker.request("stop_recording", self.local_port)
+
+    def bridge(self, other: ProxySession) -> None:
+        if other is self:
+            raise ValueError("cannot bridge a session to itself")
         if other._worker is not self._worker:
-            raise ValueError("bridged legs must live on the same media worker")
-        await self._worker.call("bridge", self.sid, other.sid)
+            raise ValueError("bridged legs must live on the same media worker "
+                             "(allocate the second with near=the first)")
+        self._drop_bridge()
+        other._drop_bridge()
+        self._peer, other._peer = weakref.ref(other), weakref.ref(self)
+        self._worker.post("bridge", self.local_port, other.local_port)
 
-    async def unbridge(self) -> None:
-        await self._worker.call("unbridge", self.sid)
+    def unbridge(self) -> None:
+        self._drop_bridge()
+        if not self._closed:
+            self._worker.post("unbridge", self.local_port)
 
-    async def stats(self) -> dict[str, Any]:
-        """Counters plus ``last_rx`` (the worker's monotonic clock — same host clock)."""
-        return await self._worker.call("stats", self.sid)
+    @property
+    def bridged_to(self) -> ProxySession | None:
+        return self._peer() if self._peer is not None else None
 
-    async def close(self) -> None:
-        self._worker._dtmf.pop(self.sid, None)
-        await self._worker.call("close", self.sid)
+    def _drop_bridge(self) -> None:
+        peer, self._peer = self.bridged_to, None
+        if peer is not None and peer.bridged_to is self:
+            peer._peer = None
+
+    async def fetch_stats(self) -> dict[str, Any]:
+        """``RtpSession.snapshot()`` of this leg, from the worker."""
+        return await self._worker.call("stats", self.local_port)
+
+    def close(self) -> None:
+        """Free the port (in the worker) and every reference; idempotent."""
+        if self._closed:
+            return
+        self._gone()
+        self._worker.post("close", self.local_port)
+
+    def _gone(self) -> None:
+        self._closed = True
+        self._on_dtmf = self._on_audio = None
+        self._drop_bridge()
+        self._fail_plays("closed")
+        if self._worker.sessions.get(self.local_port) is self:
+            del self._worker.sessions[self.local_port]
+
+    def __repr__(self) -> str:
+        return (f"<ProxySession {self._worker.host}:{self.local_port} "
+                f"{'closed' if self._closed else 'open'}>")
+
+
+class MediaPool:
+    """N media worker processes behind the media engine's interface (``allocate``,
+    ``start``, ``stop``), each with an equal slice of the RTP port range. A new call goes
+    to the worker carrying the fewest calls; a leg that will be bridged goes ``near`` the
+    other leg's worker. A worker that dies is logged and no longer given calls."""
+
+    def __init__(self, host: str, port_min: int, port_max: int, workers: int, *,
+                 codecs: tuple[str, ...] = ("PCMU", "PCMA"), **options: Any) -> None:
+        if workers < 1:
+            raise ValueError("workers must be at least 1")
+        full = PortRange(host, port_min, port_max)
+        per = full.total // workers
+        if per < 1:
+            raise ValueError(f"RTP range {port_min}-{port_max} is too small for {workers} workers")
+        self.codecs = tuple(codecs)
+        self.workers = [
+            MediaWorker(host, full.port_min + 2 * per * i,
+                        full.port_max if i == workers - 1 else full.port_min + 2 * per * (i + 1) - 1,
+                        codecs=self.codecs, **options)
+            for i in range(workers)
+        ]
+
+    async def start(self) -> None:
+        await asyncio.gather(*(w.start() for w in self.workers))
+
+    async def stop(self) -> None:
+        await asyncio.gather(*(w.stop() for w in self.workers))
+
+    def allocate(self, near: object = None) -> ProxySession:
+        if isinstance(near, ProxySession) and near.worker.alive:
+            return near.worker.allocate()
+        for worker in sorted((w for w in self.workers if w.alive), key=lambda w: len(w.sessions)):
+            try:
+                return worker.allocate()
+            except NoFreePortError:
+                continue
+        raise NoFreePortError("no media worker has a free RTP port")
+
+    async def stats(self) -> list[dict[str, Any]]:
+        return [await w.engine_stats() for w in self.workers if w.alive]

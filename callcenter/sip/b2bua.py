@@ -88,6 +88,7 @@ async def bridge_call(
             dest=dest,
             timeout=timeout,
             on_progress=ring_caller,
+            media_near=inbound.media,
         )
     )
     caller_gone = asyncio.ensure_future(inbound.ended.wait())

@@ -443,12 +443,15 @@ class UserAgent:
         transport: str | None = None,
         timeout: float | None = 60.0,
         on_progress: Callable[[Call, int], None] | None = None,
+        media_near: Any = None,
     ) -> Call:
         """Call ``target_uri`` and return the answered call; raises CallFailed.
 
         ``dest`` overrides where the INVITE is sent (e.g. a registered phone's
         source address); otherwise the target URI's host/port. ``timeout`` is
         how long it may ring before we CANCEL (then CallFailed(487)).
+        ``media_near`` is the media of the leg this call will be bridged to: with media
+        in worker processes both legs must share one worker.
         """
         if self._stopping:
             raise CallFailed(503, "shutting down")
@@ -461,7 +464,7 @@ class UserAgent:
         if sip_transport is None:
             raise CallFailed(503, f"no {name} transport")
         host = self.advertised[name][0]
-        media = self.media_engine.allocate()
+        media = self.media_engine.allocate(near=media_near)
         offer = media.offer().encode()
         local_tag = new_tag()
         from_value = from_uri or f"sip:{self.contact_user}@{host}"

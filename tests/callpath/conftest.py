@@ -78,9 +78,11 @@ async def rig_factory(tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
     rigs: list[Rig] = []
 
     async def make(
-        patch: Callable[[dict[str, Any]], None] | None = None, server_patch: dict[str, Any] | None = None
+        patch: Callable[[dict[str, Any]], None] | None = None,
+        server_patch: dict[str, Any] | None = None,
+        media_workers: int = 1,
     ) -> Rig:
-        cfg = load_config(make_config_dir(tmp_path, patch, server_patch))
+        cfg = load_config(make_config_dir(tmp_path, patch, server_patch, media_workers))
         center = Center(cfg, flows_dir=ROOT / "ivr_flows")
         await center.start()
         rig = Rig(tmp_path, center)
@@ -94,5 +96,7 @@ async def rig_factory(tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
 
 
 @pytest.fixture
-async def rig(rig_factory: Callable[..., Any]) -> Rig:
-    return await rig_factory()
+async def rig(request: pytest.FixtureRequest, rig_factory: Callable[..., Any]) -> Rig:
+    """The demo server; ``@pytest.mark.parametrize("rig", [1, 2], indirect=True)`` runs a
+    test with media in the server process and with two media worker processes."""
+    return await rig_factory(media_workers=getattr(request, "param", 1))

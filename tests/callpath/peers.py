@@ -45,12 +45,19 @@ def free_sip_port() -> int:
     raise RuntimeError("no free SIP port")
 
 
+# runs a test twice: media in the server process (rtp.workers 1) and in two media worker
+# processes (rtp.workers 2); the rig fixture reads the parameter
+both_media_modes = pytest.mark.parametrize("rig", [1, 2], indirect=True, ids=["media1", "media2"])
+
+
 def make_config_dir(
     tmp: Path,
     patch: Callable[[dict[str, Any]], None] | None = None,
     server_patch: dict[str, Any] | None = None,
+    media_workers: int = 1,
 ) -> Path:
-    """The demo config with private ports and files, plus optional edits to queues.yaml."""
+    """The demo config with private ports and files, plus optional edits to queues.yaml;
+    ``media_workers`` is ``rtp.workers`` (2: media in two worker processes)."""
     d = tmp / "config"
     shutil.copytree(ROOT / "config", d)
     server = yaml.safe_load((d / "server.yaml").read_text())
@@ -58,7 +65,7 @@ def make_config_dir(
     server["sip"]["listen"] = [{"transport": "udp", "host": "127.0.0.1", "port": sip_port},
                                {"transport": "tcp", "host": "127.0.0.1", "port": sip_port}]  # fmt: skip
     rtp = random.randrange(50000, 60000) & ~1
-    server["rtp"].update(port_min=rtp, port_max=rtp + 399)
+    server["rtp"].update(port_min=rtp, port_max=rtp + 399, workers=media_workers)
     server["http"]["port"] = 0
     server["data_dir"] = str(tmp / "var")
     server["database"]["url"] = f"sqlite+aiosqlite:///{tmp}/crm.db"

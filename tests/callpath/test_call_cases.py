@@ -7,7 +7,7 @@ import asyncio
 from typing import Any
 
 import pytest
-from peers import EventLog, watch
+from peers import EventLog, both_media_modes, watch
 from test_call_path import ALAN, GRACE, tone
 
 from callcenter import events as ev
@@ -106,6 +106,7 @@ async def test_abandon_while_ringing_cancels_the_agent_leg(rig: Any) -> None:
     assert rec["outcome"] == "abandoned"
 
 
+@both_media_modes
 async def test_hold_and_unhold_from_the_desktop(rig: Any) -> None:
     log = watch(rig)
     await rig.phone("1003")
@@ -220,12 +221,14 @@ async def test_supervisor_sees_the_numbers_the_test_can_compute(rig: Any) -> Non
 
 
 @pytest.fixture
-async def options_rig(rig_factory: Any) -> Any:
+async def options_rig(request: pytest.FixtureRequest, rig_factory: Any) -> Any:
     """Callers are offered voicemail/callback as soon as they are queued."""
     return await rig_factory(short_ring, server_patch={"queueing": {"announce_every_s": 30,
-                                                                    "offer_options_after_s": 0}})  # fmt: skip
+                                                                    "offer_options_after_s": 0}},
+                             media_workers=getattr(request, "param", 1))  # fmt: skip
 
 
+@pytest.mark.parametrize("options_rig", [1, 2], indirect=True, ids=["media1", "media2"])
 async def test_waiting_caller_leaves_a_voicemail_instead(options_rig: Any) -> None:
     rig = options_rig
     log = watch(rig)
@@ -292,6 +295,7 @@ async def test_agent_phone_transfers_by_refer_to_a_queue(rig: Any) -> None:
     assert call.is_active
 
 
+@both_media_modes
 async def test_blind_transfer_to_a_number(rig: Any) -> None:
     log = watch(rig)
     await rig.phone("1003")

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from peers import ROOT, free_port, require_tool, watch
+from peers import ROOT, both_media_modes, free_port, require_tool, watch
 from test_call_path import GRACE
 
 from callcenter import events as ev
@@ -28,6 +28,7 @@ def bench_module() -> Any:
     return module
 
 
+@both_media_modes
 async def test_sipp_caller_presses_3_and_reaches_sales(rig: Any, tmp_path: Path) -> None:
     import socket
 

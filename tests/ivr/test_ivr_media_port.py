@@ -30,6 +30,7 @@ from callcenter.ivr.ports import CustomerInfo, OrderInfo, StaticLookups
 from callcenter.ivr.runner import IvrEngine
 from callcenter.ivr.services import load_services
 from callcenter.media import MediaEngine
+from callcenter.media.worker import MediaPool
 from callcenter.speech import CachedTts, SphinxRecognizer, SphinxSettings
 from callcenter.speech.phone_chain import espeak_phone_pcm, trim_silence
 
@@ -128,15 +129,33 @@ def recognizer(tmp_path_factory: pytest.TempPathFactory) -> Any:
     rec.close()
 
 
-@pytest.fixture
-async def media() -> AsyncIterator[MediaEngine]:
+class Lines:
+    """The caller's phone (an engine in this process) and the IVR's leg: from the same
+    kind of engine, or (``worker``) from a media worker process, as ``rtp.workers: 2``
+    gives the server — the IVR must not tell the difference."""
+
+    def __init__(self, phones: MediaEngine, legs: MediaEngine | MediaPool) -> None:
+        self.phones, self.legs = phones, legs
+
+    def pair(self) -> tuple[Any, Any]:
+        return self.phones.allocate(), self.legs.allocate()
+
+
+@pytest.fixture(params=["inproc", "worker"])
+async def media(request: pytest.FixtureRequest) -> AsyncIterator[Lines]:
     _need("espeak-ng")
     _need("sox")
     # a wide random range: other tests and benches on this machine bind RTP ports too
     base = random.randrange(40000, 59000) & ~1
     engine = MediaEngine("127.0.0.1", base, base + 511)
     await engine.start()
-    yield engine
+    pool: MediaPool | None = None
+    if request.param == "worker":
+        pool = MediaPool("127.0.0.1", base + 512, base + 1023, workers=1)
+        await pool.start()
+    yield Lines(engine, pool or engine)
+    if pool is not None:
+        await pool.stop()
     await engine.stop()
 
 
@@ -150,7 +169,7 @@ def connect(caller: Any, ivr: Any, telephone_event: bool) -> None:
 
 
 async def run_call(
-    engine: MediaEngine,
+    lines: Lines,
     tmp_path: Path,
     *,
     ani: str,
@@ -167,7 +186,7 @@ async def run_call(
     events: list[Event] = []
     ivr_engine = IvrEngine(flows, services, emit=events.append, lookups=lookups, clock=lambda: now,
                            voicemail_dir=tmp_path / "vm")  # fmt: skip
-    caller, leg = engine.allocate(), engine.allocate()
+    caller, leg = lines.pair()
     connect(caller, leg, telephone_event)
     tts = WatchedTts(CachedTts.create(tts_cache, "espeak-ng"))
     watched = RecordingWatch(leg, tts)
@@ -254,7 +273,7 @@ async def test_voicemail_recorded_from_rtp(media, tmp_path, tts_cache) -> None:
 async def test_collect_ends_on_inter_digit_timeout_and_hangup_ends_the_wait(media, tts_cache) -> None:
     from callcenter.ivr.ports import CallEnded, DigitRules, InputSpec
 
-    caller, leg = media.allocate(), media.allocate()
+    caller, leg = media.pair()
     connect(caller, leg, telephone_event=True)
     tts = CachedTts.create(tts_cache, "espeak-ng")
     port = MediaCallPort(leg, ani="", dnis="5000", tts=tts)

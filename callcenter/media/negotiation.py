@@ -1,0 +1,98 @@
+"""The offer/answer half of a call leg's media (RFC 3264): SDP in, SDP out, no socket.
+
+``SdpNegotiator`` keeps what a leg's SDP needs between offers (our address and port, the
+codecs we allow, the ``o=`` session id and version, whether we hold the peer, the
+telephone-event payload type last agreed) and turns an offer or answer into a
+``Negotiated`` result plus whether we may send. It does not touch the audio stream:
+``RtpSession`` applies the result to itself, and ``ProxySession`` (media in a worker
+process, callcenter.media.worker) sends it to the worker. Keeping this half in the SIP
+process is what lets the SIP layer answer an INVITE synchronously even when the RTP
+socket lives in another process.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from typing import Any
+
+from callcenter.media import g711, sdp
+
+SENDING = ("sendrecv", "sendonly")
+
+
+def numeric(addr: tuple[str, int]) -> tuple[str, int]:
+    """An SDP c= may name a host (RFC 4566 allows an FQDN): resolve it once, here, so the
+    per-packet sendto and the latch compare plain IP addresses. Unresolvable names are
+    kept; sending to them fails and is counted in ``stats.tx_dropped``."""
+    host, port = addr
+    try:
+        socket.inet_pton(socket.AF_INET6 if ":" in host else socket.AF_INET, host)
+        return addr
+    except OSError:
+        pass
+    try:
+        infos = socket.getaddrinfo(host, port, socket.AF_INET, socket.SOCK_DGRAM)
+    except OSError:
+        return addr
+    return (str(infos[0][4][0]), port) if infos else addr
+
+
+class SdpNegotiator:
+    __slots__ = ("_id", "_version", "advertise", "codecs", "dtmf_pt", "hold", "local_port")
+
+    def __init__(self, advertise: str, local_port: int, codecs: tuple[str, ...]) -> None:
+        self.advertise = advertise
+        self.local_port = local_port
+        self.codecs = codecs
+        self.hold = False  # we hold the peer: our offers and answers say sendonly
+        self.dtmf_pt: int | None = None
+        self._id = int.from_bytes(os.urandom(4), "big")
+        self._version = 0
+
+    def _build(self, formats: list[tuple[int, str]], direction: str, **kw: Any) -> str:
+        self._version += 1  # RFC 3264 §8: every new description bumps the o= version
+        return sdp.build(
+            self.advertise, self.local_port, formats, direction=direction,
+            session_id=self._id, version=self._version, **kw,
+        )
+
+    def _take(self, text: str | bytes) -> tuple[sdp.SessionDescription, sdp.Negotiated] | None:
+        try:
+            sd = sdp.parse(text)
+        except sdp.SdpError:
+            return None
+        neg = sdp.negotiate(sd, self.codecs)
+        if neg is None:
+            return None
+        if neg.remote_addr is not None:
+            neg.remote_addr = numeric(neg.remote_addr)
+        self.dtmf_pt = neg.dtmf_payload_type
+        return sd, neg
+
+    def answer(self, offer_sdp: str | bytes) -> tuple[str, sdp.Negotiated, bool] | None:
+        """(answer SDP, result, may we send) for an offer; None → the SIP layer sends 488."""
+        taken = self._take(offer_sdp)
+        if taken is None:
+            return None
+        sd, neg = taken
+        direction = sdp.answer_direction(neg.remote_direction, neg.remote_addr is None, self.hold)
+        text = self._build(
+            [(neg.payload_type, neg.codec)], direction,
+            dtmf_pt=neg.dtmf_payload_type, refused=sd.media, media_index=neg.media_index,
+        )
+        return text, neg, direction in SENDING
+
+    def offer(self) -> str:
+        formats = [(g711.STATIC_PT[c], c) for c in self.codecs]
+        pt = self.dtmf_pt if self.dtmf_pt is not None else sdp.DEFAULT_DTMF_PT
+        return self._build(formats, "sendonly" if self.hold else "sendrecv", dtmf_pt=pt)
+
+    def take_answer(self, answer_sdp: str | bytes) -> tuple[sdp.Negotiated, bool] | None:
+        """(result, may we send) for the peer's answer to our offer; None when unusable."""
+        taken = self._take(answer_sdp)
+        if taken is None:
+            return None
+        neg = taken[1]
+        they_receive = neg.remote_direction in ("sendrecv", "recvonly")
+        return neg, they_receive and neg.remote_addr is not None
