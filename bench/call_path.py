@@ -67,7 +67,7 @@ from typing import Any
 # bench/ is not a package: make loopback.py importable however this file is loaded
 # (as a script, or by path from the tests)
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from loopback import free_udp_port, last_stat, limits, sipp, stats
+from loopback import free_udp_port, last_stat, limits, proc_cpu, sipp, stats
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -101,16 +101,6 @@ def ms(value: float | None) -> float | None:
 def summary(values: Sequence[float]) -> dict[str, float | None]:
     """p50, p99 and max of durations in seconds, in milliseconds."""
     return {"p50": ms(pct(values, 50)), "p99": ms(pct(values, 99)), "max": ms(max(values, default=None))}
-
-
-def proc_cpu(pid: int) -> float:
-    """User + system CPU seconds of a process so far (0 once it is gone)."""
-    try:
-        raw = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return 0.0
-    fields = raw.rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 # ---------------------------------------------------------------------------- inputs

@@ -9,6 +9,7 @@ servers' own unbound sockets land).
 from __future__ import annotations
 
 import csv
+import os
 import random
 import socket
 from pathlib import Path
@@ -71,3 +72,21 @@ def last_stat(path: Path) -> dict[str, str]:
     with path.open(newline="") as f:
         rows = list(csv.DictReader(f, delimiter=";"))
     return rows[-1] if rows else {}
+
+
+def proc_cpu(pid: int, *, children: bool = True) -> float:
+    """User + system CPU seconds of a process so far (0 once it is gone), plus its live
+    children's (the server's media worker processes) unless ``children=False``."""
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return 0.0
+    fields = raw[raw.rindex(")") + 2 :].split()
+    total = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    if children:
+        try:
+            kids = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        except OSError:
+            kids = []
+        total += sum(proc_cpu(int(k), children=False) for k in kids)
+    return total

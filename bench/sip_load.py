@@ -23,7 +23,8 @@ Kamailio) when that file exists.
 
 Everything runs on 127.0.0.1; load is bounded in count and time. The machine has 2 cores
 shared with SIPp, the receiver and other work: read the figures as lower bounds.
-Results: bench/results/sip_load.json (quick: sip_load_quick.json).
+Results: bench/results/sip_load.json (quick: sip_load_quick.json); with ``--media-workers N``
+(media in N worker processes, as ``rtp.workers: N``) sip_load_media<N>.json.
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ from typing import Any
 # bench/ is not a package: make loopback.py importable however this file is loaded
 # (as a script, or by path from the tests)
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from loopback import free_udp_port, last_stat, limits, sipp, stats
+from loopback import free_udp_port, last_stat, limits, proc_cpu, sipp, stats
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -127,12 +128,6 @@ def scenario(path: Path, *, rtp_port: str, stream: Path | None) -> Path:
     return path
 
 
-def proc_cpu(pid: int) -> float:
-    raw = Path(f"/proc/{pid}/stat").read_text()
-    fields = raw[raw.rindex(")") + 2 :].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def write_ulaw_tone(path: Path, seconds: float = 4.0) -> None:
     sys.path.insert(0, str(ROOT))
     import numpy as np
@@ -147,8 +142,9 @@ def write_ulaw_tone(path: Path, seconds: float = 4.0) -> None:
 # --------------------------------------------------------------------------- our server
 
 
-async def serve(port: int, rtp_lo: int, rtp_hi: int) -> None:
-    """The server under test: transport + UA core + media engine in ONE asyncio process.
+async def serve(port: int, rtp_lo: int, rtp_hi: int, media_workers: int = 1) -> None:
+    """The server under test: transport + UA core + media engine in ONE asyncio process,
+    or with ``media_workers`` > 1 the media in that many worker processes (``rtp.workers``).
 
     Each call is answered and gets a looped 1 kHz tone. SIGTERM prints stats as JSON.
     """
@@ -156,6 +152,8 @@ async def serve(port: int, rtp_lo: int, rtp_hi: int) -> None:
     import numpy as np
 
     from callcenter.media.engine import MediaEngine
+    from callcenter.media.stats import SessionStats
+    from callcenter.media.worker import MediaPool
     from callcenter.server import settle_gc
     from callcenter.sip.calls import Call, CallError
     from callcenter.sip.transport import SipTransportLayer
@@ -172,7 +170,10 @@ async def serve(port: int, rtp_lo: int, rtp_hi: int) -> None:
         w.setsampwidth(2)
         w.setframerate(8000)
         w.writeframes(pcm)
-    engine = MediaEngine("127.0.0.1", rtp_lo, rtp_hi)
+    engine: MediaEngine | MediaPool = (
+        MediaPool("127.0.0.1", rtp_lo, rtp_hi, media_workers) if media_workers > 1
+        else MediaEngine("127.0.0.1", rtp_lo, rtp_hi)
+    )
     await engine.start()
     rx_packets = [0]
 
@@ -184,7 +185,8 @@ async def serve(port: int, rtp_lo: int, rtp_hi: int) -> None:
         media = call.media
         with contextlib.suppress(ValueError):
             await media.play(tone, loop=True)
-        rx_packets[0] += media.stats.rx_packets
+        if isinstance(media.stats, SessionStats):  # in process: counters survive the close
+            rx_packets[0] += media.stats.rx_packets
 
     ua = UserAgent(engine, on_call=on_call, media_timeout=0)
     layer = SipTransportLayer([("udp", "127.0.0.1", port)], ua.on_message)
@@ -199,9 +201,10 @@ async def serve(port: int, rtp_lo: int, rtp_hi: int) -> None:
     stats = {
         "ua": dict(ua.stats),
         "active_calls": len(ua.calls),
-        "rx_packets_ended_calls": rx_packets[0],
-        "tx_late": sum(s.stats.tx_late for s in engine.sessions),
-        "engine": engine.stats() if callable(getattr(engine, "stats", None)) else {},
+        "rx_packets_ended_calls": rx_packets[0] if media_workers == 1 else None,
+        "tx_late": sum(s.stats.tx_late for s in engine.sessions)
+        if isinstance(engine, MediaEngine) else None,
+        "engine": engine.stats() if isinstance(engine, MediaEngine) else await engine.stats(),
     }
     print(json.dumps(stats, default=str), flush=True)
     await ua.stop(timeout=0.5)
@@ -211,14 +214,15 @@ async def serve(port: int, rtp_lo: int, rtp_hi: int) -> None:
 
 
 class Server:
-    def __init__(self, kind: str, workdir: Path) -> None:
+    def __init__(self, kind: str, workdir: Path, media_workers: int = 1) -> None:
         self.kind = kind
         self.port = free_udp_port()
         if kind == "callcenter":
-            # 3,000 RTP ports from an even base in 20000-25998; the engine skips ports that
+            # 4,000 RTP ports from an even base in 20000-25998; the engine skips ports that
             # another process (a demo server, a test) holds
             lo = random.randrange(20000, 26000) & ~1
-            args = [sys.executable, str(Path(__file__).resolve()), "--serve", f"{self.port},{lo},{lo + 5999}"]
+            spec = f"{self.port},{lo},{lo + 7999},{media_workers}"
+            args = [sys.executable, str(Path(__file__).resolve()), "--serve", spec]
         else:
             args = [*sipp(port=self.port), "-sn", "uas", "-rtp_echo",
                     "-trace_err", "-error_file", str(workdir / "uas_err.log")]  # fmt: skip
@@ -280,7 +284,8 @@ def run_sipp(
     }
 
 
-def establishment(kind: str, rates: list[int], seconds: float, workdir: Path, stream: Path) -> dict[str, Any]:
+def establishment(kind: str, rates: list[int], seconds: float, workdir: Path, stream: Path,
+                  media_workers: int = 1) -> dict[str, Any]:
     """One 30 s trial per rate, each against a freshly started server (ours or SIPp's UAS),
     so a trial does not inherit the previous one's load: the last 2 s of its calls and
     32 s of completed transactions waiting out Timer J/L."""
@@ -288,7 +293,7 @@ def establishment(kind: str, rates: list[int], seconds: float, workdir: Path, st
     steps: list[dict[str, Any]] = []
     for rate in rates:
         calls = int(rate * seconds)
-        server = Server(kind, workdir)
+        server = Server(kind, workdir, media_workers)
         try:
             cpu0 = server.cpu()
             res = run_sipp(
@@ -324,7 +329,7 @@ def establishment(kind: str, rates: list[int], seconds: float, workdir: Path, st
     return {"steps": steps, "max_rate_zero_failures": best}
 
 
-def capacity(levels: list[int], window: float, workdir: Path) -> dict[str, Any]:
+def capacity(levels: list[int], window: float, workdir: Path, media_workers: int = 1) -> dict[str, Any]:
     sys.path.insert(0, str(HERE))
     sys.path.insert(0, str(ROOT))
     import media as media_bench  # bench/media.py: the kernel-timestamping receiver
@@ -339,7 +344,7 @@ def capacity(levels: list[int], window: float, workdir: Path) -> dict[str, Any]:
     rx.start()
     rx_port = port_q.get(timeout=30)
     scen = scenario(workdir / "uac_capacity.xml", rtp_port=str(rx_port), stream=None)
-    server = Server("callcenter", workdir)
+    server = Server("callcenter", workdir, media_workers)
     rows: list[dict[str, Any]] = []
     setup_rate = 200
     try:
@@ -404,19 +409,25 @@ def registration(quick: bool) -> dict[str, Any] | None:
         return {"error": repr(exc)}
 
 
-def capacity_only(levels: list[int], window: float, quick: bool, started: float) -> None:
+def capacity_only(levels: list[int], window: float, quick: bool, started: float,
+                  media_workers: int = 1) -> None:
     """The capacity ramp alone: a re-check on a quiet machine without the 10-minute run."""
     print(f"Session capacity (server sends 20 ms RTP on every call, {window:.0f} s window)")
     with tempfile.TemporaryDirectory(prefix="sip_load_") as tmp:
-        cap = capacity(levels, window, Path(tmp))
+        cap = capacity(levels, window, Path(tmp), media_workers)
     wall = round(time.monotonic() - started, 1)
     result = {"benchmark": "sip_load", "part": "capacity", "quick": quick, "capacity": cap,
-              "machine": {"cpus": os.cpu_count()}, "wall_s": wall}  # fmt: skip
+              "media_workers": media_workers, "machine": {"cpus": os.cpu_count()},
+              "wall_s": wall}  # fmt: skip
     RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / ("sip_load_capacity_quick.json" if quick else "sip_load_capacity.json")
+    out = RESULTS / f"sip_load_capacity{suffix(quick, media_workers)}.json"
     out.write_text(json.dumps(result, indent=2, default=str))
     print(f"{'session capacity (calls, ≤1 % late >5 ms)':<44} {cap['capacity_calls']:>12}")
     print(f"results written to {out} ({result['wall_s']} s)")
+
+
+def suffix(quick: bool, media_workers: int) -> str:
+    return ("_quick" if quick else "") + (f"_media{media_workers}" if media_workers > 1 else "")
 
 
 def main() -> None:
@@ -424,12 +435,18 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="short runs, finishes in < 1 minute")
     ap.add_argument("--serve", help=argparse.SUPPRESS)
     ap.add_argument("--skip-register", action="store_true", help="do not run bench/sip_register.py")
+    ap.add_argument("--media-workers", type=int, default=1,
+                    help="rtp.workers for our server: >1 runs media in worker processes; "
+                         "results go to *_media<N>.json")  # fmt: skip
+    ap.add_argument("--establishment-only", action="store_true",
+                    help="only the establishment ramps, ours and SIPp's "
+                         "(bench/results/sip_load_establishment*.json)")  # fmt: skip
     ap.add_argument("--capacity-only", action="store_true",
                     help="only the session-capacity ramp (bench/results/sip_load_capacity.json)")  # fmt: skip
     args = ap.parse_args()
     if args.serve:
-        port, lo, hi = (int(x) for x in args.serve.split(","))
-        asyncio.run(serve(port, lo, hi))
+        port, lo, hi, workers = (int(x) for x in args.serve.split(","))
+        asyncio.run(serve(port, lo, hi, workers))
         return
     if shutil.which("sipp") is None:
         sys.exit("sipp not installed (apt-get install sip-tester)")
@@ -438,12 +455,15 @@ def main() -> None:
         seconds, ceiling_rates, our_rates = 3.0, [150], [50, 150]
         cap_levels, window = [50, 200], 2.0
     else:
-        seconds, ceiling_rates = 30.0, [100, 200, 300, 400, 500]
-        our_rates = [50, 100, 150, 200, 250, 300, 350, 400, 500]
+        # a ramp stops at its first failure, so the high rates cost nothing where they fail
+        seconds, ceiling_rates = 30.0, [100, 200, 300, 400, 500, 600, 700, 800]
+        our_rates = [50, 100, 150, 200, 250, 300, 350, 400, 500, 600, 700, 800]
         cap_levels, window = [50, 100, 250, 500, 750, 1000, 1250, 1500], 5.0
+        if args.media_workers > 1:
+            cap_levels += [2000, 2500]
     started = time.monotonic()
     if args.capacity_only:
-        capacity_only(cap_levels, window, quick, started)
+        capacity_only(cap_levels, window, quick, started, args.media_workers)
         return
     with tempfile.TemporaryDirectory(prefix="sip_load_") as tmp:
         workdir = Path(tmp)
@@ -453,10 +473,12 @@ def main() -> None:
             f"Session establishment rate ({seconds:.0f} s runs, calls held {CALL_HOLD_MS} ms, RTP both ways)"
         )
         ceiling = establishment("sipp-uas", ceiling_rates, seconds, workdir, stream)
-        ours = establishment("callcenter", our_rates, seconds, workdir, stream)
-        print(f"Session capacity (server sends 20 ms RTP on every call, {window:.0f} s window)")
-        cap = capacity(cap_levels, window, workdir)
-    reg = None if args.skip_register else registration(quick)
+        ours = establishment("callcenter", our_rates, seconds, workdir, stream, args.media_workers)
+        cap = None
+        if not args.establishment_only:
+            print(f"Session capacity (server sends 20 ms RTP on every call, {window:.0f} s window)")
+            cap = capacity(cap_levels, window, workdir, args.media_workers)
+    reg = None if args.skip_register or args.establishment_only else registration(quick)
     our_best = ours["max_rate_zero_failures"]
     ceiling_best = ceiling["max_rate_zero_failures"]
     passed = [s for s in ours["steps"] if s["passed"]]
@@ -465,6 +487,7 @@ def main() -> None:
         "benchmark": "sip_load",
         "quick": quick,
         "rfc": "RFC 7502 terms: session establishment rate, session capacity",
+        "media_workers": args.media_workers,
         "machine": {
             "cpus": os.cpu_count(),
             "note": "2 cores shared by server, SIPp, RTP receiver and other work",
@@ -483,7 +506,8 @@ def main() -> None:
         "wall_s": round(time.monotonic() - started, 1),
     }
     RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / ("sip_load_quick.json" if quick else "sip_load.json")
+    part = "_establishment" if args.establishment_only else ""
+    out = RESULTS / f"sip_load{part}{suffix(quick, args.media_workers)}.json"
     out.write_text(json.dumps(result, indent=2, default=str))
     print()
     print(f"{'figure':<44} {'value':>12}")
@@ -493,7 +517,8 @@ def main() -> None:
     print(f"{'ours / ceiling':<44} {frac if frac is not None else '-':>12}")
     cpu_text = cpu_per_call if cpu_per_call is not None else "-"
     print(f"{'CPU ms per call (ours, best passing rate)':<44} {cpu_text:>12}")
-    print(f"{'session capacity (calls, ≤1 % late >5 ms)':<44} {cap['capacity_calls']:>12}")
+    if cap is not None:
+        print(f"{'session capacity (calls, ≤1 % late >5 ms)':<44} {cap['capacity_calls']:>12}")
     if reg and "error" not in reg:
         ratio = reg.get("ratio_vs_kamailio_1_worker")
         print(

@@ -68,7 +68,8 @@ class Center:
         self.recognizer = SphinxRecognizer(asr)
         rtp = s.rtp
         self.media: MediaEngine | MediaPool = (
-            MediaPool(rtp.host, rtp.port_min, rtp.port_max, rtp.workers, codecs=tuple(rtp.codecs))
+            MediaPool(rtp.host, rtp.port_min, rtp.port_max, rtp.workers, codecs=tuple(rtp.codecs),
+                      realtime_priority=rtp.realtime_priority)
             if rtp.workers > 1
             else MediaEngine(rtp.host, rtp.port_min, rtp.port_max, codecs=tuple(rtp.codecs))
         )
@@ -173,6 +174,8 @@ class Center:
         log.info("callcenter started", extra={
             "sip": [f"{x.transport}:{x.host}:{x.port}" for x in s.sip.listen],
             "http": f"{s.http.host}:{self.http_port}",
+            "rtp": f"{s.rtp.host}:{s.rtp.port_min}-{s.rtp.port_max}",
+            "media_workers": s.rtp.workers if s.rtp.workers > 1 else 0,  # 0: in this process
         })  # fmt: skip
 
     async def _start_http(self) -> None:

@@ -89,11 +89,18 @@ class RtpCfg(Strict):
     # (callcenter.media.worker), each with an equal slice of the port range, for when one
     # core cannot carry the calls' RTP and the signalling both.
     workers: int = Field(1, ge=1, le=64)
+    # SCHED_RR priority for media worker processes (as Asterisk -p, FreeSWITCH -rp): keeps
+    # the 20 ms clock on time on a busy host. 0: normal scheduling. Workers only.
+    realtime_priority: int = Field(0, ge=0, le=99)
 
     @model_validator(mode="after")
     def _range(self) -> RtpCfg:
         if self.port_max - self.port_min < 2:
             raise ValueError("port_max must be at least port_min + 2")
+        if self.realtime_priority and self.workers < 2:
+            raise ValueError("realtime_priority applies to media worker processes: set workers >= 2")
+        if (self.port_max - self.port_min) // 2 + 1 < self.workers:
+            raise ValueError(f"the port range has fewer even ports than {self.workers} workers need")
         return self
 
 

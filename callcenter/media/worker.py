@@ -45,6 +45,7 @@ from multiprocessing.connection import Connection
 from multiprocessing.reduction import recvfds, sendfds
 from typing import Any
 
+from callcenter.media.audio_files import AudioFormatError
 from callcenter.media.engine import MediaEngine
 from callcenter.media.negotiation import SdpNegotiator
 from callcenter.media.ports import NoFreePortError, PortRange
@@ -58,6 +59,14 @@ Recording = tuple[str, int, str, float]
 
 class WorkerError(RuntimeError):
     """A command failed inside the worker, or the worker is gone."""
+
+
+def _raised_again(kind: str, message: str) -> Exception:
+    """A prompt the worker cannot play fails as it does in process (AudioFormatError, a
+    ValueError, which callers catch); anything else is a WorkerError naming the type."""
+    if kind == AudioFormatError.__name__:
+        return AudioFormatError(message)
+    return WorkerError(f"{kind}: {message}")
 
 
 # ----------------------------------------------------------------------------- worker side
@@ -122,7 +131,7 @@ class _Server:
         def finished(t: asyncio.Task[bool]) -> None:
             exc = None if t.cancelled() else t.exception()
             if exc is not None:  # e.g. AudioFormatError: raised again in the SIP process
-                self.emit("play_done", (sid, play_id, f"{type(exc).__name__}: {exc}"))
+                self.emit("play_done", (sid, play_id, (type(exc).__name__, str(exc))))
             else:
                 self.emit("play_done", (sid, play_id, (not t.cancelled()) and t.result()))
 
@@ -499,8 +508,8 @@ class ProxySession:
         fut = self._plays.pop(play_id, None)
         if fut is None or fut.done():
             return
-        if isinstance(result, str):
-            fut.set_exception(WorkerError(result))
+        if isinstance(result, tuple):
+            fut.set_exception(_raised_again(*result))
         else:
             fut.set_result(result)
 

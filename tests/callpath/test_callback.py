@@ -62,17 +62,21 @@ async def customer_factory() -> AsyncIterator[Callable[..., Any]]:
         await caller.stop()
 
 
-async def callback_rig(rig_factory: Any, phone: CustomerPhone, **callbacks: Any) -> Any:
+async def callback_rig(
+    rig_factory: Any, phone: CustomerPhone, media_workers: int = 1, **callbacks: Any
+) -> Any:
     settings = {"dial_uri": f"sip:{{digits}}@127.0.0.1:{phone.port}", "ring_s": 10} | callbacks
     return await rig_factory(short_ring, server_patch={
-        "queueing": {"announce_every_s": 30, "offer_options_after_s": 0}, "callbacks": settings})  # fmt: skip
+        "queueing": {"announce_every_s": 30, "offer_options_after_s": 0}, "callbacks": settings},
+        media_workers=media_workers)  # fmt: skip
 
 
+@pytest.mark.parametrize("media_workers", [1, 2], ids=["media1", "media2"])
 async def test_callback_keeps_its_place_and_dials_the_customer_when_an_agent_answers(
-    rig_factory: Any, customer_factory: Any
+    rig_factory: Any, customer_factory: Any, media_workers: int
 ) -> None:
     customer = await customer_factory()
-    rig = await callback_rig(rig_factory, customer)
+    rig = await callback_rig(rig_factory, customer, media_workers)
     log = watch(rig)
     # Nobody is logged in: the first caller asks to be called back and goes away.
     first, first_q = await dial(rig, log, ALAN, SALES)

@@ -5,17 +5,22 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import signal
 import sys
 from pathlib import Path
 
 import httpx
+import pytest
 import yaml
 from peers import ROOT, Caller, make_config_dir
 
 
-async def test_serve_answers_then_sigterm_byes_active_calls(tmp_path: Path) -> None:
-    cfg = make_config_dir(tmp_path)
+@pytest.mark.parametrize("media_workers", [1, 2], ids=["media1", "media2"])
+async def test_serve_answers_then_sigterm_byes_active_calls(tmp_path: Path, media_workers: int) -> None:
+    """With media workers, SIGTERM goes to the whole process group (as a terminal's Ctrl-C
+    or a service manager does): the workers must outlive it until the calls are ended."""
+    cfg = make_config_dir(tmp_path, media_workers=media_workers)
     server = yaml.safe_load((cfg / "server.yaml").read_text())
     server["logging"]["format"] = "json"  # structured lines: the test reads the start-up record
     (cfg / "server.yaml").write_text(yaml.safe_dump(server))
@@ -23,7 +28,7 @@ async def test_serve_answers_then_sigterm_byes_active_calls(tmp_path: Path) -> N
         sys.executable, "-m", "callcenter.cli", "serve", "--config", str(cfg),
         "--flows", str(ROOT / "ivr_flows"),
         cwd=tmp_path, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE, start_new_session=True,
     )  # fmt: skip
     lines: list[dict] = []
 
@@ -42,6 +47,7 @@ async def test_serve_answers_then_sigterm_byes_active_calls(tmp_path: Path) -> N
     caller = Caller()
     try:
         info = await asyncio.wait_for(started(), 60)
+        assert info["media_workers"] == (media_workers if media_workers > 1 else 0)
         host, port = info["http"].rsplit(":", 1)
         async with httpx.AsyncClient(base_url=f"http://{host}:{port}") as http:
             health = await http.get("/healthz")
@@ -52,12 +58,21 @@ async def test_serve_answers_then_sigterm_byes_active_calls(tmp_path: Path) -> N
         await caller.start()
         call = await caller.call("600", (sip_host, int(sip_port)))  # the echo test
         assert call.is_active
+        echoed: asyncio.Queue[str] = asyncio.Queue()
+        call.media.on_dtmf = lambda digit, _how: echoed.put_nowait(digit)
+        call.media.send_dtmf("7")  # cuts the prompt short, and comes back as a tone
+        assert await asyncio.wait_for(echoed.get(), 10) == "7"
         drain = asyncio.create_task(_drain(proc))
-        proc.send_signal(signal.SIGTERM)
+        if media_workers > 1:
+            os.killpg(proc.pid, signal.SIGTERM)
+        else:
+            proc.send_signal(signal.SIGTERM)
         await asyncio.wait_for(call.ended.wait(), 20)
         assert call.end_reason == "remote_bye"  # the server hung up on us, politely
         assert await asyncio.wait_for(proc.wait(), 30) == 0
         await drain
+        with pytest.raises(ProcessLookupError):  # no media worker left behind
+            os.killpg(proc.pid, 0)
     finally:
         await caller.stop()
         if proc.returncode is None:

@@ -58,6 +58,7 @@ def test_demo_sip_secrets_are_ha1_of_the_documented_passwords() -> None:
         ("server.yaml", lambda d: d["sip"]["listen"][0].update(port=70000), "sip.listen.0.port", "less than"),
         ("server.yaml", lambda d: d["rtp"].update(port_max=20001), "rtp", "port_max"),
         ("server.yaml", lambda d: d["rtp"].update(workers=0), "rtp.workers", "greater than or equal to 1"),
+        ("server.yaml", lambda d: d["rtp"].update(realtime_priority=10), "rtp", "set workers >= 2"),
         ("server.yaml", lambda d: d.update(colour="blue"), "colour", "Extra inputs"),
         ("server.yaml", lambda d: d["sip"]["listen"][0].update(host="localhost"), "sip.listen.0.host", ""),
         ("agents.yaml", lambda d: d["agents"][0]["sip"].update(ha1_md5="nothex"), "agents.0.sip.ha1_md5", ""),
