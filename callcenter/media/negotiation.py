@@ -96,3 +96,55 @@ class SdpNegotiator:
         neg = taken[1]
         they_receive = neg.remote_direction in ("sendrecv", "recvonly")
         return neg, they_receive and neg.remote_addr is not None
+
+
+class OfferAnswerMixin:
+    """A leg's SDP methods, for any class with a ``negotiator``, a ``closed`` flag and an
+    ``apply(neg, send)`` that puts the outcome into effect (``RtpSession`` itself;
+    ``ProxySession`` by sending it to its worker)."""
+
+    __slots__ = ()
+    negotiator: SdpNegotiator
+
+    @property
+    def closed(self) -> bool:
+        raise NotImplementedError
+
+    def apply(self, neg: sdp.Negotiated, send: bool) -> None:
+        raise NotImplementedError
+
+    @property
+    def hold(self) -> bool:
+        return self.negotiator.hold
+
+    def set_hold(self, on: bool) -> None:
+        """Mark that we hold the peer; the next ``offer()``/answer says sendonly."""
+        self.negotiator.hold = on
+
+    def answer(self, offer_sdp: str | bytes) -> str | None:
+        """Answer an offer (initial INVITE or re-INVITE); None → the SIP layer sends 488."""
+        if self.closed:
+            return None
+        result = self.negotiator.answer(offer_sdp)
+        if result is None:
+            return None
+        text, neg, send = result
+        self.apply(neg, send)
+        return text
+
+    def update(self, offer_sdp: str | bytes) -> str | None:
+        """A re-INVITE's offer (hold/unhold, new address): same rules as ``answer``."""
+        return self.answer(offer_sdp)
+
+    def offer(self) -> str:
+        return self.negotiator.offer()
+
+    def apply_answer(self, answer_sdp: str | bytes) -> bool:
+        """Take the peer's answer to our offer; False when it is unusable."""
+        if self.closed:
+            return False
+        result = self.negotiator.take_answer(answer_sdp)
+        if result is None:
+            return False
+        self.apply(*result)
+        return True

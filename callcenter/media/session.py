@@ -36,7 +36,7 @@ import numpy as np
 from callcenter.media import g711, sdp
 from callcenter.media.audio_files import WavRecorder, load_for_codec
 from callcenter.media.dtmf_inband import DtmfDetector, generate_digits
-from callcenter.media.negotiation import SdpNegotiator
+from callcenter.media.negotiation import OfferAnswerMixin, SdpNegotiator
 from callcenter.media.rtp import RtpParseError, parse
 from callcenter.media.stats import SessionStats
 from callcenter.media.telephone_event import (
@@ -72,7 +72,7 @@ def hold_callback(cb: Callable[..., Any] | None) -> Any:
     return lambda: cb  # plain function/closure: the caller owns its captures
 
 
-class RtpSession:
+class RtpSession(OfferAnswerMixin):
     __slots__ = (
         "__weakref__",
         "_bridge",
@@ -215,42 +215,6 @@ class RtpSession:
     @property
     def closed(self) -> bool:
         return self._closed
-
-    @property
-    def hold(self) -> bool:
-        return self.negotiator.hold
-
-    def set_hold(self, on: bool) -> None:
-        """Mark that we hold the peer; the next ``offer()``/answer says sendonly."""
-        self.negotiator.hold = on
-
-    def answer(self, offer_sdp: str | bytes) -> str | None:
-        """Answer an offer (initial INVITE or re-INVITE); None → the SIP layer sends 488."""
-        if self._closed:
-            return None
-        result = self.negotiator.answer(offer_sdp)
-        if result is None:
-            return None
-        text, neg, send = result
-        self.apply(neg, send)
-        return text
-
-    def update(self, offer_sdp: str | bytes) -> str | None:
-        """A re-INVITE's offer (hold/unhold, new address): same rules as ``answer``."""
-        return self.answer(offer_sdp)
-
-    def offer(self) -> str:
-        return self.negotiator.offer()
-
-    def apply_answer(self, answer_sdp: str | bytes) -> bool:
-        """Take the peer's answer to our offer; False when it is unusable."""
-        if self._closed:
-            return False
-        result = self.negotiator.take_answer(answer_sdp)
-        if result is None:
-            return False
-        self.apply(*result)
-        return True
 
     def apply(self, neg: sdp.Negotiated, send: bool) -> None:
         """Put a negotiation's outcome into effect (the worker does this for a proxy)."""

@@ -47,7 +47,7 @@ from typing import Any
 
 from callcenter.media.audio_files import AudioFormatError
 from callcenter.media.engine import MediaEngine
-from callcenter.media.negotiation import SdpNegotiator
+from callcenter.media.negotiation import OfferAnswerMixin, SdpNegotiator
 from callcenter.media.ports import NoFreePortError, PortRange
 from callcenter.media.sdp import Negotiated
 from callcenter.media.session import RtpSession, hold_callback
@@ -405,7 +405,7 @@ class MediaWorker:
         return await self.call("engine_stats")
 
 
-class ProxySession:
+class ProxySession(OfferAnswerMixin):
     """A call leg's media living in a worker: ``RtpSession``'s API, driven over the pipe.
 
     SDP is negotiated here (``SdpNegotiator``) and only its outcome is sent; commands are
@@ -455,38 +455,10 @@ class ProxySession:
             self._worker.post("tap", self.local_port, cb is not None)  # frames cost a message
         self._on_audio = hold_callback(cb)
 
-    # SDP ----------------------------------------------------------------------------
-    @property
-    def hold(self) -> bool:
-        return self.negotiator.hold
-
-    def set_hold(self, on: bool) -> None:
-        self.negotiator.hold = on
-
-    def answer(self, offer_sdp: str | bytes) -> str | None:
-        if self._closed:
-            return None
-        result = self.negotiator.answer(offer_sdp)
-        if result is None:
-            return None
-        text, neg, send = result
-        self._worker.post("apply", self.local_port, neg, send)
-        return text
-
-    def update(self, offer_sdp: str | bytes) -> str | None:
-        return self.answer(offer_sdp)
-
-    def offer(self) -> str:
-        return self.negotiator.offer()
-
-    def apply_answer(self, answer_sdp: str | bytes) -> bool:
-        if self._closed:
-            return False
-        result = self.negotiator.take_answer(answer_sdp)
-        if result is None:
-            return False
-        self._worker.post("apply", self.local_port, *result)
-        return True
+    def apply(self, neg: Negotiated, send: bool) -> None:
+        """The SDP methods (``OfferAnswerMixin``) negotiate here; the worker applies."""
+        if not self._closed:
+            self._worker.post("apply", self.local_port, neg, send)
 
     # audio --------------------------------------------------------------------------
     async def play(self, source: str | os.PathLike[str] | bytes | bytearray | memoryview, *,
