@@ -463,8 +463,8 @@ class ProxySession(OfferAnswerMixin):
     # audio --------------------------------------------------------------------------
     async def play(self, source: str | os.PathLike[str] | bytes | bytearray | memoryview, *,
                    interrupt_on_dtmf: bool = False, loop: bool = False) -> bool:
-        if self._closed:
-            return False
+        if self._closed or not self._worker.alive:
+            return False  # as a prompt cut short: nobody would report its end
         if isinstance(source, bytearray | memoryview):
             source = bytes(source)
         elif not isinstance(source, bytes):

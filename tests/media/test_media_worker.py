@@ -165,6 +165,7 @@ async def test_a_dead_worker_ends_its_prompts_and_gets_no_new_calls(make_engine:
         await wait_for(lambda: not victim.alive)
         with pytest.raises(WorkerError, match="not running"):
             await leg.fetch_stats()
+        assert await asyncio.wait_for(leg.play(TONE), 1) is False  # not left hanging
         assert all(pool.allocate().worker is not victim for _ in range(3))
     finally:
         await pool.stop()
