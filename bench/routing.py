@@ -434,6 +434,7 @@ async def run_redis(config: RoutingConfig, arrivals: list[Arrival], url: str) ->
         return out
     finally:
         await router.clear()
+        await router.aclose()
         await redis.aclose()
 
 

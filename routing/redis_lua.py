@@ -64,17 +64,30 @@ local ANY = __ANY__
 local IDX = {__IDX__}
 local AUDIT = __AUDIT__
 
+-- Parsed "k=v,..." strings, memoised for this script call: a scan parses the same few
+-- capacity and requirement strings for every agent or task it examines, and pattern
+-- matching is slow next to a table lookup. Callers never modify the tables returned.
+local KV = {}
 local function kv(s)
-  local t = {}
-  if s and s ~= '' then
+  if not s then return {} end
+  local t = KV[s]
+  if t then return t end
+  t = {}
+  if s ~= '' then
     for k, v in string.gmatch(s, '([^,=]+)=([^,]+)') do t[k] = tonumber(v) end
   end
+  KV[s] = t
   return t
 end
 
+local SETS = {}  -- the same for "a,b,..." strings
 local function set(s)
-  local t = {}
-  if s and s ~= '' then for x in string.gmatch(s, '[^,]+') do t[x] = true end end
+  if not s then return {} end
+  local t = SETS[s]
+  if t then return t end
+  t = {}
+  if s ~= '' then for x in string.gmatch(s, '[^,]+') do t[x] = true end end
+  SETS[s] = t
   return t
 end
 
@@ -111,15 +124,17 @@ local function routable(a)
 end
 
 local AFIELDS = {'pres', 'cap', 'soft', 'sk', 'idx', 'ord', 'l:voice', 'l:web', 'l:email',
-                 'l:fax'}
+                 'l:fax', 'grp'}
 
 -- Bring the agent's routable channels (idx) up to date. Joining a channel, or a
 -- restart of the idle time (a contact ended), gives a new idle sequence and adds the
 -- agent to every bucket of each routable channel; leaving one only updates idx.
+-- Returns the new idx and the AFIELDS values read, so that an agent-first decision in
+-- the same script need not read the agent again (nil for an unknown agent).
 local function reindex(aid, restart)
   local akey = P .. ':a:' .. aid
   local v = redis.call('HMGET', akey, unpack(AFIELDS))
-  if not v[2] then return end
+  if not v[2] then return nil end
   local a = {pres = v[1], cap = v[2], soft = v[3], ['l:voice'] = v[7], ['l:web'] = v[8],
              ['l:email'] = v[9], ['l:fax'] = v[10]}
   local old = set(v[5])
@@ -134,7 +149,7 @@ local function reindex(aid, restart)
   local idx = table.concat(list, ',')
   if not moved then
     if idx ~= (v[5] or '') then redis.call('HSET', akey, 'idx', idx) end
-    return
+    return idx, v
   end
   local seq = redis.call('INCR', P .. ':seq')
   redis.call('HSET', akey, 'idle', seq, 'idx', idx)
@@ -158,6 +173,7 @@ local function reindex(aid, restart)
       end
     end
   end
+  return idx, v
 end
 
 -- Remove the agent from every bucket and holder set (agent removed, or skills/capacity
@@ -205,15 +221,31 @@ local function clear_timers(tid, t)
   end
 end
 
-local function do_reserve(tid, t, aid, rid, lease, owner)
-  redis.call('HSET', P .. ':t:' .. tid, 'st', 'reserved', 'res', rid, 'agent', aid)
-  redis.call('ZREM', P .. ':q:' .. t.q, tid)
+-- Append a decoded JSON object of task fields to the pending HSET and to t.
+local function put_fields(t, fields, hset)
+  for k, v in pairs(fields) do
+    t[k] = v
+    hset[#hset + 1] = k
+    hset[#hset + 1] = v
+  end
+end
+
+-- hset: the pending HSET of a task that is entering its queue in this script (see
+-- enter): the reservation joins that one write, and the task was never queued.
+local function do_reserve(tid, t, aid, rid, lease, owner, hset)
+  if hset then
+    put_fields(t, {st = 'reserved', res = rid, agent = aid}, hset)
+  else
+    redis.call('HSET', P .. ':t:' .. tid, 'st', 'reserved', 'res', rid, 'agent', aid)
+    redis.call('ZREM', P .. ':q:' .. t.q, tid)
+  end
   redis.call('HINCRBY', P .. ':a:' .. aid, 'l:' .. t.ch, 1)
-  reindex(aid, false)
+  local idx = reindex(aid, false)
   redis.call('HSET', P .. ':r:' .. rid, 'task', tid, 'agent', aid, 'ch', t.ch, 'q', t.q,
              'owner', owner)
   redis.call('ZADD', P .. ':leases', lease, rid)
   audit('res', rid, tid, aid, t.ch)
+  return idx
 end
 
 local function release(rid, mode, now)
@@ -246,18 +278,23 @@ local function release(rid, mode, now)
   return {r.task, r.agent}
 end
 
-local function finish(tid)
+-- The contact of task tid ended: free its slot. t: the task's st, agent, ch, tk and ep
+-- fields when the caller has read them already. Returns the agent, then what reindex
+-- returns.
+local function finish(tid, t)
   local tkey = P .. ':t:' .. tid
-  local f = redis.call('HMGET', tkey, 'st', 'agent', 'ch', 'tk', 'ep')
-  local t = {st = f[1], agent = f[2], ch = f[3], tk = f[4], ep = f[5]}
+  if not t then
+    local f = redis.call('HMGET', tkey, 'st', 'agent', 'ch', 'tk', 'ep')
+    t = {st = f[1], agent = f[2], ch = f[3], tk = f[4], ep = f[5]}
+  end
   if t.st ~= 'assigned' and t.st ~= 'wrap_up' then return nil end
   redis.call('HINCRBY', P .. ':a:' .. t.agent, 'l:' .. t.ch, -1)
   if t.st == 'wrap_up' then redis.call('ZREM', P .. ':leases', 'w:' .. tid) end
   clear_timers(tid, t)
   redis.call('DEL', tkey)
   audit('end', tid, t.agent, t.ch)
-  reindex(t.agent, true)
-  return t.agent
+  local idx, v = reindex(t.agent, true)
+  return t.agent, idx, v
 end
 
 local function less(a, b)
@@ -272,7 +309,7 @@ end
 -- one required skill -> its bucket; several -> ZINTER of their buckets (scored by the
 -- idle sequence); none -> the channel's bucket. An agent reaching the strategy's lowest
 -- possible key prefix wins outright (later agents are idle for less time).
-local function take_task(tid, t, rid, lease, owner, strategy, limit)
+local function take_task(tid, t, rid, lease, owner, strategy, limit, hset)
   local names, levels = {}, {}
   for s, lvl in pairs(kv(t.req)) do names[#names + 1] = s; levels[#levels + 1] = lvl end
   local pref = kv(t.pref)
@@ -288,20 +325,25 @@ local function take_task(tid, t, rid, lease, owner, strategy, limit)
   if strategy == 'round_robin' then
     rr_last = tonumber(redis.call('GET', P .. ':rr:' .. t.q) or '0')
   end
-  -- Two reads per agent: the eligibility fields first (most scanned agents fail there),
-  -- then what the strategy's key needs.
+  -- One read per agent: the eligibility fields (f1), then the preferred skills and what
+  -- the strategy's key needs (all of it: fall), or f1 alone when the bucket score is the
+  -- key. Each redis.call has a fixed cost that dwarfs a few extra fields, so a second
+  -- HMGET for the agents that pass eligibility would cost more than reading their key
+  -- fields up front for everyone scanned.
   local f1 = {}
   for i = 1, nreq do f1[i] = 's:' .. names[i] end
   f1[nreq + 1] = 'idx'
-  if has_grp then f1[nreq + 2] = 'grp' end
-  local f2 = {}
-  for j = 1, npref do f2[j] = 's:' .. pnames[j] end
+  local n1 = nreq + 1
+  if has_grp then f1[nreq + 2] = 'grp'; n1 = nreq + 2 end
   local extra = {'idle'}
   if strategy == 'least_occupied' then
     extra = {'idle', 'cap', 'l:voice', 'l:web', 'l:email', 'l:fax'}
   elseif strategy == 'fewest_contacts' then extra = {'idle', 'cnt'}
   elseif strategy == 'round_robin' then extra = {'ord'} end
-  for _, f in ipairs(extra) do f2[#f2 + 1] = f end
+  local fall = {}
+  for i = 1, n1 do fall[i] = f1[i] end
+  for j = 1, npref do fall[#fall + 1] = 's:' .. pnames[j] end
+  for _, f in ipairs(extra) do fall[#fall + 1] = f end
   -- longest idle without preferred skills: the key is the bucket score (idle sequence)
   local score_is_key = strategy == 'longest_idle' and npref == 0
 
@@ -311,8 +353,8 @@ local function take_task(tid, t, rid, lease, owner, strategy, limit)
   -- `idle`: the agent's score in an idle-ordered bucket, when the caller has it.
   local function check(aid, idle)
     if rej[aid] or (only ~= '' and only ~= aid) then return nil end
-    local akey = P .. ':a:' .. aid
-    local v = redis.call('HMGET', akey, unpack(f1))
+    local short = score_is_key and idle
+    local v = redis.call('HMGET', P .. ':a:' .. aid, unpack(short and f1 or fall))
     if not string.find(',' .. (v[nreq + 1] or '') .. ',', chpat, 1, true) then
       return nil, true
     end
@@ -327,25 +369,24 @@ local function take_task(tid, t, rid, lease, owner, strategy, limit)
       for g, _ in pairs(set(v[nreq + 2])) do if tgrp[g] then ok = true break end end
       if not ok then return nil end
     end
-    if score_is_key and idle then return {0, idle} end
-    local w = redis.call('HMGET', akey, unpack(f2))
+    if short then return {0, idle} end
     local pm = 0
     for j = 1, npref do
-      local lvl = tonumber(w[j]) or 0
+      local lvl = tonumber(v[n1 + j]) or 0
       score = score + lvl
       if lvl >= pref[pnames[j]] then pm = pm + 1 end
     end
-    local x = npref
+    local x = n1 + npref
     if strategy == 'round_robin' then
-      local ord = tonumber(w[x + 1]) or 0
+      local ord = tonumber(v[x + 1]) or 0
       return {-pm, ord > rr_last and 0 or 1, ord}
     end
-    local own_idle = tonumber(w[x + 1]) or 0
+    local own_idle = tonumber(v[x + 1]) or 0
     if strategy == 'longest_idle' then return {-pm, own_idle} end
     if strategy == 'most_skilled' then return {-score, own_idle} end
-    if strategy == 'fewest_contacts' then return {-pm, tonumber(w[x + 2]) or 0, own_idle} end
-    local occ, cap = 0, kv(w[x + 2])
-    local loads = {voice = w[x + 3], web = w[x + 4], email = w[x + 5], fax = w[x + 6]}
+    if strategy == 'fewest_contacts' then return {-pm, tonumber(v[x + 2]) or 0, own_idle} end
+    local occ, cap = 0, kv(v[x + 2])
+    local loads = {voice = v[x + 3], web = v[x + 4], email = v[x + 5], fax = v[x + 6]}
     for ch, c in pairs(cap) do
       if c > 0 then occ = occ + (tonumber(loads[ch]) or 0) / c end
     end
@@ -413,22 +454,55 @@ local function take_task(tid, t, rid, lease, owner, strategy, limit)
       end
       if best ~= nil then break end
     end
-  elseif nreq == 1 and npref == 0 and strategy == 'longest_idle' and LVS[names[1]] then
+  elseif npref == 0 and strategy == 'longest_idle' and #inames == 1 and LVS[inames[1]] then
     -- one level-indexed skill: the first eligible agent of each level bucket from the
     -- minimum up (each in idle order); the lowest idle sequence among them wins. Agents
-    -- below the minimum level, who stay idle longest, are never examined.
+    -- below the minimum level, who stay idle longest, are never examined. Once a level
+    -- has given a candidate, the next levels are read only below its idle sequence
+    -- (BYSCORE), and the first read of a level is short: its head usually decides.
+    -- Other required skills (a language from the IVR) have no buckets: each level
+    -- bucket is intersected, in C, with their holder sets, which is far cheaper than
+    -- intersecting the skill's whole bucket (every level) and keeps idle order. (Checking
+    -- only the entries below the best idle sequence one by one instead, once a level has
+    -- given a candidate, measured slower: most of them lack the other skill.)
+    local minlvl, others = 1, nil
+    for i = 1, nreq do
+      if names[i] == inames[1] then
+        minlvl = levels[i]
+      else
+        others = others or {}
+        others[#others + 1] = P .. ':has:' .. names[i]
+      end
+    end
     local bestidle = nil
-    for lvl = levels[1], 10 do
-      local bucket = P .. ':avl:' .. t.ch .. ':' .. names[1] .. ':' .. lvl
-      local start, done = 0, false
+    for lvl = minlvl, 10 do
+      if scanned >= limit then break end
+      local bucket = P .. ':avl:' .. t.ch .. ':' .. inames[1] .. ':' .. lvl
+      local start, size, done = 0, 4, false
       while not done and scanned < limit do
-        local ids = redis.call('ZRANGE', bucket, start, start + 15, 'WITHSCORES')
+        local ids
+        if others then
+          local cmd = {'ZINTER', 1 + #others, bucket}
+          for _, k in ipairs(others) do cmd[#cmd + 1] = k end
+          cmd[#cmd + 1] = 'WEIGHTS'
+          cmd[#cmd + 1] = 1
+          for _ = 1, #others do cmd[#cmd + 1] = 0 end
+          cmd[#cmd + 1] = 'WITHSCORES'
+          ids = redis.call(unpack(cmd))
+          done = true  -- the intersection comes whole: one pass
+        elseif bestidle then
+          ids = redis.call('ZRANGE', bucket, '-inf', '(' .. bestidle, 'BYSCORE', 'LIMIT', start,
+                           size, 'WITHSCORES')
+        else
+          ids = redis.call('ZRANGE', bucket, start, start + size - 1, 'WITHSCORES')
+        end
         if #ids == 0 then break end
         local dropped = 0
         for i = 1, #ids, 2 do
-          if bestidle ~= nil and tonumber(ids[i + 1]) > bestidle then done = true break end
+          local idle = tonumber(ids[i + 1])
+          if bestidle ~= nil and idle > bestidle then done = true break end
           scanned = scanned + 1
-          local key, stale = check(ids[i], tonumber(ids[i + 1]))
+          local key, stale = check(ids[i], idle)
           if key then
             if bestkey == nil or less(key, bestkey) then
               best, bestkey, bestidle = ids[i], key, key[2]
@@ -442,7 +516,8 @@ local function take_task(tid, t, rid, lease, owner, strategy, limit)
           end
           if scanned >= limit then done = true break end
         end
-        start = start + 16 - dropped
+        start = start + size - dropped
+        size = 16
       end
     end
   elseif nreq == 1 and npref == 0 and strategy == 'most_skilled' and LVS[names[1]] then
@@ -495,10 +570,17 @@ local function take_task(tid, t, rid, lease, owner, strategy, limit)
     for _, k in ipairs(keys) do cmd[#cmd + 1] = k end
     cmd[#cmd + 1] = 'WEIGHTS'
     for _, w in ipairs(weights) do cmd[#cmd + 1] = w end
-    cmd[#cmd + 1] = 'WITHSCORES'
+    -- The result comes in idle order either way; the scores (formatted as text, one per
+    -- member) are only worth fetching when the idle sequence is the strategy's key.
+    local step = 1
+    if score_is_key then
+      cmd[#cmd + 1] = 'WITHSCORES'
+      step = 2
+    end
     local ids = redis.call(unpack(cmd))
-    for i = 1, #ids, 2 do
-      if consider(ids[i], first, tonumber(ids[i + 1])) or scanned >= limit then break end
+    for i = 1, #ids, step do
+      local idle = step == 2 and tonumber(ids[i + 1]) or nil
+      if consider(ids[i], first, idle) or scanned >= limit then break end
     end
   else
     -- one indexed required skill, or none: its bucket (or the channel's) in idle order;
@@ -522,22 +604,26 @@ local function take_task(tid, t, rid, lease, owner, strategy, limit)
   if strategy == 'round_robin' then
     redis.call('SET', P .. ':rr:' .. t.q, redis.call('HGET', P .. ':a:' .. best, 'ord'))
   end
-  do_reserve(tid, t, best, rid, lease, owner)
+  do_reserve(tid, t, best, rid, lease, owner, hset)
   local parts = {}
   for i = 1, #bestkey do parts[i] = tostring(bestkey[i]) end
   return {best, table.concat(parts, ','), scanned}
 end
 
--- Agent-first decision (see TAKE_FOR_AGENT for the arguments A).
-local function take_for_agent(aid, A)
+-- Agent-first decision (see TAKE_FOR_AGENT for the arguments A). idx, v: what reindex
+-- returned for the agent in this script, if it ran (saves reading the agent again).
+local function take_for_agent(aid, A, idx, v)
   local akey = P .. ':a:' .. aid
-  if redis.call('EXISTS', akey) == 0 then return {} end
-  local sk = redis.call('HMGET', akey, 'sk', 'grp')
-  local skills, groups = kv(sk[1]), set(sk[2])
+  if not v then
+    local r = redis.call('HMGET', akey, 'sk', 'idx', 'grp')
+    if not r[1] then return {} end  -- unknown agent
+    v, idx = {[4] = r[1], [11] = r[3]}, r[2]
+  end
+  local skills, groups = kv(v[4]), set(v[11])
   local now, limit, max_takes = tonumber(A[3]), tonumber(A[4]), tonumber(A[5])
   local out = {}
   for take = 1, max_takes do
-    local chans = set(redis.call('HGET', akey, 'idx'))
+    local chans = set(idx)
     if next(chans) == nil then break end
     local best, bt, beff, bq, blease = nil, nil, nil, nil, nil
     local considered = 0
@@ -570,20 +656,11 @@ local function take_for_agent(aid, A)
     if best == nil then break end
     local t = hgetall(P .. ':t:' .. bt)
     local rid = A[6] .. '-' .. take
-    do_reserve(bt, t, aid, rid, blease, A[2])
+    idx = do_reserve(bt, t, aid, rid, blease, A[2])
     out[#out + 1] = {bt, bq, tostring(beff), considered, rid, t.ch, t.req, t.pref or '', t.pri,
                      t.notes or '', t.qat or '0'}
   end
   return out
-end
-
--- Append a decoded JSON object of task fields to the pending HSET and to t.
-local function put_fields(t, fields, hset)
-  for k, v in pairs(fields) do
-    t[k] = v
-    hset[#hset + 1] = k
-    hset[#hset + 1] = v
-  end
 end
 
 -- Queue entry (arrival, overflow, move). A chain entry (decoded JSON) names a queue and
@@ -598,7 +675,9 @@ local function choose(chain)
 end
 
 -- Put the task in entry e's queue: appends the fields to the pending HSET command,
--- updates t, queues the task and arms its timers under a new queue epoch.
+-- updates t and arms its timers under a new queue epoch. The caller adds the task to the
+-- queue's sorted set (queue_if_waiting) after its task-first decision: a task offered at
+-- once never enters the set, which saves a ZADD and a ZREM on most arrivals.
 local function enter(tid, t, e, hset)
   local ep = tostring(tonumber(t.ep or '0') + 1)
   local kinds = {}
@@ -609,7 +688,12 @@ local function enter(tid, t, e, hset)
   put_fields(t, {q = e.q, key = e.key, req = e.req, pref = e.pref, grp = e.grp, wrap = e.wrap,
                  qat = e.qat, only = e.only, hops = tostring(e.hops), ep = ep, steps = '0',
                  rej = '', tk = table.concat(kinds, ',')}, hset)
-  redis.call('ZADD', P .. ':q:' .. e.q, e.key, tid)
+end
+
+-- Write the pending HSET of an entering task and queue it unless it was reserved.
+local function queue_if_waiting(tid, t, hset)
+  redis.call(unpack(hset))
+  if t.st == 'waiting' then redis.call('ZADD', P .. ':q:' .. t.q, t.key, tid) end
 end
 
 local function drop_waiting(tid, t)
@@ -684,9 +768,9 @@ for i = 1, #own, 2 do
 end
 local e = chain[pick]
 enter(tid, t, e, hset)
-redis.call(unpack(hset))
 audit('enq', tid, e.q)
-local r = take_task(tid, t, ARGV[2], e.lease, ARGV[3], e.strategy, tonumber(ARGV[4]))
+local r = take_task(tid, t, ARGV[2], e.lease, ARGV[3], e.strategy, tonumber(ARGV[4]), hset)
+queue_if_waiting(tid, t, hset)
 if r == nil then return {1, pick} end
 return {1, pick, r[1], r[2], r[3]}
 """
@@ -750,8 +834,8 @@ local hset = {'HSET', tkey, 'v', tostring(tonumber(t.v) + 1)}
 put_fields(t, cjson.decode(ARGV[6]), hset)
 local e = chain[pick]
 enter(tid, t, e, hset)
-redis.call(unpack(hset))
-local r = take_task(tid, t, ARGV[3], e.lease, ARGV[4], e.strategy, tonumber(ARGV[5]))
+local r = take_task(tid, t, ARGV[3], e.lease, ARGV[4], e.strategy, tonumber(ARGV[5]), hset)
+queue_if_waiting(tid, t, hset)
 if r == nil then return {'moved', pick} end
 return {'moved', pick, r[1], r[2], r[3]}
 """
@@ -790,7 +874,7 @@ COMPLETE = r"""
 -- TAKE_FOR_AGENT arguments from position 4 (aid placeholder, owner, now, ...).
 -- Wrap-up seconds come from the task's 'wrap' field.
 local tkey = P .. ':t:' .. ARGV[1]
-local f = redis.call('HMGET', tkey, 'st', 'wrap', 'agent')
+local f = redis.call('HMGET', tkey, 'st', 'wrap', 'agent', 'ch', 'tk', 'ep')
 if f[1] ~= 'assigned' then return {'state', f[1] or 'gone'} end
 local wrap = tonumber(f[2] or '0')
 if wrap > 0 then
@@ -799,17 +883,17 @@ if wrap > 0 then
              'w:' .. ARGV[1])
   return {'wrap_up', f[3], tostring(wrap)}
 end
-local agent = finish(ARGV[1])
+local agent, idx, v = finish(ARGV[1], {st = f[1], agent = f[3], ch = f[4], tk = f[5], ep = f[6]})
 local A = {}
 for i = 4, #ARGV do A[#A + 1] = ARGV[i] end
-return {'done', agent, take_for_agent(agent, A)}
+return {'done', agent, take_for_agent(agent, A, idx, v)}
 """
 
 END_WRAP = r"""
 -- ARGV: tid
 local tkey = P .. ':t:' .. ARGV[1]
 if redis.call('HGET', tkey, 'st') ~= 'wrap_up' then return false end
-return finish(ARGV[1])
+return (finish(ARGV[1]))
 """
 
 CANCEL = r"""

@@ -36,6 +36,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.exceptions import NoScriptError
 
 from routing import redis_lua as lua
 from routing.config import AgentConfig, Queue, RoutingConfig, Strategy
@@ -157,6 +158,8 @@ class RedisRouter:
                 "DUE",
             )
         }
+        self._sha = {name: script.sha for name, script in self._scripts.items()}
+        self._idle: list[Any] = []  # connections held for _run (see there)
         self.agents: dict[str, AgentConfig] = {}  # static part, for explanations/strategies
         self._ordinals = itertools.count(1)
         # Own RONA and wrap-up timers, and the due times of the queue timers this process
@@ -180,7 +183,39 @@ class RedisRouter:
         self._max_takes = max((sum(a.capacity.values()) for a in config.agents), default=1) or 1
 
     async def _run(self, name: str, *args: Any) -> Any:
-        return await self._scripts[name](keys=[self.prefix], args=list(args))
+        """EVALSHA one script on a connection this router holds.
+
+        Every decision is one script call, so the client's per-call cost is a large part
+        of a decision's latency. redis-py's generic path (Script -> execute_command)
+        borrows a pooled connection, wraps the call in retries and metrics, and returns
+        the connection, each time; measured on loopback here, that adds some 30-50 µs to
+        a round trip of about 80 µs. The router instead keeps the connections it borrowed
+        (one per concurrent call, taken from the client's pool, so ``Redis.aclose()``
+        still closes them) and talks to them directly. No automatic retry is wanted
+        here anyway: a script that ran before its connection failed must not run twice.
+        redis-py's connection disconnects itself on a broken or cancelled exchange and
+        reconnects on the next send."""
+        idle = self._idle
+        conn = idle.pop() if idle else await self.redis.connection_pool.get_connection()
+        try:
+            try:
+                await conn.send_command("EVALSHA", self._sha[name], 1, self.prefix, *args)
+                return await conn.read_response()
+            except NoScriptError:
+                # Redis restarted or SCRIPT FLUSH: load the script again, then run it.
+                await conn.send_command("SCRIPT", "LOAD", self._scripts[name].script)
+                await conn.read_response()
+                await conn.send_command("EVALSHA", self._sha[name], 1, self.prefix, *args)
+                return await conn.read_response()
+        finally:
+            idle.append(conn)
+
+    async def aclose(self) -> None:
+        """Give the connections this router holds back to the client's pool (closing
+        the client closes them too)."""
+        pool = self.redis.connection_pool
+        while self._idle:
+            await pool.release(self._idle.pop())
 
     def _key(self, *parts: str) -> str:
         return ":".join((self.prefix, *parts))
