@@ -315,3 +315,20 @@ async def test_redis_router_decides_like_the_memory_router(strategy, redis_clien
         assert picks["red"] == picks["mem"]
     finally:
         await red.clear()
+
+
+async def test_scripts_are_loaded_again_after_redis_lost_them(make_router, redis_client) -> None:
+    """The router sends EVALSHA itself, on connections it keeps: a Redis that lost its
+    scripts (a restart, SCRIPT FLUSH) gets them loaded again and the decision is made."""
+    cfg = make_config({"q": {"required_skills": {"billing": 3}}}, [AG, dict(AG, id="a2")])
+    router = make_router(cfg)
+    await ready(router, "a1", "a2")
+    await redis_client.script_flush()
+    (o1,) = await router.submit("t1", "q")
+    assert o1.kind is DecisionKind.OFFER and o1.agent_id == "a1"
+    await redis_client.script_flush()
+    (o2,) = await router.submit("t2", "q")
+    assert o2.kind is DecisionKind.OFFER and o2.agent_id == "a2"
+    assert router._idle  # the connection it used is kept for the next call
+    await router.aclose()
+    assert not router._idle  # ...and given back to the client's pool
