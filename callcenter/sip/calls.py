@@ -470,7 +470,7 @@ class Call:
         assert ua is not None
         if self._retx is not None:
             self._retx.stop()
-        self._retx_cseq = txn.request.cseq[0]
+        self._retx_cseq = response.cseq[0]  # the request's, echoed (the txn keeps no request)
         self._retx = Uas2xxRetransmitter(ua.transactions, response, txn.addr, txn.transport, self._no_ack)
 
     def _no_ack(self) -> None:

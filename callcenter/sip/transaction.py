@@ -223,6 +223,7 @@ class ServerInviteTransaction(ServerTransaction):
             self._store_and_send(response)
             if status < 200:
                 return
+            self.request = None  # type: ignore[assignment]  # as in ServerNonInviteTransaction
             layer = self.layer
             assert layer is not None
             if status < 300:
@@ -290,9 +291,10 @@ class ServerNonInviteTransaction(ServerTransaction):
             return
         self.state = State.COMPLETED
         # From here on only the response's bytes are needed (for retransmitted requests),
-        # but Timer J keeps this transaction 32 s: let the parsed request go, or at a few
-        # thousand requests/s millions of objects wait in memory and every full garbage
-        # collection walks them (a 1.4 s pause was measured in bench/sip_register.py).
+        # but Timer J keeps this transaction 32 s (Timer L an accepted INVITE's): let the
+        # parsed request go, or at a few thousand requests/s millions of objects wait in
+        # memory and every full garbage collection walks them (a 1.4 s pause was measured
+        # in bench/sip_register.py).
         self.request = None  # type: ignore[assignment]
         layer = self.layer
         assert layer is not None
