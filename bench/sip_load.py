@@ -152,7 +152,7 @@ async def serve(port: int, rtp_lo: int, rtp_hi: int, media_workers: int = 1) -> 
     import numpy as np
 
     from callcenter.media.engine import MediaEngine
-    from callcenter.media.stats import SessionStats
+    from callcenter.media.session import RtpSession
     from callcenter.media.worker import MediaPool
     from callcenter.server import settle_gc
     from callcenter.sip.calls import Call, CallError
@@ -185,7 +185,7 @@ async def serve(port: int, rtp_lo: int, rtp_hi: int, media_workers: int = 1) -> 
         media = call.media
         with contextlib.suppress(ValueError):
             await media.play(tone, loop=True)
-        if isinstance(media.stats, SessionStats):  # in process: counters survive the close
+        if isinstance(media, RtpSession):  # in process: counters survive the close
             rx_packets[0] += media.stats.rx_packets
 
     ua = UserAgent(engine, on_call=on_call, media_timeout=0)
