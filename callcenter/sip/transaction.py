@@ -179,6 +179,12 @@ class ServerTransaction(_Transaction):
         self.last_response_bytes = response.to_bytes()
         if (response.status or 0) >= 200:
             self.final_status = response.status or 0
+            # From here on only the response's bytes are needed (for retransmitted
+            # requests), but Timer J/L/H keep the transaction up to 32 s: let the parsed
+            # request go, or at a few thousand requests/s millions of objects wait in memory
+            # and every full garbage collection walks them (a 1.4 s pause was measured in
+            # bench/sip_register.py). ``reply`` after this is ignored, as ``respond`` was.
+            self.request = None  # type: ignore[assignment]
         self._send(self.last_response_bytes)
 
     def respond(self, response: SipMessage) -> None:
@@ -223,7 +229,6 @@ class ServerInviteTransaction(ServerTransaction):
             self._store_and_send(response)
             if status < 200:
                 return
-            self.request = None  # type: ignore[assignment]  # as in ServerNonInviteTransaction
             layer = self.layer
             assert layer is not None
             if status < 300:
@@ -290,12 +295,6 @@ class ServerNonInviteTransaction(ServerTransaction):
             self.state = State.PROCEEDING
             return
         self.state = State.COMPLETED
-        # From here on only the response's bytes are needed (for retransmitted requests),
-        # but Timer J keeps this transaction 32 s (Timer L an accepted INVITE's): let the
-        # parsed request go, or at a few thousand requests/s millions of objects wait in
-        # memory and every full garbage collection walks them (a 1.4 s pause was measured
-        # in bench/sip_register.py).
-        self.request = None  # type: ignore[assignment]
         layer = self.layer
         assert layer is not None
         delay = 0.0 if self.reliable else layer.timers.timeout_64t1
