@@ -2,7 +2,9 @@
 
 No telephony, web or database imports, and never ``callcenter``: the server
 drives a :class:`Router` (single process, in memory) or a
-:class:`routing.redis_store.RedisRouter` (several processes sharing Redis).
+:class:`routing.redis_store.RedisRouter` (several processes sharing Redis); code
+written for either store uses the :class:`RoutingStore` Protocol (the in-memory
+router through :class:`MemoryStore`).
 """
 
 from routing.clock import ManualClock
@@ -29,6 +31,7 @@ from routing.model import (
 )
 from routing.router import Router, RoutingError
 from routing.stats import AgentStats, QueueStats
+from routing.store import MemoryStore, RoutingStore
 
 __all__ = [
     "Agent",
@@ -40,6 +43,7 @@ __all__ = [
     "DecisionKind",
     "Explanation",
     "ManualClock",
+    "MemoryStore",
     "Phase",
     "Presence",
     "Queue",
@@ -48,6 +52,7 @@ __all__ = [
     "Router",
     "RoutingConfig",
     "RoutingError",
+    "RoutingStore",
     "Strategy",
     "Task",
     "build_config",

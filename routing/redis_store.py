@@ -2,10 +2,10 @@
 
 :class:`RedisRouter` offers the in-memory :class:`routing.Router`'s interface as
 coroutines (same method names and arguments, same :class:`Decision` s) over
-state kept in Redis. Every decision that reserves capacity runs as one Lua
-script (:mod:`routing.redis_lua`), so it is atomic across processes: two
-processes never reserve the same agent slot and never hand one task to two
-agents.
+state kept in Redis: it is a :class:`routing.store.RoutingStore`. Every decision
+that reserves capacity runs as one Lua script (:mod:`routing.redis_lua`), so it is
+atomic across processes: two processes never reserve the same agent slot and never
+hand one task to two agents.
 
 Crash safety: each reservation carries a lease (its RONA deadline plus
 ``lease_grace_s``). The owning process fires RONA at the deadline; if it died,

@@ -1,17 +1,17 @@
-"""One interface over both stores: the same events drive the in-memory Router and the
-RedisRouter (real Redis on 127.0.0.1:6379, unique key prefix), and both must decide the
-same — escalation steps, max wait, max size with overflow, the preferred-agent window —
-with the same explanations for escalation and overflow."""
+"""One interface over both stores: the same events drive the in-memory Router (through
+MemoryStore) and the RedisRouter (real Redis on 127.0.0.1:6379, unique key prefix),
+both as a RoutingStore, and both must decide the same — escalation steps, max wait,
+max size with overflow, the preferred-agent window — with the same explanations for
+escalation and overflow."""
 
 from __future__ import annotations
 
-import inspect
 from typing import Any
 
 import pytest
 from routing_helpers import make_config, ready_router
 
-from routing import Decision, DecisionKind, ManualClock, RoutingConfig
+from routing import Decision, DecisionKind, ManualClock, MemoryStore, RoutingConfig, RoutingStore
 from routing.redis_store import RedisRouter
 
 AG = {"id": "a1", "name": "Ann", "skills": {"billing": 5}, "capacity": {"voice": 1, "web": 3, "email": 5}}
@@ -33,26 +33,26 @@ class Pair:
 
     def __init__(self, config: RoutingConfig, redis_client: Any, prefix: str, **kw: Any) -> None:
         self.mclock, self.rclock = ManualClock(1000.0), ManualClock(1000.0)
-        self.mem = ready_router(config, self.mclock)
+        self.mem = MemoryStore(ready_router(config, self.mclock))
         self.red = RedisRouter(config, redis_client, prefix=prefix, clock=self.rclock, **kw)
+        self.stores: dict[str, RoutingStore] = {"mem": self.mem, "red": self.red}
         self.res: dict[str, dict[str, str]] = {"mem": {}, "red": {}}
 
     async def start(self) -> None:
         await self.red.start()
-        for agent_id in self.mem.agents:
+        for agent_id in self.mem.router.agents:
             await self.red.set_softphone(agent_id, True)
             await self.red.set_agent_state(agent_id, "available")
 
     async def do(self, method: str, *args: Any, **kw: Any) -> list[Decision]:
         """Call both routers; their decisions must agree. Returns Redis's."""
         got = {}
-        for name, router in (("mem", self.mem), ("red", self.red)):
+        for name, store in self.stores.items():
             if method in ("accept", "reject", "timeout"):
                 call_args: tuple[Any, ...] = (self.res[name].pop(args[0]), *args[1:])
             else:
                 call_args = args
-            out = getattr(router, method)(*call_args, **kw)
-            got[name] = await out if inspect.isawaitable(out) else out
+            got[name] = await getattr(store, method)(*call_args, **kw)
             for d in got[name]:
                 if d.reservation is not None:
                     self.res[name][d.task_id] = d.reservation.id
@@ -173,7 +173,7 @@ async def test_priority_raised_by_a_step_reorders_the_queue(pair_of) -> None:
     pair.advance(5)
     assert kinds(await pair.tick()) == ["escalated"]  # std: 0 -> 5, ahead of vip (3)
     assert [await pair.red.position(t) for t in ("std", "vip")] == [1, 2]
-    assert [pair.mem.position(t) for t in ("std", "vip")] == [1, 2]
+    assert [await pair.mem.position(t) for t in ("std", "vip")] == [1, 2]
     ds = await pair.do("complete", "busy")
     assert [(d.task_id, d.agent_id) for d in ds] == [("std", "a1")]
 
