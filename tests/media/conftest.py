@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import random
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -78,17 +77,3 @@ def offer_sdp(port: int, pts: str = "0 8 101", host: str = "127.0.0.1", extra: s
     if extra:
         lines.append(extra)
     return "\r\n".join(lines) + "\r\n"
-
-
-async def wait_for(cond: Callable[[], bool], timeout: float = 5.0) -> None:
-    """Poll a condition driven by the event loop (bounded; no fixed sleeps as sync)."""
-    loop = asyncio.get_running_loop()
-    end = loop.time() + timeout
-    while not cond():
-        if loop.time() > end:
-            raise TimeoutError("condition not reached")
-        await asyncio.sleep(0.005)
-
-
-def in_ci() -> bool:
-    return os.environ.get("CI", "").lower() == "true"

@@ -9,8 +9,9 @@ import time
 import pytest
 
 from callcenter.media import rtp
+from tests.support import eventually
 
-from .conftest import EngineFactory, UdpPeer, offer_sdp, wait_for
+from .conftest import EngineFactory, UdpPeer, offer_sdp
 
 
 async def test_one_clock_task_for_many_sessions(make_engine: EngineFactory) -> None:
@@ -21,7 +22,7 @@ async def test_one_clock_task_for_many_sessions(make_engine: EngineFactory) -> N
         sessions = [engine.allocate() for _ in range(100)]
         for s in sessions:
             assert s.answer(offer_sdp(phone.addr[1])) is not None
-        await wait_for(lambda: all(s.stats.tx_packets >= 3 for s in sessions))
+        await eventually(lambda: all(s.stats.tx_packets >= 3 for s in sessions))
         # the sessions are spread over the clock's phases inside the 20 ms period
         sizes = [len(p) for p in engine._phase_active]
         assert len(sizes) == 4 and sum(sizes) == 100 and min(sizes) >= 20
@@ -74,7 +75,7 @@ async def test_looped_play_until_stopped(make_engine: EngineFactory) -> None:
     try:
         assert s.answer(offer_sdp(phone.addr[1])) is not None
         task = asyncio.ensure_future(s.play(b"\x10\x00" * 480, loop=True))  # 3 frames
-        await wait_for(lambda: s.stats.tx_packets >= 12)
+        await eventually(lambda: s.stats.tx_packets >= 12)
         assert not task.done() and s.playing
         s.stop_playing()
         assert await asyncio.wait_for(task, 5) is False
@@ -93,9 +94,9 @@ async def test_a_broken_session_does_not_stop_the_clock(
         for s in (good, bad):
             assert s.answer(offer_sdp(phone.addr[1])) is not None
         bad._play_buf = 12345  # type: ignore[assignment]  # corrupt state: slicing raises
-        await wait_for(lambda: bad not in engine._active.values())
+        await eventually(lambda: bad not in engine._active.values())
         sent = good.stats.tx_packets
-        await wait_for(lambda: good.stats.tx_packets >= sent + 5)
+        await eventually(lambda: good.stats.tx_packets >= sent + 5)
         assert "stops sending" in caplog.text
     finally:
         phone.close()

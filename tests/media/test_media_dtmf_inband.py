@@ -1,5 +1,4 @@
 import io
-import shutil
 import subprocess
 import wave
 
@@ -8,8 +7,7 @@ import pytest
 
 from callcenter.media import dtmf_inband as dt
 from callcenter.media import g711
-
-from .conftest import in_ci
+from tests.support import require_tool
 
 ALL = "0123456789*#ABCD"
 
@@ -83,10 +81,7 @@ def test_rejects_noise_and_music() -> None:
 
 def test_rejects_synthetic_speech() -> None:
     """Real speech synthesiser output (espeak-ng), many voices' worth of phonemes."""
-    if shutil.which("espeak-ng") is None:
-        if in_ci():
-            pytest.fail("espeak-ng missing (Debian package espeak-ng)")
-        pytest.skip("espeak-ng not installed")
+    require_tool("espeak-ng")
     text = (
         "Thank you for calling. Please say or enter your account number, then press pound. "
         "For sales, press one. For billing, press two. Sixty five, nine hundred, "

@@ -12,8 +12,9 @@ import pytest
 
 from callcenter.media import AudioFormatError, MediaEngine, NoFreePortError, RtpSession, g711, rtp
 from callcenter.media.dtmf_inband import generate_digits
+from tests.support import eventually
 
-from .conftest import EngineFactory, UdpPeer, offer_sdp, wait_for
+from .conftest import EngineFactory, UdpPeer, offer_sdp
 
 
 def tone(ms: int, freq: float = 1000.0, amp: float = 8000.0) -> bytes:
@@ -95,7 +96,7 @@ async def test_pcmu_both_ways_record_and_compare(
     pcm = tone(600, 440.0)
     assert await a.play(pcm) is True
     sent_audio = a.stats.tx_packets
-    await wait_for(lambda: b.stats.rx_packets >= sent_audio)
+    await eventually(lambda: b.stats.rx_packets >= sent_audio)
     path, size, digest, seconds = b.stop_recording()  # type: ignore[misc]
     assert Path(path).stat().st_size == size and len(digest) == 64
     with wave.open(path) as w:
@@ -106,7 +107,7 @@ async def test_pcmu_both_ways_record_and_compare(
     # bit-exact through PCMU, in order, nothing lost
     assert contains_audio(recorded, expected)
     # the other direction carries a's comfort silence / b's stream: both sides received
-    await wait_for(lambda: a.stats.rx_packets > 0)
+    await eventually(lambda: a.stats.rx_packets > 0)
     assert b.stats.rx_rms > 1000 and b.last_rx is not None
 
 
@@ -149,7 +150,7 @@ async def test_transcoding_bridge_pcmu_to_pcma_with_dtmf_passthrough(
     back = tone(200, 1200.0)
     assert await agent.play(back) is True
     sent = agent.stats.tx_packets - a0
-    await wait_for(lambda: caller.stats.rx_packets - c0 >= sent + 2)  # relayed one to one
+    await eventually(lambda: caller.stats.rx_packets - c0 >= sent + 2)  # relayed one to one
     path, *_ = caller.stop_recording()  # type: ignore[misc]
     with wave.open(path) as w:
         recorded = w.readframes(w.getnframes())
@@ -172,7 +173,7 @@ async def test_rfc4733_digits_received_once_each(make_engine: EngineFactory) -> 
     assert {s for _, s in received} == {"rfc4733"}
     # three end packets each, yet no extra digit: the queue stays empty after the next audio
     last = b.stats.rx_packets
-    await wait_for(lambda: b.stats.rx_packets >= last + 5)
+    await eventually(lambda: b.stats.rx_packets >= last + 5)
     assert got.empty()
 
 
@@ -235,16 +236,16 @@ async def test_symmetric_rtp_latches_to_real_source(make_engine: EngineFactory) 
         real.send(rtp.build(0, 10, 160, 0xABC, b"\xff" * 160), dest)
         real.send(rtp.build(0, 12, 480, 0xABC, b"\xff" * 160), dest)  # out of sequence
         real.send(rtp.build(0, 13, 640, 0xABC, b"\xff" * 160), dest)
-        await wait_for(lambda: s.stats.rx_ignored == 3)
+        await eventually(lambda: s.stats.rx_ignored == 3)
         assert s.remote == advertised.addr
         real.send(rtp.build(0, 14, 800, 0xABC, b"\xff" * 160), dest)
-        await wait_for(lambda: s.stats.rx_packets == 1)
+        await eventually(lambda: s.stats.rx_packets == 1)
         assert s.remote == real.addr
         data, _ = await real.recv()
         assert rtp.parse(data).ssrc == s.ssrc
         # once latched, another source (even the advertised port) is ignored
         advertised.send(rtp.build(0, 1, 160, 0xABC, b"\xff" * 160), dest)
-        await wait_for(lambda: s.stats.rx_ignored == 4)
+        await eventually(lambda: s.stats.rx_ignored == 4)
         assert s.stats.rx_packets == 1 and s.remote == real.addr
     finally:
         advertised.close()
@@ -263,10 +264,10 @@ async def test_latching_from_another_ip_only_when_configured(make_engine: Engine
                 pkt = rtp.build(0, seq, 160 * seq, 0xABC, b"\xff" * 160)
                 elsewhere.send(pkt, ("127.0.0.1", s.local_port))
             if accepted:
-                await wait_for(lambda s=s: s.stats.rx_packets == 1)
+                await eventually(lambda s=s: s.stats.rx_packets == 1)
                 assert s.stats.rx_ignored == 2 and s.remote == elsewhere.addr
             else:
-                await wait_for(lambda s=s: s.stats.rx_ignored == 3)
+                await eventually(lambda s=s: s.stats.rx_ignored == 3)
                 assert s.stats.rx_packets == 0 and s.remote == phone.addr
     finally:
         elsewhere.close()
@@ -288,7 +289,7 @@ async def test_malformed_rtp_ignored_without_crashing(make_engine: EngineFactory
         phone.send(rtp.build(99, 1, 1, 1, b"\x00" * 10), dest)  # unknown payload type
         phone.send(rtp.build(101, 2, 1, 1, b"\x01"), dest)  # truncated telephone-event
         phone.send(rtp.build(0, 3, 160, 1, b"\xff" * 160), dest)
-        await wait_for(lambda: s.stats.rx_packets == 3)
+        await eventually(lambda: s.stats.rx_packets == 3)
         assert s.stats.rx_malformed == len(junk)
         assert s.stats.rx_ignored == 1
         # still serving: it answers a re-INVITE and keeps sending
@@ -374,7 +375,7 @@ async def test_reinvite_with_new_port_moves_the_stream(make_engine: EngineFactor
     try:
         assert s.answer(offer_sdp(old.addr[1])) is not None
         old.send(rtp.build(0, 1, 160, 7, b"\xff" * 160), ("127.0.0.1", s.local_port))
-        await wait_for(lambda: s.stats.rx_packets == 1)
+        await eventually(lambda: s.stats.rx_packets == 1)
         assert s.update(offer_sdp(old.addr[1])) is not None
         assert s.remote == old.addr  # same SDP address: the latch is kept
         assert s.update(offer_sdp(new.addr[1])) is not None
@@ -382,7 +383,7 @@ async def test_reinvite_with_new_port_moves_the_stream(make_engine: EngineFactor
         data, _ = await new.recv()
         assert rtp.parse(data).ssrc == s.ssrc
         new.send(rtp.build(0, 2, 320, 7, b"\xff" * 160), ("127.0.0.1", s.local_port))
-        await wait_for(lambda: s.stats.rx_packets == 2)
+        await eventually(lambda: s.stats.rx_packets == 2)
     finally:
         old.close()
         new.close()

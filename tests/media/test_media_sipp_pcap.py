@@ -10,26 +10,24 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
-import socket
 import wave
 from pathlib import Path
 
 import pytest
 
 from callcenter.media import RtpSession, g711, rtp
+from tests.support import eventually, free_udp_port, require_tool, unavailable
 
-from .conftest import EngineFactory, UdpPeer, in_ci, offer_sdp, wait_for
+from .conftest import EngineFactory, UdpPeer, offer_sdp
 from .pcap_reader import udp_payloads
 
 PCAP_DIR = Path("/usr/share/sip-tester")
 
 
 def need_sipp() -> None:
-    if shutil.which("sipp") is None or not (PCAP_DIR / "g711a.pcap").exists():
-        if in_ci():
-            pytest.fail("SIPp (Debian sip-tester) with its pcap files is required")
-        pytest.skip("sip-tester not installed")
+    require_tool("sipp", "sip-tester")
+    if not (PCAP_DIR / "g711a.pcap").exists():
+        unavailable("SIPp's pcap files", f"{PCAP_DIR} (apt-get install sip-tester)")
 
 
 async def test_replayed_sipp_capture_recorded_exactly(
@@ -51,8 +49,8 @@ async def test_replayed_sipp_capture_recorded_exactly(
         for i, p in enumerate(audio + digit + digit[-3:]):  # end packets sent again
             phone.send(p, dest)
             if i % 50 == 49:  # pace the burst a little so the kernel buffer never overflows
-                await wait_for(lambda i=i: s.stats.rx_packets > i - 10)
-        await wait_for(lambda: s.stats.rx_packets == len(audio) + len(digit) + 3)
+                await eventually(lambda i=i: s.stats.rx_packets > i - 10)
+        await eventually(lambda: s.stats.rx_packets == len(audio) + len(digit) + 3)
         path, *_ = s.stop_recording()  # type: ignore[misc]
         with wave.open(path) as w:
             recorded = w.readframes(w.getnframes())
@@ -62,15 +60,6 @@ async def test_replayed_sipp_capture_recorded_exactly(
         assert s.stats.rx_malformed == 0 and s.stats.rx_rms > 100
     finally:
         phone.close()
-
-
-def free_udp_port(even: bool = False) -> int:
-    while True:
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        if not even or port % 2 == 0:
-            return port
 
 
 class MiniUas(asyncio.DatagramProtocol):

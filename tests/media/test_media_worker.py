@@ -14,8 +14,9 @@ import pytest
 
 from callcenter.media import AudioFormatError, g711
 from callcenter.media.worker import MediaPool, MediaWorker, ProxySession, WorkerError
+from tests.support import eventually
 
-from .conftest import EngineFactory, port_range, wait_for
+from .conftest import EngineFactory, port_range
 from .test_media_engine import contains_audio
 
 TONE = (5000 * np.sin(np.arange(2400) * 0.3)).astype("<i2").tobytes()  # 300 ms
@@ -64,7 +65,7 @@ async def test_proxy_answers_at_once_plays_records_and_reports_dtmf(
     phone.start_recording(tmp_path / "phone.wav")
     assert await leg.play(TONE) is True
     rx = phone.stats.rx_packets  # the last packets may still be on their way
-    await wait_for(lambda: phone.stats.rx_packets >= rx + 3)
+    await eventually(lambda: phone.stats.rx_packets >= rx + 3)
     path, *_ = phone.stop_recording()  # type: ignore[misc]
     with wave.open(path) as w:
         recorded = w.readframes(w.getnframes())
@@ -80,13 +81,13 @@ async def test_proxy_answers_at_once_plays_records_and_reports_dtmf(
         assert contains_audio(w.readframes(w.getnframes()), g711.ulaw_decode(g711.ulaw_encode(TONE)))
 
     # the SIP layer's media timeout reads last_rx, reported once a second
-    await wait_for(lambda: leg.last_rx is not None, timeout=5)
+    await eventually(lambda: leg.last_rx is not None, timeout=5)
     stats = await leg.fetch_stats()
     assert stats["rx_packets"] > 0 and stats["codec"] == "PCMU"
 
     # a prompt interrupted by a digit resolves False
     playing = asyncio.ensure_future(leg.play(TONE * 20, interrupt_on_dtmf=True))
-    await wait_for(lambda: phone.stats.rx_packets > 40)
+    await eventually(lambda: phone.stats.rx_packets > 40)
     phone.send_dtmf("1")
     assert await asyncio.wait_for(playing, 5) is False
 
@@ -138,11 +139,11 @@ async def test_bridged_legs_share_a_worker_and_relay_both_ways(
     a.bridge(b)
     await caller.play(TONE)
     await agent.play(TONE)
-    await wait_for(lambda: agent.stats.rx_packets >= 15 and caller.stats.rx_packets >= 15)
+    await eventually(lambda: agent.stats.rx_packets >= 15 and caller.stats.rx_packets >= 15)
     assert agent.stats.rx_energy_sum > 0 and caller.stats.rx_energy_sum > 0
     for s in (a, b, c):
         s.close()
-    await wait_for(lambda: not pool.workers[0].sessions and not pool.workers[1].sessions)
+    await eventually(lambda: not pool.workers[0].sessions and not pool.workers[1].sessions)
     stats = await pool.stats()
     assert [s["sessions"] for s in stats] == [0, 0]
 
@@ -157,12 +158,12 @@ async def test_a_dead_worker_ends_its_prompts_and_gets_no_new_calls(make_engine:
         leg = pool.allocate()
         assert phone.apply_answer(leg.answer(phone.offer()) or "")
         playing = asyncio.ensure_future(leg.play(TONE * 50))
-        await wait_for(lambda: phone.stats.rx_packets > 5)
+        await eventually(lambda: phone.stats.rx_packets > 5)
         victim = leg.worker
         assert victim._proc is not None and victim._proc.pid is not None
         os.kill(victim._proc.pid, signal.SIGKILL)
         assert await asyncio.wait_for(playing, 10) is False
-        await wait_for(lambda: not victim.alive)
+        await eventually(lambda: not victim.alive)
         with pytest.raises(WorkerError, match="not running"):
             await leg.fetch_stats()
         assert await asyncio.wait_for(leg.play(TONE), 1) is False  # not left hanging
