@@ -3,9 +3,9 @@
 :class:`RedisRouter` offers the in-memory :class:`routing.Router`'s interface as
 coroutines (same method names and arguments, same :class:`Decision` s) over
 state kept in Redis: it is a :class:`routing.store.RoutingStore`. Every decision
-that reserves capacity runs as one Lua script (:mod:`routing.redis_lua`), so it is
-atomic across processes: two processes never reserve the same agent slot and never
-hand one task to two agents.
+that reserves capacity runs as one Lua script (``routing/lua/``, loaded by
+:mod:`routing.redis_lua`), so it is atomic across processes: two processes never
+reserve the same agent slot and never hand one task to two agents.
 
 Crash safety: each reservation carries a lease (its RONA deadline plus
 ``lease_grace_s``). The owning process fires RONA at the deadline; if it died,
@@ -137,27 +137,8 @@ class RedisRouter:
             for q in self.queues.values()
         )
         indexed = frozenset(skill for q in self.queues.values() for skill in q.required_skills)
-        self._scripts = {
-            name: redis.register_script(
-                lua.build(getattr(lua, name), exclusive, audit, rr_skills, level_skills, any_bucket, indexed)
-            )
-            for name in (
-                "UPSERT_AGENT",
-                "REMOVE_AGENT",
-                "SET_FIELD",
-                "ENQUEUE",
-                "TAKE_FOR_TASK",
-                "UPDATE_TASK",
-                "MOVE",
-                "TAKE_FOR_AGENT",
-                "RELEASE",
-                "ACCEPT",
-                "COMPLETE",
-                "END_WRAP",
-                "CANCEL",
-                "DUE",
-            )
-        }
+        constants = lua.LuaConfig(exclusive, audit, rr_skills, level_skills, any_bucket, indexed)
+        self._scripts = {name: redis.register_script(lua.build(name, constants)) for name in lua.SCRIPTS}
         self._sha = {name: script.sha for name, script in self._scripts.items()}
         self._idle: list[Any] = []  # connections held for _run (see there)
         self.agents: dict[str, AgentConfig] = {}  # static part, for explanations/strategies
@@ -231,7 +212,7 @@ class RedisRouter:
             async with self.redis.pipeline(transaction=False) as pipe:
                 for cfg in agents[first : first + batch]:
                     self.agents[cfg.id] = cfg
-                    await self._scripts["UPSERT_AGENT"](
+                    await self._scripts["upsert_agent"](
                         keys=[self.prefix], args=self._upsert_args(cfg), client=pipe
                     )
                 await pipe.execute()
@@ -252,7 +233,7 @@ class RedisRouter:
         cfg = agent if isinstance(agent, AgentConfig) else AgentConfig.model_validate(agent)
         self.agents[cfg.id] = cfg
         self._served.pop(cfg.id, None)
-        await self._run("UPSERT_AGENT", *self._upsert_args(cfg))
+        await self._run("upsert_agent", *self._upsert_args(cfg))
         return []
 
     async def bulk_ready(self, agent_ids: list[str], softphone: bool = True, batch: int = 500) -> None:
@@ -262,7 +243,7 @@ class RedisRouter:
         for first in range(0, len(agent_ids), batch):
             async with self.redis.pipeline(transaction=False) as pipe:
                 for aid in agent_ids[first : first + batch]:
-                    await self._scripts["SET_FIELD"](
+                    await self._scripts["set_field"](
                         keys=[self.prefix],
                         args=[aid, "soft", "1" if softphone else "0", "pres", "available", "reason", ""],
                         client=pipe,
@@ -270,7 +251,7 @@ class RedisRouter:
                 await pipe.execute()
 
     async def remove_agent(self, agent_id: str) -> list[Decision]:
-        await self._run("REMOVE_AGENT", agent_id)
+        await self._run("remove_agent", agent_id)
         self.agents.pop(agent_id, None)
         self._served.pop(agent_id, None)
         return []
@@ -290,13 +271,13 @@ class RedisRouter:
             raise RoutingError(f"unknown agent state {state!r}") from None
         if presence is Presence.AVAILABLE:
             reason = ""
-        ok = await self._run("SET_FIELD", agent_id, "pres", str(presence), "reason", reason)
+        ok = await self._run("set_field", agent_id, "pres", str(presence), "reason", reason)
         if not ok:
             raise RoutingError(f"unknown agent {agent_id!r}")
         return await self._agent_free(agent_id) if presence is Presence.AVAILABLE else []
 
     async def set_softphone(self, agent_id: str, registered: bool) -> list[Decision]:
-        ok = await self._run("SET_FIELD", agent_id, "soft", "1" if registered else "0")
+        ok = await self._run("set_field", agent_id, "soft", "1" if registered else "0")
         if not ok:
             raise RoutingError(f"unknown agent {agent_id!r}")
         return await self._agent_free(agent_id) if registered else []
@@ -362,7 +343,7 @@ class RedisRouter:
         entries = [self._entry(task, name, hops, now) for name, hops in chain]
         rid = uuid.uuid4().hex
         out = await self._run(
-            "ENQUEUE", task_id, rid, self.owner, self.scan_limit, json.dumps(own), json.dumps(entries)
+            "enqueue", task_id, rid, self.owner, self.scan_limit, json.dumps(own), json.dumps(entries)
         )
         status = int(out[0])
         if status == 0:
@@ -385,7 +366,7 @@ class RedisRouter:
         ]
 
     def _entry(self, task: Task, queue: str, hops: int, now: float) -> dict[str, Any]:
-        """What a task needs in ``queue`` (see ``enter`` in redis_lua): its requirements
+        """What a task needs in ``queue`` (see ``enter`` in lua/common.lua): its requirements
         merged with the queue's, its sort key, lease, timers and preferred-agent window."""
         q = self.queues[queue]
         only = ""
@@ -476,7 +457,7 @@ class RedisRouter:
     async def _task_first(self, task: Task, now: float) -> Decision | None:
         rid, deadline, lease = self._new_offer(task, now)
         strategy = str(self.queues[task.queue].strategy)
-        res = await self._run("TAKE_FOR_TASK", task.id, rid, lease, self.owner, strategy, self.scan_limit)
+        res = await self._run("take_for_task", task.id, rid, lease, self.owner, strategy, self.scan_limit)
         if _s(res[0]) != "ok":
             return None
         return self._offer_from(task, res[1:], rid, now, deadline)
@@ -525,7 +506,7 @@ class RedisRouter:
 
     async def _agent_free(self, agent_id: str) -> list[Decision]:
         now = self._clock()
-        out = await self._run("TAKE_FOR_AGENT", agent_id, *self._agent_args(now, agent_id))
+        out = await self._run("take_for_agent", agent_id, *self._agent_args(now, agent_id))
         return self._agent_offers(agent_id, out, now)
 
     def _agent_offers(self, agent_id: str, out: list[Any], now: float) -> list[Decision]:
@@ -562,7 +543,7 @@ class RedisRouter:
         return decisions
 
     def _agent_args(self, now: float, agent_id: str | None = None) -> list[Any]:
-        """TAKE_FOR_AGENT arguments after the agent id: only the queues the agent can
+        """take_for_agent.lua arguments after the agent id: only the queues the agent can
         serve, so the script never scans a queue in vain."""
         args: list[Any] = [self.owner, repr(now), self.scan_limit, self._max_takes, uuid.uuid4().hex]
         served = self._served.get(agent_id or "")
@@ -599,7 +580,7 @@ class RedisRouter:
         return not groups or not groups.isdisjoint(agent.groups)
 
     async def accept(self, reservation_id: str) -> list[Decision]:
-        agent = await self._run("ACCEPT", reservation_id, repr(self._clock()))
+        agent = await self._run("accept", reservation_id, repr(self._clock()))
         if not agent:
             raise RoutingError(f"no pending reservation {reservation_id!r}")
         task_id = self._offered.pop(reservation_id, None)
@@ -609,7 +590,7 @@ class RedisRouter:
 
     async def _release(self, reservation_id: str, mode: str, kind: DecisionKind, why: str) -> list[Decision]:
         self._offered.pop(reservation_id, None)
-        out = await self._run("RELEASE", reservation_id, mode, repr(self._clock()))
+        out = await self._run("release", reservation_id, mode, repr(self._clock()))
         if not out:
             raise RoutingError(f"no pending reservation {reservation_id!r}")
         tid, aid = _s(out[0]), _s(out[1])
@@ -658,7 +639,7 @@ class RedisRouter:
         )
 
     async def cancel(self, task_id: str, reason: str = "abandoned") -> list[Decision]:
-        phase, agent = await self._run("CANCEL", task_id, repr(self._clock()))
+        phase, agent = await self._run("cancel", task_id, repr(self._clock()))
         for rid in [r for r, t in self._offered.items() if t == task_id]:
             del self._offered[rid]
         self._connected.pop(task_id, None)
@@ -670,7 +651,7 @@ class RedisRouter:
     async def complete(self, task_id: str) -> list[Decision]:
         now = self._clock()
         out = await self._run(
-            "COMPLETE",
+            "complete",
             task_id,
             repr(now),
             repr(self.lease_grace_s),
@@ -689,7 +670,7 @@ class RedisRouter:
 
     async def end_wrap_up(self, task_id: str) -> list[Decision]:
         self._wrapping.discard(task_id)
-        agent = await self._run("END_WRAP", task_id)
+        agent = await self._run("end_wrap", task_id)
         if not agent:
             raise RoutingError(f"task {task_id!r} is not in wrap-up")
         return await self._agent_free(_s(agent))
@@ -723,7 +704,7 @@ class RedisRouter:
                     decisions += await self.end_wrap_up(ref)
             except RoutingError:
                 pass  # resolved meanwhile by another process (lease expiry)
-        expired, fired = await self._run("DUE", repr(now), limit)
+        expired, fired = await self._run("due", repr(now), limit)
         for kind, tid, aid in expired:
             kind, tid, aid = _s(kind), _s(tid), _s(aid)
             decisions.append(
@@ -816,11 +797,11 @@ class RedisRouter:
     async def _update(
         self, task: Task, version: str, update: dict[str, str], now: float, decisions: list[Decision]
     ) -> list[Decision] | None:
-        """Write a recomputed task (UPDATE_TASK); None when it changed meanwhile."""
+        """Write a recomputed task (update_task.lua); None when it changed meanwhile."""
         rid, deadline, lease = self._new_offer(task, now)
         strategy = str(self.queues[task.queue].strategy)
         out = await self._run(
-            "UPDATE_TASK",
+            "update_task",
             task.id,
             version,
             rid,
@@ -842,13 +823,13 @@ class RedisRouter:
     async def _move(
         self, task: Task, version: str, update: dict[str, str], chain: list[tuple[str, int]], now: float
     ) -> list[Decision] | bool | None:
-        """Move a waiting task along ``chain`` (MOVE). Returns the decisions in the new
+        """Move a waiting task along ``chain`` (move.lua). Returns the decisions in the new
         queue ([] when dropped: the caller says why), None when the task changed
         meanwhile, True when it is no longer waiting (nothing moved)."""
         entries = [self._entry(task, name, hops, now) for name, hops in chain]
         rid = uuid.uuid4().hex
         out = await self._run(
-            "MOVE",
+            "move",
             task.id,
             version,
             rid,

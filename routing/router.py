@@ -45,12 +45,14 @@ from routing.escalation import (
     waiting_text,
 )
 from routing.matching import (
+    REQUIRED_WEIGHT,
     describe_skills,
     has_levels,
     meets,
     preferred_matches,
     skill_score,
     strategy_key,
+    top_score,
 )
 from routing.model import (
     Agent,
@@ -693,7 +695,7 @@ class Router:
         # outright and the scan stops there.
         npref = len(task.preferred)
         if strategy is Strategy.MOST_SKILLED:
-            floor: tuple[float | int, ...] = (-(20 * len(required) + 10 * npref),)
+            floor: tuple[float | int, ...] = (-top_score(len(required), npref),)
         elif strategy is Strategy.ROUND_ROBIN:
             floor = (-npref, 0, rr_last + 1)
         elif strategy is Strategy.LONGEST_IDLE:
@@ -705,7 +707,7 @@ class Router:
         eligible = 0
         primary = self._primary_skill(task) if strategy is Strategy.MOST_SKILLED else None
         walk = primary is not None
-        others = 20 * (len(required) - 1) + 10 * npref
+        others = top_score(len(required) - 1, npref)
         # Without preferred skills these keys reduce to one number (ties go to the
         # earlier agent in idle order, or cannot happen for round robin), so agents that
         # cannot beat the best so far are skipped before their skills are even checked.
@@ -731,7 +733,7 @@ class Router:
             if walk and best is not None:
                 # Levels come from 10 down: nobody from here on scores above `bound`.
                 level = agent.skills[primary]
-                bound = 2 * level + others
+                bound = REQUIRED_WEIGHT * level + others
                 top = -best[0][0]
                 if top > bound or (top == bound and best[1].skills[primary] == level):
                     break
