@@ -12,8 +12,8 @@ from __future__ import annotations
 import logging
 import os
 import weakref
-from typing import Any
 
+from callcenter.media.interface import MediaSession
 from callcenter.sip.calls import Call, CallError
 
 log = logging.getLogger(__name__)
@@ -39,7 +39,7 @@ class EchoTest:
         echoed: list[str] = []
         call.data["echoed_digits"] = echoed
         # The callback holds the session weakly: session → callback → session would be a cycle.
-        media_ref: weakref.ref[Any] = weakref.ref(media)
+        media_ref: weakref.ref[MediaSession] = weakref.ref(media)
         call_id = call.call_id
 
         def echo(digit: str, source: str) -> None:

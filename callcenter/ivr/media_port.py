@@ -28,6 +28,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from callcenter.ivr.ports import CallEnded, InputSpec, Recording, UserInput
+from callcenter.media.interface import MediaSession
 
 log = logging.getLogger(__name__)
 
@@ -57,19 +58,6 @@ class RecognizerSession(Protocol):
 
 class Recognizer(Protocol):
     def start(self, phrases: list[str], *, language: str = ...) -> RecognizerSession: ...
-
-
-class MediaSession(Protocol):
-    on_dtmf: Any
-    on_audio: Any
-
-    async def play(self, source: Any, *, interrupt_on_dtmf: bool = False) -> bool: ...
-
-    def stop_playing(self) -> None: ...
-
-    def start_recording(self, path: str) -> None: ...
-
-    def finish_recording(self) -> Awaitable[tuple[str, int, str, float] | None]: ...
 
 
 def beep_pcm(freq: float = 1000.0, seconds: float = 0.35, amplitude: int = 8000) -> bytes:

@@ -36,6 +36,7 @@ import numpy as np
 from callcenter.media import g711, sdp
 from callcenter.media.audio_files import WavRecorder, load_for_codec
 from callcenter.media.dtmf_inband import DtmfDetector, generate_digits
+from callcenter.media.interface import AudioCallback, DtmfCallback, PlaySource, Recording
 from callcenter.media.negotiation import OfferAnswerMixin, SdpNegotiator
 from callcenter.media.rtp import RtpParseError, parse
 from callcenter.media.stats import SessionStats
@@ -59,8 +60,6 @@ RELAY_IDLE_TICKS = 3  # bridged leg with nothing relayed for 60 ms gets comfort 
 DTMF_GAP_TICKS = 3  # 60 ms between RFC 4733 digits
 _monotonic = time.monotonic
 
-DtmfCallback = Callable[[str, str], Any]
-AudioCallback = Callable[[bytes], Any]
 
 
 def hold_callback(cb: Callable[..., Any] | None) -> Any:
@@ -269,7 +268,7 @@ class RtpSession(OfferAnswerMixin):
     # ------------------------------------------------------------------ playing
     async def play(
         self,
-        source: str | os.PathLike[str] | bytes,
+        source: PlaySource,
         *,
         interrupt_on_dtmf: bool = False,
         loop: bool = False,
@@ -342,16 +341,14 @@ class RtpSession(OfferAnswerMixin):
         self.stop_recording()
         self._recorder = WavRecorder(path)
 
-    def stop_recording(self) -> tuple[str, int, str, float] | None:
+    def stop_recording(self) -> Recording | None:
         rec, self._recorder = self._recorder, None
         return rec.close() if rec is not None else None
 
-    def finish_recording(self) -> asyncio.Future[tuple[str, int, str, float] | None]:
+    def finish_recording(self) -> asyncio.Future[Recording | None]:
         """Stop recording now; (path, size, sha256, seconds) as an awaitable, which is how
         a ``ProxySession`` must answer (its recorder lives in a worker process)."""
-        fut: asyncio.Future[tuple[str, int, str, float] | None] = (
-            asyncio.get_running_loop().create_future()
-        )
+        fut: asyncio.Future[Recording | None] = asyncio.get_running_loop().create_future()
         fut.set_result(self.stop_recording())
         return fut
 

@@ -40,13 +40,13 @@ import os
 import signal
 import socket
 import weakref
-from collections.abc import Callable
 from multiprocessing.connection import Connection
 from multiprocessing.reduction import recvfds, sendfds
 from typing import Any
 
 from callcenter.media.audio_files import AudioFormatError
 from callcenter.media.engine import MediaEngine
+from callcenter.media.interface import AudioCallback, DtmfCallback, PlaySource, Recording
 from callcenter.media.negotiation import OfferAnswerMixin, SdpNegotiator
 from callcenter.media.ports import NoFreePortError, PortRange
 from callcenter.media.sdp import Negotiated
@@ -54,7 +54,6 @@ from callcenter.media.session import RtpSession, hold_callback
 
 log = logging.getLogger(__name__)
 RX_REPORT_S = 1.0  # how often the worker reports each call's last received RTP
-Recording = tuple[str, int, str, float]
 
 
 class WorkerError(RuntimeError):
@@ -438,19 +437,19 @@ class ProxySession(OfferAnswerMixin):
         return self._worker
 
     @property
-    def on_dtmf(self) -> Callable[[str, str], Any] | None:
+    def on_dtmf(self) -> DtmfCallback | None:
         return self._on_dtmf() if self._on_dtmf is not None else None
 
     @on_dtmf.setter
-    def on_dtmf(self, cb: Callable[[str, str], Any] | None) -> None:
+    def on_dtmf(self, cb: DtmfCallback | None) -> None:
         self._on_dtmf = hold_callback(cb)
 
     @property
-    def on_audio(self) -> Callable[[bytes], Any] | None:
+    def on_audio(self) -> AudioCallback | None:
         return self._on_audio() if self._on_audio is not None else None
 
     @on_audio.setter
-    def on_audio(self, cb: Callable[[bytes], Any] | None) -> None:
+    def on_audio(self, cb: AudioCallback | None) -> None:
         if (cb is None) != (self._on_audio is None) and not self._closed:
             self._worker.post("tap", self.local_port, cb is not None)  # frames cost a message
         self._on_audio = hold_callback(cb)
@@ -461,7 +460,7 @@ class ProxySession(OfferAnswerMixin):
             self._worker.post("apply", self.local_port, neg, send)
 
     # audio --------------------------------------------------------------------------
-    async def play(self, source: str | os.PathLike[str] | bytes | bytearray | memoryview, *,
+    async def play(self, source: PlaySource, *,
                    interrupt_on_dtmf: bool = False, loop: bool = False) -> bool:
         if self._closed or not self._worker.alive:
             return False  # as a prompt cut short: nobody would report its end

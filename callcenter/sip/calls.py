@@ -34,6 +34,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from callcenter.media.interface import MediaSession
 from callcenter.sip.dialog import Dialog, DialogState
 from callcenter.sip.digest import AuthParseError, answer_challenge
 from callcenter.sip.headers import Headers
@@ -114,7 +115,7 @@ class Call:
         *,
         direction: Direction,
         request: SipMessage,
-        media: Any,
+        media: MediaSession,
         local_tag: str,
         peer_addr: tuple[str, int],
         transport: Any,
@@ -129,7 +130,7 @@ class Call:
         self.from_display = request.from_.display or ""
         self.ani = self._identity(request)
         self.dnis = self._dialled(request)
-        self.media = media
+        self.media: MediaSession = media
         self.local_tag = local_tag
         self.peer_addr = peer_addr
         self.transport = transport

@@ -30,6 +30,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from callcenter.media.interface import MediaAllocator, MediaSession
 from callcenter.sip.calls import Call, CallFailed, CallState, Direction, SipCredentials, _tokens
 from callcenter.sip.dialog import (
     new_branch,
@@ -76,7 +77,7 @@ class UserAgent:
 
     def __init__(
         self,
-        media_engine: Any,
+        media_engine: MediaAllocator,
         *,
         on_call: CallHandler | None = None,
         registrar: Any = None,
@@ -443,7 +444,7 @@ class UserAgent:
         transport: str | None = None,
         timeout: float | None = 60.0,
         on_progress: Callable[[Call, int], None] | None = None,
-        media_near: Any = None,
+        media_near: MediaSession | None = None,
     ) -> Call:
         """Call ``target_uri`` and return the answered call; raises CallFailed.
 
@@ -586,10 +587,9 @@ class UserAgent:
                 self.stats["session_expired"] += 1
                 self._hangup_now(call, "session_expired")
                 continue
-            media = call.media
-            if media is None or self.media_timeout <= 0:
+            if self.media_timeout <= 0:
                 continue
-            last = max(getattr(media, "last_rx", 0.0) or 0.0, call.answered_at or now)
+            last = max(call.media.last_rx or 0.0, call.answered_at or now)
             if now - last > self.media_timeout and not (call.on_hold or call.local_hold):
                 self.stats["media_timeouts"] += 1
                 self._hangup_now(call, "media_timeout")
