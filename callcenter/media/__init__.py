@@ -1,6 +1,6 @@
 """RTP media: G.711, RFC 4733 and in-band DTMF, SDP offer/answer, the shared-clock engine.
 
-The SIP layer uses ``MediaEngine`` and ``RtpSession`` (see README.d/media.md); everything
+The SIP layer uses ``MediaEngine`` and ``RtpSession`` (see docs/media.md); everything
 else here is the pieces they are built from, usable on their own.
 """
 

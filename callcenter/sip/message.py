@@ -1,6 +1,6 @@
 """SIP message grammar: a strict, fast parser and serializer (RFC 3261 §7, §25; RFC 4475).
 
-Why our own and not `sipmessage`: see README.d/sip-grammar.md (measured there). In short:
+Why our own and not `sipmessage`: see docs/sip.md (figures in docs/benchmarks.md). In short:
 the verdicts RFC 4475 asks for (which messages to accept, which get 400/416/505, which
 are silently dropped) need a parser that validates the headers the SIP layers rely on,
 and doing that in one pass is also what makes it fast.

@@ -61,7 +61,7 @@ log = logging.getLogger("callcenter.sip.registrar")
 
 ChangeListener = Callable[[str, bool], "Awaitable[None] | None"]
 
-# Clients seen failing on a SHA-256 challenge (measured here, see README.d/sip-registrar.md):
+# Clients seen failing on a SHA-256 challenge (measured here, see docs/registrar.md):
 # SIPp 3.6.1 aborts when the first challenge is not MD5 ("authentication must use MD5 or
 # AKAv1-MD5"); baresip 1.0.0 (libre) gives up with ENOSYS when ANY challenge is not MD5.
 # They get an MD5-only challenge. Offering MD5 to a client that claims to be one of them

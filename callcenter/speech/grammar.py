@@ -4,7 +4,7 @@ We build the FSG directly from transitions instead of compiling JSGF: on the sam
 audio and phrases, pocketsphinx 5.1.1's JSGF-compiled grammar (null transitions
 between alternatives) failed to reach its final state on many utterances ("Final
 result does not match the grammar") and recognised 47 % where the equivalent flat FSG
-recognised 63 % (README.d/speech.md). The grammar is one chain of words per phrase
+recognised 63 % (docs/speech.md). The grammar is one chain of words per phrase
 from the start state to the final state, all phrases equally likely; pocketsphinx adds
 optional silence/filler loops itself (``-fsgusefiller``).
 """

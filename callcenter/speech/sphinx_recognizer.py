@@ -3,7 +3,7 @@
 Why pocketsphinx's ``Decoder`` directly and not SpeechRecognition's ``recognize_sphinx``:
 the latter builds a new decoder on every call (0.2–0.4 s), its ``grammar=`` path breaks
 after the first call with pocketsphinx 5, and it has no streaming/end-pointing; see
-README.d/speech.md.
+docs/speech.md.
 
 Per session:
 

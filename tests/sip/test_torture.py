@@ -1,7 +1,7 @@
 """RFC 4475 torture messages against the message grammar (callcenter.sip.message).
 
 Each vector in tests/sip/rfc4475/ is one message of the RFC, byte for byte. Per message
-we assert the verdict README.d/sip-grammar.md records: it parses, or it raises
+we assert the verdict docs/sip.md records: it parses, or it raises
 SipParseError carrying the response to send (400/416/501/505) or 0 for a silent drop.
 Verdicts that belong to higher layers (420, 415, 483, 401, 406, 481-style drops) are
 listed too: for those the grammar must accept the message so that layer can decide.
@@ -19,7 +19,7 @@ from callcenter.sip.message import SipMessage, SipParseError, build_error_respon
 VECTORS = pathlib.Path(__file__).parent / "rfc4475"
 
 # name -> null (must parse) or the SipParseError.status expected (0 = silent drop).
-# Why each verdict: tests/sip/rfc4475/README.md and README.d/sip-grammar.md.
+# Why each verdict: tests/sip/rfc4475/README.md and docs/sip.md.
 EXPECTED: dict[str, int | None] = json.loads((VECTORS / "verdicts.json").read_text())
 
 
