@@ -29,7 +29,7 @@ def settle_gc() -> None:
     stalls the loop — media clock included — for ~0.2 s. With CPython's default they ran
     every ~2 s (8 % of the CPU, and the stalls made SIPp retransmit until the server
     collapsed, bench/sip_load.py); every ~15 s they cost ~1 %. Per-call objects hold no
-    reference cycles (README, SIP calls), so nothing waits on these collections to be freed."""
+    reference cycles (docs/sip.md), so nothing waits on these collections to be freed."""
     gc.collect()
     gc.freeze()
     young, middle, _ = gc.get_threshold()

@@ -29,7 +29,7 @@ FEAT_OVERRIDES: dict[str, str] = {"remove_noise": "no"}
 #: 100 → 123/162 (five 1 → 12/18, seven 0 → 13, six 0 → 3; nine 10 → 8, eight 17 → 15);
 #: main menu 132 → 137/144 (sales 7 → 14/18, billing 18 → 16). On six voices not in that
 #: set: digits 73 → 84/108, main menu 91 → 95/96. One variant per word on purpose: adding
-#: them to every word (README) broke more than it fixed.
+#: them to every word (docs/speech.md) broke more than it fixed.
 PHONE_BAND_PRONUNCIATIONS: dict[str, tuple[str, ...]] = {
     "five": ("P AY V",),
     "six": ("IH K",),

@@ -29,7 +29,7 @@ Per session:
   was on par (132 vs 134/144 on this recogniser's framing of the audio) but digits
   swung 38-56/90 with the framing. It would save the ~25 ms decode after the end
   point, and need a decoder per talking caller; with decisions ~0.2 s after the end
-  of speech it is not worth that (README, Speech).
+  of speech it is not worth that (docs/speech.md).
 * Decision: the grammar's best path; confidence is *word coverage*: the share of the
   voiced frames that the recognised words account for. Off-menu speech forced onto a
   menu word leaves most of the voiced audio to the silence/filler model, which a
