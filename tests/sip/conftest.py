@@ -8,10 +8,7 @@ missing tool fails the test instead of skipping it.
 from __future__ import annotations
 
 import asyncio
-import os
 import random
-import shutil
-import socket
 import subprocess
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -24,44 +21,11 @@ from callcenter.media.engine import MediaEngine
 from callcenter.sip.calls import Call
 from callcenter.sip.transport import SipTransportLayer
 from callcenter.sip.ua import UserAgent
+from tests.support import free_udp_port, require_tool, unavailable
 
 HERE = Path(__file__).parent
 SCENARIOS = HERE / "sipp"
 SIPP_PCAP_DIR = Path("/usr/share/sip-tester")
-
-
-def require_tool(name: str) -> str:
-    path = shutil.which(name)
-    if path is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{name} is required in CI (apt-get install sip-tester baresip)")
-        pytest.skip(f"{name} not installed")
-    return path
-
-
-def free_udp_port(even: bool = False, span: int = 1, lo: int = 32000, hi: int = 39990) -> int:
-    """A port (and the next ``span - 1``) free right now on 127.0.0.1 for UDP.
-
-    Peers' ports come from 32000-39990, our media engines' RTP ranges from 61000-65399
-    (see rtp_range), so a peer never races our engine for a port it probed, and
-    other benchmarks' 40000+ RTP ranges are left alone."""
-    for _ in range(200):
-        base = random.randrange(lo, hi)
-        if even:
-            base &= ~1
-        socks: list[socket.socket] = []
-        try:
-            for p in range(base, base + span):
-                s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-                socks.append(s)
-                s.bind(("127.0.0.1", p))
-            return base
-        except OSError:
-            continue
-        finally:
-            for s in socks:
-                s.close()
-    raise RuntimeError("no free UDP port found")
 
 
 def rtp_range() -> tuple[int, int]:
@@ -266,6 +230,6 @@ def sipp_pcap_cwd(tmp_path: Path) -> Path:
     """A working directory where SIPp's uac_pcap finds its captures as ./pcap."""
     require_tool("sipp")
     if not SIPP_PCAP_DIR.is_dir():
-        pytest.fail(f"{SIPP_PCAP_DIR} missing: sip-tester's pcap files are needed")
+        unavailable("SIPp's pcap files", f"{SIPP_PCAP_DIR} (apt-get install sip-tester)")
     (tmp_path / "pcap").symlink_to(SIPP_PCAP_DIR)
     return tmp_path

@@ -3,20 +3,19 @@
 from __future__ import annotations
 
 import logging
-import os
 import re
 import time
 import uuid
 
 import pytest
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
 from callcenter.sip.bindings import RedisBindingStore, RegisterPolicy
 from callcenter.sip.digest import Credentials, answer_challenge, parse_challenges
 from callcenter.sip.lockout import LockoutPolicy
 from callcenter.sip.message import SipMessage
 from callcenter.sip.registrar import Registrar, credentials_from_mapping
+from tests.support import require_redis
 
 REALM = "callcenter.test"
 SRC = ("127.0.0.1", 40000)
@@ -286,14 +285,7 @@ async def test_clients_known_to_fail_on_sha256_get_md5_only() -> None:
 
 
 async def test_registrar_over_real_redis_store_and_store_failure_is_500() -> None:
-    client = Redis(host="127.0.0.1", port=6379)
-    try:
-        await client.ping()
-    except RedisError as exc:
-        await client.aclose()
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"Redis unavailable: {exc}")
-        pytest.skip(f"Redis unavailable: {exc}")
+    client = await require_redis()
     prefix = f"test:sipc:{uuid.uuid4().hex}:"
     try:
         reg = make_registrar(clock=Clock(time.time()), store=RedisBindingStore(client, prefix))

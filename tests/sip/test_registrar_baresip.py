@@ -8,10 +8,8 @@ when the 401 carries any non-MD5 challenge, so it must be offered MD5 alone.
 from __future__ import annotations
 
 import asyncio
-import os
 import shutil
 import signal
-import socket
 import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -23,6 +21,7 @@ from callcenter.sip.digest import Credentials
 from callcenter.sip.registrar import Registrar
 from callcenter.sip.transport import SipTransportLayer
 from callcenter.sip.ua import UserAgent
+from tests.support import free_udp_port, unavailable
 
 REALM = "callcenter.test"
 
@@ -34,9 +33,7 @@ def _baresip() -> tuple[str, str]:
         out = subprocess.run(["dpkg", "-L", "baresip-core"], capture_output=True, text=True)
         modules = next((str(Path(p).parent) for p in out.stdout.split() if p.endswith("/g711.so")), None)
     if exe is None or modules is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("baresip (Debian baresip) is required in CI")
-        pytest.skip("baresip not installed")
+        unavailable("baresip with its g711 module", "apt-get install baresip")
     return exe, modules
 
 
@@ -59,12 +56,6 @@ async def stack() -> AsyncIterator[tuple[Registrar, int, asyncio.Queue[tuple[str
         await layer.stop()
 
 
-def _free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _write_config(folder: Path, modules: str, server_port: int, sip_port: int) -> None:
     (folder / "config").write_text(
         "poll_method epoll\n"
@@ -81,7 +72,7 @@ def _write_config(folder: Path, modules: str, server_port: int, sip_port: int) -
 async def test_baresip_registers_with_digest_and_unregisters_on_exit(stack: Any, tmp_path: Path) -> None:
     exe, modules = _baresip()
     registrar, port, changes = stack
-    sip_port = _free_udp_port()
+    sip_port = free_udp_port()
     _write_config(tmp_path, modules, port, sip_port)
     proc = await asyncio.create_subprocess_exec(
         exe,

@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 import uuid
 
-import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
 from callcenter.sip.bindings import (
     Binding,
@@ -173,20 +170,6 @@ async def _exercise_store(store, now: float = NOW) -> None:
 
 async def test_in_memory_store() -> None:
     await _exercise_store(InMemoryBindingStore())
-
-
-@pytest.fixture
-async def redis_client():
-    client = Redis(host="127.0.0.1", port=6379, db=0)
-    try:
-        await client.ping()
-    except RedisError as exc:
-        await client.aclose()
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"Redis 127.0.0.1:6379 unavailable: {exc}")
-        pytest.skip(f"Redis 127.0.0.1:6379 unavailable: {exc}")
-    yield client
-    await client.aclose()
 
 
 async def test_redis_store_against_real_redis(redis_client) -> None:

@@ -7,10 +7,7 @@ transaction layer (absorbs retransmissions) → Registrar. SIPp is the peer we d
 from __future__ import annotations
 
 import asyncio
-import os
 import re
-import shutil
-import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,18 +22,10 @@ from callcenter.sip.message import SipMessage
 from callcenter.sip.registrar import Registrar
 from callcenter.sip.transport import SipTransportLayer
 from callcenter.sip.ua import UserAgent
+from tests.support import free_udp_port, require_tool
 
 SCENARIOS = Path(__file__).parent / "sipp_register"
 REALM = "callcenter.test"
-SIPP = shutil.which("sipp")
-
-
-def _need_sipp() -> str:
-    if SIPP is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("sipp (Debian sip-tester) is required in CI")
-        pytest.skip("sipp (Debian sip-tester) not installed")
-    return SIPP
 
 
 class _Recording:
@@ -91,7 +80,7 @@ async def server() -> AsyncIterator[Server]:
         ua.on_message(msg, addr, rec)
 
     # one free port for both UDP and TCP, as SIP servers usually listen
-    port = _free_udp_port()
+    port = free_udp_port()
     layer = SipTransportLayer([("udp", "127.0.0.1", port), ("tcp", "127.0.0.1", port)], on_message)
     await layer.start()
     for t in layer.transports:
@@ -105,12 +94,6 @@ async def server() -> AsyncIterator[Server]:
     finally:
         await ua.stop()
         await layer.stop()
-
-
-def _free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass
@@ -130,8 +113,8 @@ async def run_sipp(
     calls: int = 1,
     tcp: bool = False,
 ) -> SippResult:
-    sipp = _need_sipp()
-    port = _free_udp_port()
+    sipp = require_tool("sipp", "sip-tester")
+    port = free_udp_port()
     args = [
         sipp,
         "-sf",

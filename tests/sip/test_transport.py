@@ -11,10 +11,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import pathlib
 import random
-import shutil
 import socket
 from collections.abc import AsyncIterator
 from typing import Any
@@ -30,6 +28,7 @@ from callcenter.sip.transport import (
     UdpTransport,
     response_address,
 )
+from tests.support import free_port, require_tool
 
 VECTORS = pathlib.Path(__file__).parent / "rfc4475"
 EXPECTED: dict[str, int | None] = json.loads((VECTORS / "verdicts.json").read_text())
@@ -468,24 +467,9 @@ SIPP_OPTIONS = """<?xml version="1.0" encoding="ISO-8859-1" ?>
 """
 
 
-def _sipp() -> str:
-    exe = shutil.which("sipp")
-    if exe is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("sipp (Debian sip-tester) is required in CI")
-        pytest.skip("sipp not installed")
-    return exe
-
-
-def _free_port(kind: int) -> int:
-    with socket.socket(socket.AF_INET, kind) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.mark.parametrize("mode", ["u1", "t1"])
 async def test_sipp_options_over_udp_and_tcp(mode: str, tmp_path: pathlib.Path) -> None:
-    sipp = _sipp()
+    sipp = require_tool("sipp", "sip-tester")
     calls = 40
     answered: list[str] = []
 
@@ -502,7 +486,7 @@ async def test_sipp_options_over_udp_and_tcp(mode: str, tmp_path: pathlib.Path) 
         kind = socket.SOCK_STREAM if mode == "t1" else socket.SOCK_DGRAM
         proc = await asyncio.create_subprocess_exec(
             sipp, f"{target[0]}:{target[1]}", "-sf", str(scenario), "-t", mode,
-            "-i", "127.0.0.1", "-p", str(_free_port(kind)), "-m", str(calls), "-r", "100",
+            "-i", "127.0.0.1", "-p", str(free_port(kind)), "-m", str(calls), "-r", "100",
             "-nostdin", "-timeout", "30s", "-timeout_error", "-trace_err",
             "-error_file", str(tmp_path / "errors.log"),
             cwd=tmp_path, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
