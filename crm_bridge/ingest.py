@@ -7,7 +7,7 @@ import asyncio
 import uuid
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -16,6 +16,7 @@ from crm_bridge import files as filestore
 from crm_bridge.db import is_postgres, upsert
 from crm_bridge.identity import Match, resolve
 from crm_bridge.intake import IncomingEvent, normalize_event
+from crm_bridge.record_types import InteractionRecord, PublishedRecord, RecordPayload
 from crm_bridge.records import build_record, identity_keys
 from crm_bridge.schema import (
     attachments,
@@ -170,7 +171,8 @@ class IngestMixin(StoreCore):
         built: dict[str, dict[str, Any]] = {}
         wanted: dict[str, tuple[str, list[tuple[str, str]]]] = {}
         for cid in touched:
-            rec = build_record(cid, history[cid], self.default_region)
+            # Completed in place into an InteractionRecord (identity, version, ...) below.
+            rec = cast(dict[str, Any], build_record(cid, history[cid], self.default_region))
             old = existing.get(cid)
             if old is not None and old.customer_id:
                 rec.update(
@@ -200,7 +202,7 @@ class IngestMixin(StoreCore):
                     match_detail=m.detail,
                 )
 
-        to_write: list[dict[str, Any]] = []
+        to_write: list[InteractionRecord] = []
         pushes: list[dict[str, Any]] = []
         for cid, rec in built.items():
             old = existing.get(cid)
@@ -221,7 +223,7 @@ class IngestMixin(StoreCore):
                 if isinstance(value, str) and len(value) > limit:
                     rec[col] = value[:limit]
                     rec["flags"] = sorted({*rec["flags"], f"truncated_{col}"})
-            to_write.append({k: rec[k] for k in RECORD_COLUMNS})
+            to_write.append(cast(InteractionRecord, {k: rec[k] for k in RECORD_COLUMNS}))
             staged[cid] = (rec["version"], history[cid])
 
         if to_write:
@@ -271,18 +273,19 @@ class IngestMixin(StoreCore):
         rows = []
         for rec in records:
             key = f"interaction:{rec['id']}:{rec['content_hash'][:24]}"
-            record = {k: rec[k] for k in RECORD_COLUMNS if k not in ("pushed_hash",)}
+            record = cast(PublishedRecord, {k: rec[k] for k in RECORD_COLUMNS if k not in ("pushed_hash",)})
+            payload: RecordPayload = {
+                "topic": "interaction.record",
+                "key": key,
+                "record": record,
+                "customer": people.get(rec["customer_id"] or ""),
+            }
             rows.append(
                 {
                     "key": key,
                     "topic": "interaction.record",
                     "aggregate_id": rec["id"],
-                    "payload": {
-                        "topic": "interaction.record",
-                        "key": key,
-                        "record": record,
-                        "customer": people.get(rec["customer_id"] or ""),
-                    },
+                    "payload": payload,
                     "created_at": now,
                     "fanned_out": False,
                 }

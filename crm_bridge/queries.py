@@ -3,13 +3,14 @@ interactions, the screen-pop bundle, order status, timeline, identity audit."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from crm_bridge.addresses import KINDS, normalize
 from crm_bridge.identity import live_ids
+from crm_bridge.record_types import InteractionRecord, InteractionSummary
 from crm_bridge.schema import (
     contact_points,
     customer_cases,
@@ -91,12 +92,12 @@ class QueriesMixin(StoreCore):
             ).scalar_one_or_none()
             return await self._customer(conn, cid) if cid else None
 
-    async def interaction(self, contact_id: str) -> dict[str, Any] | None:
+    async def interaction(self, contact_id: str) -> InteractionRecord | None:
         async with self.engine.connect() as conn:
             row = (
                 await conn.execute(select(interactions).where(interactions.c.id == contact_id))
             ).one_or_none()
-            return dict(row._mapping) if row else None
+            return cast(InteractionRecord, dict(row._mapping)) if row else None
 
     async def timeline(self, contact_id: str) -> list[dict[str, Any]]:
         """The append-only event timeline of one contact, in canonical order."""
@@ -110,7 +111,7 @@ class QueriesMixin(StoreCore):
 
     async def _recent(
         self, conn: AsyncConnection, customer_id: str, n: int, exclude: str | None = None
-    ) -> list[dict[str, Any]]:
+    ) -> list[InteractionSummary]:
         cols = [interactions.c[c] for c in SUMMARY_COLUMNS]
         q = (
             select(*cols)
@@ -118,10 +119,10 @@ class QueriesMixin(StoreCore):
             .order_by(interactions.c.sort_ts.desc())
             .limit(n + (1 if exclude else 0))
         )
-        rows = [dict(r._mapping) for r in await conn.execute(q)]
+        rows = [cast(InteractionSummary, dict(r._mapping)) for r in await conn.execute(q)]
         return [r for r in rows if r["id"] != exclude][:n]
 
-    async def recent_interactions(self, customer_id: str, n: int = 5) -> list[dict[str, Any]]:
+    async def recent_interactions(self, customer_id: str, n: int = 5) -> list[InteractionSummary]:
         """The last ``n`` interactions of a customer across all channels (newest first)."""
         async with self.engine.connect() as conn:
             live = (await live_ids(conn, [customer_id])).get(customer_id)
@@ -137,7 +138,7 @@ class QueriesMixin(StoreCore):
                 return None
             rec = dict(row._mapping)
             customer = await self._customer(conn, rec["customer_id"]) if rec["customer_id"] else None
-            recent: list[dict[str, Any]] = []
+            recent: list[InteractionSummary] = []
             cases: list[dict[str, Any]] = []
             notes: list[dict[str, Any]] = []
             if customer is not None:

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, cast
 
 from crm_bridge.addresses import normalize_email, normalize_phone, normalize_web
 from crm_bridge.intake import canonical_json
+from crm_bridge.record_types import BuiltRecord
 
 # Breaks timestamp ties the way a contact's life goes; unknown types fold last.
 TYPE_RANK: dict[str, int] = {
@@ -478,12 +479,14 @@ def identity_keys(record: Mapping[str, Any], default_region: str = "GB") -> list
 
 def build_record(
     contact_id: str, events: Iterable[Mapping[str, Any]], default_region: str = "GB"
-) -> dict[str, Any]:
-    """Fold ``events`` (any order, duplicates allowed) into the record dict.
+) -> BuiltRecord:
+    """Fold ``events`` (any order, duplicates allowed) into the record.
 
     Returns the record's descriptive columns plus ``event_count``,
     ``content_hash`` and ``given_customer_id`` (the customer the producer
-    already named, if any). Identity columns are filled by the store.
+    already named, if any). Identity columns are filled by the store. Events
+    of a type this builder does not know are counted and kept in the timeline
+    by the store, and change nothing else.
     """
     unique: dict[str, Mapping[str, Any]] = {}
     for ev in events:
@@ -495,7 +498,7 @@ def build_record(
     record["event_count"] = len(unique)
     record["content_hash"] = content_hash(record)
     record["given_customer_id"] = fold.given_customer_id
-    return record
+    return cast(BuiltRecord, record)
 
 
 def content_hash(record: Mapping[str, Any]) -> str:

@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from crm_bridge.db import is_postgres, make_engine, normalize_url, upsert
 from crm_bridge.migrate import upgrade_engine
+from crm_bridge.record_types import InteractionSummary
 from crm_bridge.schema import (
     interactions,
     outbox,
@@ -40,21 +41,8 @@ _RECORD_LIMITS = {
     for c in interactions.columns
     if isinstance(c.type, String) and c.type.length and c.name != "id"
 }
-SUMMARY_COLUMNS = (
-    "id",
-    "channel",
-    "direction",
-    "arrived_at",
-    "ended_at",
-    "outcome",
-    "disposition",
-    "queue",
-    "agent_id",
-    "service",
-    "subject",
-    "notes",
-    "status",
-)
+# The columns of a recent-interactions entry, in select order: the TypedDict's keys.
+SUMMARY_COLUMNS = tuple(InteractionSummary.__annotations__)
 CHUNK = 500
 
 

@@ -138,3 +138,24 @@ def test_every_prefix_in_any_order_matches_the_same_prefix_in_order(perm: list[i
         subset = [events[i] for i in perm[:k]]
         in_order = sorted(subset, key=lambda e: e["event_id"])
         assert build_record("c", subset) == build_record("c", in_order)
+
+
+def test_unknown_event_types_are_ignored() -> None:
+    """Producers add event types before this builder knows them (RoutingDecided,
+    WrapUpStarted...): they are counted, and change nothing else in the record."""
+    events = answered_call("c")
+    unknown = [
+        ev("RoutingDecided", "c", 1_009.0, agent_id="a1", queue="support", explanation="longest idle"),
+        ev("WrapUpStarted", "c", 1_100.5, agent_id="a2", ended_at=1_101.0, outcome="odd"),
+        ev("", "c", 1_050.0),
+        {"type": None, "event_id": "e-none", "contact_id": "c", "ts": 1_060.0},
+        ev("result", "c", 1_070.0),  # names a builder method without the handler prefix
+    ]
+    expected = build_record("c", events)
+    rec = build_record("c", [*unknown[:2], *events, *unknown[2:]])
+    assert rec["event_count"] == expected["event_count"] + len(unknown)
+    changed = {k for k in rec if rec[k] != expected[k]}
+    assert changed == {"event_count", "content_hash"}
+    alone = build_record("c", unknown)
+    assert alone["outcome"] == "" and alone["status"] == "open" and alone["segments"] == []
+    assert alone["flags"] == ["no_arrival_event"]
