@@ -1,7 +1,7 @@
 """A real softphone (baresip) registers with digest auth, and un-registers when it quits.
 
 This is the registrar's view only (the call tests with baresip live elsewhere). It also
-pins the interop finding documented in README.d/sip-registrar.md: baresip 1.0 gives up
+pins the interop finding documented in docs/registrar.md: baresip 1.0 gives up
 when the 401 carries any non-MD5 challenge, so it must be offered MD5 alone.
 """
 
