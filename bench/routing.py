@@ -13,6 +13,10 @@ A *decision* is one router call that routes: ``submit`` (task-first) and
 ``complete``/``cancel``/``tick`` (agent-first, requeue, timers). Its latency is
 the wall time of that call. decisions/s = calls / time spent inside them.
 
+The in-memory router runs twice: directly (its synchronous API, as the server
+drives it) and through the async RoutingStore Protocol (routing.MemoryStore), in
+the same loop as the Redis router.
+
 The naive baseline keeps plain lists and scans every agent (task-first) or every
 waiting task (agent-first) per decision, with the same eligibility and strategy
 keys; it runs on the first ``--naive-tasks`` tasks because it is slow.
@@ -43,7 +47,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from routing import DecisionKind, ManualClock, Router, build_config  # noqa: E402
+from routing import DecisionKind, ManualClock, MemoryStore, Router, RoutingStore, build_config  # noqa: E402
 from routing.config import RoutingConfig  # noqa: E402
 from routing.matching import meets, routable_channels, strategy_key  # noqa: E402
 from routing.model import Agent, Presence, Task  # noqa: E402
@@ -341,6 +345,87 @@ def run_naive(config: RoutingConfig, arrivals: list[Arrival]) -> dict[str, Any]:
     return rec.summary("naive linear scan", len(arrivals), time.perf_counter() - t0)
 
 
+async def simulate_store(
+    store: RoutingStore, clock: ManualClock, arrivals: list[Arrival], rec: Recorder
+) -> None:
+    """The same discrete-event loop over the RoutingStore Protocol: drives the Redis
+    router, and the in-memory router through MemoryStore (its row next to the direct
+    run shows what the async face costs)."""
+    by_id = {a.task_id: a for a in arrivals}
+    events: list[tuple[float, int, str, str]] = []
+    seq = 0
+    waiting: set[str] = set()
+    perf = time.perf_counter
+
+    async def handle(decisions: list[Any]) -> None:
+        nonlocal seq
+        for d in decisions:
+            if d.kind in (DecisionKind.EXITED, DecisionKind.REFUSED):
+                waiting.discard(d.task_id)  # left routing (max wait, full): nothing to abandon
+            if d.kind is not DecisionKind.OFFER:
+                continue
+            await store.accept(d.reservation.id)
+            rec.offers += 1
+            waiting.discard(d.task_id)
+            seq += 1
+            heapq.heappush(events, (clock.now + by_id[d.task_id].handle, seq, "end", d.task_id))
+
+    for a in arrivals:
+        seq += 1
+        heapq.heappush(events, (a.at, seq, "arrive", a.task_id))
+    while events:
+        # Timers through tick(), as for the in-memory router: escalation, max wait,
+        # RONA. A tick that decides nothing is not a decision and is not counted.
+        deadline = store.next_deadline()
+        if deadline is not None and deadline < events[0][0]:
+            clock.set(max(clock.now, deadline))
+            t0 = perf()
+            ds = await store.tick()
+            if ds:
+                rec.lat.append(perf() - t0)
+            await handle(ds)
+            continue
+        at, _, kind, tid = heapq.heappop(events)
+        clock.set(max(clock.now, at))
+        t0 = perf()
+        if kind == "arrive":
+            a = by_id[tid]
+            ds = await store.submit(tid, a.queue, a.channel, required=a.required, priority=a.priority)
+            rec.lat.append(perf() - t0)
+            waiting.add(tid)
+            await handle(ds)
+            if tid in waiting:
+                seq += 1
+                heapq.heappush(events, (at + a.patience, seq, "abandon", tid))
+        elif kind == "abandon":
+            if tid in waiting:
+                waiting.discard(tid)
+                rec.abandoned += 1
+                ds = await store.cancel(tid)
+                rec.lat.append(perf() - t0)
+                await handle(ds)
+        else:
+            rec.completed += 1
+            ds = await store.complete(tid)
+            rec.lat.append(perf() - t0)
+            await handle(ds)
+
+
+async def run_memory_store(config: RoutingConfig, arrivals: list[Arrival]) -> dict[str, Any]:
+    clock = ManualClock(0.0)
+    router = Router(config, clock)
+    for agent_id in router.agents:
+        router.set_softphone(agent_id, True)
+        router.login(agent_id, ready=True)
+    gc.collect()
+    gc.freeze()  # as in run_memory
+    rec = Recorder()
+    t0 = time.perf_counter()
+    await simulate_store(MemoryStore(router), clock, arrivals, rec)
+    gc.unfreeze()
+    return rec.summary("memory (Protocol)", len(arrivals), time.perf_counter() - t0)
+
+
 async def run_redis(config: RoutingConfig, arrivals: list[Arrival], url: str) -> dict[str, Any]:
     from redis.asyncio import Redis
 
@@ -361,68 +446,13 @@ async def run_redis(config: RoutingConfig, arrivals: list[Arrival], url: str) ->
         await router.bulk_ready([a.id for a in config.agents], softphone=True)
         setup = time.perf_counter() - setup
         rec = Recorder()
-        by_id = {a.task_id: a for a in arrivals}
-        events: list[tuple[float, int, str, str]] = []
-        seq = 0
-        waiting: set[str] = set()
-        perf = time.perf_counter
-
-        async def handle(decisions: list[Any]) -> None:
-            nonlocal seq
-            for d in decisions:
-                if d.kind is not DecisionKind.OFFER:
-                    continue
-                await router.accept(d.reservation.id)
-                rec.offers += 1
-                waiting.discard(d.task_id)
-                seq += 1
-                heapq.heappush(events, (clock.now + by_id[d.task_id].handle, seq, "end", d.task_id))
-
-        for a in arrivals:
-            seq += 1
-            heapq.heappush(events, (a.at, seq, "arrive", a.task_id))
         # Where the time goes: Redis' own time inside the scripts (INFO commandstats, every
         # EVALSHA of this run, accepts included) and this client's CPU per decision.
         before = (await redis.info("commandstats")).get("cmdstat_evalsha", {})
         cpu0 = time.thread_time()
-        t_start = perf()
-        while events:
-            # Timers through tick(), as for the in-memory router: escalation, max wait,
-            # RONA. A tick that decides nothing is not a decision and is not counted.
-            deadline = router.next_deadline()
-            if deadline is not None and deadline < events[0][0]:
-                clock.set(max(clock.now, deadline))
-                t0 = perf()
-                ds = await router.tick()
-                if ds:
-                    rec.lat.append(perf() - t0)
-                await handle(ds)
-                continue
-            at, _, kind, tid = heapq.heappop(events)
-            clock.set(max(clock.now, at))
-            t0 = perf()
-            if kind == "arrive":
-                a = by_id[tid]
-                ds = await router.submit(tid, a.queue, a.channel, required=a.required, priority=a.priority)
-                rec.lat.append(perf() - t0)
-                waiting.add(tid)
-                await handle(ds)
-                if tid in waiting:
-                    seq += 1
-                    heapq.heappush(events, (at + a.patience, seq, "abandon", tid))
-            elif kind == "abandon":
-                if tid in waiting:
-                    waiting.discard(tid)
-                    rec.abandoned += 1
-                    ds = await router.cancel(tid)
-                    rec.lat.append(perf() - t0)
-                    await handle(ds)
-            else:
-                rec.completed += 1
-                ds = await router.complete(tid)
-                rec.lat.append(perf() - t0)
-                await handle(ds)
-        out = rec.summary("redis (Lua)", len(arrivals), perf() - t_start)
+        t_start = time.perf_counter()
+        await simulate_store(router, clock, arrivals, rec)
+        out = rec.summary("redis (Lua)", len(arrivals), time.perf_counter() - t_start)
         client_cpu = time.thread_time() - cpu0
         after = (await redis.info("commandstats")).get("cmdstat_evalsha", {})
         calls = after.get("calls", 0) - before.get("calls", 0)
@@ -460,7 +490,7 @@ def main() -> None:
     redis_tasks = args.redis_tasks or (2_000 if args.quick else tasks)
 
     config, arrivals = make_workload(args.agents, args.skills, tasks, args.seed, args.load)
-    results = [run_memory(config, arrivals)]
+    results = [run_memory(config, arrivals), asyncio.run(run_memory_store(config, arrivals))]
     if not args.no_redis:
         results.append(asyncio.run(run_redis(config, arrivals[:redis_tasks], args.redis)))
     results.append(run_naive(config, arrivals[:naive_tasks]))
