@@ -320,7 +320,8 @@ def simulate(router: Any, clock: ManualClock, arrivals: list[Arrival], is_naive:
             handle(rec.timed(router.complete, tid))
 
 
-def run_memory(config: RoutingConfig, arrivals: list[Arrival]) -> dict[str, Any]:
+def run_memory(config: RoutingConfig, arrivals: list[Arrival], *, protocol: bool = False) -> dict[str, Any]:
+    """The in-memory router, driven directly or (``protocol``) through MemoryStore."""
     clock = ManualClock(0.0)
     router = Router(config, clock)
     for agent_id in router.agents:
@@ -332,9 +333,13 @@ def run_memory(config: RoutingConfig, arrivals: list[Arrival]) -> dict[str, Any]
     gc.freeze()
     rec = Recorder()
     t0 = time.perf_counter()
-    simulate(router, clock, arrivals, False, rec)
+    if protocol:
+        asyncio.run(simulate_store(MemoryStore(router), clock, arrivals, rec))
+    else:
+        simulate(router, clock, arrivals, False, rec)
     gc.unfreeze()
-    return rec.summary("memory (indexed)", len(arrivals), time.perf_counter() - t0)
+    name = "memory (Protocol)" if protocol else "memory (indexed)"
+    return rec.summary(name, len(arrivals), time.perf_counter() - t0)
 
 
 def run_naive(config: RoutingConfig, arrivals: list[Arrival]) -> dict[str, Any]:
@@ -411,21 +416,6 @@ async def simulate_store(
             await handle(ds)
 
 
-async def run_memory_store(config: RoutingConfig, arrivals: list[Arrival]) -> dict[str, Any]:
-    clock = ManualClock(0.0)
-    router = Router(config, clock)
-    for agent_id in router.agents:
-        router.set_softphone(agent_id, True)
-        router.login(agent_id, ready=True)
-    gc.collect()
-    gc.freeze()  # as in run_memory
-    rec = Recorder()
-    t0 = time.perf_counter()
-    await simulate_store(MemoryStore(router), clock, arrivals, rec)
-    gc.unfreeze()
-    return rec.summary("memory (Protocol)", len(arrivals), time.perf_counter() - t0)
-
-
 async def run_redis(config: RoutingConfig, arrivals: list[Arrival], url: str) -> dict[str, Any]:
     from redis.asyncio import Redis
 
@@ -490,7 +480,7 @@ def main() -> None:
     redis_tasks = args.redis_tasks or (2_000 if args.quick else tasks)
 
     config, arrivals = make_workload(args.agents, args.skills, tasks, args.seed, args.load)
-    results = [run_memory(config, arrivals), asyncio.run(run_memory_store(config, arrivals))]
+    results = [run_memory(config, arrivals), run_memory(config, arrivals, protocol=True)]
     if not args.no_redis:
         results.append(asyncio.run(run_redis(config, arrivals[:redis_tasks], args.redis)))
     results.append(run_naive(config, arrivals[:naive_tasks]))
