@@ -10,9 +10,7 @@ synthesised speech.
 from __future__ import annotations
 
 import asyncio
-import os
 import random
-import shutil
 import subprocess
 import wave
 from collections.abc import AsyncIterator, Callable
@@ -33,18 +31,12 @@ from callcenter.media import MediaEngine
 from callcenter.media.worker import MediaPool
 from callcenter.speech import CachedTts, SphinxRecognizer, SphinxSettings
 from callcenter.speech.phone_chain import espeak_phone_pcm, trim_silence
+from tests.support import require_tool
 
 ROOT = Path(__file__).resolve().parents[2]
 OPEN = datetime(2026, 3, 30, 10, 0, tzinfo=UTC)
 CLOSED = datetime(2026, 3, 29, 10, 0, tzinfo=UTC)
 LOOKUPS = StaticLookups(customers=[("+447700900001", CustomerInfo(id="c-1", name="Ada", tier="vip"))])
-
-
-def _need(tool: str) -> None:
-    if shutil.which(tool) is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{tool} is required in CI")
-        pytest.skip(f"{tool} not installed")
 
 
 def espeak_wav(text: str, path: Path, voice: str = "en-us", speed: int = 150) -> Path:
@@ -143,8 +135,8 @@ class Lines:
 
 @pytest.fixture(params=["inproc", "worker"])
 async def media(request: pytest.FixtureRequest) -> AsyncIterator[Lines]:
-    _need("espeak-ng")
-    _need("sox")
+    require_tool("espeak-ng")
+    require_tool("sox")
     # a wide random range: other tests and benches on this machine bind RTP ports too
     base = random.randrange(40000, 59000) & ~1
     engine = MediaEngine("127.0.0.1", base, base + 511)
