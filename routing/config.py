@@ -18,7 +18,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 CHANNELS = frozenset({"voice", "fax", "email", "web"})
 
-Level = Annotated[int, Field(ge=1, le=10)]
+MAX_LEVEL = 10  # skill levels are 1..MAX_LEVEL everywhere (config, submissions, indexes, Lua)
+Level = Annotated[int, Field(ge=1, le=MAX_LEVEL)]
 Seconds = Annotated[float, Field(ge=0)]
 
 

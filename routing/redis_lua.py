@@ -65,7 +65,8 @@ from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 
-from routing.matching import MAX_LEVEL, PREFERRED_WEIGHT, REQUIRED_WEIGHT
+from routing.config import MAX_LEVEL
+from routing.matching import PREFERRED_WEIGHT, REQUIRED_WEIGHT
 
 # One script per file in routing/lua/ (besides common.lua); RedisRouter calls them by these names.
 SCRIPTS = (

@@ -31,7 +31,7 @@ from typing import Any
 
 from routing.agent_index import AgentIndex
 from routing.board import Board
-from routing.config import AgentConfig, Queue, RoutingConfig, Strategy
+from routing.config import MAX_LEVEL, AgentConfig, Queue, RoutingConfig, Strategy
 from routing.escalation import (
     PREFERRED_WINDOW_OVER,
     apply_step,
@@ -91,13 +91,13 @@ def check_submission(
     required: Mapping[str, int] | None,
     preferred: Mapping[str, int] | None,
 ) -> None:
-    """A new task names a known queue and skill levels 1-10 (same rule in every store)."""
+    """A new task names a known queue and skill levels 1-MAX_LEVEL (same rule in every store)."""
     if queue not in queues:
         raise RoutingError(f"unknown queue {queue!r}; known: {sorted(queues)}")
     for name, levels in (("required", required), ("preferred", preferred)):
         for skill, level in (levels or {}).items():
-            if not isinstance(level, int) or not 1 <= level <= 10:
-                raise RoutingError(f"{name} skill {skill!r}: level must be 1-10, got {level!r}")
+            if not isinstance(level, int) or not 1 <= level <= MAX_LEVEL:
+                raise RoutingError(f"{name} skill {skill!r}: level must be 1-{MAX_LEVEL}, got {level!r}")
 
 
 class Router:
@@ -768,7 +768,7 @@ class Router:
         best: Agent | None = None
         skipped = 0
         at_level = self._index.at_level
-        for level in range(low, 11):
+        for level in range(low, MAX_LEVEL + 1):
             for agent in at_level(task.channel, skill, level).values():
                 if best is not None and agent.idle_seq > best.idle_seq:
                     break
@@ -797,7 +797,7 @@ class Router:
         low = task.required[primary]
         ch = task.channel
         return itertools.chain.from_iterable(
-            self._index.at_level(ch, primary, level).values() for level in range(10, low - 1, -1)
+            self._index.at_level(ch, primary, level).values() for level in range(MAX_LEVEL, low - 1, -1)
         )
 
     def _primary_skill(self, task: Task) -> str | None:

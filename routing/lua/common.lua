@@ -9,8 +9,8 @@
 --         at least one of them (or none at all, then ANY holds); a task's other required
 --         skills (a language from the IVR) are matched through the holder sets P:has:<skill>
 --   AUDIT whether decisions are appended to P:log
---   W_REQ, W_PREF, MAX_LEVEL  the most-skilled score's weights and top level, from
---         routing.matching (the formula's one definition)
+--   W_REQ, W_PREF, MAX_LEVEL  the most-skilled score's weights (routing.matching, the
+--         formula's one definition) and the top skill level (routing.config)
 local P = KEYS[1]
 
 -- Parsed "k=v,..." strings, memoised for this script call: a scan parses the same few
@@ -424,7 +424,7 @@ local function take_task(tid, t, rid, lease, owner, strategy, limit, hset)
       end
     end
     local bestidle = nil
-    for lvl = minlvl, 10 do
+    for lvl = minlvl, MAX_LEVEL do
       if scanned >= limit then break end
       local bucket = P .. ':avl:' .. t.ch .. ':' .. inames[1] .. ':' .. lvl
       local start, size, done = 0, 4, false
@@ -472,7 +472,7 @@ local function take_task(tid, t, rid, lease, owner, strategy, limit, hset)
   elseif nreq == 1 and npref == 0 and strategy == 'most_skilled' and LVS[names[1]] then
     -- one level-indexed skill, score = W_REQ x level: the first eligible agent (idle order)
     -- of the highest level that has one wins; lower levels are never examined.
-    for lvl = 10, levels[1], -1 do
+    for lvl = MAX_LEVEL, levels[1], -1 do
       local bucket = P .. ':avl:' .. t.ch .. ':' .. names[1] .. ':' .. lvl
       local start = 0
       while best == nil and scanned < limit do

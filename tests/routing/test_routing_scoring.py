@@ -27,7 +27,8 @@ levels_st = st.dictionaries(st.sampled_from(SKILLS), st.integers(1, 10), max_siz
 
 
 def test_the_lua_header_carries_the_python_weights() -> None:
-    from routing.matching import MAX_LEVEL, PREFERRED_WEIGHT, REQUIRED_WEIGHT
+    from routing.config import MAX_LEVEL
+    from routing.matching import PREFERRED_WEIGHT, REQUIRED_WEIGHT
 
     text = header(LuaConfig(frozenset({"voice"})))
     assert f"local W_REQ, W_PREF, MAX_LEVEL = {REQUIRED_WEIGHT}, {PREFERRED_WEIGHT}, {MAX_LEVEL}\n" in text
