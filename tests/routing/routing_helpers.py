@@ -6,6 +6,28 @@ from typing import Any
 
 from routing import ManualClock, Router, RoutingConfig, build_config
 
+# The three demo agents, loaded with the demo skills.yaml and queues.yaml.
+DEMO_AGENTS: list[dict[str, Any]] = [
+    {
+        "id": "1001",
+        "name": "Alice",
+        "skills": {"billing": 8, "english": 10, "spanish": 6},
+        "capacity": {"voice": 1, "web": 3, "email": 5},
+    },
+    {
+        "id": "1002",
+        "name": "Bob",
+        "skills": {"technical": 9, "english": 10},
+        "capacity": {"voice": 1, "web": 3, "email": 5},
+    },
+    {
+        "id": "1003",
+        "name": "Carol",
+        "skills": {"sales": 7, "billing": 5, "technical": 4, "english": 9},
+        "capacity": {"voice": 1, "web": 3, "email": 5},
+    },
+]
+
 SKILLS = {"skills": {s: {} for s in ("billing", "technical", "sales", "english", "spanish")}}
 
 

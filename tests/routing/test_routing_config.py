@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import DEMO_AGENTS, ROOT
-from routing_helpers import SKILLS
+from routing_helpers import DEMO_AGENTS, SKILLS
 
 from routing import ConfigError, Strategy, build_config, load_config_files
 from routing.config import load_yaml
+from tests.support import ROOT
 
 
 def test_demo_files_load_with_the_demo_agents() -> None:

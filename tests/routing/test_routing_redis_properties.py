@@ -14,13 +14,13 @@ import contextlib
 import uuid
 from typing import Any
 
-from conftest import REDIS_URL
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from routing_helpers import make_config
 
 from routing import DecisionKind, ManualClock, RoutingError
 from routing.redis_store import RedisRouter
+from tests.support import REDIS_URL
 
 SKILLS = ["billing", "technical", "sales"]
 CAPACITY = {"voice": 1, "web": 2}

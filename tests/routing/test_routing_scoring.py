@@ -11,7 +11,6 @@ import asyncio
 import uuid
 from typing import Any
 
-from conftest import REDIS_URL
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from routing_helpers import make_config, ready_router
@@ -21,6 +20,7 @@ from routing.matching import meets, skill_score
 from routing.model import Agent, Task
 from routing.redis_lua import LuaConfig, header
 from routing.redis_store import RedisRouter
+from tests.support import REDIS_URL
 
 SKILLS = ["billing", "technical", "sales", "english", "spanish"]
 levels_st = st.dictionaries(st.sampled_from(SKILLS), st.integers(1, 10), max_size=4)
