@@ -16,7 +16,7 @@ import pytest
 from routing_helpers import make_config
 from routing_race_worker import AGENTS, race_config
 
-from routing import DecisionKind, ManualClock
+from routing import DecisionKind, ManualClock, MemoryStore, Router, RoutingStore
 from routing.redis_store import RedisRouter
 
 HERE = Path(__file__).resolve().parent
@@ -250,9 +250,8 @@ async def test_two_processes_race_over_the_same_agents(redis_client, redis_prefi
     "strategy", ["longest_idle", "most_skilled", "least_occupied", "round_robin", "fewest_contacts"]
 )
 async def test_redis_router_decides_like_the_memory_router(strategy, redis_client, redis_prefix) -> None:
-    """Same configuration and events: the shared router picks the same agents."""
-    from routing import Router
-
+    """Same configuration and events: the shared router picks the same agents (both
+    stores driven through the RoutingStore Protocol)."""
     agents = [
         {
             "id": f"x{i}",
@@ -269,15 +268,14 @@ async def test_redis_router_decides_like_the_memory_router(strategy, redis_clien
         agents,
     )
     mclock, rclock = ManualClock(1000.0), ManualClock(1000.0)
-    mem = Router(cfg, mclock)
     red = RedisRouter(cfg, redis_client, prefix=redis_prefix, clock=rclock)
+    stores: dict[str, RoutingStore] = {"mem": MemoryStore(Router(cfg, mclock)), "red": red}
     try:
         await red.start()
         for a in agents:
-            mem.set_softphone(a["id"], True)
-            mem.login(a["id"], ready=True)
-            await red.set_softphone(a["id"], True)
-            await red.set_agent_state(a["id"], "available")
+            for store in stores.values():
+                await store.set_softphone(a["id"], True)
+                await store.set_agent_state(a["id"], "available")
         picks: dict[str, list[tuple[str, str | None]]] = {"mem": [], "red": []}
         held: dict[str, list[str]] = {"mem": [], "red": []}
 
@@ -285,25 +283,18 @@ async def test_redis_router_decides_like_the_memory_router(strategy, redis_clien
             queue, channel = ("q", "web") if i % 3 else ("p", "voice")
             # some tasks also need a skill no queue requires (a language from the IVR)
             own = {"english": 2 + i % 5} if i % 4 == 1 else None
-            for name, router in (("mem", mem), ("red", red)):
-                out = router.submit(f"t{i}", queue, channel, required=own)
-                ds = await out if name == "red" else out
-                for d in ds:
+            for name, store in stores.items():
+                for d in await store.submit(f"t{i}", queue, channel, required=own):
                     picks[name].append((d.task_id, d.agent_id))
                     if d.reservation is not None:
-                        acc = router.accept(d.reservation.id)
-                        if name == "red":
-                            await acc
+                        await store.accept(d.reservation.id)
                         held[name].append(d.task_id)
                 if i % 4 == 3 and held[name]:
                     done = held[name].pop(0)
-                    out = router.complete(done)
-                    for d in await out if name == "red" else out:
+                    for d in await store.complete(done):
                         picks[name].append((d.task_id, d.agent_id))
                         if d.reservation is not None:
-                            acc = router.accept(d.reservation.id)
-                            if name == "red":
-                                await acc
+                            await store.accept(d.reservation.id)
                             held[name].append(d.task_id)
             mclock.advance(1)
             rclock.advance(1)
