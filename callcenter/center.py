@@ -6,7 +6,10 @@ rest is ready) and the HTTP app. Stop order is the reverse, and active calls
 get a BYE before the loop ends.
 
 ``Center`` also implements the CTI backend the web app talks to
-(:class:`callcenter.web.backend.CtiBackend`).
+(:class:`callcenter.web.backend.CtiBackend`): agent actions go to the contact
+core, whose domain errors the web layer turns into HTTP answers. Two bus
+subscribers consume the core's events: the CRM (the interaction records) and
+the desk feed (agent desktops and supervisors).
 """
 
 from __future__ import annotations
@@ -17,10 +20,14 @@ import dataclasses
 import logging
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from callcenter.bus import EventBus
+from callcenter.channels.voice import VoiceChannel
 from callcenter.config import AppConfig
+from callcenter.contacts.core import ContactCore
+from callcenter.contacts.errors import InvalidState, Unavailable
+from callcenter.events import recorded_types
 from callcenter.ivr.crm_lookups import CrmLookups
 from callcenter.ivr.flows import load_flows
 from callcenter.ivr.runner import IvrEngine
@@ -34,15 +41,19 @@ from callcenter.sip.registrar import Registrar
 from callcenter.sip.transport import SipTransportLayer
 from callcenter.sip.ua import UserAgent
 from callcenter.speech import CachedTts, SphinxRecognizer, SphinxSettings
-from callcenter.switchboard import Switchboard
 from callcenter.web.app import create_app
 from callcenter.web.auth import Authenticator
-from callcenter.web.backend import CtiError
+from callcenter.web.desk_feed import DeskFeed
 from callcenter.web.hub import Hub
 from callcenter.web.metrics import make_registry
 from crm_bridge.batching import EventBatcher
 from crm_bridge.store import CrmStore
 from routing.router import Router
+
+if TYPE_CHECKING:
+    import uvicorn
+
+    from crm_bridge.outbox import OutboxDispatcher
 
 log = logging.getLogger(__name__)
 
@@ -108,12 +119,15 @@ class Center:
         # row locks to let them work in parallel (PostgreSQL), one for SQLite.
         writers = 1 if db.url.startswith("sqlite") else 2
         self.crm_events = EventBatcher(self.crm, writers=writers)
-        self.switchboard: Switchboard | None = None
-        self._http: Any = None
+        self.core = ContactCore(router=self.router, bus=self.bus, crm=self.crm,
+                                kept_skills=set(cfg.services.language_skills.values()))  # fmt: skip
+        self.desk = DeskFeed(self.hub, self.core.contacts.get)
+        self.voice: VoiceChannel | None = None  # once started
+        self._http: uvicorn.Server | None = None
         self.http_port = s.http.port  # the bound port once started (differs when configured as 0)
         self._http_task: asyncio.Task[None] | None = None
         self._prerender: asyncio.Task[Any] | None = None
-        self.outbox: Any = None
+        self.outbox: OutboxDispatcher | None = None
         self._outbox_task: asyncio.Task[None] | None = None
 
     # ------------------------------------------------------------------ lifecycle
@@ -127,7 +141,8 @@ class Center:
 
             await seed_demo(self.crm)
         self.crm_events.start()
-        self.bus.subscribe("crm", lambda event: self.crm_events.put(event.as_dict()))
+        self.bus.subscribe("crm", lambda event: self.crm_events.put(event.as_dict()), recorded_types())
+        self.desk.attach(self.bus)
         if s.crm.webhooks:
             from crm_bridge.outbox import OutboxDispatcher
 
@@ -143,16 +158,13 @@ class Center:
         )
         moh = render_moh(self.data_dir / "moh.wav")
         echo_prompt = await self.tts.render(ECHO_PROMPT, language="en")
-        self.switchboard = Switchboard(
+        self.voice = VoiceChannel(
+            self.core,
             ua=self.ua,
-            router=self.router,
             ivr=ivr,
-            bus=self.bus,
-            hub=self.hub,
             registrar=self.registrar,
             tts=self.tts,
             recognizer=self.recognizer,
-            crm=self.crm,
             agent_sip_users={a.id: a.sip.username for a in self.cfg.agent_secrets.values()},
             default_region=s.database.default_region,
             moh=moh,
@@ -162,8 +174,8 @@ class Center:
             offer_options_after_s=s.queueing.offer_options_after_s,
             callbacks=s.callbacks,
         )
-        self.ua.on_call = self.switchboard.on_call
-        self.registrar.on_change(self.switchboard.softphone_changed)
+        self.ua.on_call = self.voice.on_call
+        self.registrar.on_change(self.voice.softphone_changed)
         self._prerender = asyncio.create_task(ivr.prerender(self.tts), name="tts-prerender")
         await self.registrar.start()
         await self.media.start()
@@ -205,8 +217,9 @@ class Center:
         log.info("callcenter stopping: ending active calls")
         with contextlib.suppress(Exception):
             await self.ua.stop()
-        if self.switchboard is not None:
-            await self.switchboard.close()
+        self.core.close()
+        if self.voice is not None:
+            await self.voice.close()
         with contextlib.suppress(Exception):
             await self.registrar.stop()
         if self._prerender is not None:
@@ -240,10 +253,11 @@ class Center:
     # ------------------------------------------------------------------ CTI backend
 
     @property
-    def sb(self) -> Switchboard:
-        if self.switchboard is None:
-            raise CtiError(503, "starting")
-        return self.switchboard
+    def ready(self) -> ContactCore:
+        """The core, once calls can flow; agent actions before that are refused."""
+        if self.voice is None:
+            raise Unavailable("starting")
+        return self.core
 
     def agent_ids(self) -> list[str]:
         return list(self.router.agents)
@@ -255,50 +269,51 @@ class Center:
         stats["softphone"] = agent.softphone
         stats["skills"] = dict(agent.skills)
         stats["queues"] = list(self.router.queues)  # transfer targets for the desktop
-        cid = self.switchboard.agent_contact.get(agent_id) if self.switchboard else None
-        stats["contact_id"] = cid
-        stats["wrap_up_contact_id"] = self.switchboard.wrap_ups.get(agent_id) if self.switchboard else None
+        stats["contact_id"] = self.core.agent_contact.get(agent_id)
+        wrap_up = self.core.wrap_ups.get(agent_id)
+        stats["wrap_up_contact_id"] = wrap_up.contact_id if wrap_up else None
         return stats
 
     def current_contact(self, agent_id: str) -> dict[str, Any] | None:
-        sb = self.sb
-        cid = sb.agent_contact.get(agent_id) or sb.wrap_ups.get(agent_id)
-        contact = sb.contacts.get(cid or "")
-        if contact is None:
+        core = self.ready
+        wrap_up = core.wrap_ups.get(agent_id)
+        cid = core.agent_contact.get(agent_id) or (wrap_up.contact_id if wrap_up else None)
+        contact = core.contacts.get(cid or "")
+        if contact is None:  # the call is over: the desk shows the wrap-up form
             return {"contact_id": cid, "phase": "wrap_up"} if cid else None
         return {**contact.summary(), "customer": contact.customer, "ivr": {"path": list(contact.ivr_path),
                 "data": contact.ivr_data}}  # fmt: skip
 
     async def agent_login(self, agent_id: str) -> None:
         if str(self.router.agent_state(agent_id)) == "offline":
-            self.sb.route(self.router.login, agent_id, agents=(agent_id,))
+            self.ready.route(self.router.login, agent_id, agents=(agent_id,))
 
     async def agent_logout(self, agent_id: str) -> None:
-        self.sb.route(self.router.logout, agent_id, agents=(agent_id,))
+        self.ready.route(self.router.logout, agent_id, agents=(agent_id,))
 
     async def set_agent_state(self, agent_id: str, state: str, reason: str, by: str) -> None:
         if state == "offline":
-            ok = self.sb.route(self.router.logout, agent_id, agents=(agent_id,))
+            ok = self.ready.route(self.router.logout, agent_id, agents=(agent_id,))
         else:
             if str(self.router.agent_state(agent_id)) == "offline":
-                self.sb.route(self.router.login, agent_id, agents=(agent_id,))
-            ok = self.sb.route(self.router.set_agent_state, agent_id, state, reason, agents=(agent_id,))
+                self.ready.route(self.router.login, agent_id, agents=(agent_id,))
+            ok = self.ready.route(self.router.set_agent_state, agent_id, state, reason, agents=(agent_id,))
         if not ok:
-            raise CtiError(409, f"cannot change state to {state}")
+            raise InvalidState(f"cannot change state to {state}")
         if by != agent_id:
             log.info("supervisor changed agent state", extra={"agent": agent_id, "by": by, "state": state})
 
     async def wrap_up(self, agent_id: str, disposition: str, notes: str) -> None:
-        self.sb.submit_wrap_up(agent_id, disposition, notes)
+        self.ready.submit_wrap_up(agent_id, disposition, notes)
 
     async def transfer(self, agent_id: str, target: str) -> None:
-        await self.sb.transfer(agent_id, target)
+        await self.ready.transfer(agent_id, target)
 
     async def hold(self, agent_id: str, on_hold: bool) -> None:
-        await self.sb.set_hold(agent_id, on_hold)
+        await self.ready.set_hold(agent_id, on_hold)
 
     async def hangup(self, agent_id: str) -> None:
-        await self.sb.hangup(agent_id)
+        self.ready.hangup(agent_id)
 
     async def customer_lookup(self, kind: str, value: str) -> dict[str, Any] | None:
         customer = await self.crm.customer_by_address(kind, value)
@@ -307,21 +322,19 @@ class Center:
         return {"customer": customer, "recent": await self.crm.recent_interactions(customer["id"], 10)}
 
     def supervisor_snapshot(self) -> dict[str, Any]:
-        sb = self.switchboard
-        queues = sb.queue_figures() if sb else []
-        agents = [self.agent_view(a) for a in self.router.agents]
+        started = self.voice is not None
         return {
             "ts": time.time(),
-            "queues": queues,
-            "agents": agents,
-            "contacts": [c.summary() for c in sb.contacts.values()] if sb else [],
-            "assignments": list(sb.recent_decisions) if sb else [],
+            "queues": self.core.queue_figures() if started else [],
+            "agents": [self.agent_view(a) for a in self.router.agents],
+            "contacts": [c.summary() for c in self.core.contacts.values()],
+            "assignments": list(self.desk.recent_decisions),
             "active_calls": len(self.ua.calls),
         }
 
     def health(self) -> dict[str, Any]:
         return {
-            "ok": self.switchboard is not None,
+            "ok": self.voice is not None,
             "uptime_s": round(time.time() - self.started_at, 1),
             "active_calls": len(self.ua.calls),
             "crm_backlog": self.crm_events.backlog,

@@ -4,6 +4,10 @@ Producers publish events on the bus; consumers subscribe. ``routing`` and
 ``crm_bridge`` never import this module: they receive ``Event.as_dict()`` —
 a plain dict with ``type``, ``event_id``, ``contact_id``, ``ts`` and the
 event's own fields — so the packages stay independent.
+
+Events whose class says ``recorded = False`` feed only the live views (agent
+desktops, supervisor board: callcenter.web.desk_feed); the interaction record
+learns the same facts from other events, so the CRM is not subscribed to them.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ class Event:
     ts: float = field(default_factory=time.time)
 
     registry: ClassVar[dict[str, type[Event]]] = {}
+    recorded: ClassVar[bool] = True  # False: for the live views only, not the CRM timeline
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -184,6 +189,26 @@ class CallbackAttempted(Event):
     number: str
     attempt: int
     result: str  # answered | busy | no_answer | failed | agent_hung_up
+    retry: bool = False  # not answered, and it goes back to its place in the queue
+
+
+@dataclass(frozen=True, kw_only=True)
+class CallbackDialling(Event):
+    """An agent accepted a callback; the server is dialling the customer for them."""
+
+    recorded: ClassVar[bool] = False  # CallbackAttempted records the attempt and its result
+    agent_id: str
+    number: str
+    attempt: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class WrapUpStarted(Event):
+    """The agent's after-call work on the contact begins (the call ended or was transferred out)."""
+
+    recorded: ClassVar[bool] = False  # the record has ContactEnded / ContactTransferred
+    agent_id: str
+    ended_by: str  # caller | agent | system | transfer
 
 
 # --- agents ------------------------------------------------------------------
@@ -195,3 +220,27 @@ class AgentStateChanged(Event):
     old: str
     new: str
     reason: str = ""
+
+
+# --- live views (not recorded) -----------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class RoutingDecided(Event):
+    """One routing decision, for the supervisors' decision feed (``contact_id`` is the task)."""
+
+    recorded: ClassVar[bool] = False
+    decision: dict[str, Any]  # routing.model.Decision.as_dict()
+
+
+@dataclass(frozen=True, kw_only=True)
+class QueueFigures(Event):
+    """Every queue's statistics, at most every few hundred ms while routing is busy."""
+
+    recorded: ClassVar[bool] = False
+    queues: list[dict[str, Any]]
+
+
+def recorded_types() -> list[type[Event]]:
+    """The event types the interaction record (CRM) is subscribed to."""
+    return [cls for cls in Event.registry.values() if cls.recorded]

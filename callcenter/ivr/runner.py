@@ -3,14 +3,17 @@
 All waiting happens here (media, CRM, routing estimates); all deciding
 happens in the stepper. A caller hanging up (``CallEnded``) ends the walk
 with outcome ``hangup``; a failing lookup counts as "not found" — the CRM
-being down must not drop calls.
+being down must not drop calls. ``IvrEngine.run`` hands its caller (the
+voice channel) the result with the outcome as an :class:`IvrOutcome`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +35,18 @@ from callcenter.ivr.stepper import (
 )
 
 log = logging.getLogger(__name__)
+
+
+class IvrOutcome(StrEnum):
+    """How a flow ended, as the contact core acts on it."""
+
+    QUEUED = "queued"  # to a routing queue
+    CALLBACK = "callback"  # took a number to call back, and hung up
+    SELF_SERVED = "self_served"  # the flow did all the caller needed
+    VOICEMAIL = "voicemail"
+    TRANSFERRED = "transferred"  # bridged to an outside number
+    HANGUP = "hangup"  # the caller (or the flow) hung up
+    APP = "app"  # a built-in app serves the call, not a flow
 
 
 def utc_now() -> datetime:
@@ -146,7 +161,8 @@ class IvrEngine:
 
     async def run(self, port: CallPort, *, contact_id: str) -> IvrResult:
         """Run the call's service flow. A service mapped to a built-in app (``echo``) is
-        not run here: the result has outcome ``app`` and ``variables['app']`` names it."""
+        not run here: the result has outcome ``app`` and ``variables['app']`` names it.
+        The result's ``outcome`` is an :class:`IvrOutcome` (a ``str`` too, as the stepper's is)."""
         service = self.services.resolve(port.dnis)
         if service.flow in BUILTIN_APPS:
             ts = self.clock().timestamp()
@@ -155,9 +171,10 @@ class IvrEngine:
             path = (service.flow,)
             self.emit(IvrCompleted(contact_id=contact_id, ts=ts, outcome="app", path=path,
                                    data={"service": service.name, "app": service.flow}))  # fmt: skip
-            return IvrResult(outcome="app", path=path, variables={"app": service.flow})
+            return IvrResult(outcome=IvrOutcome.APP, path=path, variables={"app": service.flow})
         stepper = self.stepper(contact_id=contact_id, ani=port.ani, dnis=port.dnis)
-        return await drive(stepper, port, self.lookups)
+        result = await drive(stepper, port, self.lookups)
+        return dataclasses.replace(result, outcome=IvrOutcome(result.outcome))
 
 
 # Service flows handled by Python apps in callcenter/apps, not by YAML (the lead wires them).

@@ -21,8 +21,9 @@ from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
 
+from callcenter.contacts.errors import ContactError
 from callcenter.web.auth import Authenticator, Principal
-from callcenter.web.backend import CtiBackend, CtiError
+from callcenter.web.backend import CtiBackend, http_status
 from callcenter.web.hub import Connection
 from callcenter.web.pages import mount_pages
 
@@ -81,9 +82,9 @@ def create_app(backend: CtiBackend, auth: Authenticator) -> FastAPI:
     )
     app.state.auth = auth
 
-    @app.exception_handler(CtiError)
-    async def _cti_error(_: Request, exc: CtiError) -> JSONResponse:
-        return JSONResponse({"detail": exc.detail}, status_code=exc.status)
+    @app.exception_handler(ContactError)
+    async def _refused(_: Request, exc: ContactError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=http_status(exc))
 
     def agent_only(p: Principal) -> str:
         if p.role != "agent":

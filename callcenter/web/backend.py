@@ -1,23 +1,25 @@
 """What the CTI web layer needs from the running contact center.
 
 The web app depends on this protocol only, so it can be read (and tested)
-without the telephony; ``callcenter.center.Center`` implements it.
+without the telephony; ``callcenter.center.Center`` implements it. Refusals
+come as the contact core's domain errors (callcenter.contacts.errors); the app
+maps them to HTTP statuses (``HTTP_STATUS``).
 """
 
 from __future__ import annotations
 
 from typing import Any, Protocol
 
+from callcenter.contacts.errors import ContactError, InvalidState, NotFound, Unavailable
 from callcenter.web.hub import Hub
 
+# The HTTP answer to each refusal; the most specific class first (a subclass maps as its base).
+HTTP_STATUS: tuple[tuple[type[ContactError], int], ...] = ((NotFound, 404), (InvalidState, 409),
+                                                           (Unavailable, 503))  # fmt: skip
 
-class CtiError(Exception):
-    """A request the center refuses; ``status`` is the HTTP status to answer with."""
 
-    def __init__(self, status: int, detail: str) -> None:
-        super().__init__(detail)
-        self.status = status
-        self.detail = detail
+def http_status(exc: ContactError) -> int:
+    return next((status for cls, status in HTTP_STATUS if isinstance(exc, cls)), 409)
 
 
 class CtiBackend(Protocol):

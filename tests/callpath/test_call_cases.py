@@ -113,7 +113,7 @@ async def test_hold_and_unhold_from_the_desktop(rig: Any) -> None:
     desk = await rig.desktop("1003")
     call, queued = await dial(rig, log, ALAN, SALES)
     await log.wait(ev.ContactConnected, contact_id=queued.contact_id)
-    contact = rig.center.switchboard.contacts[queued.contact_id]
+    contact = rig.center.voice.legs[queued.contact_id]
     assert contact.call.media.bridged_to is contact.agent_call.media
 
     r = await desk.post("/api/agent/hold", {"on_hold": True})

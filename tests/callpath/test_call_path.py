@@ -70,7 +70,7 @@ async def test_call_reaches_skilled_agent_with_screen_pop_and_full_record(rig: A
 
     # Audio both ways: the caller hears the softphone's tone; the softphone gets the caller's.
     player = asyncio.create_task(call.media.play(str(tone(rig.tmp))))
-    contact = rig.center.switchboard.contacts[queued.contact_id]
+    contact = rig.center.voice.legs[queued.contact_id]
     agent_media = contact.agent_call.media
 
     heard = count_frames(call.media, 100)  # 2 s of the softphone's audio at the caller

@@ -117,7 +117,7 @@ async def test_callback_keeps_its_place_and_dials_the_customer_when_an_agent_ans
     assert rec["callback_number"] == ALAN
     assert [a["result"] for a in rec["attributes"]["callback_attempts"]] == ["answered"]
     assert rec["agent_id"] == "1003"
-    assert second.is_active and second_q.contact_id in rig.center.switchboard.contacts
+    assert second.is_active and second_q.contact_id in rig.center.core.contacts
 
 
 async def test_unanswered_callback_is_retried_then_recorded_as_failed(

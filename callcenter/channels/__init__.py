@@ -1,0 +1,1 @@
+"""Channel adapters on the contact core; voice (SIP) is the one channel today."""

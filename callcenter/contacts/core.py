@@ -1,0 +1,546 @@
+"""The contact core: what is the same for every channel.
+
+``ContactCore`` owns the live contacts and drives routing for them: submit to
+a queue, offer to an agent, accept, withdraw on RONA or abandon, wrap-up,
+transfer to a queue or an agent, the record's events and the agents' state.
+It changes a contact's phase only through :meth:`ContactCore.move`, which
+checks the change against ``contact.TRANSITIONS``, logs it and publishes its
+event; everything the desktops and the CRM learn comes from those events.
+
+A channel adapter (:class:`Channel`; voice today) brings contacts in and does
+what only it can: alert the agent (ring the softphone), connect the customer
+and the agent (bridge the legs), hold, hang up, take a message, dial out. An
+offer is accepted by the channel's own means — the softphone answering for
+voice, an Accept button for chat — and the channel then calls
+:meth:`ContactCore.accept`. Routing's multichannel capacity decides how many
+contacts of which channel an agent holds at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import time
+from collections.abc import Callable, Collection, Mapping
+from typing import Any, Protocol
+
+from callcenter import events as ev
+from callcenter.bus import EventBus
+from callcenter.contacts.contact import WAITING, Contact, Offer, Phase
+from callcenter.contacts.errors import InvalidState, NotFound
+from callcenter.routing_driver import RoutingDriver
+from routing.model import Decision, DecisionKind
+from routing.router import Router
+
+log = logging.getLogger(__name__)
+
+SCREEN_POP_WAIT_S = 0.25  # a stuck desktop must not delay the offer by more than this
+QUEUE_PUSH_S = 0.25
+
+
+class Channel(Protocol):
+    """What the core asks of a channel adapter."""
+
+    def reachable(self, contact: Contact) -> bool:
+        """The customer is still there (or waits to be called back): worth an agent."""
+        ...
+
+    def present(self, contact: Contact, offer: Offer) -> None:
+        """Alert the offered agent by the channel's means; start it, do not wait for it.
+        The channel calls :meth:`ContactCore.present` (screen-pop first) before alerting,
+        and :meth:`ContactCore.accept` when the agent takes it."""
+        ...
+
+    def withdraw(self, contact: Contact) -> None:
+        """Stop alerting the agent (RONA, abandon): the offer is over."""
+        ...
+
+    def no_agent(self, contact: Contact, why: str) -> None:
+        """Routing gave up on the contact (queue full, maximum wait): serve it otherwise."""
+        ...
+
+    def waiting(self, contact: Contact) -> None:
+        """The contact (re-)entered a queue: what the customer gets while waiting."""
+        ...
+
+    def release_agent(self, contact: Contact) -> None:
+        """The agent lets go of a connected contact (transfer): drop the agent's side."""
+        ...
+
+    def address(self, target: str) -> str:
+        """The channel's own form of an outside transfer target (``tel:…`` → a SIP URI)."""
+        ...
+
+    async def transfer_out(self, contact: Contact, address: str) -> None:
+        """Hand the contact to an address outside the center; the agent has let go."""
+        ...
+
+    async def hold(self, contact: Contact, on_hold: bool) -> bool:
+        """Hold or resume; False when the contact ended meanwhile (no event then)."""
+        ...
+
+    def hangup(self, contact: Contact) -> None:
+        """The agent ends the conversation."""
+        ...
+
+    def forget(self, contact: Contact) -> None:
+        """The contact left the core (ended or in wrap-up): drop what the channel keeps."""
+        ...
+
+
+class CustomerDirectory(Protocol):
+    """The CRM reads the screen-pop needs (crm_bridge.store.CrmStore)."""
+
+    async def customer_by_address(self, kind: str, value: str) -> dict[str, Any] | None: ...
+    async def recent_interactions(self, customer_id: str, limit: int) -> list[dict[str, Any]]: ...
+
+
+def jsonable(data: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in data.items() if isinstance(v, str | int | float | bool) or v is None}
+
+
+class ContactCore:
+    def __init__(
+        self,
+        *,
+        router: Router,
+        bus: EventBus,
+        crm: CustomerDirectory | None,
+        kept_skills: Collection[str] = (),
+    ) -> None:
+        self.router = router
+        self.bus = bus
+        self.crm = crm
+        self.kept_skills = frozenset(kept_skills)  # skills a transfer keeps (the caller's language)
+        self.channels: dict[str, Channel] = {}
+        self.routing = RoutingDriver(router, self._on_decision)
+        self.contacts: dict[str, Contact] = {}
+        self.agent_contact: dict[str, str] = {}  # agent → contact offered, dialling or connected
+        self.wrap_ups: dict[str, Contact] = {}  # agent → contact in (or transferred out of) wrap-up
+        self._agent_states = {a: str(router.agent_state(a)) for a in router.agents}
+        self._queue_push: asyncio.TimerHandle | None = None
+
+    def add_channel(self, name: str, channel: Channel) -> None:
+        self.channels[name] = channel
+
+    # ------------------------------------------------------------------ events and phases
+
+    def publish(self, event: ev.Event) -> list[asyncio.Future[None]]:
+        return self.bus.publish(event)
+
+    def move(self, contact: Contact, new: Phase, event: ev.Event | None = None) -> list[asyncio.Future[None]]:
+        """The one way a contact's phase changes: checked against the transition table
+        (IllegalTransition otherwise), logged, and announced by its event."""
+        old = contact.enter(new, event)
+        log.debug("contact %s: %s → %s", contact.contact_id, old, new)
+        return self.publish(event) if event is not None else []
+
+    def arrive(self, contact: Contact, event: ev.ContactArrived) -> None:
+        self.contacts[contact.contact_id] = contact
+        self.publish(event)
+
+    def end(self, contact: Contact, reason: str, ended_by: str) -> None:
+        """ContactEnded, exactly once: ending one side ends the other, and both report it."""
+        if contact.phase in (Phase.ENDED, Phase.WRAP_UP):
+            return
+        self.move(
+            contact,
+            Phase.ENDED,
+            ev.ContactEnded(contact_id=contact.contact_id, reason=reason or "ended", ended_by=ended_by),
+        )
+        self._forget(contact)
+
+    def _forget(self, contact: Contact) -> None:
+        if self.contacts.pop(contact.contact_id, None) is not None:
+            self.channels[contact.channel].forget(contact)
+
+    # ------------------------------------------------------------------ routing
+
+    def route(
+        self, method: Callable[..., Any], *args: Any, agents: tuple[str, ...] = (), **kwargs: Any
+    ) -> bool:
+        """Call the router and afterwards publish the state change of every agent touched."""
+        ok = self.routing.call(method, *args, **kwargs)
+        self.sync_agents(agents)
+        self._queues_changed()
+        return ok
+
+    def _queues_changed(self) -> None:
+        """Queue figures at most every QUEUE_PUSH_S: a burst of routing calls costs one snapshot."""
+        if self._queue_push is None:
+            self._queue_push = asyncio.get_running_loop().call_later(QUEUE_PUSH_S, self._push_queues)
+
+    def queue_figures(self) -> list[dict[str, Any]]:
+        """Every queue's statistics as plain dicts (supervisor stream, snapshot, metrics)."""
+        return [dataclasses.asdict(self.router.queue_stats(q)) for q in self.router.queues]
+
+    def _push_queues(self) -> None:
+        self._queue_push = None
+        self.publish(ev.QueueFigures(queues=self.queue_figures()))
+
+    def sync_agents(self, agent_ids: tuple[str, ...] | list[str] = ()) -> None:
+        for agent_id in agent_ids:
+            if agent_id not in self.router.agents:
+                continue
+            new = str(self.router.agent_state(agent_id))
+            old = self._agent_states.get(agent_id, "offline")
+            if new == old:
+                continue
+            self._agent_states[agent_id] = new
+            reason = self.router.agents[agent_id].reason
+            self.publish(ev.AgentStateChanged(agent_id=agent_id, old=old, new=new, reason=reason))
+
+    def set_reachable(self, agent_id: str, reachable: bool) -> None:
+        """The agent's voice endpoint (softphone) registered or went away."""
+        self.route(self.router.set_softphone, agent_id, reachable, agents=(agent_id,))
+
+    async def customer_context(self, contact: Contact, kind: str) -> None:
+        """Customer record and recent history for the screen-pop, fetched once at queue entry
+        so that the offer itself needs no I/O."""
+        if self.crm is None or not contact.ani:
+            return
+        try:
+            customer = await self.crm.customer_by_address(kind, contact.ani)
+            if customer is not None:
+                contact.customer = jsonable(customer) | {"id": customer.get("id")}
+                recent = await self.crm.recent_interactions(customer["id"], 6)
+                contact.recent = [jsonable(r) for r in recent if r.get("id") != contact.contact_id]
+        except Exception:  # the CRM being down must not stop the contact reaching an agent
+            log.exception("customer lookup failed for %s", contact.contact_id)
+
+    def enqueue(
+        self,
+        contact: Contact,
+        queue: str,
+        priority: int,
+        skills: dict[str, int],
+        *,
+        phase: Phase = Phase.QUEUED,
+    ) -> None:
+        """Into ``queue`` (QUEUED, or CALLBACK for a request to be called back), preferring
+        the agent who served the customer last."""
+        contact.queue = queue
+        contact.priority = priority
+        contact.skills = dict(skills)
+        contact.queued_at = time.time()
+        self.move(
+            contact,
+            phase,
+            ev.ContactQueued(
+                contact_id=contact.contact_id, queue=queue, priority=priority, skills=dict(skills)
+            ),
+        )
+        channel = self.channels[contact.channel]
+        channel.waiting(contact)
+        last_agent = next((r.get("agent_id") for r in contact.recent if r.get("agent_id")), None)
+        if not self.submit(contact, preferred_agent=last_agent if last_agent in self.router.agents else None):
+            channel.no_agent(contact, "this line cannot take calls right now")
+
+    def submit(
+        self, contact: Contact, *, preferred_agent: str | None = None, created: float | None = None
+    ) -> bool:
+        """Hand the contact to routing in its queue, with its skills, priority and tier."""
+        customer = contact.customer or {}
+        return self.route(
+            self.router.submit,
+            contact.contact_id,
+            contact.queue or "",
+            contact.channel,
+            required=contact.skills,
+            priority=contact.priority,
+            preferred_agent=preferred_agent,
+            created=created,
+            attributes={"tier": customer.get("tier") or "standard", "service": contact.service},
+        )
+
+    def leave_queue(self, contact: Contact, reason: str, new: Phase, event: ev.Event | None = None) -> None:
+        """The customer leaves the queue (voicemail, callback request): routing lets go."""
+        self.route(self.router.cancel, contact.contact_id, reason)
+        self.move(contact, new, event)
+
+    # ------------------------------------------------------------------ offers
+
+    def _on_decision(self, d: Decision) -> None:
+        self.publish(ev.RoutingDecided(contact_id=d.task_id, decision=d.as_dict()))
+        contact = self.contacts.get(d.task_id)
+        kind = d.kind
+        if kind is DecisionKind.OFFER and d.agent_id and d.reservation is not None:
+            if contact is None or not self.channels[contact.channel].reachable(contact):
+                self.route(self.router.cancel, d.task_id, "gone", agents=(d.agent_id,))
+                return
+            offer = Offer(d.agent_id, d.reservation.id, d.queue, d.explanation.text, d.reservation.deadline)
+            contact.offer = offer
+            contact.agent_id = d.agent_id
+            self.agent_contact[d.agent_id] = contact.contact_id
+            self.channels[contact.channel].present(contact, offer)
+        elif kind is DecisionKind.RONA and contact is not None:
+            self.withdraw_offer(contact, "rona")
+        elif kind is DecisionKind.OVERFLOW and contact is not None and d.target_queue:
+            contact.queue = d.target_queue
+            queued = ev.ContactQueued(
+                contact_id=contact.contact_id,
+                queue=d.target_queue,
+                priority=contact.priority,
+                skills=contact.skills,
+            )
+            if contact.phase in WAITING:
+                self.move(contact, contact.phase, queued)
+            else:  # overflowed while an offer is out: the queue changes, the phase does not
+                self.publish(queued)
+        elif kind in (DecisionKind.EXITED, DecisionKind.REFUSED) and contact is not None:
+            why = "the queue is full" if kind is DecisionKind.REFUSED else "all our agents are busy"
+            self.channels[contact.channel].no_agent(contact, why)
+        elif kind is DecisionKind.WRAP_UP_ENDED and d.agent_id:
+            self._wrap_up_done(d.agent_id, "", "wrap-up time ended")
+        if d.agent_id:
+            self.sync_agents((d.agent_id,))
+
+    def holds_offer(self, contact: Contact, offer: Offer) -> bool:
+        """The offer still stands and the customer is still worth it."""
+        return contact.offer is offer and self.channels[contact.channel].reachable(contact)
+
+    async def present(self, contact: Contact, offer: Offer) -> bool:
+        """Show the offer on the agent's desktop, then return: the channel alerts the agent
+        only after this, so the desktop shows the customer before the phone rings.
+
+        AgentOffered's inline desk subscriber returns futures that resolve when the
+        screen-pop is written to the desktop's socket; waiting on them (at most
+        SCREEN_POP_WAIT_S, so a stuck desktop cannot hold up the call) is the whole
+        guarantee. False when the offer was withdrawn meanwhile."""
+        delivered = self.move(
+            contact,
+            Phase.OFFERED,
+            ev.AgentOffered(
+                contact_id=contact.contact_id,
+                agent_id=offer.agent_id,
+                queue=offer.queue,
+                reservation_id=offer.reservation_id,
+                explanation=offer.explanation,
+            ),
+        )
+        if delivered:
+            await asyncio.wait(delivered, timeout=SCREEN_POP_WAIT_S)
+        return self.holds_offer(contact, offer)
+
+    def withdraw_offer(self, contact: Contact, reason: str) -> None:
+        """The offer to the agent is over (RONA, reject, abandon): stop alerting them."""
+        offer = contact.offer
+        if offer is None:
+            return
+        rejected = ev.OfferRejected(
+            contact_id=contact.contact_id,
+            agent_id=offer.agent_id,
+            reservation_id=offer.reservation_id,
+            reason=reason,
+        )
+        contact.offer = None
+        contact.agent_id = None
+        if self.agent_contact.get(offer.agent_id) == contact.contact_id:
+            del self.agent_contact[offer.agent_id]
+        self.channels[contact.channel].withdraw(contact)
+        if contact.phase is Phase.OFFERED:
+            self.move(contact, Phase.CALLBACK if contact.callback_number else Phase.QUEUED, rejected)
+        else:  # not presented yet (the channel was still looking for the agent's endpoint), or abandoned
+            self.publish(rejected)
+
+    def decline(self, contact: Contact, offer: Offer, reason: str, why: str) -> None:
+        """The channel could not alert the agent (no endpoint, refused): offer someone else."""
+        if contact.offer is not offer:
+            return
+        self.withdraw_offer(contact, reason)
+        self.route(self.router.reject, offer.reservation_id, why, agents=(offer.agent_id,))
+
+    def accept(self, contact_id: str, agent_id: str) -> Contact:
+        """The agent took the offer (voice: the softphone answered; chat: the Accept button)."""
+        contact = self.contacts.get(contact_id)
+        if contact is None:
+            raise NotFound(f"no contact {contact_id!r}")
+        offer = contact.offer
+        if offer is None or offer.agent_id != agent_id:
+            raise InvalidState("no offer to accept")
+        self.route(self.router.accept, offer.reservation_id, agents=(agent_id,))
+        return contact
+
+    def connect(self, contact: Contact, agent_id: str) -> None:
+        """Customer and agent are connected: the conversation starts."""
+        contact.offer = None
+        contact.agent_id = agent_id
+        contact.connected_at = time.time()
+        self.agent_contact[agent_id] = contact.contact_id
+        self.move(
+            contact, Phase.CONNECTED, ev.ContactConnected(contact_id=contact.contact_id, agent_id=agent_id)
+        )
+
+    def dial_back(self, contact: Contact, agent_id: str) -> None:
+        """A callback was accepted: the center dials the customer for the agent."""
+        contact.offer = None
+        contact.callback_attempts += 1
+        self.move(
+            contact,
+            Phase.DIALLING,
+            ev.CallbackDialling(
+                contact_id=contact.contact_id,
+                agent_id=agent_id,
+                number=contact.callback_number or "",
+                attempt=contact.callback_attempts,
+            ),
+        )
+
+    def callback_missed(
+        self, contact: Contact, agent_id: str, number: str, result: str, *, retry: bool
+    ) -> None:
+        """The customer was not reached: back to its place in the queue later, or failed."""
+        attempted = ev.CallbackAttempted(
+            contact_id=contact.contact_id,
+            agent_id=agent_id,
+            number=number,
+            attempt=contact.callback_attempts,
+            result=result,
+            retry=retry,
+        )
+        self.move(contact, Phase.CALLBACK if retry else Phase.FAILED, attempted)
+        self.agent_contact.pop(agent_id, None)
+        contact.agent_id = None
+        self.route(self.router.cancel, contact.contact_id, f"callback {result}", agents=(agent_id,))
+        if not retry:
+            self.end(contact, "callback_failed", "system")
+
+    def fail(self, contact: Contact, reason: str) -> None:
+        """The center cannot serve the contact after all: it ends as failed."""
+        self.move(contact, Phase.FAILED)
+        self.end(contact, reason, "system")
+
+    def abandon(self, contact: Contact, reason: str, ended_by: str) -> None:
+        """The customer left while waiting or while an agent was being alerted."""
+        where = "ringing" if contact.offer is not None else "queue"
+        agent = contact.agent_id
+        self.move(
+            contact,
+            Phase.ABANDONED,
+            ev.ContactAbandoned(contact_id=contact.contact_id, waited_s=contact.waited_s(), where=where),
+        )
+        self.withdraw_offer(contact, "abandoned")
+        self.route(self.router.cancel, contact.contact_id, "abandoned", agents=(agent,) if agent else ())
+        self.end(contact, reason, ended_by)
+
+    # ------------------------------------------------------------------ conversation end, wrap-up
+
+    def end_connected(self, contact: Contact, ended_by: str, reason: str) -> None:
+        """The conversation is over: the contact ends and the agent's wrap-up begins."""
+        agent_id = contact.agent_id or ""
+        self.agent_contact.pop(agent_id, None)
+        self.route(self.router.complete, contact.contact_id, agents=(agent_id,))
+        self.move(
+            contact,
+            Phase.WRAP_UP,
+            ev.ContactEnded(contact_id=contact.contact_id, reason=reason or "ended", ended_by=ended_by),
+        )
+        self.wrap_ups[agent_id] = contact
+        self._forget(contact)
+        self.publish(ev.WrapUpStarted(contact_id=contact.contact_id, agent_id=agent_id, ended_by=ended_by))
+
+    def submit_wrap_up(self, agent_id: str, disposition: str, notes: str) -> None:
+        if agent_id not in self.wrap_ups:
+            raise InvalidState("no contact in wrap-up")
+        self.route(self.router.end_wrap_up, self.wrap_ups[agent_id].contact_id, agents=(agent_id,))
+        self._wrap_up_done(agent_id, disposition, notes)
+
+    def _wrap_up_done(self, agent_id: str, disposition: str, notes: str) -> None:
+        contact = self.wrap_ups.pop(agent_id, None)
+        if contact is None:
+            return
+        done = ev.WrapUpCompleted(
+            contact_id=contact.contact_id, agent_id=agent_id, disposition=disposition, notes=notes
+        )
+        if contact.phase is Phase.WRAP_UP:
+            self.move(contact, Phase.ENDED, done)
+        else:  # transferred out: the contact goes on without this agent
+            self.publish(done)
+
+    # ------------------------------------------------------------------ agent actions
+
+    def connected_contact(self, agent_id: str) -> Contact:
+        contact = self.contacts.get(self.agent_contact.get(agent_id) or "")
+        if contact is None or contact.phase is not Phase.CONNECTED:
+            raise InvalidState("no connected call")
+        return contact
+
+    async def set_hold(self, agent_id: str, on_hold: bool) -> None:
+        contact = self.connected_contact(agent_id)
+        if contact.on_hold == on_hold:
+            return
+        contact.on_hold = on_hold
+        if await self.channels[contact.channel].hold(contact, on_hold):
+            self.publish(ev.ContactHeld(contact_id=contact.contact_id, agent_id=agent_id, on_hold=on_hold))
+
+    def hangup(self, agent_id: str) -> None:
+        contact = self.connected_contact(agent_id)
+        self.channels[contact.channel].hangup(contact)
+
+    async def transfer(self, agent_id: str, target: str) -> None:
+        """Blind transfer: ``queue:NAME``, ``agent:ID``, or an address the channel dials."""
+        contact = self.connected_contact(agent_id)
+        kind, _, value = target.partition(":")
+        if kind == "queue":
+            if value not in self.router.queues:
+                raise NotFound(f"no queue {value!r}")
+            self._requeue(contact, agent_id, value, target)
+        elif kind == "agent":
+            if value not in self.router.agents:
+                raise NotFound(f"no agent {value!r}")
+            if value == agent_id:
+                raise InvalidState("cannot transfer to yourself")
+            # Same queue, with the target agent preferred (routing offers them first).
+            self._requeue(contact, agent_id, contact.queue or "", target, preferred_agent=value)
+        else:
+            channel = self.channels[contact.channel]
+            address = channel.address(target)
+            self._release_agent(contact, agent_id, address)
+            self.wrap_ups[agent_id] = contact
+            self.route(self.router.complete, contact.contact_id, agents=(agent_id,))
+            self.publish(
+                ev.WrapUpStarted(contact_id=contact.contact_id, agent_id=agent_id, ended_by="transfer")
+            )
+            await channel.transfer_out(contact, address)
+
+    def _release_agent(self, contact: Contact, agent_id: str, target: str) -> None:
+        self.channels[contact.channel].release_agent(contact)
+        self.agent_contact.pop(agent_id, None)
+        contact.agent_id = None
+        contact.on_hold = False
+        self.move(
+            contact,
+            Phase.TRANSFERRING,
+            ev.ContactTransferred(contact_id=contact.contact_id, from_agent=agent_id, target=target),
+        )
+
+    def _requeue(
+        self, contact: Contact, agent_id: str, queue: str, target: str, *, preferred_agent: str | None = None
+    ) -> None:
+        self._release_agent(contact, agent_id, target)
+        contact.queue = queue
+        contact.connected_at = None
+        # The customer's language still matters in the new queue; the old department's skills do not.
+        contact.skills = {k: v for k, v in contact.skills.items() if k in self.kept_skills}
+        self.move(
+            contact,
+            Phase.QUEUED,
+            ev.ContactQueued(
+                contact_id=contact.contact_id, queue=queue, priority=contact.priority, skills=contact.skills
+            ),
+        )
+        self.channels[contact.channel].waiting(contact)
+        self.route(
+            self.router.transfer,
+            contact.contact_id,
+            queue,
+            required=contact.skills,
+            preferred_agent=preferred_agent,
+            agents=(agent_id,),
+        )
+
+    def close(self) -> None:
+        self.routing.close()
+        if self._queue_push is not None:
+            self._queue_push.cancel()

@@ -1,0 +1,130 @@
+"""Events → WebSocket messages for agent desktops and the supervisor board.
+
+The desk feed is a bus subscriber like the CRM bridge: the contact core
+publishes events and knows nothing of desktops. It subscribes *inline*
+(``EventBus.subscribe_inline``): mapping an event to a message and putting it
+on the connections' queues never waits, so it needs no queue of its own, and
+the desktop then sees each message in the same step as the state change it
+describes (a summary built now shows the phase the event announced).
+
+The screen-pop guarantee: for ``AgentOffered`` the feed returns one future
+per desktop connection that resolves when the offer bundle has been written to
+that socket; ``publish`` hands them to the core, which waits for them (at most
+``SCREEN_POP_WAIT_S``) before the channel alerts the agent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from callcenter import events as ev
+from callcenter.bus import EventBus
+from callcenter.contacts.contact import Contact
+from callcenter.web.hub import Hub
+
+RECENT_DECISIONS = 50  # what the supervisor snapshot shows of the decision feed
+
+
+class DeskFeed:
+    def __init__(self, hub: Hub, contact: Callable[[str], Contact | None]) -> None:
+        self.hub = hub
+        self._contact = contact  # the live contact, for summaries and the screen-pop
+        self.recent_decisions: deque[dict[str, Any]] = deque(maxlen=RECENT_DECISIONS)
+        self._handlers: dict[type[ev.Event], Callable[[Any], list[asyncio.Future[None]] | None]] = {
+            ev.AgentStateChanged: self._agent_state,
+            ev.QueueFigures: self._queues,
+            ev.RoutingDecided: self._decision,
+            ev.AgentOffered: self._offer,
+            ev.OfferRejected: self._withdrawn,
+            ev.ContactConnected: self._connected,
+            ev.CallbackDialling: self._dialling,
+            ev.CallbackAttempted: self._callback_result,
+            ev.WrapUpStarted: self._wrap_up,
+            ev.ContactHeld: self._hold,
+            ev.ContactTransferred: self._transferred,
+        }
+
+    def attach(self, bus: EventBus) -> None:
+        bus.subscribe_inline("desk", self.on_event, self._handlers)
+
+    def on_event(self, event: ev.Event) -> list[asyncio.Future[None]] | None:
+        return self._handlers[type(event)](event)
+
+    def _agent_state(self, e: ev.AgentStateChanged) -> None:
+        message = {
+            "type": "agent_state",
+            "agent_id": e.agent_id,
+            "old": e.old,
+            "state": e.new,
+            "reason": e.reason,
+            "ts": e.ts,
+        }
+        self.hub.to_agent(e.agent_id, message)
+        self.hub.to_supervisors(message)
+
+    def _queues(self, e: ev.QueueFigures) -> None:
+        self.hub.to_supervisors({"type": "queues", "queues": e.queues, "ts": e.ts})
+
+    def _decision(self, e: ev.RoutingDecided) -> None:
+        info = {**e.decision, "ts": e.ts}
+        self.recent_decisions.append(info)
+        self.hub.to_supervisors({"type": "decision", **info})
+
+    def _offer(self, e: ev.AgentOffered) -> list[asyncio.Future[None]]:
+        contact = self._contact(e.contact_id)
+        if contact is None:
+            return []
+        return self.hub.deliver_to_agent(e.agent_id, contact.screen_pop(e.explanation))
+
+    def _withdrawn(self, e: ev.OfferRejected) -> None:
+        self.hub.to_agent(
+            e.agent_id,
+            {"type": "offer_withdrawn", "contact_id": e.contact_id, "reason": e.reason, "ts": e.ts},
+        )
+
+    def _connected(self, e: ev.ContactConnected) -> None:
+        contact = self._contact(e.contact_id)
+        if contact is not None:
+            self.hub.to_agent(e.agent_id, {"type": "connected", "contact": contact.summary(), "ts": e.ts})
+
+    def _dialling(self, e: ev.CallbackDialling) -> None:
+        contact = self._contact(e.contact_id)
+        if contact is not None:
+            self.hub.to_agent(
+                e.agent_id,
+                {
+                    "type": "dialling",
+                    "contact": contact.summary(),
+                    "number": e.number,
+                    "attempt": e.attempt,
+                    "ts": e.ts,
+                },
+            )
+
+    def _callback_result(self, e: ev.CallbackAttempted) -> None:
+        self.hub.to_agent(
+            e.agent_id,
+            {
+                "type": "callback_result",
+                "contact_id": e.contact_id,
+                "result": e.result,
+                "retry": e.retry,
+                "ts": e.ts,
+            },
+        )
+
+    def _wrap_up(self, e: ev.WrapUpStarted) -> None:
+        self.hub.to_agent(
+            e.agent_id, {"type": "wrapup", "contact_id": e.contact_id, "ended_by": e.ended_by, "ts": e.ts}
+        )
+
+    def _hold(self, e: ev.ContactHeld) -> None:
+        self.hub.to_agent(e.agent_id, {"type": "hold", "on_hold": e.on_hold, "contact_id": e.contact_id})
+
+    def _transferred(self, e: ev.ContactTransferred) -> None:
+        self.hub.to_agent(
+            e.from_agent, {"type": "transferred", "contact_id": e.contact_id, "target": e.target, "ts": e.ts}
+        )
