@@ -8,38 +8,24 @@ variants skip locally and FAIL when CI=true.
 from __future__ import annotations
 
 import asyncio
-import os
-import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+from crm_pg import PG_ADMIN_DB, PG_HOST, PG_PORT, PG_USER, pg_admin, pg_url
 
-ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from crm_pg import pg_admin, pg_url  # noqa: E402
-
-from crm_bridge.migrate import upgrade  # noqa: E402
-from crm_bridge.store import CrmStore  # noqa: E402
-
-
-def _pg_unavailable(reason: str) -> None:
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"PostgreSQL required in CI: {reason}")
-    pytest.skip(f"PostgreSQL not available: {reason}")
+from crm_bridge.migrate import upgrade
+from crm_bridge.store import CrmStore
+from tests.support import require_postgres
 
 
 @pytest.fixture(scope="session")
 def pg_template() -> Iterator[str]:
     """A migrated database that per-test databases are cloned from (fast)."""
+    require_postgres(PG_HOST, PG_PORT, PG_USER, PG_ADMIN_DB)
     name = f"crm_test_tmpl_{uuid.uuid4().hex[:10]}"
-    try:
-        asyncio.run(pg_admin(f'CREATE DATABASE "{name}"'))
-    except Exception as exc:  # connection refused, auth, …
-        _pg_unavailable(f"{type(exc).__name__}: {exc}")
+    asyncio.run(pg_admin(f'CREATE DATABASE "{name}"'))
     try:
         asyncio.run(upgrade(pg_url(name)))
         yield name

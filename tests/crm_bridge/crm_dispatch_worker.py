@@ -8,9 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from crm_bridge.outbox import OutboxDispatcher, WebhookSink
 
