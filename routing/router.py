@@ -707,7 +707,8 @@ class Router:
         eligible = 0
         primary = self._primary_skill(task) if strategy is Strategy.MOST_SKILLED else None
         walk = primary is not None
-        others = top_score(len(required) - 1, npref)
+        # The most-skilled walk's bound: the top score of every skill but the walked one.
+        others = top_score(len(required) - 1, npref) if walk else 0
         # Without preferred skills these keys reduce to one number (ties go to the
         # earlier agent in idle order, or cannot happen for round robin), so agents that
         # cannot beat the best so far are skipped before their skills are even checked.
