@@ -122,7 +122,7 @@ class _Server:
     def do_apply(self, sid: int, neg: Negotiated, send: bool) -> None:
         self.sessions[sid].apply(neg, send)
 
-    def do_play(self, sid: int, play_id: int, source: Any, interrupt: bool, loop: bool) -> None:
+    def do_play(self, sid: int, play_id: int, source: PlaySource, interrupt: bool, loop: bool) -> None:
         task = asyncio.ensure_future(
             self.sessions[sid].play(source, interrupt_on_dtmf=interrupt, loop=loop)
         )

@@ -1,5 +1,9 @@
 """Back-to-back user agent: bridge an inbound leg to a new outbound leg.
 
+The one place for B2BUA behaviour: :func:`bridge_call` places the outbound leg and
+bridges it; :func:`bridge_legs` bridges a leg placed some other way (an external
+transfer target); :func:`tie_lifetimes` is the lifetime tie both use.
+
 The server is a UA on both sides (two dialogs, two media sessions), not a
 proxy: it places a fresh INVITE to the target (an agent's registered contact,
 say), passes the caller's identity on (From user/display and
@@ -30,6 +34,15 @@ log = logging.getLogger(__name__)
 async def _ring(call: Call) -> None:
     with contextlib.suppress(CallError):
         await call.ringing(180)
+
+
+def bridge_legs(inbound: Call, outbound: Call) -> None:
+    """Connect two answered legs: stop what the caller hears (a prompt, music on hold),
+    relay their media both ways, and end each when the other ends."""
+    inbound.media.stop_playing()
+    inbound.media.bridge(outbound.media)
+    tie_lifetimes(inbound, outbound)
+    log.info("bridged %s ↔ %s", inbound.call_id, outbound.call_id)
 
 
 def tie_lifetimes(a: Call, b: Call) -> None:
@@ -76,7 +89,7 @@ async def bridge_call(
 
     def ring_caller(_: Call, status: int) -> None:
         if status == 180 and inbound.state is CallState.INCOMING:
-            ua._spawn(_ring(inbound))
+            ua.spawn(_ring(inbound), f"ring {inbound.call_id}")
 
     placing = asyncio.ensure_future(
         ua.place_call(
@@ -114,11 +127,8 @@ async def bridge_call(
         except Exception:
             outbound.terminate("caller_gone")
             raise
-    if inbound.media is not None and outbound.media is not None:
-        inbound.media.bridge(outbound.media)
-    tie_lifetimes(inbound, outbound)
-    log.info("bridged %s ↔ %s", inbound.call_id, outbound.call_id)
+    bridge_legs(inbound, outbound)
     return outbound
 
 
-__all__ = ["bridge_call", "tie_lifetimes"]
+__all__ = ["bridge_call", "bridge_legs", "tie_lifetimes"]

@@ -16,7 +16,10 @@ import json
 import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
 
 __all__ = [
     "Binding",
@@ -280,7 +283,7 @@ class RedisBindingStore:
     Updates use WATCH/MULTI optimistic transactions, retried on conflict.
     """
 
-    def __init__(self, redis: Any, prefix: str = "callcenter:sip:reg:") -> None:
+    def __init__(self, redis: Redis, prefix: str = "callcenter:sip:reg:") -> None:
         self._r = redis
         self._prefix = prefix
         self._index = prefix + "aors"

@@ -20,6 +20,13 @@ keeps a reference to the UA and the UA to the call only while the call lives;
 :meth:`Call._teardown` drops every link (UA tables, transactions, timers,
 callbacks, media), so a finished call is freed by reference counting alone and
 the cyclic garbage collector never has to run for it.
+
+The UA drives a call only through its public entry points: the constructor
+(everything the INVITE decided), :meth:`Call.dial` (outbound),
+:meth:`Call.handle_request` / :meth:`Call.handle_ack` / :meth:`Call.handle_cancel`
+(requests in the call), :meth:`Call.ack_again` (a retransmitted 2xx) and
+:meth:`Call.end_with_bye` (media timeout, session expiry, shutdown); the call
+reaches the UA only through the UA's public methods.
 """
 
 from __future__ import annotations
@@ -41,10 +48,11 @@ from callcenter.sip.headers import Headers
 from callcenter.sip.message import SipMessage, make_response
 from callcenter.sip.transaction import (
     ClientTransaction,
-    ServerInviteTransaction,
     ServerTransaction,
+    TransactionLayer,
     Uas2xxRetransmitter,
 )
+from callcenter.sip.transport import Transport
 from callcenter.sip.uri import NameAddr, UriError
 
 if TYPE_CHECKING:
@@ -107,7 +115,13 @@ def sdp_is_hold(sdp: bytes) -> bool:
 
 
 class Call:
-    """One call leg (one dialog + one media session)."""
+    """One call leg (one dialog + one media session).
+
+    Inbound, ``request`` is the INVITE received, ``invite_txn`` its server transaction
+    and ``local_sdp`` our answer to its offer (or our offer, when it had none: the
+    answer then comes in the ACK). Outbound, ``request`` is the INVITE :meth:`dial`
+    sends, with the media's offer in it.
+    """
 
     def __init__(
         self,
@@ -118,7 +132,12 @@ class Call:
         media: MediaSession,
         local_tag: str,
         peer_addr: tuple[str, int],
-        transport: Any,
+        transport: Transport,
+        invite_txn: ServerTransaction | None = None,
+        local_sdp: bytes = b"",
+        session_expires: float | None = None,
+        credentials: SipCredentials | None = None,
+        on_progress: Callable[[Call, int], None] | None = None,
     ) -> None:
         self.ua: UserAgent | None = ua
         self.direction = direction
@@ -148,26 +167,27 @@ class Call:
         self.on_hold_changed: HoldHandler | None = None
         self.on_transfer: TransferHandler | None = None
         # outbound: called with each provisional status (180/183), e.g. to ring the A-leg
-        self.on_progress: Callable[[Call, int], None] | None = None
+        self.on_progress = on_progress
         self.data: dict[str, Any] = {}  # application scratch space (interaction id, …)
         self._end_callbacks: list[EndCallback] = []
+        inbound = direction is Direction.INBOUND
         # inbound
-        self._invite_txn: ServerInviteTransaction | None = None
-        self._local_sdp = b""
-        self._awaiting_sdp_in_ack = False
+        self._invite_txn = invite_txn
+        self._local_sdp = local_sdp
+        self._awaiting_sdp_in_ack = inbound and not request.body  # late offer: we offered
         self._retx: Uas2xxRetransmitter | None = None
         self._retx_cseq = 0
-        self.session_expires: float | None = None
+        self.session_expires = session_expires
         self.session_deadline: float | None = None
         # outbound
-        self._invite: SipMessage | None = None
+        self._invite: SipMessage | None = None if inbound else request
         self._invite_client: ClientTransaction | None = None
         self._connected: asyncio.Future[None] | None = None
         self._got_provisional = False
         self._cancel_wanted = False
         self._cancel_sent = False
         self._auth_tries = 0
-        self.credentials: SipCredentials | None = None
+        self.credentials = credentials
         self._bye_done: asyncio.Future[None] | None = None
         # our re-INVITE (hold/resume): serialised by a lock, glare answered with 491
         self._reinvite_lock: asyncio.Lock | None = None
@@ -229,7 +249,7 @@ class Call:
         extra = [("Content-Type", "application/sdp"), *ua.capability_headers()]
         if self.session_expires is not None:
             extra.append(("Session-Expires", f"{int(self.session_expires)};refresher=uac"))
-            if "timer" in _tokens(self.request.headers.get_all("Supported")):
+            if "timer" in self.request.header_tokens("Supported"):
                 extra.append(("Require", "timer"))
         if headers:
             extra += headers
@@ -238,7 +258,7 @@ class Call:
         self.dialog.state = DialogState.CONFIRMED
         txn.respond(response)
         self._invite_txn = None
-        ua._forget_invite(txn)
+        ua.forget_invite(txn)
         self._start_2xx_retransmission(response, txn)
         self.state = CallState.ANSWERED
         self.answered_at = time.monotonic()
@@ -277,8 +297,15 @@ class Call:
             self._cancel_outbound()
             self._finish(reason, 487)
             return
-        self.send_bye()
+        self.end_with_bye(reason)
+
+    def end_with_bye(self, reason: str) -> asyncio.Future[None] | None:
+        """End the call now with BYE (the UA's media timeout, session expiry, shutdown);
+        the returned future completes on the BYE's final response or timeout (None when
+        there is no dialog to send it in)."""
+        done = self.send_bye()
         self._finish(reason, None)
+        return done
 
     async def wait_ended(self, timeout: float | None = None) -> bool:
         try:
@@ -318,7 +345,7 @@ class Call:
         if self._reinvite_lock is None:
             self._reinvite_lock = asyncio.Lock()
         async with self._reinvite_lock:
-            if self.state is not CallState.ANSWERED or self.media is None:
+            if self.state is not CallState.ANSWERED:
                 return False
             if on == self.local_hold:
                 return True
@@ -331,8 +358,8 @@ class Call:
             finally:
                 if accepted:
                     self.local_hold = on
-                elif self.media is not None:
-                    self.media.set_hold(previous)  # offer refused: nothing changed
+                else:
+                    media.set_hold(previous)  # offer refused: nothing changed
             return accepted
 
     async def _reinvite_until_settled(self, timeout: float) -> bool:
@@ -342,13 +369,10 @@ class Call:
             # RFC 3261 14.1: no new INVITE while theirs still awaits its ACK.
             if not await self._wait_their_invite_done(timeout):
                 return False
-            media = self.media
-            if media is None:
-                return False
             if offered_at != self._offers_answered:
                 # a fresh offer only when the SDP moved on (their re-INVITE in between):
                 # a retried offer keeps its o= version, so versions stay consecutive
-                offer = media.offer().encode()
+                offer = self.media.offer().encode()
                 offered_at = self._offers_answered
             response = await self._send_reinvite(offer, timeout)
             if self.state is not CallState.ANSWERED:
@@ -356,7 +380,7 @@ class Call:
             status = (response.status or 0) if response is not None else 408
             if 200 <= status < 300:
                 assert response is not None
-                if not response.body or self.media is None:
+                if not response.body:
                     log.warning("2xx to our re-INVITE without SDP on %s", self.call_id)
                     return False
                 if not self.media.apply_answer(response.body.decode("utf-8", "replace")):
@@ -441,7 +465,7 @@ class Call:
 
     # helpers -----------------------------------------------------------------
 
-    def _require_unanswered_inbound(self) -> ServerInviteTransaction:
+    def _require_unanswered_inbound(self) -> ServerTransaction:
         if self.direction is not Direction.INBOUND:
             raise CallError("not an inbound call")
         if self.state is CallState.ENDED:
@@ -516,9 +540,29 @@ class Call:
         request = dialog.create_request(method, via=ua.via_value(self.transport), headers=headers, body=body)
         ua.transactions.start_client(request, self.peer_addr, self.transport, on_response, on_timeout)
 
-    # inbound-dialog events (called by the UA) ---------------------------------
+    # requests in the call (called by the UA) ---------------------------------
 
-    def _on_ack(self, ack: SipMessage) -> None:
+    def handle_request(self, txn: ServerTransaction) -> None:
+        """A request in this call's dialog whose CSeq the dialog accepted."""
+        method = txn.request.method
+        if method == "BYE":
+            txn.reply(200)
+            self._finish("remote_bye", None)
+        elif method == "INVITE":
+            self._on_reinvite(txn)
+        elif method == "INFO":
+            self._on_info(txn)
+        elif method == "REFER":
+            self._on_refer(txn)
+        elif method == "OPTIONS":
+            ua = self.ua
+            assert ua is not None
+            txn.reply(200, "OK", headers=ua.options_headers())
+        else:  # NOTIFY (e.g. for a REFER we sent) and anything else allowed
+            txn.reply(200, "OK")
+
+    def handle_ack(self, ack: SipMessage) -> None:
+        """An ACK in this dialog (for our 2xx: it has no transaction)."""
         self.confirmed.set()
         retx = self._retx
         if retx is not None and ack.cseq[0] == self._retx_cseq:
@@ -526,20 +570,16 @@ class Call:
             self._retx = None
             if self._ack_seen is not None:
                 self._ack_seen.set()
-        if self._awaiting_sdp_in_ack and ack.body and self.media is not None:
+        if self._awaiting_sdp_in_ack and ack.body:
             self._awaiting_sdp_in_ack = False
             self.media.apply_answer(ack.body.decode("utf-8", "replace"))
 
-    def _on_cancel(self) -> None:
+    def handle_cancel(self) -> None:
         """CANCEL matched our unanswered INVITE: 487 it and end the call."""
         txn = self._invite_txn
         if txn is not None and self.state in (CallState.INCOMING, CallState.RINGING):
             txn.respond(self._response(487, reason="Request Terminated"))
             self._finish("cancelled", 487)
-
-    def _on_bye(self, txn: ServerTransaction) -> None:
-        txn.reply(200)
-        self._finish("remote_bye", None)
 
     def _on_reinvite(self, txn: ServerTransaction) -> None:
         ua = self.ua
@@ -559,7 +599,7 @@ class Call:
         offer = request.body
         answer: str | None
         self._offers_answered += 1
-        if offer and self.media is not None:
+        if offer:
             answer = self.media.update(offer.decode("utf-8", "replace"))
             if answer is None:
                 txn.reply(488, "Not Acceptable Here")
@@ -573,7 +613,7 @@ class Call:
                     except Exception:
                         log.exception("on_hold_changed handler failed for %s", self.call_id)
         else:
-            answer = self.media.offer() if self.media is not None else ""
+            answer = self.media.offer()
             self._awaiting_sdp_in_ack = True
         if self.session_expires is not None:
             self.session_deadline = time.monotonic() + self.session_expires
@@ -604,8 +644,7 @@ class Call:
             txn.reply(400, "Bad DTMF")
             return
         txn.reply(200)
-        if self.media is not None:
-            self.media.feed_info_dtmf(digit)
+        self.media.feed_info_dtmf(digit)
 
     def _on_refer(self, txn: ServerTransaction) -> None:
         handler = self.on_transfer
@@ -623,7 +662,9 @@ class Call:
             return
         txn.reply(202, "Accepted")
         self._notify_refer(100, "Trying", active=True)
-        asyncio.get_running_loop().create_task(self._run_transfer(handler, target))
+        ua = self.ua
+        assert ua is not None
+        ua.spawn(self._run_transfer(handler, target), f"transfer {self.call_id}")
 
     async def _run_transfer(self, handler: TransferHandler, target: str) -> None:
         try:
@@ -650,6 +691,33 @@ class Call:
             )
 
     # outbound (UAC) ------------------------------------------------------------
+
+    async def dial(self, timeout: float | None) -> None:
+        """Send the INVITE and wait until it is answered. Raises CallFailed: the far
+        end's final status, or 487 after CANCEL when it rings past ``timeout`` seconds;
+        a cancelled wait CANCELs the INVITE too."""
+        ua = self.ua
+        invite = self._invite
+        assert ua is not None and invite is not None and self._connected is None
+        connected = self._connected = asyncio.get_running_loop().create_future()
+        self._invite_client = ua.transactions.start_client(
+            invite, self.peer_addr, self.transport, self._on_invite_response, self._on_invite_timeout
+        )
+        try:
+            await asyncio.wait_for(asyncio.shield(connected), timeout)
+        except TimeoutError:
+            self.terminate("ring_timeout")
+            _consume(connected)
+            raise CallFailed(487, "no answer") from None
+        except asyncio.CancelledError:
+            self.terminate("cancelled")
+            _consume(connected)
+            raise
+
+    def ack_again(self, response: SipMessage) -> None:
+        """A 2xx to our INVITE retransmitted after its transaction ended: ACK it again."""
+        if self.dialog is not None and self.direction is Direction.OUTBOUND:
+            self._send_ack(response)
 
     def _cancel_outbound(self) -> None:
         """CANCEL our INVITE (RFC 3261 9.1); only after a provisional has arrived."""
@@ -694,11 +762,11 @@ class Call:
         invite = self._invite
         assert ua is not None and invite is not None
         if self.dialog is None:
+            # (the UA has had us in its table, under our tag, since the INVITE went out)
             self.dialog = Dialog.as_uac(invite, response, ua.contact_uri(self.transport))
-            ua._register_dialog(self)
         elif response.to.tag != self.dialog.remote_tag:
             # A second fork answered: ACK and BYE it, we already have our call.
-            ua._ack_and_bye_stray(response, self.peer_addr, self.transport)
+            ua.ack_and_bye_stray(response, self.peer_addr, self.transport)
             return
         self._send_ack(response)
         if self.state is CallState.ENDED:
@@ -706,7 +774,7 @@ class Call:
             self.send_bye()
             return
         if self.state is not CallState.ANSWERED:
-            if response.body and self.media is not None:
+            if response.body:
                 self.media.apply_answer(response.body.decode("utf-8", "replace"))
             self.state = CallState.ANSWERED
             self.answered_at = time.monotonic()
@@ -794,18 +862,17 @@ class Call:
             self._retx.stop()
             self._retx = None
         media = self.media
-        if media is not None:
-            try:
-                media.unbridge()
-            except Exception:
-                log.debug("unbridge failed", exc_info=True)
-            media.close()
+        try:
+            media.unbridge()
+        except Exception:
+            log.debug("unbridge failed", exc_info=True)
+        media.close()
         ua, self.ua = self.ua, None
         if ua is not None:
-            ua._forget_call(self)
+            ua.forget_call(self)
         txn, self._invite_txn = self._invite_txn, None
         if txn is not None and ua is not None:
-            ua._forget_invite(txn)
+            ua.forget_invite(txn)
         client, self._invite_client = self._invite_client, None
         if client is not None and ua is not None and not client.terminated:
             # A 1xx/2xx may still arrive after we gave up: let the UA CANCEL, or ACK
@@ -835,8 +902,8 @@ class ReinviteTracker:
         final: asyncio.Future[SipMessage | None],
         dialog: Dialog,
         via: str,
-        layer: Any,
-        transport: Any,
+        layer: TransactionLayer,
+        transport: Transport,
         addr: tuple[str, int],
     ) -> None:
         self.final = final
@@ -879,7 +946,7 @@ class AbandonedInvite:
         ua: UserAgent,
         invite: SipMessage | None,
         addr: tuple[str, int],
-        transport: Any,
+        transport: Transport,
         *,
         cancelled: bool,
     ) -> None:
@@ -896,11 +963,13 @@ class AbandonedInvite:
                 self.cancelled = True
                 self.ua.send_cancel(self.invite, self.addr, self.transport)
         elif status < 300:
-            self.ua._ack_and_bye_stray(response, self.addr, self.transport)
+            self.ua.ack_and_bye_stray(response, self.addr, self.transport)
 
 
-def _tokens(values: list[str]) -> set[str]:
-    return {t.strip().lower() for v in values for t in v.split(",") if t.strip()}
+def _consume(fut: asyncio.Future[Any]) -> None:
+    """Mark a future's exception as seen (we report the failure another way)."""
+    if fut.done() and not fut.cancelled():
+        fut.exception()
 
 
 def _dtmf_from_info(ctype: str, body: bytes) -> str | None:

@@ -34,6 +34,7 @@ from typing import Any
 
 from callcenter.sip.message import SipMessage, make_response, new_tag
 from callcenter.sip.timers import Scheduler, SipTimers, TimerHandle
+from callcenter.sip.transport import Transport
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +42,7 @@ MAGIC_COOKIE = "z9hG4bK"
 
 Address = tuple[str, int]
 # send(transport, data, addr): fire-and-forget datagram/stream write.
-SendFn = Callable[[Any, bytes, Address], None]
+SendFn = Callable[[Transport, bytes, Address], None]
 ResponseCallback = Callable[[SipMessage], None]
 TimeoutCallback = Callable[[], None]
 
@@ -54,15 +55,6 @@ class State(enum.Enum):
     CONFIRMED = "confirmed"
     ACCEPTED = "accepted"
     TERMINATED = "terminated"
-
-
-def is_reliable(transport: Any) -> bool:
-    """Stream transports (TCP/TLS) do their own retransmission: no Timer A/E/G."""
-    reliable = getattr(transport, "reliable", None)
-    if reliable is not None:
-        return bool(reliable)
-    name = str(getattr(transport, "name", getattr(transport, "transport", "UDP"))).upper()
-    return name in ("TCP", "TLS", "WS", "WSS")
 
 
 def server_key(msg: SipMessage) -> tuple[str, ...]:
@@ -101,13 +93,16 @@ class _Transaction:
         "transport",
     )
 
-    def __init__(self, layer: TransactionLayer, request: SipMessage, addr: Address, transport: Any) -> None:
+    def __init__(
+        self, layer: TransactionLayer, request: SipMessage, addr: Address, transport: Transport
+    ) -> None:
         self.layer: TransactionLayer | None = layer
         self.request = request
         self.method = request.method or ""
         self.addr = addr
         self.transport = transport
-        self.reliable = is_reliable(transport)
+        # stream transports (TCP) retransmit themselves: no Timer A/E/G
+        self.reliable = transport.reliable
         self.state = State.TRYING
         self.key: tuple[str, ...] = ()
         self._timers: dict[str, TimerHandle] = {}
@@ -164,7 +159,9 @@ class ServerTransaction(_Transaction):
 
     __slots__ = ("final_status", "last_response_bytes", "on_timeout")
 
-    def __init__(self, layer: TransactionLayer, request: SipMessage, addr: Address, transport: Any) -> None:
+    def __init__(
+        self, layer: TransactionLayer, request: SipMessage, addr: Address, transport: Transport
+    ) -> None:
         super().__init__(layer, request, addr, transport)
         self.key = server_key(request)
         self.final_status = 0  # the final response's status, once sent
@@ -213,7 +210,9 @@ class ServerInviteTransaction(ServerTransaction):
 
     __slots__ = ("_g_interval",)
 
-    def __init__(self, layer: TransactionLayer, request: SipMessage, addr: Address, transport: Any) -> None:
+    def __init__(
+        self, layer: TransactionLayer, request: SipMessage, addr: Address, transport: Transport
+    ) -> None:
         super().__init__(layer, request, addr, transport)
         self.state = State.PROCEEDING
         self._g_interval = layer.timers.t1
@@ -318,7 +317,7 @@ class ClientTransaction(_Transaction):
         layer: TransactionLayer,
         request: SipMessage,
         addr: Address,
-        transport: Any,
+        transport: Transport,
         on_response: ResponseCallback | None,
         on_timeout: TimeoutCallback | None = None,
     ) -> None:
@@ -508,7 +507,9 @@ class TransactionLayer:
 
     # incoming ---------------------------------------------------------------
 
-    def receive_request(self, msg: SipMessage, addr: Address, transport: Any) -> ServerTransaction | None:
+    def receive_request(
+        self, msg: SipMessage, addr: Address, transport: Transport
+    ) -> ServerTransaction | None:
         """Absorb retransmissions; return a *new* server transaction for the TU, or None.
 
         ACKs go to :meth:`absorb_ack` instead.
@@ -568,7 +569,7 @@ class TransactionLayer:
         self,
         request: SipMessage,
         addr: Address,
-        transport: Any,
+        transport: Transport,
         on_response: ResponseCallback | None,
         on_timeout: TimeoutCallback | None = None,
     ) -> ClientTransaction:
@@ -609,7 +610,7 @@ class Uas2xxRetransmitter:
         layer: TransactionLayer,
         response: SipMessage,
         addr: Address,
-        transport: Any,
+        transport: Transport,
         on_timeout: TimeoutCallback | None,
     ) -> None:
         self.layer: TransactionLayer | None = layer
@@ -620,7 +621,7 @@ class Uas2xxRetransmitter:
         self._interval = layer.timers.t1
         self._g: TimerHandle | None = None
         self._h: TimerHandle | None = None
-        if not is_reliable(transport):
+        if not transport.reliable:
             self._g = layer.scheduler.call_later(self._interval, self._timer_g)
         self._h = layer.scheduler.call_later(layer.timers.timeout_64t1, self._timer_h)
 

@@ -35,9 +35,11 @@ import inspect
 import ipaddress
 import logging
 import socket
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol, cast
+
+from callcenter.tasks import BackgroundTasks
 
 from .headers import Via
 from .message import SipMessage, SipParseError, build_error_response
@@ -55,7 +57,8 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 Address = tuple[str, int]
-OnMessage = Callable[[SipMessage, Address, "Transport"], Awaitable[None] | None]
+# A coroutine returned by on_message runs as a background task of the layer.
+OnMessage = Callable[[SipMessage, Address, "Transport"], Coroutine[Any, Any, None] | None]
 
 DEFAULT_RCVBUF = 4 * 1024 * 1024
 DEFAULT_MAX_MESSAGE = 65535  # the largest UDP payload; the same bound for a TCP message
@@ -65,7 +68,7 @@ _CRLF = b"\r\n"
 
 
 class Transport(Protocol):
-    """What the UA/transaction layers see of a transport."""
+    """What the UA/transaction layers see of a transport (``UdpTransport``, ``TcpTransport``)."""
 
     name: str  # "UDP" or "TCP"
     reliable: bool
@@ -171,7 +174,7 @@ class _Handler:
     def __init__(self, layer: SipTransportLayer) -> None:
         self.layer = layer
 
-    def handle(self, data: bytes, addr: Address, transport: Any, *, stream: bool) -> None:
+    def handle(self, data: bytes, addr: Address, transport: Transport, *, stream: bool) -> None:
         layer = self.layer
         try:
             try:
@@ -195,8 +198,8 @@ class _Handler:
                 return
             layer.stats["messages"] += 1
             result = layer.on_message(msg, addr, transport)
-            if inspect.isawaitable(result):
-                layer._spawn(result)
+            if inspect.iscoroutine(result):
+                layer.tasks.spawn(result)
         except Exception:  # never let a handler error kill the protocol
             layer.stats["handler_errors"] += 1
             log.exception("sip.transport handler failed from=%s:%s", addr[0], addr[1])
@@ -229,7 +232,7 @@ class UdpTransport(asyncio.DatagramProtocol):
         host = addr[0].strip("[]")
         if not _is_ip(host):
             # sendto() would resolve a name synchronously and stall the loop.
-            self._handler.layer._spawn(self.send(data, addr))
+            self._handler.layer.tasks.spawn(self.send(data, addr))
             return
         if self._transport is None or self._transport.is_closing():
             log.debug("sip.udp send on closed transport to %s:%s dropped", addr[0], addr[1])
@@ -419,7 +422,7 @@ class TcpTransport:
         if conn is not None:
             conn.write(_wire(data))
             return
-        self._handler.layer._spawn(self.send(data, addr))
+        self._handler.layer.tasks.spawn(self.send(data, addr))
 
     async def send(self, data: bytes | SipMessage, addr: Address) -> None:
         """Write on the connection to `addr`, opening one if there is none (§18.1.1)."""
@@ -494,7 +497,8 @@ class SipTransportLayer:
             "messages": 0, "malformed": 0, "error_responses": 0, "foreign_responses": 0,
             "handler_errors": 0,
         }
-        self._tasks: set[asyncio.Task[Any]] = set()
+        # handlers and sends that must wait (TCP connect, DNS); a failure is logged
+        self.tasks = BackgroundTasks(log, level=logging.WARNING)
         self._handler = _Handler(self)
 
     # --- lifecycle ---
@@ -519,10 +523,7 @@ class SipTransportLayer:
             else:
                 await t.close()
         self.transports.clear()
-        for task in list(self._tasks):
-            task.cancel()
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.tasks.close()
 
     async def __aenter__(self) -> SipTransportLayer:
         await self.start()
@@ -591,20 +592,10 @@ class SipTransportLayer:
                 return t
         raise KeyError(f"no {name} transport is listening")
 
-    def is_our_via(self, via: Via, transport: Any) -> bool:
+    def is_our_via(self, via: Via, transport: Transport) -> bool:
         """Does a response's top Via name this transport (RFC 3261 §18.1.2)?"""
         port = via.port or 5060
         for host, our_port in (transport.advertised, transport.local):
             if _same_host(via.host, host) and port == our_port:
                 return True
         return False
-
-    def _spawn(self, coro: Awaitable[Any]) -> None:
-        task = asyncio.ensure_future(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._task_done)
-
-    def _task_done(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.warning("sip.transport background send failed: %s", task.exception())

@@ -27,11 +27,11 @@ import asyncio
 import inspect
 import logging
 import time
-from collections.abc import Awaitable, Callable
-from typing import Any
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import TYPE_CHECKING, Any
 
 from callcenter.media.interface import MediaAllocator, MediaSession
-from callcenter.sip.calls import Call, CallFailed, CallState, Direction, SipCredentials, _tokens
+from callcenter.sip.calls import Call, CallFailed, CallState, Direction, SipCredentials
 from callcenter.sip.dialog import (
     new_branch,
     new_call_id,
@@ -41,14 +41,13 @@ from callcenter.sip.dialog import (
 )
 from callcenter.sip.message import SipMessage
 from callcenter.sip.timers import Scheduler, SipTimers, TimerHandle
-from callcenter.sip.transaction import (
-    ServerTransaction,
-    TransactionLayer,
-    is_reliable,
-    new_request,
-)
-from callcenter.sip.transport import response_address
+from callcenter.sip.transaction import ServerTransaction, TransactionLayer, new_request
+from callcenter.sip.transport import SipTransportLayer, Transport, response_address
 from callcenter.sip.uri import UriError
+from callcenter.tasks import BackgroundTasks
+
+if TYPE_CHECKING:
+    from callcenter.sip.registrar import Registrar
 
 log = logging.getLogger(__name__)
 
@@ -62,17 +61,12 @@ ACCEPT = "application/sdp, application/dtmf-relay, message/sipfrag"
 IN_DIALOG_ONLY = ("BYE", "INFO", "REFER", "NOTIFY")
 
 
-def transport_name(transport: Any) -> str:
-    name = getattr(transport, "name", None) or getattr(transport, "transport", None) or "UDP"
-    return str(name).upper()
-
-
 class UserAgent:
     """RFC 3261 UA core serving inbound calls and placing outbound ones.
 
-    ``transports`` maps a transport name ("UDP", "TCP") to an object with
-    ``send_nowait(data, addr)`` or ``async send(data, addr)``; ``advertised``
-    maps the same names to the (host, port) written into Via/Contact.
+    ``transports`` maps a transport name ("UDP", "TCP") to a
+    :class:`~callcenter.sip.transport.Transport`; ``advertised`` maps the same names
+    to the (host, port) written into Via/Contact.
     """
 
     def __init__(
@@ -80,7 +74,7 @@ class UserAgent:
         media_engine: MediaAllocator,
         *,
         on_call: CallHandler | None = None,
-        registrar: Any = None,
+        registrar: Registrar | None = None,
         scheduler: Scheduler | None = None,
         timers: SipTimers | None = None,
         user_agent: str = "callcenter",
@@ -105,13 +99,14 @@ class UserAgent:
         self.sweep_interval = sweep_interval
         self.trying_delay = trying_delay
         self.max_calls = max_calls
-        self.transports: dict[str, Any] = {}
+        self.transports: dict[str, Transport] = {}
         self.advertised: dict[str, tuple[str, int]] = {}
         self.calls: dict[tuple[str, str], Call] = {}
         self._invites: dict[tuple[str, ...], Call] = {}  # unanswered INVITE txn key → call
         self._transactions: TransactionLayer | None = None
         self._sweep_handle: TimerHandle | None = None
-        self._tasks: set[asyncio.Task[Any]] = set()
+        # call handlers, REFER transfers, REGISTER lookups, sends that must wait
+        self.tasks = BackgroundTasks(log)
         self._stopping = False
         self.stats = {
             "calls_in": 0,
@@ -132,12 +127,14 @@ class UserAgent:
             )
         return self._transactions
 
-    def add_transport(self, transport: Any, advertised: tuple[str, int], name: str | None = None) -> None:
-        key = (name or transport_name(transport)).upper()
+    def add_transport(
+        self, transport: Transport, advertised: tuple[str, int], name: str | None = None
+    ) -> None:
+        key = (name or transport.name).upper()
         self.transports[key] = transport
         self.advertised[key] = advertised
 
-    def attach(self, transport_layer: Any) -> None:
+    def attach(self, transport_layer: SipTransportLayer) -> None:
         """Use every listener of a started :class:`~callcenter.sip.transport.SipTransportLayer`
         (create it with ``on_message=ua.on_message``)."""
         for transport in transport_layer.transports:
@@ -154,10 +151,9 @@ class UserAgent:
         pending: list[asyncio.Future[None]] = []
         for call in list(self.calls.values()) + list(self._invites.values()):
             if call.state is CallState.ANSWERED:
-                fut = call.send_bye()
+                fut = call.end_with_bye("shutdown")
                 if fut is not None:
                     pending.append(fut)
-                call._finish("shutdown", None)
             else:
                 await call.hangup("shutdown")
         if pending:
@@ -165,44 +161,35 @@ class UserAgent:
         if self._sweep_handle is not None:
             self._sweep_handle.cancel()
             self._sweep_handle = None
-        for task in list(self._tasks):
-            task.cancel()
+        await self.tasks.close()
         if self._transactions is not None:
             self._transactions.close()
 
     async def wait_idle(self, timeout: float = 5.0) -> bool:
         """Wait until no call-handler task is running; False if some still are after ``timeout``."""
-        tasks = set(self._tasks)
+        tasks = self.tasks.snapshot()
         if not tasks:
             return True
         _, pending = await asyncio.wait(tasks, timeout=timeout)
         return not pending
 
-    def _send(self, transport: Any, data: bytes, addr: tuple[str, int]) -> None:
-        sender = getattr(transport, "send_nowait", None)
-        if sender is not None:
-            sender(data, addr)
-            return
-        self._spawn(transport.send(data, addr))
+    @staticmethod
+    def _send(transport: Transport, data: bytes, addr: tuple[str, int]) -> None:
+        transport.send_nowait(data, addr)
 
-    def _spawn(self, coro: Awaitable[Any]) -> None:
-        task = asyncio.ensure_future(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._task_done)
+    def spawn(self, coro: Coroutine[Any, Any, Any], name: str | None = None) -> asyncio.Task[Any]:
+        """Run ``coro`` as one of the UA's tasks: kept until done, a failure logged,
+        waited for by :meth:`wait_idle`, cancelled by :meth:`stop`."""
+        return self.tasks.spawn(coro, name)
 
-    def _task_done(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("call task failed", exc_info=task.exception())
-
-    def contact_uri(self, transport: Any) -> str:
-        name = transport_name(transport)
+    def contact_uri(self, transport: Transport) -> str:
+        name = transport.name
         host, port = self.advertised.get(name) or next(iter(self.advertised.values()))
         suffix = "" if name == "UDP" else f";transport={name.lower()}"
         return f"sip:{self.contact_user}@{host}:{port}{suffix}"
 
-    def via_value(self, transport: Any) -> str:
-        name = transport_name(transport)
+    def via_value(self, transport: Transport) -> str:
+        name = transport.name
         host, port = self.advertised.get(name) or next(iter(self.advertised.values()))
         return f"SIP/2.0/{name} {host}:{port};rport"
 
@@ -212,12 +199,16 @@ class UserAgent:
             ("Supported", ", ".join(SUPPORTED)),
         ]
 
+    def options_headers(self) -> list[tuple[str, str]]:
+        """What an OPTIONS request is answered with (in a dialog or outside)."""
+        return [*self.capability_headers(), ("Accept", ACCEPT)]
+
     def _allowed(self) -> tuple[str, ...]:
         return (*ALLOWED, "REGISTER") if self.registrar is not None else ALLOWED
 
     # incoming ------------------------------------------------------------------
 
-    def on_message(self, msg: SipMessage, addr: tuple[str, int], transport: Any) -> None:
+    def on_message(self, msg: SipMessage, addr: tuple[str, int], transport: Transport) -> None:
         """Entry point for every parsed message from the transport layer."""
         try:
             if msg.is_request:
@@ -235,20 +226,20 @@ class UserAgent:
         if 200 <= status < 300 and msg.cseq[1] == "INVITE":
             # 2xx retransmission after the client transaction ended: re-ACK via the dialog.
             call = self.calls.get((msg.call_id, str(msg.from_.tag or "")))
-            if call is not None and call.dialog is not None and call.direction is Direction.OUTBOUND:
-                call._send_ack(msg)
+            if call is not None:
+                call.ack_again(msg)
 
-    def _on_request(self, msg: SipMessage, addr: tuple[str, int], transport: Any) -> None:
+    def _on_request(self, msg: SipMessage, addr: tuple[str, int], transport: Transport) -> None:
         layer = self.transactions
         method = msg.method or ""
         if method == "ACK":
             if not layer.absorb_ack(msg):
                 call = self.calls.get((msg.call_id, str(msg.to.tag or "")))
                 if call is not None:
-                    call._on_ack(msg)
+                    call.handle_ack(msg)
             return
         source = addr
-        if not is_reliable(transport):
+        if not transport.reliable:
             # RFC 3261 18.2.2 / RFC 3581: answer to received/rport (the source, behind NAT).
             addr = response_address(msg.vias[0], addr)
         txn = layer.receive_request(msg, addr, transport)
@@ -264,7 +255,7 @@ class UserAgent:
                 txn.reply(501, "Not Implemented", headers=[("Allow", ", ".join(self._allowed()))])
             return
         if method != "CANCEL":
-            unsupported = _tokens(msg.headers.get_all("Require")) - set(SUPPORTED)
+            unsupported = set(msg.header_tokens("Require")) - set(SUPPORTED)
             if unsupported:
                 txn.reply(420, "Bad Extension", headers=[("Unsupported", ", ".join(sorted(unsupported)))])
                 return
@@ -272,7 +263,7 @@ class UserAgent:
             self._on_cancel(txn)
             return
         if method == "REGISTER":
-            self._spawn(self._register(txn, source))
+            self.spawn(self._register(txn, source), "REGISTER")
             return
         to_tag = msg.to.tag
         if to_tag:
@@ -280,13 +271,16 @@ class UserAgent:
             if call is None or call.dialog is None:
                 txn.reply(481, "Call/Transaction Does Not Exist")
                 return
-            self._in_dialog(call, txn)
+            if call.dialog.accept_remote_cseq(msg):
+                call.handle_request(txn)
+            else:
+                txn.reply(500, "CSeq Out Of Order")
             return
         if method in IN_DIALOG_ONLY:
             txn.reply(481, "Call/Transaction Does Not Exist")
             return
         if method == "OPTIONS":
-            txn.reply(200, "OK", headers=[*self.capability_headers(), ("Accept", ACCEPT)])
+            txn.reply(200, "OK", headers=self.options_headers())
             return
         if method == "INVITE":
             self._new_call(txn, source, transport)
@@ -294,35 +288,16 @@ class UserAgent:
         txn.reply(481, "Call/Transaction Does Not Exist")
 
     async def _register(self, txn: ServerTransaction, source: tuple[str, int]) -> None:
+        assert self.registrar is not None  # REGISTER is allowed only with a registrar
         try:
             response = await self.registrar.handle_register(
-                txn.request, source, transport_name(txn.transport).lower()
+                txn.request, source, txn.transport.name.lower()
             )
         except Exception:
             log.exception("registrar failed on REGISTER from %s", source)
             txn.reply(500, "Server Internal Error")
             return
         txn.respond(response)
-
-    def _in_dialog(self, call: Call, txn: ServerTransaction) -> None:
-        dialog = call.dialog
-        assert dialog is not None
-        if not dialog.accept_remote_cseq(txn.request):
-            txn.reply(500, "CSeq Out Of Order")
-            return
-        method = txn.request.method
-        if method == "BYE":
-            call._on_bye(txn)
-        elif method == "INVITE":
-            call._on_reinvite(txn)
-        elif method == "INFO":
-            call._on_info(txn)
-        elif method == "REFER":
-            call._on_refer(txn)
-        elif method == "OPTIONS":
-            txn.reply(200, "OK", headers=[*self.capability_headers(), ("Accept", ACCEPT)])
-        else:  # NOTIFY (e.g. for a REFER we sent) and anything else allowed
-            txn.reply(200, "OK")
 
     def _on_cancel(self, txn: ServerTransaction) -> None:
         invite_txn = self.transactions.find_invite_for_cancel(txn.request)
@@ -332,11 +307,11 @@ class UserAgent:
         txn.reply(200, "OK")
         call = self._invites.get(invite_txn.key)
         if call is not None:
-            call._on_cancel()
+            call.handle_cancel()
         elif not invite_txn.final_sent:
             invite_txn.reply(487, "Request Terminated")
 
-    def _new_call(self, txn: ServerTransaction, addr: tuple[str, int], transport: Any) -> None:
+    def _new_call(self, txn: ServerTransaction, addr: tuple[str, int], transport: Transport) -> None:
         request = txn.request
         if self._stopping:
             txn.reply(503, "Service Unavailable", headers=[("Retry-After", "5")])
@@ -378,10 +353,8 @@ class UserAgent:
                 txn.reply(488, "Not Acceptable Here", headers=[("Accept", "application/sdp")])
                 return
             local_sdp = answer.encode()
-            awaiting = False
         else:
             local_sdp = media.offer().encode()  # late offer: the answer comes in the ACK
-            awaiting = True
         call = Call(
             self,
             direction=Direction.INBOUND,
@@ -390,16 +363,15 @@ class UserAgent:
             local_tag=new_tag(),
             peer_addr=addr,
             transport=transport,
+            invite_txn=txn,
+            local_sdp=local_sdp,
+            session_expires=session_expires,
         )
-        call._invite_txn = txn  # type: ignore[assignment]
-        call._local_sdp = local_sdp
-        call._awaiting_sdp_in_ack = awaiting
-        call.session_expires = session_expires
         txn.on_timeout = None
         self.calls[(call.call_id, call.local_tag)] = call
         self._invites[txn.key] = call
         self.stats["calls_in"] += 1
-        self._spawn(self._run_handler(call))
+        self.spawn(self._run_handler(call))
 
     async def _run_handler(self, call: Call) -> None:
         handler = self.on_call
@@ -417,17 +389,15 @@ class UserAgent:
         if call.state in (CallState.INCOMING, CallState.RINGING):
             await call.reject(480, "Temporarily Unavailable")
 
-    # tables ------------------------------------------------------------------
+    # tables (a call takes itself out when it is answered or ends) -------------
 
-    def _register_dialog(self, call: Call) -> None:
-        self.calls[(call.call_id, call.local_tag)] = call
-
-    def _forget_call(self, call: Call) -> None:
+    def forget_call(self, call: Call) -> None:
         key = (call.call_id, call.local_tag)
         if self.calls.get(key) is call:
             del self.calls[key]
 
-    def _forget_invite(self, txn: ServerTransaction) -> None:
+    def forget_invite(self, txn: ServerTransaction) -> None:
+        """The INVITE is answered or gone: a CANCEL no longer finds its call."""
         self._invites.pop(txn.key, None)
 
     # outbound ----------------------------------------------------------------
@@ -485,6 +455,8 @@ class UserAgent:
         if headers:
             items += list(headers.items()) if isinstance(headers, dict) else list(headers)
         invite = new_request("INVITE", target_uri, items, offer)
+        if isinstance(credentials, tuple):
+            credentials = SipCredentials(*credentials)
         call = Call(
             self,
             direction=Direction.OUTBOUND,
@@ -493,32 +465,14 @@ class UserAgent:
             local_tag=local_tag,
             peer_addr=addr,
             transport=sip_transport,
+            credentials=credentials,
+            on_progress=on_progress,
         )
-        if isinstance(credentials, tuple):
-            credentials = SipCredentials(*credentials)
-        call.credentials = credentials
-        call._invite = invite
-        call.on_progress = on_progress
-        loop = asyncio.get_running_loop()
-        call._connected = loop.create_future()
         self.stats["calls_out"] += 1
         # Known before it is answered, so shutdown can CANCEL it; in-dialog requests
         # still get 481 until the dialog exists.
         self.calls[(call.call_id, call.local_tag)] = call
-        call._invite_client = self.transactions.start_client(
-            invite, addr, sip_transport, call._on_invite_response, call._on_invite_timeout
-        )
-        connected = call._connected
-        try:
-            await asyncio.wait_for(asyncio.shield(connected), timeout)
-        except TimeoutError:
-            call.terminate("ring_timeout")
-            _consume(connected)
-            raise CallFailed(487, "no answer") from None
-        except asyncio.CancelledError:
-            call.terminate("cancelled")
-            _consume(connected)
-            raise
+        await call.dial(timeout)
         return call
 
     def build_invite_retry(self, invite: SipMessage, auth_header: str, auth_value: str) -> SipMessage:
@@ -534,7 +488,7 @@ class UserAgent:
             method="INVITE", uri=invite.uri, status=None, reason="", headers=headers, body=invite.body
         )
 
-    def send_cancel(self, invite: SipMessage, addr: tuple[str, int], transport: Any) -> None:
+    def send_cancel(self, invite: SipMessage, addr: tuple[str, int], transport: Transport) -> None:
         """CANCEL an INVITE we sent (RFC 3261 9.1): its top Via/branch, CSeq number, Route."""
         items: list[tuple[str, str]] = [("Via", invite.headers.get_all("Via")[0])]
         items += [("Route", r) for r in invite.headers.get_all("Route")]
@@ -548,7 +502,7 @@ class UserAgent:
         cancel = new_request("CANCEL", invite.uri or "", items)
         self.transactions.start_client(cancel, addr, transport, None, None)
 
-    def _ack_and_bye_stray(self, response: SipMessage, addr: tuple[str, int], transport: Any) -> None:
+    def ack_and_bye_stray(self, response: SipMessage, addr: tuple[str, int], transport: Transport) -> None:
         """ACK a 2xx we do not want (late or forked) and BYE it at once (RFC 3261 13.2.2.4)."""
         contacts = response.contacts
         target = str(contacts[0].uri) if contacts and contacts != "*" else ""
@@ -596,16 +550,10 @@ class UserAgent:
         if not self._stopping:
             self._arm_sweep()
 
-    def _hangup_now(self, call: Call, reason: str) -> None:
+    @staticmethod
+    def _hangup_now(call: Call, reason: str) -> None:
         log.info("ending call %s: %s", call.call_id, reason)
-        call.send_bye()
-        call._finish(reason, None)
+        call.end_with_bye(reason)
 
 
-def _consume(fut: asyncio.Future[Any]) -> None:
-    """Mark a future's exception as seen (we report the failure another way)."""
-    if fut.done() and not fut.cancelled():
-        fut.exception()
-
-
-__all__ = ["Call", "CallFailed", "CallHandler", "SipCredentials", "UserAgent", "is_reliable"]
+__all__ = ["Call", "CallFailed", "CallHandler", "SipCredentials", "UserAgent"]

@@ -24,6 +24,7 @@ class Flow:
 
     def __init__(self, name: str = "UDP") -> None:
         self.name = name
+        self.reliable = name == "TCP"  # what the transaction timers look at
 
 
 class Harness:
