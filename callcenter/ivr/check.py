@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from callcenter.ivr.flow_model import GatherStep, MenuStep
 from callcenter.ivr.flows import FlowSet, collect_flows
 from callcenter.ivr.runner import BUILTIN_APPS
 from callcenter.ivr.services import ServicesConfig
+
+if TYPE_CHECKING:  # types only: importing the speech package loads pocketsphinx
+    from callcenter.speech.interfaces import SpeechRecognizer
 
 
 def check_flows(
@@ -43,7 +46,7 @@ def check_flows(
     return problems
 
 
-def check_phrases(flows: FlowSet, recognizer: Any) -> list[str]:
+def check_phrases(flows: FlowSet, recognizer: SpeechRecognizer) -> list[str]:
     """Menu/gather phrases with words the speech recogniser cannot hear, as
     ``file:line: reason`` warnings (a phrase like that can only be keyed, never said)."""
     problems = []

@@ -9,11 +9,21 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Protocol
 
 from callcenter.ivr.ports import CustomerInfo, OrderInfo
 
 WaitEstimate = Callable[[str], float | Awaitable[float | None] | None]
+
+
+class CustomerStore(Protocol):
+    """What the IVR reads of the CRM (crm_bridge's ``CrmStore``): rows as plain dicts."""
+
+    async def customer_by_address(self, kind: str, value: str) -> dict[str, Any] | None: ...
+
+    async def customer_by_account(self, account: str) -> dict[str, Any] | None: ...
+
+    async def order_status(self, order_number: str) -> dict[str, Any] | None: ...
 
 
 def customer_from_crm(row: dict[str, Any]) -> CustomerInfo:
@@ -29,7 +39,7 @@ def customer_from_crm(row: dict[str, Any]) -> CustomerInfo:
 
 
 class CrmLookups:
-    def __init__(self, store: Any, queue_wait: WaitEstimate | None = None) -> None:
+    def __init__(self, store: CustomerStore, queue_wait: WaitEstimate | None = None) -> None:
         self.store = store
         self._queue_wait = queue_wait
 
@@ -40,10 +50,7 @@ class CrmLookups:
         return customer_from_crm(row) if row else None
 
     async def customer_by_account(self, account: str) -> CustomerInfo | None:
-        finder = getattr(self.store, "customer_by_account", None)
-        if finder is None:  # the store has no account index: the agent will ask instead
-            return None
-        row = await finder(account)
+        row = await self.store.customer_by_account(account)
         return customer_from_crm(row) if row else None
 
     async def order_status(self, order_id: str, customer_id: str | None) -> OrderInfo | None:

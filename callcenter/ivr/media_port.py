@@ -9,8 +9,9 @@
 - record: ``session.start_recording`` until '#', silence or the time limit;
 - transfer / hang-up: callables from the call (the SIP layer owns the dialog).
 
-The speech engines are reached through the two small protocols below, so any
-engine with the same shape (a cloud one, a test double) plugs in.
+The media session and the speech engines are reached through their protocols
+(``callcenter.media.interface``, ``callcenter.speech.interfaces``), so any engine
+with the same shape (a cloud one, a test double) plugs in.
 """
 
 from __future__ import annotations
@@ -23,41 +24,24 @@ import os
 from collections import deque
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from callcenter.ivr.ports import CallEnded, InputSpec, Recording, UserInput
+from callcenter.ivr.ports import CallEnded, DigitRules, InputSpec, Recording, UserInput
 from callcenter.media.interface import MediaSession
+
+if TYPE_CHECKING:  # types only: importing the speech package loads pocketsphinx
+    from callcenter.speech.interfaces import (
+        Recognition,
+        RecognitionSession,
+        SpeechRecognizer,
+        TextToSpeech,
+    )
 
 log = logging.getLogger(__name__)
 
 SPEECH_RMS = 500.0  # 16-bit RMS above which a 20 ms frame counts as voice (≈ -36 dBFS)
-
-
-class Synthesizer(Protocol):
-    async def render(
-        self, text: str, *, language: str = ..., voice: str | None = ..., rate: int | None = ...
-    ) -> Path: ...
-
-
-class RecognizerSession(Protocol):
-    """One question's listening session (callcenter.speech.RecognitionSession)."""
-
-    speech_started: asyncio.Event
-
-    def feed(self, frame: bytes) -> Any: ...
-
-    async def result(self, timeout: float) -> Any:
-        """A Recognition (``outcome``, ``text``, ``phrase``, ``confidence``); ``timeout``
-        bounds the wait for speech to start; once talking it waits for the end-point."""
-        ...
-
-    def close(self) -> None: ...
-
-
-class Recognizer(Protocol):
-    def start(self, phrases: list[str], *, language: str = ...) -> RecognizerSession: ...
 
 
 def beep_pcm(freq: float = 1000.0, seconds: float = 0.35, amplitude: int = 8000) -> bytes:
@@ -66,20 +50,13 @@ def beep_pcm(freq: float = 1000.0, seconds: float = 0.35, amplitude: int = 8000)
     return (amplitude * np.sin(2 * math.pi * freq * t)).astype("<i2").tobytes()
 
 
-def _recognition_to_input(rec: Any) -> UserInput:
+def _recognition_to_input(rec: Recognition | None) -> UserInput:
     """Map a Recognition to the IVR's answer: match → phrase, no-match → speech with
     value '' (the flow's no-match path), no-input → nothing."""
-    if rec is None:
+    if rec is None or rec.outcome == "no_input":  # Outcome is a StrEnum
         return UserInput.nothing()
-    outcome = str(getattr(rec, "outcome", "") or "")
-    text = str(getattr(rec, "text", "") or "")
-    phrase = str(getattr(rec, "phrase", "") or "")
-    confidence = float(getattr(rec, "confidence", 0.0) or 0.0)
-    if outcome == "no_input" or (not outcome and not text and not phrase):
-        return UserInput.nothing()
-    if outcome == "no_match":
-        phrase = ""
-    return UserInput(how="speech", value=phrase, confidence=confidence, text=text)
+    phrase = "" if rec.outcome == "no_match" else rec.phrase or ""
+    return UserInput(how="speech", value=phrase, confidence=rec.confidence, text=rec.text or "")
 
 
 class MediaCallPort:
@@ -91,8 +68,8 @@ class MediaCallPort:
         *,
         ani: str,
         dnis: str,
-        tts: Synthesizer,
-        recognizer: Recognizer | None = None,
+        tts: TextToSpeech,
+        recognizer: SpeechRecognizer | None = None,
         transfer: Callable[[str], Awaitable[bool]] | None = None,
         hangup: Callable[[], Awaitable[None]] | None = None,
         voice: str | None = None,
@@ -114,7 +91,7 @@ class MediaCallPort:
         self.digits: deque[str] = deque()
         self._digit_event = asyncio.Event()
         self.ended = asyncio.Event()
-        self._asr: RecognizerSession | None = None
+        self._asr: RecognitionSession | None = None
         self._asr_phrases: tuple[str, ...] | None = None
         self._last_voice = 0.0
         self._loop = asyncio.get_running_loop()
@@ -163,7 +140,7 @@ class MediaCallPort:
 
     def _speech_session(
         self, phrases: tuple[str, ...] | None, language: str
-    ) -> RecognizerSession | None:
+    ) -> RecognitionSession | None:
         """The recogniser for these phrases; one started during the prompt carries over,
         so an answer spoken across the end of a prompt is heard whole."""
         if not phrases or self.recognizer is None:
@@ -301,7 +278,7 @@ class MediaCallPort:
             self._drop_speech()
 
     @staticmethod
-    def _digits_done(buf: str, rules: Any) -> UserInput | None:
+    def _digits_done(buf: str, rules: DigitRules) -> UserInput | None:
         if rules.terminator and rules.terminator in buf:
             head = buf.split(rules.terminator, 1)[0]
             return UserInput(how="dtmf", value=head + rules.terminator, terminated=True)
