@@ -307,7 +307,9 @@ class ContactCore:
         AgentOffered's inline desk subscriber returns futures that resolve when the
         screen-pop is written to the desktop's socket; waiting on them (at most
         SCREEN_POP_WAIT_S, so a stuck desktop cannot hold up the call) is the whole
-        guarantee. False when the offer was withdrawn meanwhile."""
+        guarantee. False when the offer was withdrawn (before or meanwhile)."""
+        if not self.holds_offer(contact, offer):
+            return False
         delivered = self.move(
             contact,
             Phase.OFFERED,
