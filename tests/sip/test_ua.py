@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from callcenter.sip.b2bua import bridge_call
+from callcenter.sip.b2bua import bridge_call, bridge_legs
 from callcenter.sip.calls import Call, CallFailed, CallState, SipCredentials
 
 ServerFactory = Callable[..., Awaitable[Any]]
@@ -107,6 +107,41 @@ async def test_b2bua_bridges_caller_to_agent(
     assert result.returncode == 0, result.errors or result.stdout[-2000:]
     inbound = server.calls[0]
     assert inbound.end_reason == "remote_bye"
+    assert legs and legs[0].end_reason == "bridged_leg_ended"
+    assert server.ua.calls == {}
+
+
+async def test_b2bua_bridges_a_leg_placed_elsewhere(
+    server_factory: ServerFactory, sipp: Sipp, sipp_start: Sipp
+) -> None:
+    """bridge_legs: a caller who hears music on hold is bridged to a leg the application
+    placed itself (an external transfer target): the music stops, the media is relayed,
+    and when the caller hangs up the other leg gets BYE."""
+    agent = await sipp_start(None, scenario="uas_b2bua_leg.xml", calls=1, timeout=40)
+    seen: list[tuple[bool, bool]] = []
+    legs: list[Call] = []
+
+    async def transfer_out(call: Call) -> None:
+        await call.answer()
+        music = asyncio.ensure_future(call.media.play(b"\x00\x00" * 1600, loop=True))
+        outbound = await server.ua.place_call(
+            f"sip:agent@{agent.uri_host}",
+            from_uri=f"sip:{call.ani}@127.0.0.1",
+            headers={"X-Interaction-Id": "ix-7", "P-Asserted-Identity": f"<{call.from_uri}>"},
+            media_near=call.media,
+        )
+        legs.append(outbound)
+        bridge_legs(call, outbound)
+        seen.append((await music, call.media.bridged_to is outbound.media))
+        await call.ended.wait()
+
+    server = await server_factory(transfer_out)
+    caller = await sipp(server.uri_host, builtin="uac", calls=1, duration_ms=500, timeout=40)
+    assert caller.returncode == 0, caller.errors or caller.stdout[-2000:]
+    result = await agent.wait()
+    assert result.returncode == 0, result.errors or result.stdout[-2000:]
+    assert seen == [(False, True)]  # the looping music was cut short by the bridge
+    assert server.calls[0].end_reason == "remote_bye"
     assert legs and legs[0].end_reason == "bridged_leg_ended"
     assert server.ua.calls == {}
 
