@@ -37,7 +37,7 @@ import logging
 import socket
 from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass
-from typing import Any, Protocol, cast
+from typing import Any, Protocol, cast, runtime_checkable
 
 from callcenter.tasks import BackgroundTasks
 
@@ -67,6 +67,7 @@ DEFAULT_MAX_TCP_CONNECTIONS = 4096
 _CRLF = b"\r\n"
 
 
+@runtime_checkable  # for the conformance test; nothing on the message path checks it
 class Transport(Protocol):
     """What the UA/transaction layers see of a transport (``UdpTransport``, ``TcpTransport``)."""
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import json
 import pathlib
 import random
@@ -25,6 +26,7 @@ from callcenter.sip.transport import (
     DEFAULT_RCVBUF,
     SipTransportLayer,
     TcpTransport,
+    Transport,
     UdpTransport,
     response_address,
 )
@@ -128,6 +130,19 @@ def drain(sock: socket.socket) -> list[bytes]:
 async def test_udp_receive_buffer_is_4mb(harness: Harness) -> None:
     # Linux reports twice the size set; either way at least the 4 MB asked for.
     assert harness.udp.rcvbuf >= DEFAULT_RCVBUF
+
+
+async def test_both_transports_are_what_the_ua_types_against(harness: Harness) -> None:
+    """The UA and the transaction layer are typed against the Transport Protocol and use
+    its members without checking: both listeners have them, with its parameters."""
+    for t in (harness.udp, harness.tcp):
+        assert isinstance(t, Transport)
+        for method in (t.send_nowait, t.send):
+            assert list(inspect.signature(method).parameters) == ["data", "addr"]
+        assert inspect.iscoroutinefunction(t.send)
+        assert not inspect.iscoroutinefunction(t.send_nowait)
+    assert (harness.udp.name, harness.udp.reliable) == ("UDP", False)
+    assert (harness.tcp.name, harness.tcp.reliable) == ("TCP", True)
 
 
 async def test_rport_and_received_are_stamped(harness: Harness, client: socket.socket) -> None:
