@@ -6,7 +6,8 @@ else here is the pieces they are built from, usable on their own.
 
 from callcenter.media.audio_files import AudioFormatError
 from callcenter.media.engine import MediaEngine
+from callcenter.media.interface import MediaSession
 from callcenter.media.ports import NoFreePortError
 from callcenter.media.session import RtpSession
 
-__all__ = ["AudioFormatError", "MediaEngine", "NoFreePortError", "RtpSession"]
+__all__ = ["AudioFormatError", "MediaEngine", "MediaSession", "NoFreePortError", "RtpSession"]
