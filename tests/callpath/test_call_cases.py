@@ -7,21 +7,13 @@ import asyncio
 from typing import Any
 
 import pytest
-from peers import EventLog, both_media_modes, watch
 from test_call_path import ALAN, GRACE, tone
 
 from callcenter import events as ev
+from tests.support.peers import EventLog, both_media_modes, watch
+from tests.support.rig import short_ring
 
 SALES, SUPPORT, OPERATOR = "3", "2", "4"
-
-
-def short_ring(queues: dict[str, Any]) -> None:
-    """Ring 2 s before RONA, and no automatic end of wrap-up, so tests need no long waits."""
-    for q in queues["queues"].values():
-        q["reservation_timeout_s"] = 2
-        q["wrap_up_s"] = 600
-        q.pop("escalation", None)
-        q["preferred_agent_timeout_s"] = 0
 
 
 @pytest.fixture

@@ -11,16 +11,15 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-from peers import both_media_modes, watch
-
 from callcenter import events as ev
+from tests.support.peers import both_media_modes, watch
 
 GRACE = "+441632960001"  # demo VIP customer
 ALAN = "+441632960002"  # demo standard customer
 
 
 def tone(tmp: Path, seconds: float = 30.0) -> Path:
-    from peers import tone_wav
+    from tests.support.peers import tone_wav
 
     return tone_wav(tmp / "caller-voice.wav", seconds, freq=700.0)
 

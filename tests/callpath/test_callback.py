@@ -10,41 +10,15 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
-from peers import Caller, watch
-from test_call_cases import SALES, dial, record, short_ring
+from test_call_cases import SALES, dial, record
 from test_call_path import ALAN
 
 from callcenter import events as ev
-from callcenter.sip.calls import Call
+from tests.support.peers import Caller, watch
+from tests.support.rig import CustomerPhone, callback_rig
 
 SUPPORT = "2"
 OTHER = "+447700900123"  # an unknown, standard-tier caller
-
-
-class CustomerPhone:
-    """The phone a callback reaches: answers, or rejects with ``status``."""
-
-    def __init__(self, caller: Caller, reject: int | None = None) -> None:
-        self.caller = caller
-        self.reject = reject
-        self.calls: asyncio.Queue[Call] = asyncio.Queue()
-        self.pick_up = asyncio.Event()  # clear it to keep the phone ringing until set
-        self.pick_up.set()
-        caller.ua.on_call = self._incoming
-
-    @property
-    def port(self) -> int:
-        return self.caller.transport.get("udp").local[1]
-
-    async def _incoming(self, call: Call) -> None:
-        await self.calls.put(call)
-        if self.reject is not None:
-            await call.reject(self.reject)
-            return
-        await call.ringing()
-        await self.pick_up.wait()
-        await call.answer()
-        await call.ended.wait()
 
 
 @pytest.fixture
@@ -60,15 +34,6 @@ async def customer_factory() -> AsyncIterator[Callable[..., Any]]:
     yield make
     for caller in callers:
         await caller.stop()
-
-
-async def callback_rig(
-    rig_factory: Any, phone: CustomerPhone, media_workers: int = 1, **callbacks: Any
-) -> Any:
-    settings = {"dial_uri": f"sip:{{digits}}@127.0.0.1:{phone.port}", "ring_s": 10} | callbacks
-    return await rig_factory(short_ring, server_patch={
-        "queueing": {"announce_every_s": 30, "offer_options_after_s": 0}, "callbacks": settings},
-        media_workers=media_workers)  # fmt: skip
 
 
 @pytest.mark.parametrize("media_workers", [1, 2], ids=["media1", "media2"])

@@ -10,13 +10,13 @@ from typing import Any
 
 import pytest
 import yaml
-from peers import ROOT, Caller, EventLog, make_config_dir
 from test_call_path import GRACE
 
 from callcenter import events as ev
 from callcenter.center import Center
 from callcenter.config import load_config
 from crm_bridge.signing import verify
+from tests.support.peers import ROOT, Caller, EventLog, make_config_dir
 
 SECRET = "test-webhook-secret"
 

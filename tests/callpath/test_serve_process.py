@@ -13,7 +13,8 @@ from pathlib import Path
 import httpx
 import pytest
 import yaml
-from peers import ROOT, Caller, make_config_dir
+
+from tests.support.peers import ROOT, Caller, make_config_dir
 
 
 @pytest.mark.parametrize("media_workers", [1, 2], ids=["media1", "media2"])

@@ -8,24 +8,15 @@ server the same way."""
 from __future__ import annotations
 
 import asyncio
-import importlib.util
-import sys
 from pathlib import Path
 from typing import Any
 
-from peers import ROOT, both_media_modes, free_port, require_tool, watch
 from test_call_path import GRACE
 
+from bench.call_path import write_dtmf_pcap
 from callcenter import events as ev
-
-
-def bench_module() -> Any:
-    spec = importlib.util.spec_from_file_location("bench_call_path", ROOT / "bench" / "call_path.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look themselves up there
-    spec.loader.exec_module(module)
-    return module
+from tests.support import ROOT, free_port, require_tool
+from tests.support.peers import both_media_modes, watch
 
 
 @both_media_modes
@@ -36,7 +27,7 @@ async def test_sipp_caller_presses_3_and_reaches_sales(rig: Any, tmp_path: Path)
     log = watch(rig)
     await rig.phone("1003")
     desk = await rig.desktop("1003")
-    pcap = bench_module().write_dtmf_pcap(tmp_path / "press3.pcap", digit_event=3)
+    pcap = write_dtmf_pcap(tmp_path / "press3.pcap", digit_event=3)
     scenario = (ROOT / "bench" / "call_path" / "caller_uac.xml").read_text()
     (tmp_path / "caller.xml").write_text(scenario.replace("@PCAP@", str(pcap)).replace("@ANI@", GRACE))
     host, port = rig.sip

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import random
 import shutil
 import socket
@@ -25,24 +24,10 @@ import websockets
 import yaml
 
 from callcenter import events as ev
+from tests.support.ports import free_port, free_udp_tcp_port
+from tests.support.services import ROOT, require_tool
 
 BARESIP_MODULES = Path("/usr/lib/baresip/modules")
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def free_sip_port() -> int:
-    """A port free for both UDP and TCP on 127.0.0.1 right now."""
-    for _ in range(50):
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
-            u.bind(("127.0.0.1", 0))
-            port = u.getsockname()[1]
-            with socket.socket() as t:
-                try:
-                    t.bind(("127.0.0.1", port))
-                except OSError:
-                    continue
-                return int(port)
-    raise RuntimeError("no free SIP port")
 
 
 # runs a test twice: media in the server process (rtp.workers 1) and in two media worker
@@ -61,7 +46,7 @@ def make_config_dir(
     d = tmp / "config"
     shutil.copytree(ROOT / "config", d)
     server = yaml.safe_load((d / "server.yaml").read_text())
-    sip_port = free_sip_port()
+    sip_port = free_udp_tcp_port()
     server["sip"]["listen"] = [{"transport": "udp", "host": "127.0.0.1", "port": sip_port},
                                {"transport": "tcp", "host": "127.0.0.1", "port": sip_port}]  # fmt: skip
     rtp = random.randrange(50000, 60000) & ~1
@@ -86,22 +71,6 @@ def make_config_dir(
         patch(queues)
         (d / "queues.yaml").write_text(yaml.safe_dump(queues))
     return d
-
-
-def require_tool(name: str) -> str:
-    path = shutil.which(name)
-    if path is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{name} is required in CI")
-        pytest.skip(f"{name} not installed")
-    return path
-
-
-def free_port(kind: int) -> int:
-    """A port the OS considers free right now on 127.0.0.1 (UDP or TCP)."""
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def tone_wav(path: Path, seconds: float = 120.0, freq: float = 440.0) -> Path:

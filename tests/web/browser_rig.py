@@ -11,9 +11,9 @@ import os
 import shutil
 from pathlib import Path
 from types import ModuleType
-from typing import Any, NoReturn
+from typing import Any
 
-import pytest
+from tests.support import unavailable
 
 CHROMIUM_ARGS = [
     "--headless",
@@ -27,18 +27,11 @@ CHROMIUM_ARGS = [
 VIEWPORT = {"width": 1280, "height": 900}
 
 
-def need(what: str) -> NoReturn:
-    """Missing tool: a failure in CI (it must be there), a skip on a developer's machine."""
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"{what} is required in CI", pytrace=False)
-    pytest.skip(f"{what} not available", allow_module_level=True)
-
-
 def playwright_api() -> ModuleType:
     try:
         import playwright.async_api as api
     except ImportError:
-        need("the playwright Python package (pip install playwright)")
+        unavailable("the playwright Python package", "pip install playwright")
     return api
 
 
@@ -49,7 +42,7 @@ def chromium_path() -> str:
     for candidate in candidates:
         if candidate and Path(candidate).is_file() and os.access(candidate, os.X_OK):
             return candidate
-    need(f"chromium ({configured or 'apt-get install chromium'})")
+    unavailable("chromium", configured or "apt-get install chromium")
 
 
 class PageErrors:
@@ -74,7 +67,7 @@ class PageErrors:
 
 
 def watch(rig: Any) -> Any:
-    """The callpath tests' bus recorder (tests/callpath is on sys.path via conftest)."""
-    from peers import watch as record
+    """The callpath tests' bus recorder (tests/support/peers.py), named for these tests."""
+    from tests.support.peers import watch as record
 
     return record(rig, name="web-test")

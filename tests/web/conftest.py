@@ -10,28 +10,18 @@ they never block the loop that is serving the page.
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from browser_rig import CHROMIUM_ARGS, VIEWPORT, chromium_path, playwright_api
 
 from callcenter.web.pages import mount_pages
+from tests.support import rig as shared
 
-CALLPATH = Path(__file__).resolve().parents[1] / "callpath"
-
-# Reuse the callpath rig (a started Center plus baresip/caller peers) rather than copy it:
-# load its conftest under a private name and take its fixtures.
-if str(CALLPATH) not in sys.path:
-    sys.path.insert(0, str(CALLPATH))
-_spec = importlib.util.spec_from_file_location("callpath_rig_fixtures", CALLPATH / "conftest.py")
-assert _spec is not None and _spec.loader is not None
-_callpath = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_callpath)
-rig_factory = _callpath.rig_factory
+# The callpath tests' server (a started Center plus baresip/caller peers), made one of this
+# folder's fixtures (pytest finds fixtures as module attributes).
+rig_factory = shared.rig_factory
 
 
 @pytest.fixture

@@ -7,12 +7,12 @@ from __future__ import annotations
 from typing import Any
 
 from browser_rig import PageErrors, playwright_api, watch
-from peers import Caller
-from test_callback import CustomerPhone, callback_rig
 from test_desk_page import T, sign_in
 
 from callcenter import events as ev
 from callcenter.web.pages import mount_pages
+from tests.support.peers import Caller
+from tests.support.rig import CustomerPhone, callback_rig
 
 pw = playwright_api()
 expect = pw.expect
