@@ -7,13 +7,13 @@ transaction layer (absorbs retransmissions) → Registrar. SIPp is the peer we d
 from __future__ import annotations
 
 import asyncio
-import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
+from sip_helpers import challenge_shape
 
 from callcenter.sip.bindings import RegisterPolicy
 from callcenter.sip.digest import Credentials
@@ -157,16 +157,6 @@ def _finals(srv: Server, status: int) -> list[SipMessage]:
     return [m for m in srv.sent if m.status == status]
 
 
-def _shape(resp: SipMessage) -> tuple:
-    """A response minus its random parts (nonce, tags, Call-ID/From values from SIPp)."""
-    return (
-        resp.status,
-        resp.reason,
-        [name for name, _ in resp.headers],
-        [re.sub(r'nonce="[^"]*"', 'nonce="*"', v) for v in resp.headers.get_all("WWW-Authenticate")],
-    )
-
-
 async def test_sipp_registers_with_digest_auth(server: Server) -> None:
     res = await run_sipp(server, "register_auth.xml", "1001", "demo-1001", expires=300)
     assert res.rc == 0, res.output
@@ -210,9 +200,9 @@ async def test_sipp_unknown_user_answered_like_wrong_password(server: Server) ->
     unknown_final = _finals(server, 401)[-1]
     assert wrong.rc == 0 and unknown.rc == 0, wrong.output + unknown.output
     assert wrong_final is not unknown_final
-    assert _shape(wrong_final) == _shape(unknown_final)
+    assert challenge_shape(wrong_final) == challenge_shape(unknown_final)
     first_challenge = _finals(server, 401)[0]
-    assert _shape(first_challenge) == _shape(wrong_final)
+    assert challenge_shape(first_challenge) == challenge_shape(wrong_final)
 
 
 async def test_sipp_expires_zero_unregisters(server: Server) -> None:

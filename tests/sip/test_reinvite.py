@@ -7,13 +7,11 @@ from __future__ import annotations
 import asyncio
 import gc
 import weakref
-from collections.abc import Awaitable, Callable
 from typing import Any
 
-from callcenter.sip.calls import Call, CallState
+from sip_helpers import ServerFactory, Sipp
 
-ServerFactory = Callable[..., Awaitable[Any]]
-Sipp = Callable[..., Awaitable[Any]]
+from callcenter.sip.calls import Call, CallState
 
 
 async def _call_sipp(server: Any, uas: Any) -> Call:

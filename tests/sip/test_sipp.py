@@ -6,20 +6,12 @@ import asyncio
 import math
 import struct
 import wave
-from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+
+from sip_helpers import ServerFactory, Sipp, answer_and_wait
 
 from callcenter.apps.echo import EchoTest
 from callcenter.sip.calls import Call, CallState
-
-ServerFactory = Callable[..., Awaitable[Any]]
-Sipp = Callable[..., Awaitable[Any]]
-
-
-async def answer_and_wait(call: Call) -> None:
-    await call.answer()
-    await call.ended.wait()
 
 
 async def test_builtin_uac_calls_complete(server_factory: ServerFactory, sipp: Sipp) -> None:

@@ -7,21 +7,14 @@ from __future__ import annotations
 import asyncio
 import gc
 import weakref
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 import pytest
+from sip_helpers import ServerFactory, Sipp, answer_and_wait
 
 from callcenter.sip.b2bua import bridge_call, bridge_legs
 from callcenter.sip.calls import Call, CallFailed, CallState, SipCredentials
-
-ServerFactory = Callable[..., Awaitable[Any]]
-Sipp = Callable[..., Awaitable[Any]]
-
-
-async def answer_and_wait(call: Call) -> None:
-    await call.answer()
-    await call.ended.wait()
 
 
 async def test_place_call_to_sipp_uas_and_hang_up(server_factory: ServerFactory, sipp_start: Sipp) -> None:
