@@ -12,6 +12,7 @@ import signal
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from crm_events import abandoned_call, answered_call
@@ -22,6 +23,7 @@ from crm_bridge import admin
 from crm_bridge.outbox import OutboxDispatcher, WebhookSink
 from crm_bridge.signing import sign, verify
 from crm_bridge.store import CrmStore
+from tests.support import eventually
 
 SECRET = "s3cret"
 
@@ -54,6 +56,11 @@ async def _keys(store: CrmStore) -> set[str]:
 
     async with store.engine.connect() as conn:
         return set((await conn.execute(select(outbox.c.key))).scalars())
+
+
+async def _outbox_size(store: CrmStore, *, equals: int, dead_only: bool = False) -> bool:
+    """The outbox (or only its dead letters) holds ``equals`` rows: a condition for eventually()."""
+    return len(await admin.outbox_list(store.url, dead_only=dead_only)) == equals
 
 
 @contextlib.asynccontextmanager
@@ -121,11 +128,11 @@ async def test_sink_down_then_up_loses_nothing(store: CrmStore, receiver: Webhoo
     dispatcher = OutboxDispatcher(store, [sink(receiver.url)], poll_interval=0.05)
     async with running(dispatcher):
         # wait until every delivery has failed at least twice against the closed port
-        for _ in range(200):
+        async def failed_twice() -> list[dict[str, Any]] | None:
             rows = await admin.outbox_list(store.url)
-            if len(rows) == 20 and all(r["attempts"] >= 2 for r in rows):
-                break
-            await asyncio.sleep(0.05)  # polling the DB for a condition, bounded
+            return rows if len(rows) == 20 and all(r["attempts"] >= 2 for r in rows) else None
+
+        rows = await eventually(failed_twice, timeout=10, interval=0.05)  # polling the DB
         assert all(r["attempts"] >= 2 and r["last_status"] is None for r in rows)
         assert "ConnectError" in rows[0]["last_error"]
         await receiver.start()  # back up on the same port
@@ -167,10 +174,7 @@ async def test_permanent_4xx_goes_straight_to_dead_letters(
     await _load(store, 2)
     async with running(OutboxDispatcher(store, [sink(receiver.url)], poll_interval=0.05)):
         await receiver.wait_for(lambda: len(receiver.requests) >= 2)
-        for _ in range(100):
-            if len(await admin.outbox_list(store.url, dead_only=True)) == 2:
-                break
-            await asyncio.sleep(0.05)
+        await eventually(lambda: _outbox_size(store, dead_only=True, equals=2), timeout=5, interval=0.05)
     dead = await admin.outbox_list(store.url, dead_only=True)
     assert [d["attempts"] for d in dead] == [1, 1] and dead[0]["last_status"] == 422
 
@@ -222,10 +226,7 @@ async def test_dispatcher_killed_mid_delivery_then_restarted(
     proc = await _spawn_worker(store.url, receiver.url)
     try:
         await receiver.wait_for(lambda: len(receiver.applied) == 30, timeout=60)
-        for _ in range(400):
-            if await admin.outbox_list(store.url) == []:
-                break
-            await asyncio.sleep(0.05)
+        await eventually(lambda: _outbox_size(store, equals=0), timeout=20, interval=0.05)
     finally:
         proc.send_signal(signal.SIGTERM)
         await asyncio.wait_for(proc.wait(), 10)
@@ -270,10 +271,7 @@ async def test_database_restart_during_delivery(
         keys |= await _keys(store)
         assert set(receiver.applied) == keys and len(keys) == 21
         assert all(n == 1 for n in receiver.apply_count.values())
-        for _ in range(200):
-            if await admin.outbox_list(store.url) == []:
-                break
-            await asyncio.sleep(0.05)
+        await eventually(lambda: _outbox_size(store, equals=0), timeout=10, interval=0.05)
         assert await admin.outbox_list(store.url) == []
     finally:
         with contextlib.suppress(Exception):
