@@ -30,7 +30,8 @@ Figures per rate step (calls placed at R calls/s for a bounded time):
   ``sent_at``;
 - arrival → queue: ContactArrived → ContactQueued (answer, greeting cut by the digit, menu);
 - queue → answer: ContactQueued → ContactConnected, event timestamps from ``center.bus``
-  (split at AgentOffered, published after the pop is written, just before the INVITE);
+  (split at AgentOffered: its publish hands the pop to the desktop's socket; the INVITE
+  follows once the pop is written);
 - CPU (per cent of one core, over the step) of the server process, the SIPps and the
   desktop worker, and the 1-minute load average (the machine's 2 cores are shared).
 

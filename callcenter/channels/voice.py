@@ -29,7 +29,7 @@ from callcenter.contacts.core import ContactCore, jsonable
 from callcenter.contacts.errors import ContactError, NotFound
 from callcenter.ivr.media_port import MediaCallPort
 from callcenter.ivr.runner import IvrEngine, IvrOutcome
-from callcenter.sip.b2bua import tie_lifetimes
+from callcenter.sip.b2bua import bridge_legs
 from callcenter.sip.calls import Call, CallError, CallFailed
 from callcenter.sip.registrar import Registrar
 from callcenter.sip.ua import UserAgent
@@ -41,6 +41,11 @@ log = logging.getLogger(__name__)
 
 REMOTE_END_REASONS = ("remote_bye", "cancelled")
 RING_SLACK_S = 5.0  # the router's RONA timer decides; the SIP ring timeout is only a backstop
+
+
+def ended_by(leg: Call, party: str) -> str:
+    """Who ended a leg: ``party`` (caller, agent) when the far end hung up, else the system."""
+    return party if leg.end_reason in REMOTE_END_REASONS else "system"
 
 
 @dataclass(eq=False)
@@ -146,8 +151,11 @@ class VoiceChannel:
         finally:
             # Self-service ends with the call: the flow's end (or the queue entry after it) did not
             # hand the contact on, and caller_gone leaves self-service to the flow.
-            if contact.phase is Phase.SELF_SERVICE and not call.is_active:
-                self._end_with(contact, call)
+            if contact.phase is Phase.SELF_SERVICE:
+                if call.is_active:  # the flow failed, or the server is stopping
+                    call.add_end_callback(lambda _c: self._end_with(contact, call))
+                else:
+                    self._end_with(contact, call)
 
     async def _run_ivr(self, contact: Contact, legs: VoiceLegs) -> None:
         call = legs.call
@@ -307,8 +315,7 @@ class VoiceChannel:
     # ------------------------------------------------------------------ ends
 
     def _end_with(self, contact: Contact, call: Call) -> None:
-        ended_by = "caller" if call.end_reason in REMOTE_END_REASONS else "system"
-        self.core.end(contact, call.end_reason, ended_by)
+        self.core.end(contact, call.end_reason, ended_by(call, "caller"))
 
     def caller_gone(self, call: Call) -> None:
         """End callback of every customer leg (inbound, or dialled back)."""
@@ -322,19 +329,17 @@ class VoiceChannel:
         legs.stop_treatment()
         if contact.callback_number is not None and phase in (Phase.CALLBACK, Phase.OFFERED):
             return  # the customer hung up after asking for a call back: not an abandon
-        ended_by = "caller" if call.end_reason in REMOTE_END_REASONS else "system"
         if phase is Phase.CONNECTED:
-            self._end_connected(contact, legs, ended_by, call.end_reason)
+            self._end_connected(contact, legs, ended_by(call, "caller"), call.end_reason)
         elif phase in (Phase.QUEUED, Phase.OFFERED):
-            self.core.abandon(contact, call.end_reason, ended_by)
+            self.core.abandon(contact, call.end_reason, ended_by(call, "caller"))
         else:
-            self.core.end(contact, call.end_reason, ended_by)
+            self._end_with(contact, call)
 
     def _agent_leg_gone(self, contact: Contact, legs: VoiceLegs, leg: Call) -> None:
         if legs.agent_call is not leg or contact.phase is not Phase.CONNECTED:
             return  # a transfer released this leg on purpose
-        ended_by = "agent" if leg.end_reason in REMOTE_END_REASONS else "system"
-        self._end_connected(contact, legs, ended_by, leg.end_reason)
+        self._end_connected(contact, legs, ended_by(leg, "agent"), leg.end_reason)
 
     def _end_connected(self, contact: Contact, legs: VoiceLegs, ended_by: str, reason: str) -> None:
         self.core.end_connected(contact, ended_by, reason)
@@ -406,9 +411,7 @@ class VoiceChannel:
         """The caller leaves the contact center for ``leg``; the record ends with the call."""
         legs.stop_treatment()
         self.core.move(contact, Phase.EXTERNAL)
-        legs.call.media.stop_playing()
-        legs.call.media.bridge(leg.media)
-        tie_lifetimes(legs.call, leg)
+        bridge_legs(legs.call, leg)
 
     async def _refer_from_phone(self, contact: Contact, target_uri: str) -> int:
         """REFER from the agent's phone: a queue or agent name dials internally, else out."""

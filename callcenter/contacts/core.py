@@ -7,7 +7,7 @@ It changes a contact's phase only through :meth:`ContactCore.move`, which
 checks the change against ``contact.TRANSITIONS``, logs it and publishes its
 event; everything the desktops and the CRM learn comes from those events.
 
-A channel adapter (:class:`Channel`; voice today) brings contacts in and does
+A channel adapter (:class:`callcenter.contacts.channel.Channel`; voice today) brings contacts in and does
 what only it can: alert the agent (ring the softphone), connect the customer
 and the agent (bridge the legs), hold, hang up, take a message, dial out. An
 offer is accepted by the channel's own means — the softphone answering for
@@ -23,10 +23,11 @@ import dataclasses
 import logging
 import time
 from collections.abc import Callable, Collection, Mapping
-from typing import Any, Protocol
+from typing import Any
 
 from callcenter import events as ev
 from callcenter.bus import EventBus
+from callcenter.contacts.channel import Channel, CustomerDirectory
 from callcenter.contacts.contact import WAITING, Contact, Offer, Phase
 from callcenter.contacts.errors import InvalidState, NotFound
 from callcenter.routing_driver import RoutingDriver
@@ -37,63 +38,6 @@ log = logging.getLogger(__name__)
 
 SCREEN_POP_WAIT_S = 0.25  # a stuck desktop must not delay the offer by more than this
 QUEUE_PUSH_S = 0.25
-
-
-class Channel(Protocol):
-    """What the core asks of a channel adapter."""
-
-    def reachable(self, contact: Contact) -> bool:
-        """The customer is still there (or waits to be called back): worth an agent."""
-        ...
-
-    def present(self, contact: Contact, offer: Offer) -> None:
-        """Alert the offered agent by the channel's means; start it, do not wait for it.
-        The channel calls :meth:`ContactCore.present` (screen-pop first) before alerting,
-        and :meth:`ContactCore.accept` when the agent takes it."""
-        ...
-
-    def withdraw(self, contact: Contact) -> None:
-        """Stop alerting the agent (RONA, abandon): the offer is over."""
-        ...
-
-    def no_agent(self, contact: Contact, why: str) -> None:
-        """Routing gave up on the contact (queue full, maximum wait): serve it otherwise."""
-        ...
-
-    def waiting(self, contact: Contact) -> None:
-        """The contact (re-)entered a queue: what the customer gets while waiting."""
-        ...
-
-    def release_agent(self, contact: Contact) -> None:
-        """The agent lets go of a connected contact (transfer): drop the agent's side."""
-        ...
-
-    def address(self, target: str) -> str:
-        """The channel's own form of an outside transfer target (``tel:…`` → a SIP URI)."""
-        ...
-
-    async def transfer_out(self, contact: Contact, address: str) -> None:
-        """Hand the contact to an address outside the center; the agent has let go."""
-        ...
-
-    async def hold(self, contact: Contact, on_hold: bool) -> bool:
-        """Hold or resume; False when the contact ended meanwhile (no event then)."""
-        ...
-
-    def hangup(self, contact: Contact) -> None:
-        """The agent ends the conversation."""
-        ...
-
-    def forget(self, contact: Contact) -> None:
-        """The contact left the core (ended or in wrap-up): drop what the channel keeps."""
-        ...
-
-
-class CustomerDirectory(Protocol):
-    """The CRM reads the screen-pop needs (crm_bridge.store.CrmStore)."""
-
-    async def customer_by_address(self, kind: str, value: str) -> dict[str, Any] | None: ...
-    async def recent_interactions(self, customer_id: str, limit: int) -> list[dict[str, Any]]: ...
 
 
 def jsonable(data: Mapping[str, Any]) -> dict[str, Any]:

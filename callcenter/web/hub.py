@@ -3,7 +3,8 @@
 Each connection has a bounded queue drained by its own sender task, so one
 slow desktop never delays another or the event loop. A connection whose queue
 overflows is closed (it will reconnect and fetch a fresh snapshot) rather than
-silently losing messages in the middle of a stream.
+silently losing messages in the middle of a stream. What goes out is decided
+by the desk feed (desk_feed.py), which maps the bus's events to messages.
 """
 
 from __future__ import annotations
@@ -91,9 +92,3 @@ class Hub:
         """Server shutdown: end every stream so the HTTP server can stop."""
         for conn in [*self._supervisors, *(c for cs in self._agents.values() for c in cs)]:
             conn.close()
-
-    def supervisors_connected(self) -> bool:
-        return bool(self._supervisors)
-
-    def agent_connected(self, agent_id: str) -> bool:
-        return bool(self._agents.get(agent_id))
