@@ -126,7 +126,12 @@ def test_free_ports_are_bindable() -> None:
     finally:
         for s in socks:
             s.close()
-    both = free_udp_tcp_port()
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u, socket.socket() as t:
+    both = free_udp_tcp_port(span=2)
+    with (
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u,
+        socket.socket() as t,
+        socket.socket() as t_next,
+    ):
         u.bind(("127.0.0.1", both))
         t.bind(("127.0.0.1", both))
+        t_next.bind(("127.0.0.1", both + 1))

@@ -95,7 +95,7 @@ class Baresip:
         self.password = password
         self.registrar = registrar
         self.answer = answer
-        self.sip_port = free_port(socket.SOCK_DGRAM)
+        self.sip_port = free_udp_tcp_port(span=2)  # baresip: UDP and TCP on it, TLS on the next
         self.ctrl_port = free_port(socket.SOCK_STREAM)
         self.proc: asyncio.subprocess.Process | None = None
         self.events: list[dict[str, Any]] = []

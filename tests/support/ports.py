@@ -18,12 +18,16 @@ def free_port(kind: int = socket.SOCK_STREAM) -> int:
         return int(s.getsockname()[1])
 
 
-def free_udp_port(even: bool = False, span: int = 1, lo: int = 32000, hi: int = 39990) -> int:
-    """A UDP port (and the next ``span - 1``) free right now, drawn from ``lo``-``hi``.
+def free_udp_port(
+    even: bool = False, span: int = 1, lo: int = 32000, hi: int = 39990, *, tcp: bool = False
+) -> int:
+    """A UDP port (and the next ``span - 1``) free right now, drawn from ``lo``-``hi``; with
+    ``tcp``, free for TCP as well.
 
     Peers' ports come from 32000-39990 and the media engines' RTP ranges the tests
     configure lie above 40000, so a peer never races our engine for a port it probed.
     ``even`` is for RTP, whose port is even by convention (SIPp's -mp)."""
+    kinds = (socket.SOCK_DGRAM, socket.SOCK_STREAM) if tcp else (socket.SOCK_DGRAM,)
     for _ in range(200):
         base = random.randrange(lo, hi)
         if even:
@@ -31,9 +35,10 @@ def free_udp_port(even: bool = False, span: int = 1, lo: int = 32000, hi: int = 
         socks: list[socket.socket] = []
         try:
             for p in range(base, base + span):
-                s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-                socks.append(s)
-                s.bind(("127.0.0.1", p))
+                for kind in kinds:
+                    s = socket.socket(socket.AF_INET, kind)
+                    socks.append(s)
+                    s.bind(("127.0.0.1", p))
             return base
         except OSError:
             continue
@@ -43,14 +48,7 @@ def free_udp_port(even: bool = False, span: int = 1, lo: int = 32000, hi: int = 
     raise RuntimeError("no free UDP port found")
 
 
-def free_udp_tcp_port() -> int:
-    """A port free for both UDP and TCP (a SIP listener takes the same number on both)."""
-    for _ in range(50):
-        port = free_port(socket.SOCK_DGRAM)
-        with socket.socket() as t:
-            try:
-                t.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError("no port free for both UDP and TCP")
+def free_udp_tcp_port(span: int = 1) -> int:
+    """A port (and the next ``span - 1``) free for both UDP and TCP: a SIP listener takes the
+    same number on both."""
+    return free_udp_port(span=span, tcp=True)
