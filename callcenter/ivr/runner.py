@@ -33,6 +33,7 @@ from callcenter.ivr.stepper import (
     RecordAction,
     TransferAction,
 )
+from callcenter.speech.interfaces import TextToSpeech
 
 log = logging.getLogger(__name__)
 
@@ -135,7 +136,7 @@ class IvrEngine:
             voicemail_dir=self.voicemail_dir,
         )
 
-    async def prerender(self, tts: Any) -> int:
+    async def prerender(self, tts: TextToSpeech) -> int:
         """Render every static prompt (no ``{variables}``) into the TTS cache; returns the count.
 
         Run it at start-up (or as a background task): the first caller then hears
