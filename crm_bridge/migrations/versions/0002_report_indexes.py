@@ -35,6 +35,7 @@ REPORT_COLUMNS = [
     "hold_s",
     "wrapup_s",
     "callback_number",
+    "id",  # joins the transfer counts
 ]
 
 
