@@ -64,7 +64,6 @@ class CallbackDialler:
         self.channel.tasks.spawn(
             self._tell(agent_leg, f"Calling the customer back on {spoken}."), "callback-tell"
         )
-        assert cfg.dial_uri is not None  # offered only when the server can dial out
         dial = self.channel.tasks.spawn(
             self.channel.ua.place_call(
                 cfg.uri_for(number),
