@@ -186,6 +186,8 @@ interactions = Table(
         "sort_ts",
         postgresql_include=REPORT_COLUMNS,
     ),
+    # The report rollup re-aggregates the buckets of records written since its last run.
+    Index("ix_interactions_updated_at", "updated_at"),
 )
 
 interaction_events = Table(
@@ -260,4 +262,45 @@ outbox_deliveries = Table(
     Column("updated_at", Float, nullable=False),
     UniqueConstraint("outbox_seq", "sink"),
     Index("ix_outbox_deliveries_due", "sink", "state", "next_attempt_at"),
+)
+
+# Report rollup (crm_bridge/reports.py): the sums of the queue report per 15-minute
+# bucket of arrival, queue and channel, for one (service-level threshold, short
+# abandon threshold) pair; refreshed incrementally by reports.refresh_rollup.
+_ROLLUP_COUNTS = (
+    "arrived",
+    "offered",
+    "answered",
+    "abandoned",
+    "short_abandoned",
+    "answered_within",
+    "callbacks",
+    "self_served",
+    "transfers",
+    "talk_n",
+    "hold_n",
+    "wrap_n",
+)
+_ROLLUP_SUMS = ("wait_sum", "talk_sum", "hold_sum", "wrap_sum", "handle_sum")
+
+report_intervals = Table(
+    "report_intervals",
+    metadata,
+    Column("threshold_s", Float, primary_key=True),
+    Column("short_abandon_s", Float, primary_key=True),
+    Column("bucket_start", Float, primary_key=True),
+    Column("queue", String(128), primary_key=True),
+    Column("channel", String(16), primary_key=True),
+    *(Column(name, Integer, nullable=False, default=0) for name in _ROLLUP_COUNTS),
+    *(Column(name, Float, nullable=False, default=0.0) for name in _ROLLUP_SUMS),
+    Column("longest_wait_s", Float, nullable=True),
+)
+
+report_rollup_state = Table(
+    "report_rollup_state",
+    metadata,
+    Column("threshold_s", Float, primary_key=True),
+    Column("short_abandon_s", Float, primary_key=True),
+    # updated_at of the newest record aggregated by the last refresh
+    Column("watermark", Float, nullable=False),
 )
