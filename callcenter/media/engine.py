@@ -133,6 +133,11 @@ class MediaEngine:
     def ports_total(self) -> int:
         return self.ports.total
 
+    @property
+    def ports_free(self) -> int:
+        """Even ports of the range no session holds (another process may hold some)."""
+        return self.ports.total - len(self._sessions)
+
     def load_prompt(self, path: str | os.PathLike[str], codec: str) -> bytes:
         """Encoded prompt from the cache (keyed by path, mtime and size, so edits show)."""
         try:

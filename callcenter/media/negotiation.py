@@ -13,29 +13,11 @@ socket lives in another process.
 from __future__ import annotations
 
 import os
-import socket
 from typing import Any
 
 from callcenter.media import g711, sdp
 
 SENDING = ("sendrecv", "sendonly")
-
-
-def numeric(addr: tuple[str, int]) -> tuple[str, int]:
-    """An SDP c= may name a host (RFC 4566 allows an FQDN): resolve it once, here, so the
-    per-packet sendto and the latch compare plain IP addresses. Unresolvable names are
-    kept; sending to them fails and is counted in ``stats.tx_dropped``."""
-    host, port = addr
-    try:
-        socket.inet_pton(socket.AF_INET6 if ":" in host else socket.AF_INET, host)
-        return addr
-    except OSError:
-        pass
-    try:
-        infos = socket.getaddrinfo(host, port, socket.AF_INET, socket.SOCK_DGRAM)
-    except OSError:
-        return addr
-    return (str(infos[0][4][0]), port) if infos else addr
 
 
 class SdpNegotiator:
@@ -60,13 +42,11 @@ class SdpNegotiator:
     def _take(self, text: str | bytes) -> tuple[sdp.SessionDescription, sdp.Negotiated] | None:
         try:
             sd = sdp.parse(text)
-        except sdp.SdpError:
+            neg = sdp.negotiate(sd, self.codecs)
+        except ValueError:  # SdpError, and any int()/ipaddress refusal an odd body can reach
             return None
-        neg = sdp.negotiate(sd, self.codecs)
         if neg is None:
             return None
-        if neg.remote_addr is not None:
-            neg.remote_addr = numeric(neg.remote_addr)
         self.dtmf_pt = neg.dtmf_payload_type
         return sd, neg
 

@@ -99,10 +99,19 @@ def parse(text: str | bytes) -> SessionDescription:
 
 
 def _parse_connection(value: str) -> str:
+    """The connection address, as an IP literal in canonical form. RFC 4566 also allows
+    a host name here, but resolving it would block the SIP loop on DNS (or need an await
+    in the middle of answering an INVITE) for something phones and SBCs never send: a
+    name is refused like any unusable SDP (488). The canonical form is what ``recvfrom``
+    reports, so the RTP latch compares like with like."""
     parts = value.split()
     if len(parts) < 3 or parts[0] != "IN" or parts[1] not in ("IP4", "IP6"):
-        raise SdpError(f"bad c= line {value!r}")
-    return parts[2].split("/")[0]  # drop a multicast TTL/count suffix
+        raise SdpError(f"bad c= line {value[:80]!r}")
+    host = parts[2].split("/")[0]  # drop a multicast TTL/count suffix
+    try:
+        return str(ipaddress.ip_address(host))
+    except ValueError:
+        raise SdpError(f"c= address is not an IP address: {host[:80]!r}") from None
 
 
 def _parse_media(value: str) -> MediaDescription:

@@ -386,6 +386,10 @@ class MediaWorker:
     async def call(self, method: str, *args: Any) -> Any:
         return await self.request(method, *args)
 
+    @property
+    def ports_free(self) -> int:
+        return self.ports.total - len(self.sessions)
+
     def allocate(self) -> ProxySession:
         """Bind a port of this worker's range here and hand the socket to the worker."""
         if self._conn is None or self._fds is None:
@@ -604,6 +608,11 @@ class MediaPool:
             except NoFreePortError:
                 continue
         raise NoFreePortError("no media worker has a free RTP port")
+
+    @property
+    def ports_free(self) -> int:
+        """Even ports no session holds, over every worker's slice (as ``MediaEngine``)."""
+        return sum(w.ports_free for w in self.workers)
 
     async def stats(self) -> list[dict[str, Any]]:
         return [await w.engine_stats() for w in self.workers if w.alive]

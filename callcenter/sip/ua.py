@@ -24,6 +24,7 @@ host: the same "symmetric" choice rport makes, so phones behind NAT work.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import logging
 import time
@@ -245,6 +246,19 @@ class UserAgent:
         txn = layer.receive_request(msg, addr, transport)
         if txn is None:
             return  # retransmission, absorbed
+        try:
+            self._dispatch(txn, msg, source, transport)
+        except Exception:
+            # A request never goes unanswered: its client would retransmit into the
+            # same failure until Timer F/B (32 s).
+            if not txn.final_sent:
+                txn.reply(500, "Server Internal Error")
+            raise
+
+    def _dispatch(self, txn: ServerTransaction, msg: SipMessage, source: tuple[str, int],
+                  transport: Transport) -> None:
+        """A new request's checks in RFC 3261 8.2 order, then its method's handler."""
+        method = msg.method or ""
         if msg.max_forwards == 0 and method != "CANCEL":
             txn.reply(483, "Too Many Hops")
             return
@@ -346,16 +360,49 @@ class UserAgent:
             log.warning("no media port free for %s", request.call_id, exc_info=True)
             txn.reply(503, "Service Unavailable", headers=[("Retry-After", "5")])
             return
+        with contextlib.ExitStack() as owned:
+            # The port is ours until a Call takes it over: whatever goes wrong before
+            # that (bad SDP, a request the parser let through but a header accessor
+            # refuses, a bug) frees it and still answers, or every such INVITE leaks one.
+            owned.callback(media.close)
+            try:
+                call = self._inbound_call(txn, media, addr, transport, session_expires)
+            except ValueError as exc:
+                log.info("malformed INVITE %s from %s: %s", request.call_id, addr, exc)
+                txn.reply(400, "Bad Request")
+                return
+            except Exception:
+                log.exception("INVITE %s from %s failed", request.call_id, addr)
+                txn.reply(500, "Server Internal Error")
+                return
+            if call is None:
+                txn.reply(488, "Not Acceptable Here", headers=[("Accept", "application/sdp")])
+                return
+            owned.pop_all()  # handed over: the call closes its media when it ends
+        txn.on_timeout = None
+        self.calls[(call.call_id, call.local_tag)] = call
+        self._invites[txn.key] = call
+        self.stats["calls_in"] += 1
+        self.spawn(self._run_handler(call))
+
+    def _inbound_call(
+        self,
+        txn: ServerTransaction,
+        media: MediaSession,
+        addr: tuple[str, int],
+        transport: Transport,
+        session_expires: float | None,
+    ) -> Call | None:
+        """The Call for a new INVITE on ``media``; None when its SDP offer is unusable."""
+        request = txn.request
         if request.body:
             answer = media.answer(request.body.decode("utf-8", "replace"))
             if answer is None:
-                media.close()
-                txn.reply(488, "Not Acceptable Here", headers=[("Accept", "application/sdp")])
-                return
+                return None
             local_sdp = answer.encode()
         else:
             local_sdp = media.offer().encode()  # late offer: the answer comes in the ACK
-        call = Call(
+        return Call(
             self,
             direction=Direction.INBOUND,
             request=request,
@@ -367,11 +414,6 @@ class UserAgent:
             local_sdp=local_sdp,
             session_expires=session_expires,
         )
-        txn.on_timeout = None
-        self.calls[(call.call_id, call.local_tag)] = call
-        self._invites[txn.key] = call
-        self.stats["calls_in"] += 1
-        self.spawn(self._run_handler(call))
 
     async def _run_handler(self, call: Call) -> None:
         handler = self.on_call

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from callcenter.media.engine import MediaEngine
+from callcenter.media.worker import MediaPool
 from callcenter.sip.calls import Call
 from callcenter.sip.transport import SipTransportLayer
 from callcenter.sip.ua import UserAgent
@@ -38,7 +39,7 @@ def rtp_range() -> tuple[int, int]:
 @dataclass
 class Server:
     ua: UserAgent
-    engine: MediaEngine
+    engine: MediaEngine | MediaPool
     port: int
     calls: list[Call] = field(default_factory=list)
     tcp_port: int = 0
@@ -49,9 +50,17 @@ class Server:
         return f"127.0.0.1:{self.port}"
 
 
-async def start_server(on_call: Callable[[Call], Awaitable[None]] | None = None, **ua_kwargs: Any) -> Server:
+async def start_server(
+    on_call: Callable[[Call], Awaitable[None]] | None = None, *, media_workers: int = 1, **ua_kwargs: Any
+) -> Server:
+    """Our UA on ephemeral ports; ``media_workers`` >= 2 puts media in that many worker
+    processes (``rtp.workers``), as the server does."""
     lo, hi = rtp_range()
-    engine = MediaEngine("127.0.0.1", lo, hi)
+    engine: MediaEngine | MediaPool = (
+        MediaPool("127.0.0.1", lo, hi, media_workers)
+        if media_workers > 1
+        else MediaEngine("127.0.0.1", lo, hi)
+    )
     await engine.start()
     server: Server | None = None
 
