@@ -56,24 +56,22 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql import ColumnElement
 
-from crm_bridge.schema import interaction_events, interactions, report_intervals, report_rollup_state
+from crm_bridge.schema import (
+    ROLLUP_COUNTS,
+    ROLLUP_SUMS,
+    interaction_events,
+    interactions,
+    report_intervals,
+    report_rollup_state,
+)
 
 SL_FORMULA = "answered within threshold / (answered + abandoned - short abandons)"
 TRANSFER_SLACK_S = 7 * 86_400.0
 ROLLUP_S = 900.0  # rollup bucket: 15 and 30-minute, hourly and daily reports are sums of it
-COUNTS = (
-    "arrived",
-    "offered",
-    "answered",
-    "abandoned",
-    "short_abandoned",
-    "answered_within",
-    "callbacks",
-    "self_served",
-    "transfers",
-)
-# Sums the means are made of (mean talk = talk_sum / talk_n: records still open have none).
-SUMS = ("wait_sum", "talk_sum", "talk_n", "hold_sum", "hold_n", "wrap_sum", "wrap_n", "handle_sum")
+# Output counts, and the sums the means are made of (mean talk = talk_sum / talk_n:
+# records still open have no talk time yet); the rollup table has a column for each.
+COUNTS = tuple(c for c in ROLLUP_COUNTS if not c.endswith("_n"))
+SUMS = (*ROLLUP_SUMS, "talk_n", "hold_n", "wrap_n")
 _i = interactions.c
 _r = report_intervals.c
 _LOCK_KEY = 0x43524D52  # "CRMR": one rollup refresh at a time on PostgreSQL

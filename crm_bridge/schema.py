@@ -267,7 +267,7 @@ outbox_deliveries = Table(
 # Report rollup (crm_bridge/reports.py): the sums of the queue report per 15-minute
 # bucket of arrival, queue and channel, for one (service-level threshold, short
 # abandon threshold) pair; refreshed incrementally by reports.refresh_rollup.
-_ROLLUP_COUNTS = (
+ROLLUP_COUNTS = (
     "arrived",
     "offered",
     "answered",
@@ -281,7 +281,7 @@ _ROLLUP_COUNTS = (
     "hold_n",
     "wrap_n",
 )
-_ROLLUP_SUMS = ("wait_sum", "talk_sum", "hold_sum", "wrap_sum", "handle_sum")
+ROLLUP_SUMS = ("wait_sum", "talk_sum", "hold_sum", "wrap_sum", "handle_sum")
 
 report_intervals = Table(
     "report_intervals",
@@ -291,8 +291,8 @@ report_intervals = Table(
     Column("bucket_start", Float, primary_key=True),
     Column("queue", String(128), primary_key=True),
     Column("channel", String(16), primary_key=True),
-    *(Column(name, Integer, nullable=False, default=0) for name in _ROLLUP_COUNTS),
-    *(Column(name, Float, nullable=False, default=0.0) for name in _ROLLUP_SUMS),
+    *(Column(name, Integer, nullable=False, default=0) for name in ROLLUP_COUNTS),
+    *(Column(name, Float, nullable=False, default=0.0) for name in ROLLUP_SUMS),
     Column("longest_wait_s", Float, nullable=True),
 )
 
