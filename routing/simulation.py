@@ -444,6 +444,25 @@ class _Run:
         )
 
 
+def side_by_side(
+    actual: Iterable[Mapping[str, Any]], simulated: Iterable[Mapping[str, Any]]
+) -> list[dict[str, Any]]:
+    """Pair recorded interval rows (``crm_bridge.reports.queue_report``) with simulated
+    ones (:attr:`SimulationResult.intervals`) by (interval_start, queue, channel): one
+    row each, ``actual`` / ``simulated`` None where a side has no contacts. Both sides
+    use the same definitions, so the figures compare directly."""
+    keys = ("interval_start", "queue", "channel")
+    rows: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for side, source in (("actual", actual), ("simulated", simulated)):
+        for r in source:
+            key = (float(r["interval_start"]), r["queue"], r["channel"])
+            entry = rows.setdefault(
+                key, dict(zip(keys, key, strict=True)) | {"actual": None, "simulated": None}
+            )
+            entry[side] = {k: v for k, v in r.items() if k not in keys}
+    return [rows[k] for k in sorted(rows)]
+
+
 # ---------------------------------------------------------------- synthetic mode
 
 

@@ -14,7 +14,7 @@ from crm_bridge.records import build_record
 from crm_bridge.reports import ReportSpec, agent_report, queue_report, refresh_rollup, totals
 from crm_bridge.store import CrmStore
 from routing import AgentConfig, build_config
-from routing.simulation import Arrival, StaffedAgent, arrivals_from_records, simulate
+from routing.simulation import Arrival, StaffedAgent, arrivals_from_records, side_by_side, simulate
 
 T0 = 1_800_000.0  # an interval boundary (1000 × 1800 s)
 SPEC = ReportSpec(start=T0, end=T0 + 3600, interval_s=1800, threshold_s=20, short_abandon_s=5)
@@ -260,3 +260,25 @@ def test_recorded_day_replays_through_the_router() -> None:
     assert first["answered_within"] == 4 and first["service_level"] == pytest.approx(4 / (4 + 1 - 1))
     assert first["asa_s"] == pytest.approx(9 / 4)
     assert rows[(T0 + 1800, "email", "email")]["asa_s"] == 0
+
+
+async def test_recorded_and_simulated_side_by_side(store: CrmStore) -> None:
+    await loaded(store)
+    actual = await queue_report(store.engine, SPEC)
+    config = build_config(
+        {"skills": {"en": {}, "mail": {}}},
+        {"queues": {"support": {"required_skills": {"en": 1}}, "email": {"required_skills": {"mail": 1}}}},
+    )
+    staff = [StaffedAgent.from_dict({"id": "a1", "skills": {"en": 5}, "shifts": [[T0, T0 + 3600]]})]
+    recs = [r for r in records() if r["id"] != "Z"]
+    simulated = simulate(arrivals_from_records(recs), config, staff, interval_s=1800, start=T0).intervals
+    rows = {(r["interval_start"], r["queue"], r["channel"]): r for r in side_by_side(actual, simulated)}
+    assert set(rows) == {(T0, "support", "voice"), (T0, "", "voice"), (T0 + 1800, "email", "email"),
+                         (T0 + 1800, "support", "voice")}  # fmt: skip
+    pair = rows[(T0, "support", "voice")]
+    assert pair["actual"]["offered"] == pair["simulated"]["offered"] == 5
+    assert pair["actual"]["service_level"] == pytest.approx(1 / 3)
+    assert pair["simulated"]["service_level"] == pytest.approx(1.0)
+    assert rows[(T0, "", "voice")]["simulated"] is None  # self-served: never routed
+    # Nobody staffed for email in this staffing: the email waits, unanswered.
+    assert rows[(T0 + 1800, "email", "email")]["simulated"]["answered"] == 0
