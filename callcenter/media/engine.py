@@ -68,7 +68,7 @@ class MediaEngine:
         codecs: tuple[str, ...] = ("PCMU", "PCMA"),
         *,
         advertise: str | None = None,
-        latch_any: bool = False,
+        comedia: bool = False,
         inband_dtmf: str = "auto",
         max_catchup: int = 2,
         phases: int = 4,
@@ -83,7 +83,7 @@ class MediaEngine:
         self.ports = PortRange(host, port_min, port_max)
         self.port_min, self.port_max = self.ports.port_min, self.ports.port_max
         self.codecs = tuple(codecs)
-        self.latch_any = latch_any
+        self.comedia = comedia  # see callcenter.media.session: the NAT trade-off
         self.inband_dtmf = inband_dtmf
         self.max_catchup = max_catchup
         if not 1 <= phases <= 20:
@@ -173,7 +173,7 @@ class MediaEngine:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.rcvbuf)
         session = RtpSession(
             self, sock, self.host, port, advertise=self.advertise,
-            latch_any=self.latch_any, codecs=self.codecs, inband_dtmf=self.inband_dtmf,
+            comedia=self.comedia, codecs=self.codecs, inband_dtmf=self.inband_dtmf,
         )
         self._sessions[port] = session
         self._by_fd[session._fd] = session

@@ -12,6 +12,20 @@ the session holds its engine and its bridge peer by ``weakref``; callbacks that 
 methods (``on_dtmf = call.handle_dtmf``) are held by ``WeakMethod``, so an owner that holds
 the session does not form a cycle through it; ``close()`` drops every reference it made.
 
+Latching (symmetric RTP, RFC 4961): we send to where the peer's RTP really comes from,
+and once latched ignore every other source (no "RTP bleed" injection). Strict, the
+default: only a packet from the address *and port* the SDP named latches; anything else
+is ignored (and logged once per session at INFO), so a host that shares the caller's IP
+(another phone behind the same NAT, a process on the caller's machine) cannot capture
+the stream before the caller's first packet. ``comedia`` (the name Asterisk and
+FreeSWITCH use) trades that away for callers behind NAT: when the SDP names an address
+that cannot be reached (private, loopback, link-local, CGNAT — the phone wrote its LAN
+address), the first source to send LATCH_PROBATION packets in sequence with one SSRC is
+latched, whatever its address, because the real one is unknowable. Anybody who reaches
+the port first with a plausible stream then gets the call's audio, so enable it only for
+peers that need it (phones behind NAT without an SBC); an SDP with a routable address is
+latched strictly either way.
+
 Comfort: when there is nothing to play we keep sending G.711 silence every 20 ms. Many
 phones and SBCs hang up or mark the stream dead on an RTP gap (their own media timeouts),
 NAT bindings and the far end's symmetric-RTP latch need our packets, and jitter buffers
@@ -22,6 +36,8 @@ negotiated. Silence costs the same as audio, and it is what the capacity bench m
 from __future__ import annotations
 
 import asyncio
+import ipaddress
+import logging
 import os
 import socket
 import struct
@@ -59,6 +75,13 @@ LATE = 0.005  # a send more than 5 ms after its tick counts as late
 RELAY_IDLE_TICKS = 3  # bridged leg with nothing relayed for 60 ms gets comfort silence
 DTMF_GAP_TICKS = 3  # 60 ms between RFC 4733 digits
 _monotonic = time.monotonic
+log = logging.getLogger(__name__)
+
+
+def routable(ip: str) -> bool:
+    """Whether an SDP address can be reached from the internet at large; a phone behind
+    NAT writes its private (or CGNAT, link-local, loopback) address instead."""
+    return ipaddress.ip_address(ip).is_global
 
 
 
@@ -76,6 +99,7 @@ class RtpSession(OfferAnswerMixin):
         "__weakref__",
         "_bridge",
         "_closed",
+        "_comedia_open",
         "_dtmf_gap",
         "_dtmf_queue",
         "_energy_buf",
@@ -105,6 +129,7 @@ class RtpSession(OfferAnswerMixin):
         "_send_ok",
         "_silence",
         "_sock",
+        "_stray_logged",
         "_te_rx",
         "_te_tx",
         "_tick_no",
@@ -113,11 +138,10 @@ class RtpSession(OfferAnswerMixin):
         "_ts_base",
         "advertise",
         "codec",
+        "comedia",
         "dtmf_pt",
-        "expected_ip",
         "host",
         "last_rx",
-        "latch_any",
         "local_port",
         "negotiator",
         "payload_type",
@@ -135,7 +159,7 @@ class RtpSession(OfferAnswerMixin):
         port: int,
         *,
         advertise: str | None = None,
-        latch_any: bool = False,
+        comedia: bool = False,
         codecs: tuple[str, ...] = ("PCMU", "PCMA"),
         inband_dtmf: str = "auto",
     ) -> None:
@@ -145,7 +169,7 @@ class RtpSession(OfferAnswerMixin):
         self.host = host
         self.advertise = advertise or host
         self.local_port = port
-        self.latch_any = latch_any
+        self.comedia = comedia
         rnd = int.from_bytes(os.urandom(10), "big")
         self.ssrc = rnd & 0xFFFFFFFF
         self.seq = (rnd >> 32) & 0xFFFF
@@ -156,9 +180,10 @@ class RtpSession(OfferAnswerMixin):
         self.dtmf_pt: int | None = None
         self._silence = bytes([g711.SILENCE_BYTE[self.codec]]) * FRAME
         self.remote: tuple[str, int] | None = None
-        self.expected_ip: str | None = None
         self._sdp_remote: tuple[str, int] | None = None
         self._latched = False
+        self._comedia_open = False  # comedia applies to the SDP address in force
+        self._stray_logged = False
         self._latch_candidate: tuple[tuple[str, int], int, int, int] | None = None
         self._send_ok = False
         self._marker_next = True
@@ -239,7 +264,9 @@ class RtpSession(OfferAnswerMixin):
             self.remote = neg.remote_addr
             self._latched = False
         self._sdp_remote = neg.remote_addr
-        self.expected_ip = neg.remote_addr[0] if neg.remote_addr else None
+        self._comedia_open = (
+            self.comedia and neg.remote_addr is not None and not routable(neg.remote_addr[0])
+        )
         want_inband = self._inband_mode == "on" or (
             self._inband_mode == "auto" and self.dtmf_pt is None
         )
@@ -498,12 +525,14 @@ class RtpSession(OfferAnswerMixin):
             if not self._may_latch(addr, ssrc, seq):
                 st.rx_ignored += 1
                 return
-            # symmetric RTP: send back to where the peer really sends from (NAT)
+            # symmetric RTP: send back to where the peer really sends from
             self._latched = True
             self.remote = (addr[0], addr[1])
             self._update_active()
         elif remote is None or addr[0] != remote[0] or addr[1] != remote[1]:
             st.rx_ignored += 1  # stay latched: no RTP injection ("RTP bleed") from elsewhere
+            if not self._stray_logged:
+                self._log_stray(addr)
             return
         now = _monotonic()
         self.last_rx = now
@@ -559,14 +588,17 @@ class RtpSession(OfferAnswerMixin):
             self._pending_pcm = buf
 
     def _may_latch(self, addr: tuple[str, int], ssrc: int, seq: int) -> bool:
-        """Symmetric-RTP learning. The address the SDP named is trusted at once. Another
-        port of the peer's IP (a NAT rewrote it) — or any address with ``latch_any`` —
-        must first send LATCH_PROBATION packets in sequence from one source and SSRC, as
-        Asterisk's strictrtp learning does, so a stray or injected packet cannot capture
-        the stream."""
-        if addr == self._sdp_remote:
+        """Whether this packet latches (see the module docstring). The address and port
+        the SDP named are trusted at once. With ``comedia`` and an unroutable SDP address,
+        any source must first send LATCH_PROBATION packets in sequence from one address
+        and SSRC, as Asterisk's strictrtp learning does, so a stray or injected packet
+        cannot capture the stream; without, nothing else ever latches."""
+        sdp_remote = self._sdp_remote
+        if sdp_remote is not None and addr[0] == sdp_remote[0] and addr[1] == sdp_remote[1]:
             return True
-        if not (self.latch_any or (self.expected_ip is not None and addr[0] == self.expected_ip)):
+        if not self._comedia_open:
+            if not self._stray_logged:
+                self._log_stray(addr)
             return False
         cand = self._latch_candidate
         if cand is not None and cand[0] == addr and cand[1] == ssrc and cand[2] == (seq - 1) & 0xFFFF:
@@ -575,6 +607,15 @@ class RtpSession(OfferAnswerMixin):
             count = 1
         self._latch_candidate = (addr, ssrc, seq, count)
         return count >= LATCH_PROBATION
+
+    def _log_stray(self, addr: tuple[str, int]) -> None:
+        """Once per session: a flood from elsewhere must not become a flood of log lines."""
+        self._stray_logged = True
+        log.info(
+            "media on port %d: RTP from unexpected source %s:%d ignored (expecting %s); "
+            "logged once per session", self.local_port, addr[0], addr[1],
+            self.remote if self._latched else self._sdp_remote,
+        )
 
     def _flush_energy(self) -> None:
         buf = self._energy_buf

@@ -12,6 +12,7 @@ import pytest
 
 from callcenter.media import AudioFormatError, MediaEngine, NoFreePortError, RtpSession, g711, rtp
 from callcenter.media.dtmf_inband import generate_digits
+from callcenter.media.session import routable
 from tests.support import eventually
 
 from .conftest import EngineFactory, UdpPeer, offer_sdp
@@ -222,8 +223,41 @@ async def test_info_dtmf_and_play_interrupted_by_digit(make_engine: EngineFactor
         phone.close()
 
 
-async def test_symmetric_rtp_latches_to_real_source(make_engine: EngineFactory) -> None:
+async def test_strict_latch_ignores_the_callers_ip_on_another_port(
+    make_engine: EngineFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Issue 20 item 8: before the caller's first packet, 20 packets in sequence from the
+    caller's IP on another port captured the stream. Strict latching (the default) takes
+    only the SDP's address and port, and says so once in the log."""
     engine = await make_engine()
+    s = engine.allocate()
+    phone, intruder = UdpPeer(), UdpPeer()  # same IP as the caller, another port
+    caplog.set_level("INFO", logger="callcenter.media.session")
+    try:
+        assert s.answer(offer_sdp(phone.addr[1])) is not None
+        dest = ("127.0.0.1", s.local_port)
+        for seq in range(20):
+            intruder.send(rtp.build(0, seq, 160 * seq, 0xBAD, b"\xff" * 160), dest)
+        await eventually(lambda: s.stats.rx_ignored == 20)
+        assert s.stats.rx_packets == 0 and s.remote == phone.addr
+        phone.send(rtp.build(0, 1, 160, 0xABC, b"\x7f" * 160), dest)
+        await eventually(lambda: s.stats.rx_packets == 1)
+        assert s.remote == phone.addr
+        intruder.send(rtp.build(0, 20, 3200, 0xBAD, b"\xff" * 160), dest)
+        await eventually(lambda: s.stats.rx_ignored == 21)
+        assert s.stats.rx_packets == 1 and s.remote == phone.addr
+        strays = [r for r in caplog.records if "unexpected source" in r.getMessage()]
+        assert len(strays) == 1 and strays[0].levelname == "INFO"
+        assert f":{intruder.addr[1]}" in strays[0].getMessage()
+    finally:
+        phone.close()
+        intruder.close()
+
+
+async def test_comedia_latches_to_the_real_source_after_probation(make_engine: EngineFactory) -> None:
+    """comedia, SDP with an unroutable address (a phone behind NAT writes its LAN one):
+    the source that really sends latches once it sent 3 packets in sequence."""
+    engine = await make_engine(comedia=True)
     s = engine.allocate()
     advertised, real = UdpPeer(), UdpPeer()  # the SDP says one port, packets come from another
     try:
@@ -252,8 +286,16 @@ async def test_symmetric_rtp_latches_to_real_source(make_engine: EngineFactory) 
         real.close()
 
 
+def test_comedia_applies_only_to_unroutable_sdp_addresses() -> None:
+    """With a routable SDP address the peer is reachable where it said: latch strictly
+    even with comedia (checked on the decision itself: no packet leaves loopback)."""
+    assert not routable("203.0.113.7") and not routable("192.168.1.20") and not routable("100.64.0.9")
+    assert not routable("127.0.0.1") and not routable("fe80::1") and not routable("10.1.2.3")
+    assert routable("8.8.8.8") and routable("2001:4860:4860::8888")
+
+
 async def test_latching_from_another_ip_only_when_configured(make_engine: EngineFactory) -> None:
-    strict, loose = await make_engine(), await make_engine(latch_any=True)
+    strict, loose = await make_engine(), await make_engine(comedia=True)
     elsewhere = UdpPeer("127.0.0.2")  # a "NATed" source address on loopback
     phone = UdpPeer()
     try:

@@ -57,7 +57,7 @@ def _datagrams() -> st.SearchStrategy[bytes]:
 def test_session_receive_path_survives_anything(datagrams: list[bytes]) -> None:
     async def run() -> None:
         lo, hi = port_range()
-        engine = MediaEngine("127.0.0.1", lo, hi, latch_any=True, inband_dtmf="on")
+        engine = MediaEngine("127.0.0.1", lo, hi, comedia=True, inband_dtmf="on")
         await engine.start()
         try:
             s = engine.allocate()
