@@ -145,23 +145,38 @@ def _sums(threshold_s: float, short_abandon_s: float) -> list[ColumnElement[Any]
 
 
 def _finish(row: dict[str, Any]) -> dict[str, Any]:
-    """Means and service level from the sums; plain ints and floats; the sums dropped."""
-    for key in COUNTS:
+    """Means and service level from the sums; plain ints and floats; the sums dropped.
+    Written flat: a month at 15 minutes is ~76,000 rows, and this runs for each."""
+    pop = row.pop
+    n = row["answered"] = int(row["answered"] or 0)
+    abandoned = row["abandoned"] = int(row["abandoned"] or 0)
+    short = row["short_abandoned"] = int(row["short_abandoned"] or 0)
+    within = row["answered_within"] = int(row["answered_within"] or 0)
+    for key in ("arrived", "offered", "callbacks", "self_served", "transfers"):
         if key in row:
             row[key] = int(row[key] or 0)
-    s = {key: float(row.pop(key) or 0.0) for key in SUMS}
-    n = row["answered"]
-    row["asa_s"] = s["wait_sum"] / n if n else None
-    row["talk_s"] = s["talk_sum"] / s["talk_n"] if s["talk_n"] else None
-    row["hold_s"] = s["hold_sum"] / s["hold_n"] if s["hold_n"] else None
-    row["wrap_up_s"] = s["wrap_sum"] / s["wrap_n"] if s["wrap_n"] else None
-    row["aht_s"] = s["handle_sum"] / n if n else None
-    denom = row["answered"] + row["abandoned"] - row["short_abandoned"]
-    row["service_level"] = row["answered_within"] / denom if denom else None
+    wait, talk, hold, wrap, handle = (
+        pop(k) or 0.0 for k in ("wait_sum", "talk_sum", "hold_sum", "wrap_sum", "handle_sum")
+    )
+    talk_n, hold_n, wrap_n = pop("talk_n"), pop("hold_n"), pop("wrap_n")
+    row["asa_s"] = float(wait) / n if n else None
+    row["talk_s"] = float(talk) / talk_n if talk_n else None
+    row["hold_s"] = float(hold) / hold_n if hold_n else None
+    row["wrap_up_s"] = float(wrap) / wrap_n if wrap_n else None
+    row["aht_s"] = float(handle) / n if n else None
+    denom = n + abandoned - short
+    row["service_level"] = within / denom if denom else None
     for key in ("longest_wait_s", "interval_start"):
         if row.get(key) is not None:
             row[key] = float(row[key])
     return row
+
+
+def _rows(conn: Connection, query: Any) -> list[dict[str, Any]]:
+    """Result rows as finished dicts (zip with the keys once: cheaper than Row._mapping)."""
+    result = conn.execute(query)
+    keys = list(result.keys())
+    return [_finish(dict(zip(keys, r, strict=True))) for r in result]
 
 
 def _in_range(start: float, end: float, queues: Sequence[str] = ()) -> list[ColumnElement[bool]]:
@@ -213,7 +228,7 @@ def _queue_rows(conn: Connection, spec: ReportSpec) -> list[dict[str, Any]]:
         spec.short_abandon_s,
         spec.queues,
     ).order_by(text("1, 2, 3"))
-    return [_finish(dict(r._mapping)) for r in conn.execute(query)]
+    return _rows(conn, query)
 
 
 def _rollup_rows(conn: Connection, spec: ReportSpec) -> list[dict[str, Any]]:
@@ -245,7 +260,7 @@ def _rollup_rows(conn: Connection, spec: ReportSpec) -> list[dict[str, Any]]:
         .group_by(bucket, _r.queue, _r.channel)
         .order_by(bucket, _r.queue, _r.channel)
     )
-    return [_finish(dict(r._mapping)) for r in conn.execute(query)]
+    return _rows(conn, query)
 
 
 def _agent_rows(conn: Connection, spec: ReportSpec) -> list[dict[str, Any]]:
@@ -256,11 +271,9 @@ def _agent_rows(conn: Connection, spec: ReportSpec) -> list[dict[str, Any]]:
         .group_by(_i.agent_id, _i.channel)
         .order_by(_i.agent_id, _i.channel)
     )
-    out = []
-    for r in conn.execute(query):
-        row = _finish(dict(r._mapping))
+    out = _rows(conn, query)
+    for row in out:
         row["handled"] = row["answered"]
-        out.append(row)
     return out
 
 
