@@ -31,7 +31,7 @@ Per agent (the record's ``agent_id``: the last agent connected, so a transferred
 contact counts for the agent who finished it): handled and AHT split as above.
 
 Rollup: a month of raw rows is a lot to aggregate per request (1M rows take
-~2 s on the 2-core test machine), so :func:`refresh_rollup` keeps ``report_intervals``
+1.7-3 s on the 2-core test machine), so :func:`refresh_rollup` keeps ``report_intervals``
 — the same sums per 15-minute bucket, queue and channel, for one (threshold, short
 abandon) pair — up to date incrementally: it re-aggregates only the buckets holding
 records written since its last run (``interactions.updated_at`` above the watermark,
