@@ -54,8 +54,6 @@ import math
 import os
 import random
 import shutil
-import socket
-import struct
 import subprocess
 import sys
 import tempfile
@@ -68,7 +66,7 @@ from typing import Any
 # bench/ is not a package: make loopback.py importable however this file is loaded
 # (as a script, or by path from the tests)
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from loopback import free_udp_port, last_stat, limits, proc_cpu, sipp, stats
+from loopback import free_udp_port, last_stat, limits, proc_cpu, sipp, stats, write_dtmf_pcap
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -105,42 +103,6 @@ def summary(values: Sequence[float]) -> dict[str, float | None]:
 
 
 # ---------------------------------------------------------------------------- inputs
-
-
-def write_dtmf_pcap(path: Path, digit_event: int = 4) -> Path:
-    """A capture SIPp can replay: 5 PCMU silence packets, then RFC 4733 digit ``4``.
-
-    Silence first so the server's RTP session has latched before the event starts; the
-    event is 8 updates 20 ms apart (160 ms) and three end packets, as RFC 4733 §2.5.1.4
-    sends them. SIPp takes the RTP payloads and timing; it rewrites addresses and ports.
-    """
-    ssrc, seq, ts = 0x0BE4C4A1, 1000, 16000
-    packets: list[tuple[float, bytes]] = []
-    t = 0.0
-    for _ in range(5):
-        packets.append((t, struct.pack("!BBHII", 0x80, 0, seq, ts, ssrc) + b"\xff" * 160))
-        seq, ts, t = seq + 1, ts + 160, t + 0.02
-    start_ts = ts
-    for i in range(8):
-        marker = 0x80 if i == 0 else 0
-        payload = struct.pack("!BBH", digit_event, 10, 160 * (i + 1))
-        packets.append((t, struct.pack("!BBHII", 0x80, marker | 101, seq, start_ts, ssrc) + payload))
-        seq, t = seq + 1, t + 0.02
-    for _ in range(3):
-        payload = struct.pack("!BBH", digit_event, 0x80 | 10, 160 * 9)
-        packets.append((t, struct.pack("!BBHII", 0x80, 101, seq, start_ts, ssrc) + payload))
-        seq, t = seq + 1, t + 0.001
-    out = [struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1)]  # Ethernet link type
-    for when, rtp in packets:
-        udp = struct.pack("!HHHH", 40000, 40000, 8 + len(rtp), 0) + rtp
-        ip_header = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), 0, 0x4000, 64, 17, 0,
-                                socket.inet_aton("127.0.0.1"), socket.inet_aton("127.0.0.1"))  # fmt: skip
-        frame = b"\x00" * 12 + b"\x08\x00" + ip_header + udp
-        sec = int(1_700_000_000 + when)
-        usec = round((when % 1) * 1e6)
-        out.append(struct.pack("<IIII", sec, usec, len(frame), len(frame)) + frame)
-    path.write_bytes(b"".join(out))
-    return path
 
 
 def make_config_dir(tmp: Path, agents: int, sip_port: int, rtp_base: int, crm_url: str | None) -> Path:

@@ -12,18 +12,22 @@ import csv
 import os
 import random
 import socket
+import struct
 from pathlib import Path
 
 HOST = "127.0.0.1"
 PORTS = (32000, 39990)
 
 
-def free_udp_port(*, even: bool = False, span: int = 1, tcp: bool = False) -> int:
-    """The first of ``span`` consecutive ports free now on 127.0.0.1 for UDP (and TCP too
-    when ``tcp``: a SIP server listens on both). Free *now*: another process may still take
-    it before the caller binds, so callers bind promptly and runs are short."""
+def free_udp_port(
+    *, even: bool = False, span: int = 1, tcp: bool = False, ports: tuple[int, int] = PORTS
+) -> int:
+    """The first of ``span`` consecutive ports in ``ports`` free now on 127.0.0.1 for UDP
+    (and TCP too when ``tcp``: a SIP server listens on both). Free *now*: another process
+    may still take it before the caller binds, so callers bind promptly and runs are short.
+    The tests' peers use it too (tests/support/ports.py)."""
     for _ in range(500):
-        base = random.randrange(*PORTS)
+        base = random.randrange(*ports)
         if even:
             base &= ~1
         socks: list[socket.socket] = []
@@ -39,7 +43,7 @@ def free_udp_port(*, even: bool = False, span: int = 1, tcp: bool = False) -> in
         finally:
             for s in socks:
                 s.close()
-    raise RuntimeError(f"no free port in {PORTS[0]}-{PORTS[1]} on {HOST}")
+    raise RuntimeError(f"no free port in {ports[0]}-{ports[1]} on {HOST}")
 
 
 def sipp(*, port: int | None = None, media: bool = True, loops: int = 10000) -> list[str]:
@@ -90,3 +94,39 @@ def proc_cpu(pid: int, *, children: bool = True) -> float:
             kids = []
         total += sum(proc_cpu(int(k), children=False) for k in kids)
     return total
+
+
+def write_dtmf_pcap(path: Path, digit_event: int = 4) -> Path:
+    """A capture SIPp can replay: 5 PCMU silence packets, then RFC 4733 digit ``4``.
+
+    Silence first so the server's RTP session has latched before the event starts; the
+    event is 8 updates 20 ms apart (160 ms) and three end packets, as RFC 4733 §2.5.1.4
+    sends them. SIPp takes the RTP payloads and timing; it rewrites addresses and ports.
+    """
+    ssrc, seq, ts = 0x0BE4C4A1, 1000, 16000
+    packets: list[tuple[float, bytes]] = []
+    t = 0.0
+    for _ in range(5):
+        packets.append((t, struct.pack("!BBHII", 0x80, 0, seq, ts, ssrc) + b"\xff" * 160))
+        seq, ts, t = seq + 1, ts + 160, t + 0.02
+    start_ts = ts
+    for i in range(8):
+        marker = 0x80 if i == 0 else 0
+        payload = struct.pack("!BBH", digit_event, 10, 160 * (i + 1))
+        packets.append((t, struct.pack("!BBHII", 0x80, marker | 101, seq, start_ts, ssrc) + payload))
+        seq, t = seq + 1, t + 0.02
+    for _ in range(3):
+        payload = struct.pack("!BBH", digit_event, 0x80 | 10, 160 * 9)
+        packets.append((t, struct.pack("!BBHII", 0x80, 101, seq, start_ts, ssrc) + payload))
+        seq, t = seq + 1, t + 0.001
+    out = [struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1)]  # Ethernet link type
+    for when, rtp in packets:
+        udp = struct.pack("!HHHH", 40000, 40000, 8 + len(rtp), 0) + rtp
+        ip_header = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), 0, 0x4000, 64, 17, 0,
+                                socket.inet_aton("127.0.0.1"), socket.inet_aton("127.0.0.1"))  # fmt: skip
+        frame = b"\x00" * 12 + b"\x08\x00" + ip_header + udp
+        sec = int(1_700_000_000 + when)
+        usec = round((when % 1) * 1e6)
+        out.append(struct.pack("<IIII", sec, usec, len(frame), len(frame)) + frame)
+    path.write_bytes(b"".join(out))
+    return path

@@ -13,7 +13,7 @@ from typing import Any
 
 from test_call_path import GRACE
 
-from bench.call_path import write_dtmf_pcap
+from bench.loopback import write_dtmf_pcap
 from callcenter import events as ev
 from tests.support import ROOT, free_port, require_tool
 from tests.support.peers import both_media_modes, watch
