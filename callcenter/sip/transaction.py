@@ -533,6 +533,10 @@ class TransactionLayer:
                 txn._send_trying()
         return txn
 
+    def is_retransmission(self, msg: SipMessage) -> bool:
+        """Whether a request belongs to a transaction we already have."""
+        return server_key(msg) in self.server
+
     def absorb_ack(self, msg: SipMessage) -> bool:
         """Feed an ACK for a 3xx-6xx to its INVITE transaction.
 

@@ -20,6 +20,15 @@ What it does on the way, and why:
   idle connections are closed after `tcp_idle_timeout`; responses reuse the connection
   the request came in on (§18.2.2), keyed by the peer's address; CRLF keep-alives
   (RFC 5626 §3.5.1) are answered with a single CRLF.
+- **TCP resource bounds** (issue 20): at most `max_tcp_per_ip` connections from one
+  address (besides `max_tcp_connections` in all), so one host cannot take every slot;
+  a message must be complete within `tcp_message_timeout` of its first byte, a
+  deadline further bytes do not move (Kamailio's ``tcp_msg_read_timeout``): a
+  "slowloris" trickling an endless header is closed, where the idle timer, reset by
+  every byte, kept it for ever; a closed connection drops its buffer at once.
+- **Destination names** (a request URI or Route host) are resolved by the loop's
+  resolver in a thread, bounded by ``resolve_timeout``: never a blocking lookup on the
+  loop, which would stall every call while a DNS server is slow.
 - **Advertised address**: each transport carries the host/port to put in Via/Contact,
   configurable for NAT; it defaults to the bound address.
 
@@ -42,6 +51,7 @@ from typing import Any, Protocol, cast, runtime_checkable
 from callcenter.tasks import BackgroundTasks
 
 from .headers import Via
+from .limits import count_down
 from .message import SipMessage, SipParseError, build_error_response
 
 __all__ = [
@@ -64,6 +74,9 @@ DEFAULT_RCVBUF = 4 * 1024 * 1024
 DEFAULT_MAX_MESSAGE = 65535  # the largest UDP payload; the same bound for a TCP message
 DEFAULT_TCP_IDLE = 300.0
 DEFAULT_MAX_TCP_CONNECTIONS = 4096
+DEFAULT_MAX_TCP_PER_IP = 64  # phones behind one NAT share an address; an SBC needs one or a few
+DEFAULT_TCP_MESSAGE_TIMEOUT = 20.0  # seconds from a message's first byte to its last
+DEFAULT_RESOLVE_TIMEOUT = 5.0  # seconds for one DNS lookup of a destination host name
 _CRLF = b"\r\n"
 
 
@@ -147,6 +160,23 @@ def response_address(via: Via, source: Address | None = None) -> Address:
     if via.rport is not None:
         return host.strip("[]"), via.rport
     return host.strip("[]"), via.port or 5060
+
+
+async def resolve(host: str, port: int, family: int, timeout: float) -> str:
+    """An address for a host name (a request URI's or Route's host; SDP never has one)
+    from the loop's resolver — a thread, so the loop goes on serving calls — within
+    ``timeout`` seconds: a dead DNS server must fail the send (the transaction then
+    times out as for an unreachable peer), not pile up lookups. IP literals pass as
+    they are."""
+    if _is_ip(host):
+        return host
+    loop = asyncio.get_running_loop()
+    infos = await asyncio.wait_for(
+        loop.getaddrinfo(host, port, family=family, type=socket.SOCK_DGRAM), timeout
+    )
+    if not infos:
+        raise OSError(f"{host} has no address")
+    return str(infos[0][4][0])
 
 
 def _bind_family(host: str) -> socket.AddressFamily:
@@ -241,11 +271,8 @@ class UdpTransport(asyncio.DatagramProtocol):
         self._transport.sendto(_wire(data), (host, addr[1]))
 
     async def send(self, data: bytes | SipMessage, addr: Address) -> None:
-        host = addr[0].strip("[]")
-        if not _is_ip(host):
-            infos = await asyncio.get_running_loop().getaddrinfo(
-                host, addr[1], family=self._family, type=socket.SOCK_DGRAM)
-            host = infos[0][4][0]
+        host = await resolve(addr[0].strip("[]"), addr[1], self._family,
+                             self._handler.layer.resolve_timeout)
         self.send_nowait(data, (host, addr[1]))
 
     def close(self) -> None:
@@ -262,6 +289,7 @@ class _TcpConnection(asyncio.Protocol):
         self.peer: Address = ("", 0)
         self.buffer = bytearray()
         self._idle: asyncio.TimerHandle | None = None
+        self._deadline: asyncio.TimerHandle | None = None  # for the message being received
         self.closed = asyncio.get_running_loop().create_future()
 
     # --- lifecycle ---
@@ -278,6 +306,12 @@ class _TcpConnection(asyncio.Protocol):
         if self._idle is not None:
             self._idle.cancel()
             self._idle = None
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+        # the buffer (up to max_message_size per connection) goes now, not when the last
+        # reference to this protocol does: those add up to hundreds of MB under a flood
+        self.buffer = bytearray()
         self.owner._unregister(self)
         if not self.closed.done():
             self.closed.set_result(None)
@@ -308,45 +342,70 @@ class _TcpConnection(asyncio.Protocol):
         self._touch()
         self.buffer += data
         try:
-            self._drain()
+            completed = self._drain()
         except Exception:
             log.exception("sip.tcp framing failed peer=%s:%s", *self.peer)
             self.close()
+            return
+        # The deadline runs from a message's first byte: only a completed message
+        # starts a new one, more bytes of the same message never do.
+        if completed and self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+        if self.buffer and self._deadline is None and not self.transport_closing:
+            self._deadline = asyncio.get_running_loop().call_later(
+                self.owner.message_timeout, self._on_deadline)
 
-    def _drain(self) -> None:
+    @property
+    def transport_closing(self) -> bool:
+        return self.transport is None or self.transport.is_closing()
+
+    def _on_deadline(self) -> None:
+        self._deadline = None
+        self.owner._handler.layer.stats["tcp_message_timeouts"] += 1
+        log.info("sip.tcp message not complete within %gs: closing peer=%s:%s",
+                 self.owner.message_timeout, *self.peer)
+        self.close()
+
+    def _drain(self) -> int:
+        """Frame and deliver what the buffer holds; the number of messages completed."""
         buf = self.buffer
         limit = self.owner.max_message_size
+        completed = 0
         while buf:
             if buf[:2] == _CRLF:
                 # CRLF keep-alives: answer a double-CRLF ping with one CRLF (RFC 5626).
                 if buf[:4] == b"\r\n\r\n":
                     del buf[:4]
+                    completed += 1
                     self.write(_CRLF)
                 elif len(buf) >= 4 or buf[:3] != b"\r\n\r":
                     del buf[:2]
                 else:
-                    return  # maybe the rest of a ping is on its way
+                    return completed  # maybe the rest of a ping is on its way
                 continue
             end = buf.find(b"\r\n\r\n")
             if end < 0:
                 if len(buf) > limit:
                     self._fail(bytes(buf), SipParseError("Message Too Large", 513))
-                return
+                return completed
             head = bytes(buf[:end])
             length = _content_length(head)
             if length is None:
                 # No way to find the next message: answer if possible, then close.
                 self._fail(bytes(buf[: end + 4]), SipParseError("bad or missing Content-Length"))
-                return
+                return completed
             total = end + 4 + length
             if total > limit:
                 self._fail(head + b"\r\n\r\n", SipParseError("Message Too Large", 513))
-                return
+                return completed
             if len(buf) < total:
-                return  # wait for the rest of the body
+                return completed  # wait for the rest of the body
             message = bytes(buf[:total])
             del buf[:total]
+            completed += 1
             self.owner._handler.handle(message, self.peer, self.owner, stream=True)
+        return completed
 
     def _fail(self, data: bytes, error: SipParseError) -> None:
         self.owner._handler.layer.stats["malformed"] += 1
@@ -389,11 +448,17 @@ class TcpTransport:
         max_message_size: int,
         idle_timeout: float,
         max_connections: int,
+        max_per_ip: int = DEFAULT_MAX_TCP_PER_IP,
+        message_timeout: float = DEFAULT_TCP_MESSAGE_TIMEOUT,
     ) -> None:
         self._handler = handler
         self.max_message_size = max_message_size
         self.idle_timeout = idle_timeout
         self.max_connections = max_connections
+        self.max_per_ip = max_per_ip  # 0: no per-address cap
+        self.message_timeout = message_timeout
+        self._per_ip: dict[str, int] = {}  # connections open, by peer address
+        self._counted: set[_TcpConnection] = set()  # the connections _per_ip counts
         self.server: asyncio.AbstractServer | None = None
         self.connections: dict[Address, _TcpConnection] = {}
         self._connecting: dict[Address, asyncio.Future[_TcpConnection]] = {}
@@ -405,6 +470,16 @@ class TcpTransport:
             log.warning("sip.tcp connection limit %d reached; refusing %s:%s",
                         self.max_connections, *conn.peer)
             return False
+        ip = conn.peer[0]
+        open_from_ip = self._per_ip.get(ip, 0)
+        if self.max_per_ip and open_from_ip >= self.max_per_ip:
+            self._handler.layer.stats["tcp_refused_per_ip"] += 1
+            if self._handler.layer.stats["tcp_refused_per_ip"] % 1000 == 1:  # not a line per flood SYN
+                log.warning("sip.tcp %d connections from %s already; refusing more",
+                            self.max_per_ip, ip)
+            return False
+        self._per_ip[ip] = open_from_ip + 1
+        self._counted.add(conn)
         self.connections[conn.peer] = conn
         return True
 
@@ -412,6 +487,9 @@ class TcpTransport:
         # A dialled connection is indexed under its peer name and the dialled address.
         for key in [k for k, c in self.connections.items() if c is conn]:
             del self.connections[key]
+        if conn in self._counted:
+            self._counted.discard(conn)
+            count_down(self._per_ip, conn.peer[0])
 
     @staticmethod
     def _key(addr: Address) -> Address:
@@ -441,7 +519,8 @@ class TcpTransport:
         future: asyncio.Future[_TcpConnection] = loop.create_future()
         self._connecting[key] = future
         try:
-            _, conn = await loop.create_connection(lambda: _TcpConnection(self), key[0], key[1])
+            host = await resolve(key[0], key[1], socket.AF_UNSPEC, self._handler.layer.resolve_timeout)
+            _, conn = await loop.create_connection(lambda: _TcpConnection(self), host, key[1])
             # Index by the address we dialled too, so later sends find it.
             self.connections[key] = conn
             future.set_result(conn)
@@ -480,7 +559,10 @@ class SipTransportLayer:
         max_message_size: int = DEFAULT_MAX_MESSAGE,
         tcp_idle_timeout: float = DEFAULT_TCP_IDLE,
         max_tcp_connections: int = DEFAULT_MAX_TCP_CONNECTIONS,
+        max_tcp_per_ip: int = DEFAULT_MAX_TCP_PER_IP,
+        tcp_message_timeout: float = DEFAULT_TCP_MESSAGE_TIMEOUT,
         check_response_via: bool = True,
+        resolve_timeout: float = DEFAULT_RESOLVE_TIMEOUT,
     ) -> None:
         self.specs = [ListenSpec.of(item) for item in listen]
         if not self.specs:
@@ -492,11 +574,14 @@ class SipTransportLayer:
         self.max_message_size = max_message_size
         self.tcp_idle_timeout = tcp_idle_timeout
         self.max_tcp_connections = max_tcp_connections
+        self.max_tcp_per_ip = max_tcp_per_ip
+        self.tcp_message_timeout = tcp_message_timeout
         self.check_response_via = check_response_via
+        self.resolve_timeout = resolve_timeout
         self.transports: list[UdpTransport | TcpTransport] = []
         self.stats: dict[str, int] = {
             "messages": 0, "malformed": 0, "error_responses": 0, "foreign_responses": 0,
-            "handler_errors": 0,
+            "handler_errors": 0, "tcp_refused_per_ip": 0, "tcp_message_timeouts": 0,
         }
         # handlers and sends that must wait (TCP connect, DNS); a failure is logged
         self.tasks = BackgroundTasks(log, level=logging.WARNING)
@@ -576,6 +661,8 @@ class SipTransportLayer:
             max_message_size=self.max_message_size,
             idle_timeout=self.tcp_idle_timeout,
             max_connections=self.max_tcp_connections,
+            max_per_ip=self.max_tcp_per_ip,
+            message_timeout=self.tcp_message_timeout,
         )
         tcp.server = await loop.create_server(
             lambda: _TcpConnection(tcp), spec.host, spec.port, reuse_address=True)

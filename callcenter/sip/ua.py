@@ -5,6 +5,8 @@ transaction layer (which absorbs retransmissions and sends 100 Trying for
 INVITE) and are dispatched here by method. Checks run in the order of RFC 3261
 8.2 so that the first problem found decides the answer:
 
+0. a new INVITE from a source over its rate (``callcenter.sip.limits``) → 503 with
+   Retry-After, or dropped unanswered once it floods; over its concurrent calls → 503
 1. Max-Forwards 0 → 483 (ACK/CANCEL excepted)
 2. method: unknown → 501, known but not served (SUBSCRIBE, PUBLISH, …) → 405 with Allow
 3. Require with an option we lack → 420 with Unsupported (not for ACK/CANCEL)
@@ -40,6 +42,7 @@ from callcenter.sip.dialog import (
     uri_address,
     uri_transport,
 )
+from callcenter.sip.limits import InviteLimiter, SourceLimits, Verdict, count_down
 from callcenter.sip.message import SipMessage
 from callcenter.sip.timers import Scheduler, SipTimers, TimerHandle
 from callcenter.sip.transaction import ServerTransaction, TransactionLayer, new_request
@@ -86,6 +89,7 @@ class UserAgent:
         sweep_interval: float = 1.0,
         trying_delay: float = 0.2,
         max_calls: int | None = None,
+        source_limits: SourceLimits | None = SourceLimits(),  # noqa: B008 - frozen, shared safely
     ) -> None:
         self.media_engine = media_engine
         self.on_call = on_call
@@ -100,6 +104,9 @@ class UserAgent:
         self.sweep_interval = sweep_interval
         self.trying_delay = trying_delay
         self.max_calls = max_calls
+        # per-source INVITE rate and concurrent calls (callcenter.sip.limits); None: off
+        self.limiter = InviteLimiter(source_limits) if source_limits is not None else None
+        self._calls_by_source: dict[str, int] = {}  # inbound calls up, by source IP
         self.transports: dict[str, Transport] = {}
         self.advertised: dict[str, tuple[str, int]] = {}
         self.calls: dict[tuple[str, str], Call] = {}
@@ -115,6 +122,9 @@ class UserAgent:
             "media_timeouts": 0,
             "session_expired": 0,
             "rejected_overload": 0,
+            "rejected_source_rate": 0,
+            "rejected_source_calls": 0,
+            "dropped_source_flood": 0,
         }
 
     # wiring ------------------------------------------------------------------
@@ -243,9 +253,23 @@ class UserAgent:
         if not transport.reliable:
             # RFC 3261 18.2.2 / RFC 3581: answer to received/rport (the source, behind NAT).
             addr = response_address(msg.vias[0], addr)
+        verdict = Verdict.ADMIT
+        limiter = self.limiter
+        if (method == "INVITE" and limiter is not None and not limiter.exempt(source[0])
+                and not msg.to.tag and not layer.is_retransmission(msg)):
+            verdict = limiter.admit(source[0], time.monotonic())
+            if verdict is Verdict.DROP:
+                self.stats["dropped_source_flood"] += 1
+                return  # a flood: no response, no transaction
         txn = layer.receive_request(msg, addr, transport)
         if txn is None:
             return  # retransmission, absorbed
+        if verdict is Verdict.REFUSE:
+            assert limiter is not None
+            self.stats["rejected_source_rate"] += 1
+            txn.reply(503, "Service Unavailable",
+                      headers=[("Retry-After", str(limiter.limits.retry_after_s))])
+            return
         try:
             self._dispatch(txn, msg, source, transport)
         except Exception:
@@ -338,6 +362,13 @@ class UserAgent:
             self.stats["rejected_overload"] += 1
             txn.reply(503, "Service Unavailable", headers=[("Retry-After", "2")])
             return
+        limiter = self.limiter
+        calls_up = self._calls_by_source.get(addr[0], 0)
+        if limiter is not None and not limiter.may_hold_another(addr[0], calls_up):
+            self.stats["rejected_source_calls"] += 1
+            txn.reply(503, "Service Unavailable",
+                      headers=[("Retry-After", str(limiter.limits.retry_after_s))])
+            return
         ctype = (request.headers.get("Content-Type") or "application/sdp").split(";", 1)[0]
         if request.body and ctype.strip().lower() != "application/sdp":
             txn.reply(415, "Unsupported Media Type", headers=[("Accept", "application/sdp")])
@@ -381,6 +412,7 @@ class UserAgent:
             owned.pop_all()  # handed over: the call closes its media when it ends
         txn.on_timeout = None
         self.calls[(call.call_id, call.local_tag)] = call
+        self._calls_by_source[addr[0]] = self._calls_by_source.get(addr[0], 0) + 1
         self._invites[txn.key] = call
         self.stats["calls_in"] += 1
         self.spawn(self._run_handler(call))
@@ -437,6 +469,8 @@ class UserAgent:
         key = (call.call_id, call.local_tag)
         if self.calls.get(key) is call:
             del self.calls[key]
+            if call.direction is Direction.INBOUND:
+                count_down(self._calls_by_source, call.peer_addr[0])
 
     def forget_invite(self, txn: ServerTransaction) -> None:
         """The INVITE is answered or gone: a CANCEL no longer finds its call."""

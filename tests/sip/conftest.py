@@ -153,8 +153,10 @@ async def start_sipp(
     extra: list[str] | None = None,
     cwd: Path | None = None,
     timeout: float = 60.0,
+    local_ip: str = "127.0.0.1",
 ) -> SippProcess:
-    """Start SIPp bounded in calls and time, on ephemeral ports (UAS when target is None)."""
+    """Start SIPp bounded in calls and time, on ephemeral ports (UAS when target is None);
+    ``local_ip`` another loopback address (127.0.0.2) makes it another source."""
     sipp = require_tool("sipp")
     port = free_udp_port()
     media_port = free_udp_port(even=True, span=4)
@@ -162,9 +164,9 @@ async def start_sipp(
     args = [sipp] + ([target] if target else [])
     args += [
         "-i",
-        "127.0.0.1",
+        local_ip,
         "-mi",
-        "127.0.0.1",
+        local_ip,
         "-p",
         str(port),
         "-mp",

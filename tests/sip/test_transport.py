@@ -527,3 +527,36 @@ async def test_udp_send_to_a_host_name_resolves_off_the_loop(
     loop = asyncio.get_running_loop()
     data = await asyncio.wait_for(loop.sock_recv(client, 65535), TIMEOUT)
     assert b"Call-ID: by-name-send" in data
+
+
+async def test_destination_lookup_is_bounded_and_never_blocks_the_loop(
+        monkeypatch: pytest.MonkeyPatch, client: socket.socket) -> None:
+    """Issue 20 item 2: a name in a request URI or Route is resolved by the loop's
+    resolver under ``resolve_timeout``. Here DNS never answers: the send fails with
+    TimeoutError (UDP and TCP) while the listener goes on serving; the blocking
+    ``socket.getaddrinfo`` is never called on the loop."""
+    loop = asyncio.get_running_loop()
+    lookups: list[str] = []
+
+    async def dns_never_answers(host: str, *_a: Any, **_kw: Any) -> Any:
+        lookups.append(host)
+        await loop.create_future()
+
+    def blocking_lookup(*_a: Any, **_kw: Any) -> Any:
+        raise AssertionError("blocking getaddrinfo on the event loop")
+
+    h = Harness(resolve_timeout=0.05)
+    async with h.layer:
+        monkeypatch.setattr(loop, "getaddrinfo", dns_never_answers)
+        monkeypatch.setattr(socket, "getaddrinfo", blocking_lookup)
+        port = client.getsockname()[1]
+        udp_send = asyncio.ensure_future(h.udp.send(options("to-a-name"), ("slow.invalid", port)))
+        tcp_send = asyncio.ensure_future(h.tcp.send(options("to-a-name-tcp"), ("slow.invalid", port)))
+        client.sendto(options("served-meanwhile"), h.udp.local)
+        assert (await h.next())[0].call_id == "served-meanwhile"
+        # the sends fail by themselves (TIMEOUT only bounds a broken run)
+        done, _ = await asyncio.wait({udp_send, tcp_send}, timeout=TIMEOUT)
+        assert done == {udp_send, tcp_send}
+        assert all(isinstance(send.exception(), TimeoutError) for send in done)
+        assert lookups == ["slow.invalid", "slow.invalid"]
+        assert h.tcp.connections == {}
