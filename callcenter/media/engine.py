@@ -70,6 +70,7 @@ class MediaEngine:
         advertise: str | None = None,
         comedia: bool = False,
         inband_dtmf: str = "auto",
+        srtp: str = "off",
         max_catchup: int = 2,
         phases: int = 4,
         rcvbuf: int = 256 * 1024,
@@ -85,6 +86,7 @@ class MediaEngine:
         self.codecs = tuple(codecs)
         self.comedia = comedia  # see callcenter.media.session: the NAT trade-off
         self.inband_dtmf = inband_dtmf
+        self.srtp = srtp  # SRTP policy for new sessions (callcenter.media.srtp)
         self.max_catchup = max_catchup
         if not 1 <= phases <= 20:
             raise ValueError("phases must be between 1 and 20")
@@ -174,6 +176,7 @@ class MediaEngine:
         session = RtpSession(
             self, sock, self.host, port, advertise=self.advertise,
             comedia=self.comedia, codecs=self.codecs, inband_dtmf=self.inband_dtmf,
+            srtp=self.srtp,
         )
         self._sessions[port] = session
         self._by_fd[session._fd] = session

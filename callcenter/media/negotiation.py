@@ -8,25 +8,35 @@ telephone-event payload type last agreed) and turns an offer or answer into a
 process, callcenter.media.worker) sends it to the worker. Keeping this half in the SIP
 process is what lets the SIP layer answer an INVITE synchronously even when the RTP
 socket lives in another process.
+
+SRTP (callcenter.media.srtp): the negotiator holds the leg's policy and our sending key
+(one per leg, kept across re-INVITEs); a result that uses SRTP carries both keys in
+``Negotiated.srtp``, and whoever holds the socket builds the cipher contexts from it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from typing import Any
 
 from callcenter.media import g711, sdp
+from callcenter.media.srtp import MODES, OFFER_SUITE, Crypto, SrtpKeys, new_key
 
 SENDING = ("sendrecv", "sendonly")
 
 
 class SdpNegotiator:
-    __slots__ = ("_id", "_version", "advertise", "codecs", "dtmf_pt", "hold", "local_port")
+    __slots__ = ("_id", "_key", "_version", "advertise", "codecs", "dtmf_pt", "hold", "local_port", "srtp")
 
-    def __init__(self, advertise: str, local_port: int, codecs: tuple[str, ...]) -> None:
+    def __init__(self, advertise: str, local_port: int, codecs: tuple[str, ...], srtp: str = "off") -> None:
+        if srtp not in MODES:
+            raise ValueError(f"srtp must be one of {', '.join(MODES)}, not {srtp!r}")
         self.advertise = advertise
         self.local_port = local_port
         self.codecs = codecs
+        self.srtp = srtp
+        self._key = new_key() if srtp != "off" else b""
         self.hold = False  # we hold the peer: our offers and answers say sendonly
         self.dtmf_pt: int | None = None
         self._id = int.from_bytes(os.urandom(4), "big")
@@ -42,12 +52,14 @@ class SdpNegotiator:
     def _take(self, text: str | bytes) -> tuple[sdp.SessionDescription, sdp.Negotiated] | None:
         try:
             sd = sdp.parse(text)
-            neg = sdp.negotiate(sd, self.codecs)
+            neg = sdp.negotiate(sd, self.codecs, self.srtp)
         except ValueError:  # SdpError, and any int()/ipaddress refusal an odd body can reach
             return None
         if neg is None:
             return None
         self.dtmf_pt = neg.dtmf_payload_type
+        if neg.crypto is not None:
+            neg = dataclasses.replace(neg, srtp=SrtpKeys(neg.crypto.suite, self._key, neg.crypto.key))
         return sd, neg
 
     def answer(self, offer_sdp: str | bytes) -> tuple[str, sdp.Negotiated, bool] | None:
@@ -57,16 +69,21 @@ class SdpNegotiator:
             return None
         sd, neg = taken
         direction = sdp.answer_direction(neg.remote_direction, neg.remote_addr is None, self.hold)
+        ours = None if neg.crypto is None else Crypto(neg.crypto.tag, neg.crypto.suite, self._key)
         text = self._build(
             [(neg.payload_type, neg.codec)], direction,
             dtmf_pt=neg.dtmf_payload_type, refused=sd.media, media_index=neg.media_index,
+            proto=neg.proto, crypto=ours,
         )
         return text, neg, direction in SENDING
 
     def offer(self) -> str:
         formats = [(g711.STATIC_PT[c], c) for c in self.codecs]
         pt = self.dtmf_pt if self.dtmf_pt is not None else sdp.DEFAULT_DTMF_PT
-        return self._build(formats, "sendonly" if self.hold else "sendrecv", dtmf_pt=pt)
+        crypto = None if self.srtp == "off" else Crypto(1, OFFER_SUITE, self._key)
+        proto = "RTP/SAVP" if self.srtp == "mandatory" else "RTP/AVP"
+        return self._build(formats, "sendonly" if self.hold else "sendrecv", dtmf_pt=pt,
+                           proto=proto, crypto=crypto)
 
     def take_answer(self, answer_sdp: str | bytes) -> tuple[sdp.Negotiated, bool] | None:
         """(result, may we send) for the peer's answer to our offer; None when unusable."""

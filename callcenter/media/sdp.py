@@ -9,6 +9,11 @@ No usable codec → ``None`` so the SIP layer answers 488 Not Acceptable Here.
 
 The answer has as many ``m=`` lines as the offer (RFC 3264 §6): the chosen audio stream
 carries our address; every other stream is refused with port 0.
+
+SRTP (SDES, RFC 4568): ``a=crypto`` lines are read into ``MediaDescription.crypto``;
+``negotiate`` takes the policy (callcenter.media.srtp) and skips a stream it cannot
+serve under it — an ``RTP/SAVP`` stream without a usable key, any SRTP with ``off``,
+plain RTP with ``mandatory`` — so a mismatch ends as 488 like a codec mismatch.
 """
 
 from __future__ import annotations
@@ -16,6 +21,8 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 from dataclasses import dataclass, field
+
+from callcenter.media.srtp import SECURE_PROTOS, Crypto, SrtpKeys
 
 DIRECTIONS = ("sendrecv", "sendonly", "recvonly", "inactive")
 DEFAULT_DTMF_PT = 101
@@ -37,6 +44,7 @@ class MediaDescription:
     ptime: int | None = None
     direction: str | None = None  # media-level attribute, None when absent
     connection: str | None = None  # media-level c= address
+    crypto: list[Crypto] = field(default_factory=list)  # usable a=crypto lines, in order
 
     def codec_of(self, pt: int) -> tuple[str, int] | None:
         if pt in self.rtpmap:
@@ -63,6 +71,9 @@ class Negotiated:
     remote_direction: str  # the direction the peer declared
     ptime: int
     media_index: int  # which m= line of the offer we took
+    proto: str = "RTP/AVP"  # the stream's transport profile, echoed in our answer
+    crypto: Crypto | None = None  # the peer's SRTP key line we took; None: plain RTP
+    srtp: SrtpKeys | None = None  # both keys, once the negotiator has added ours
 
 
 def parse(text: str | bytes) -> SessionDescription:
@@ -151,6 +162,10 @@ def _parse_attribute(value: str, sd: SessionDescription, m: MediaDescription | N
         pt_s, _, params = rest.strip().partition(" ")
         if pt_s.isdigit():
             m.fmtp[int(pt_s)] = params.strip()
+    elif name == "crypto":
+        crypto = Crypto.parse(rest)
+        if crypto is not None:
+            m.crypto.append(crypto)
     elif name == "ptime":
         with contextlib.suppress(ValueError):  # an unreadable ptime is ignored: we send 20 ms
             m.ptime = int(float(rest.strip()))
@@ -166,12 +181,20 @@ def is_hold_address(addr: str | None) -> bool:
 
 
 def negotiate(
-    sd: SessionDescription, codecs: tuple[str, ...] = ("PCMU", "PCMA")
+    sd: SessionDescription, codecs: tuple[str, ...] = ("PCMU", "PCMA"), srtp: str = "off"
 ) -> Negotiated | None:
-    """Pick the first audio stream with a codec we support, in the offerer's order."""
+    """Pick the first audio stream with a codec we support, in the offerer's order,
+    that the SRTP policy ``srtp`` ("off", "optional", "mandatory") allows."""
     wanted = {c.upper() for c in codecs}
     for index, m in enumerate(sd.media):
-        if m.media != "audio" or m.port == 0 or not m.proto.upper().startswith("RTP/AVP"):
+        if m.media != "audio" or m.port == 0:
+            continue
+        proto = m.proto.upper()
+        secure = proto in SECURE_PROTOS
+        if not (secure or proto.startswith("RTP/AVP")):
+            continue
+        crypto = m.crypto[0] if m.crypto and srtp != "off" else None
+        if (secure and crypto is None) or (srtp == "mandatory" and crypto is None):
             continue
         chosen: tuple[str, int] | None = None
         dtmf_pt: int | None = None
@@ -197,6 +220,8 @@ def negotiate(
             remote_direction=direction,
             ptime=m.ptime or 20,
             media_index=index,
+            proto=m.proto,
+            crypto=crypto,
         )
     return None
 
@@ -230,11 +255,15 @@ def build(
     ptime: int = 20,
     refused: list[MediaDescription] | None = None,
     media_index: int = 0,
+    proto: str = "RTP/AVP",
+    crypto: Crypto | None = None,
 ) -> str:
     """An SDP body with one audio stream (plus port-0 lines for refused offer streams)."""
     ip = "IP6" if ":" in address else "IP4"
     pts = [pt for pt, _ in formats] + ([dtmf_pt] if dtmf_pt is not None else [])
-    audio = [f"m=audio {port} RTP/AVP {' '.join(str(p) for p in pts)}"]
+    audio = [f"m=audio {port} {proto} {' '.join(str(p) for p in pts)}"]
+    if crypto is not None:
+        audio.append(crypto.attribute())
     audio += [f"a=rtpmap:{pt} {name}/8000" for pt, name in formats]
     if dtmf_pt is not None:
         audio += [f"a=rtpmap:{dtmf_pt} telephone-event/8000", f"a=fmtp:{dtmf_pt} 0-16"]

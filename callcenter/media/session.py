@@ -55,6 +55,7 @@ from callcenter.media.dtmf_inband import DtmfDetector, generate_digits
 from callcenter.media.interface import AudioCallback, DtmfCallback, PlaySource, Recording
 from callcenter.media.negotiation import OfferAnswerMixin, SdpNegotiator
 from callcenter.media.rtp import RtpParseError, parse
+from callcenter.media.srtp import SrtpContext, SrtpError
 from callcenter.media.stats import SessionStats
 from callcenter.media.telephone_event import (
     EVENT_OF_DIGIT,
@@ -129,6 +130,7 @@ class RtpSession(OfferAnswerMixin):
         "_send_ok",
         "_silence",
         "_sock",
+        "_srtp",
         "_stray_logged",
         "_te_rx",
         "_te_tx",
@@ -162,6 +164,7 @@ class RtpSession(OfferAnswerMixin):
         comedia: bool = False,
         codecs: tuple[str, ...] = ("PCMU", "PCMA"),
         inband_dtmf: str = "auto",
+        srtp: str = "off",
     ) -> None:
         self._engine: weakref.ref[MediaEngine] = weakref.ref(engine)
         self._sock: socket.socket | None = sock
@@ -174,7 +177,8 @@ class RtpSession(OfferAnswerMixin):
         self.ssrc = rnd & 0xFFFFFFFF
         self.seq = (rnd >> 32) & 0xFFFF
         self._ts_base = (rnd >> 48) & 0xFFFFFFFF
-        self.negotiator = SdpNegotiator(self.advertise, port, codecs)
+        self.negotiator = SdpNegotiator(self.advertise, port, codecs, srtp)
+        self._srtp: SrtpContext | None = None  # set while the negotiated leg is SRTP
         self.codec = codecs[0]
         self.payload_type = g711.STATIC_PT[self.codec]
         self.dtmf_pt: int | None = None
@@ -256,6 +260,12 @@ class RtpSession(OfferAnswerMixin):
             self._tone_buf = g711.transcode(self._tone_buf, old, self.codec)
         self.payload_type = neg.payload_type
         self.dtmf_pt = neg.dtmf_payload_type
+        if neg.srtp is None:
+            self._srtp = None
+        elif self._srtp is None or self._srtp.keys != neg.srtp:
+            # new keys only: rebuilding for the same keys would restart libsrtp's replay
+            # window and rollover counter in the middle of the stream
+            self._srtp = SrtpContext(neg.srtp)
         if neg.remote_addr is not None and (
             not self._latched or neg.remote_addr != self._sdp_remote or self.remote is None
         ):
@@ -432,6 +442,8 @@ class RtpSession(OfferAnswerMixin):
         seq = self.seq
         self.seq = (seq + 1) & 0xFFFF
         pkt = _HDR.pack(0x80, pt | 0x80 if marker else pt, seq, ts, self.ssrc) + payload
+        if self._srtp is not None:
+            pkt = self._srtp.protect(pkt)
         try:
             self._sock.sendto(pkt, self.remote)  # type: ignore[union-attr,arg-type]
         except OSError:  # buffer full (BlockingIOError) or unreachable: drop, count
@@ -503,6 +515,14 @@ class RtpSession(OfferAnswerMixin):
     # ------------------------------------------------------------------ receive path
     def _on_datagram(self, data: bytes, addr: tuple[str, int]) -> None:
         st = self.stats
+        if self._srtp is not None:
+            # authenticated before anything else: a forged or replayed packet neither
+            # plays nor counts towards latching
+            try:
+                data = self._srtp.unprotect(data)
+            except SrtpError:
+                st.rx_srtp_failed += 1
+                return
         # fast path for the usual packet (V=2, no padding/extension/CSRC); rtp.parse
         # handles and validates everything else
         if len(data) >= 12 and data[0] == 0x80 and not 72 <= (data[1] & 0x7F) <= 76:

@@ -16,6 +16,7 @@ class SessionStats:
         "rx_malformed",
         "rx_packets",
         "rx_samples",
+        "rx_srtp_failed",
         "tx_bytes",
         "tx_dropped",
         "tx_late",
@@ -28,6 +29,7 @@ class SessionStats:
         self.rx_bytes = 0
         self.rx_malformed = 0  # not RTP v2 / truncated
         self.rx_ignored = 0  # wrong source, unknown payload type
+        self.rx_srtp_failed = 0  # SRTP authentication or replay check failed: dropped
         # Σ sample² of decoded audio and the samples counted; updated every 200 ms of
         # received audio (batched: see RtpSession._on_datagram) and at close
         self.rx_energy_sum = 0.0

@@ -251,6 +251,7 @@ class MediaWorker:
         self.host = host
         self.codecs = tuple(codecs)
         self.advertise: str = options.get("advertise") or host
+        self.srtp: str = options.get("srtp") or "off"  # negotiated here, applied in the worker
         self.options = {**options, "codecs": self.codecs}
         self.sessions: dict[int, ProxySession] = {}
         self._conn: Connection | None = None
@@ -424,7 +425,7 @@ class ProxySession(OfferAnswerMixin):
     def __init__(self, worker: MediaWorker, port: int) -> None:
         self._worker = worker
         self.local_port = port
-        self.negotiator = SdpNegotiator(worker.advertise, port, worker.codecs)
+        self.negotiator = SdpNegotiator(worker.advertise, port, worker.codecs, worker.srtp)
         self._closed = False
         self._on_dtmf: Any = None  # held as RtpSession holds them (hold_callback)
         self._on_audio: Any = None
