@@ -272,6 +272,8 @@ class Center:
         stats["contact_id"] = self.core.agent_contact.get(agent_id)
         wrap_up = self.core.wrap_ups.get(agent_id)
         stats["wrap_up_contact_id"] = wrap_up.contact_id if wrap_up else None
+        draft = self.core.drafts.get(agent_id)
+        stats["wrap_up"] = draft.as_dict() if draft else None  # the form as saved, and time left
         return stats
 
     def current_contact(self, agent_id: str) -> dict[str, Any] | None:
@@ -303,8 +305,11 @@ class Center:
         if by != agent_id:
             log.info("supervisor changed agent state", extra={"agent": agent_id, "by": by, "state": state})
 
-    async def wrap_up(self, agent_id: str, disposition: str, notes: str) -> None:
-        self.ready.submit_wrap_up(agent_id, disposition, notes)
+    async def wrap_up(self, agent_id: str, disposition: str, notes: str, contact_id: str | None) -> None:
+        self.ready.submit_wrap_up(agent_id, disposition, notes, contact_id)
+
+    async def save_wrap_up_draft(self, agent_id: str, contact_id: str, disposition: str, notes: str) -> None:
+        self.ready.save_draft(agent_id, contact_id, disposition, notes)
 
     async def transfer(self, agent_id: str, target: str) -> None:
         await self.ready.transfer(agent_id, target)

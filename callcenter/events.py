@@ -166,6 +166,7 @@ class WrapUpCompleted(Event):
     agent_id: str
     disposition: str = ""
     notes: str = ""
+    timed_out: bool = False  # wrap-up time ran out: disposition and notes are the agent's saved draft
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -209,6 +210,7 @@ class WrapUpStarted(Event):
     recorded: ClassVar[bool] = False  # the record has ContactEnded / ContactTransferred
     agent_id: str
     ended_by: str  # caller | agent | system | transfer
+    wrap_up_s: float | None = None  # time the agent has before wrap-up ends by itself; None: no limit
 
 
 # --- agents ------------------------------------------------------------------

@@ -135,6 +135,7 @@ class _Fold:
         self.callback = False
         self.callback_attempts: list[dict[str, Any]] = []
         self.ended_by = ""
+        self.wrap_up_timed_out = False
         self.first_ts: float | None = None
 
     # -- segment helpers -------------------------------------------------------
@@ -363,6 +364,8 @@ class _Fold:
             self.rec["disposition"] = _str(ev.get("disposition"))
         if ev.get("notes"):
             self.notes.append(_str(ev.get("notes")))
+        # Wrap-up time ran out: disposition and notes are the agent's autosaved draft.
+        self.wrap_up_timed_out = bool(ev.get("timed_out"))
 
     # -- result ----------------------------------------------------------------
 
@@ -388,6 +391,8 @@ class _Fold:
         if not ended:
             return ""
         if failed:
+            return "failed"
+        if self.ivr_data.get("ended_by") == "system":  # a flow's loop guard, not the caller
             return "failed"
         if self.ended_by == "caller" or self.ivr_outcome == "hangup":
             return "abandoned"
@@ -422,6 +427,8 @@ class _Fold:
             attrs["abandoned"] = self.abandoned
         if self.ended_by:
             attrs["ended_by"] = self.ended_by
+        if self.wrap_up_timed_out:
+            attrs["wrap_up_timed_out"] = True
         if self.callback_attempts:
             attrs["callback_attempts"] = self.callback_attempts  # folded in order already
         if self.ivr_data:

@@ -29,6 +29,7 @@ from callcenter import events as ev
 from callcenter.bus import EventBus
 from callcenter.contacts.channel import Channel, CustomerDirectory
 from callcenter.contacts.contact import WAITING, Contact, Offer, Phase
+from callcenter.contacts.drafts import WrapUpDraft
 from callcenter.contacts.errors import InvalidState, NotFound
 from callcenter.routing_driver import RoutingDriver
 from routing.model import Decision, DecisionKind
@@ -62,6 +63,7 @@ class ContactCore:
         self.contacts: dict[str, Contact] = {}
         self.agent_contact: dict[str, str] = {}  # agent → contact offered, dialling or connected
         self.wrap_ups: dict[str, Contact] = {}  # agent → contact in (or transferred out of) wrap-up
+        self.drafts: dict[str, WrapUpDraft] = {}  # agent → that contact's wrap-up form as last saved
         self._agent_states = {a: str(router.agent_state(a)) for a in router.agents}
         self._queue_push: asyncio.TimerHandle | None = None
 
@@ -236,7 +238,7 @@ class ContactCore:
             why = "the queue is full" if kind is DecisionKind.REFUSED else "all our agents are busy"
             self.channels[contact.channel].no_agent(contact, why)
         elif kind is DecisionKind.WRAP_UP_ENDED and d.agent_id:
-            self._wrap_up_done(d.agent_id, "", "wrap-up time ended")
+            self._wrap_up_done(d.agent_id, timed_out=True)
         if d.agent_id:
             self.sync_agents((d.agent_id,))
 
@@ -382,22 +384,58 @@ class ContactCore:
             Phase.WRAP_UP,
             ev.ContactEnded(contact_id=contact.contact_id, reason=reason or "ended", ended_by=ended_by),
         )
-        self.wrap_ups[agent_id] = contact
         self._forget(contact)
-        self.publish(ev.WrapUpStarted(contact_id=contact.contact_id, agent_id=agent_id, ended_by=ended_by))
+        self._start_wrap_up(agent_id, contact, ended_by)
 
-    def submit_wrap_up(self, agent_id: str, disposition: str, notes: str) -> None:
-        if agent_id not in self.wrap_ups:
-            raise InvalidState("no contact in wrap-up")
-        self.route(self.router.end_wrap_up, self.wrap_ups[agent_id].contact_id, agents=(agent_id,))
+    def _start_wrap_up(self, agent_id: str, contact: Contact, ended_by: str) -> None:
+        """After-call work on ``contact`` begins, with an empty draft bound to it."""
+        wrap_s = self.router.queues[contact.queue].wrap_up_s if contact.queue in self.router.queues else 0
+        limit = wrap_s if wrap_s > 0 else None
+        self.wrap_ups[agent_id] = contact
+        self.drafts[agent_id] = WrapUpDraft(contact.contact_id, time.time() + limit if limit else None)
+        self.publish(
+            ev.WrapUpStarted(
+                contact_id=contact.contact_id, agent_id=agent_id, ended_by=ended_by, wrap_up_s=limit
+            )
+        )
+
+    def _wrap_up_of(self, agent_id: str, contact_id: str | None) -> Contact:
+        """The agent's contact in wrap-up; ``contact_id``, when given, must be that one."""
+        contact = self.wrap_ups.get(agent_id)
+        if contact is None or (contact_id and contact.contact_id != contact_id):
+            which = f"of {contact_id} " if contact_id else ""
+            raise InvalidState(f"the wrap-up {which}has ended (notes saved before then are on its record)")
+        return contact
+
+    def save_draft(self, agent_id: str, contact_id: str, disposition: str, notes: str) -> WrapUpDraft:
+        """Keep what the agent typed so far; a wrap-up that times out is completed with it."""
+        self._wrap_up_of(agent_id, contact_id)
+        draft = self.drafts[agent_id]
+        draft.disposition, draft.notes = disposition, notes
+        return draft
+
+    def submit_wrap_up(
+        self, agent_id: str, disposition: str, notes: str, contact_id: str | None = None
+    ) -> None:
+        contact = self._wrap_up_of(agent_id, contact_id)
+        self.route(self.router.end_wrap_up, contact.contact_id, agents=(agent_id,))
         self._wrap_up_done(agent_id, disposition, notes)
 
-    def _wrap_up_done(self, agent_id: str, disposition: str, notes: str) -> None:
+    def _wrap_up_done(
+        self, agent_id: str, disposition: str = "", notes: str = "", *, timed_out: bool = False
+    ) -> None:
         contact = self.wrap_ups.pop(agent_id, None)
+        draft = self.drafts.pop(agent_id, None)
         if contact is None:
             return
+        if timed_out and draft is not None:  # the draft is the agent's last word on this contact
+            disposition, notes = draft.disposition, draft.notes
         done = ev.WrapUpCompleted(
-            contact_id=contact.contact_id, agent_id=agent_id, disposition=disposition, notes=notes
+            contact_id=contact.contact_id,
+            agent_id=agent_id,
+            disposition=disposition,
+            notes=notes,
+            timed_out=timed_out,
         )
         if contact.phase is Phase.WRAP_UP:
             self.move(contact, Phase.ENDED, done)
@@ -443,11 +481,8 @@ class ContactCore:
             channel = self.channels[contact.channel]
             address = channel.address(target)
             self._release_agent(contact, agent_id, address)
-            self.wrap_ups[agent_id] = contact
             self.route(self.router.complete, contact.contact_id, agents=(agent_id,))
-            self.publish(
-                ev.WrapUpStarted(contact_id=contact.contact_id, agent_id=agent_id, ended_by="transfer")
-            )
+            self._start_wrap_up(agent_id, contact, "transfer")
             await channel.transfer_out(contact, address)
 
     def _release_agent(self, contact: Contact, agent_id: str, target: str) -> None:

@@ -47,6 +47,13 @@ class StateIn(BaseModel):
 class WrapUpIn(BaseModel):
     disposition: str = Field(min_length=1, max_length=64)
     notes: str = Field("", max_length=10_000)
+    contact_id: str | None = Field(None, max_length=64)  # the form's contact: refused if no longer in wrap-up
+
+
+class WrapUpDraftIn(BaseModel):
+    contact_id: str = Field(min_length=1, max_length=64)
+    disposition: str = Field("", max_length=64)
+    notes: str = Field("", max_length=10_000)
 
 
 class TransferIn(BaseModel):
@@ -135,8 +142,14 @@ def create_app(backend: CtiBackend, auth: Authenticator) -> FastAPI:
 
     @app.post("/api/agent/wrapup", tags=["agent"])
     async def wrapup(body: WrapUpIn, p: Who) -> dict[str, str]:
-        await backend.wrap_up(agent_only(p), body.disposition, body.notes)
+        await backend.wrap_up(agent_only(p), body.disposition, body.notes, body.contact_id)
         return {"status": "wrap-up submitted"}
+
+    @app.put("/api/agent/wrapup/draft", tags=["agent"])
+    async def wrapup_draft(body: WrapUpDraftIn, p: Who) -> dict[str, str]:
+        """Autosave of the wrap-up form; if wrap-up time runs out, the record gets this draft."""
+        await backend.save_wrap_up_draft(agent_only(p), body.contact_id, body.disposition, body.notes)
+        return {"status": "draft saved", "contact_id": body.contact_id}
 
     @app.post("/api/agent/transfer", tags=["agent"])
     async def transfer(body: TransferIn, p: Who) -> dict[str, str]:

@@ -43,6 +43,7 @@ class DeskFeed:
             ev.CallbackDialling: self._dialling,
             ev.CallbackAttempted: self._callback_result,
             ev.WrapUpStarted: self._wrap_up,
+            ev.WrapUpCompleted: self._wrap_up_done,
             ev.ContactHeld: self._hold,
             ev.ContactTransferred: self._transferred,
         }
@@ -118,7 +119,26 @@ class DeskFeed:
 
     def _wrap_up(self, e: ev.WrapUpStarted) -> None:
         self.hub.to_agent(
-            e.agent_id, {"type": "wrapup", "contact_id": e.contact_id, "ended_by": e.ended_by, "ts": e.ts}
+            e.agent_id,
+            {
+                "type": "wrapup",
+                "contact_id": e.contact_id,
+                "ended_by": e.ended_by,
+                "remaining_s": e.wrap_up_s,
+                "ts": e.ts,
+            },
+        )
+
+    def _wrap_up_done(self, e: ev.WrapUpCompleted) -> None:
+        self.hub.to_agent(
+            e.agent_id,
+            {
+                "type": "wrapup_done",
+                "contact_id": e.contact_id,
+                "disposition": e.disposition,
+                "timed_out": e.timed_out,
+                "ts": e.ts,
+            },
         )
 
     def _hold(self, e: ev.ContactHeld) -> None:

@@ -8,6 +8,7 @@ import {
 } from "./common.js";
 
 const TIER_BADGES = { vip: "VIP", gold: "Gold" }; // other tiers get no badge
+const DRAFT_SAVE_MS = 300; // autosave of the wrap-up form after the agent stops typing this long
 
 const desk = {
   session: null,
@@ -19,6 +20,8 @@ const desk = {
   onHold: false,
   waited: null, // { seconds, at } while the caller is still waiting (ringing)
   queues: new Set(),
+  wrapDeadline: null, // client clock (ms) when wrap-up time runs out; null: no limit
+  draftTimer: null,
 };
 
 // ---------------------------------------------------------------- session
@@ -96,7 +99,10 @@ function onMessage(msg) {
       if (msg.contact_id === desk.contactId) onTransferred(msg.target);
       break;
     case "wrapup":
-      onWrapUp(msg.contact_id, msg.ended_by);
+      onWrapUp(msg.contact_id, msg.ended_by, msg.remaining_s);
+      break;
+    case "wrapup_done":
+      onWrapUpDone(msg.contact_id, msg.timed_out);
       break;
     case "dialling":
       if (msg.contact && msg.contact.contact_id === desk.contactId) {
@@ -127,7 +133,8 @@ function applySnapshotContact(agent, contact) {
     if (contact && contact.contact_id === agent.wrap_up_contact_id && contact.ani !== undefined) {
       fillContact(contact);
     }
-    onWrapUp(agent.wrap_up_contact_id, null);
+    const draft = agent.wrap_up || {};
+    onWrapUp(agent.wrap_up_contact_id, null, draft.remaining_s, draft);
   } else if (contact && contact.contact_id && contact.phase !== "wrap_up") {
     fillContact(contact);
     if (contact.phase === "connected") onConnected(contact);
@@ -159,6 +166,20 @@ function resetContact() {
   show("pop-body", false);
   show("pop-idle", true);
   show("controls", false);
+  closeWrapUpForm();
+}
+
+// The wrap-up form belongs to one contact (data-contact-id); it is emptied whenever it
+// is closed, so nothing typed for one contact can reach another.
+function closeWrapUpForm() {
+  clearTimeout(desk.draftTimer);
+  desk.draftTimer = null;
+  desk.wrapDeadline = null;
+  const form = document.getElementById("wrapup-form");
+  form.reset();
+  delete form.dataset.contactId;
+  document.getElementById("wrapup-countdown").textContent = "";
+  document.getElementById("wrapup-saved").textContent = "";
   show("wrapup", false);
 }
 
@@ -270,13 +291,23 @@ async function onTransferred(target) {
   // A transfer out of the center leaves the agent in wrap-up (no separate message): ask.
   try {
     const me = await api("/api/agent/me", { token: desk.session.token });
-    if (me.wrap_up_contact_id) onWrapUp(me.wrap_up_contact_id, null);
+    if (me.wrap_up_contact_id) onWrapUp(me.wrap_up_contact_id, null, (me.wrap_up || {}).remaining_s);
   } catch {
     // the stream's next snapshot (on reconnect) will tell
   }
 }
 
-function onWrapUp(contactId, endedBy) {
+function onWrapUp(contactId, endedBy, remainingS = null, draft = null) {
+  const form = document.getElementById("wrapup-form");
+  if (form.dataset.contactId !== contactId) {
+    closeWrapUpForm();
+    form.dataset.contactId = contactId;
+    if (draft) { // a reload during wrap-up: what was saved comes back
+      form.elements.disposition.value = draft.disposition || "";
+      form.elements.notes.value = draft.notes || "";
+    }
+  }
+  desk.wrapDeadline = remainingS === null || remainingS === undefined ? null : Date.now() + remainingS * 1000;
   if (contactId !== desk.contactId) {
     resetContact();
     desk.contactId = contactId;
@@ -287,7 +318,40 @@ function onWrapUp(contactId, endedBy) {
   show("controls", false);
   setPhase("wrap_up", endedBy ? `Wrap-up (ended by ${endedBy})` : "Wrap-up");
   show("wrapup", true);
+  tick();
   document.getElementById("wrapup-disposition").focus();
+}
+
+function onWrapUpDone(contactId, timedOut) {
+  const form = document.getElementById("wrapup-form");
+  if (form.dataset.contactId !== contactId) return;
+  closeWrapUpForm();
+  if (timedOut) {
+    setPhase("done", "Wrap-up time ended");
+    notify("desk-notice", `Wrap-up time ran out: what you typed was saved on interaction ${contactId}.`, "info");
+  }
+}
+
+// Autosave: the server keeps the draft of this contact's wrap-up, and uses it if time runs out.
+function scheduleDraftSave() {
+  clearTimeout(desk.draftTimer);
+  desk.draftTimer = setTimeout(saveDraft, DRAFT_SAVE_MS);
+}
+
+async function saveDraft() {
+  desk.draftTimer = null;
+  const form = document.getElementById("wrapup-form");
+  const contactId = form.dataset.contactId;
+  if (!contactId || !desk.session) return;
+  const body = { contact_id: contactId, disposition: form.elements.disposition.value,
+                 notes: form.elements.notes.value };
+  try {
+    await api("/api/agent/wrapup/draft", { token: desk.session.token, method: "PUT", body });
+    if (form.dataset.contactId === contactId) document.getElementById("wrapup-saved").textContent = "Draft saved";
+  } catch (err) {
+    if (err instanceof ApiError && err.status === 401) signedOut("Your session has ended; please sign in again.");
+    // 409: the wrap-up has just ended; its wrapup_done message tells the agent.
+  }
 }
 
 // ---------------------------------------------------------------- timers
@@ -295,6 +359,9 @@ function onWrapUp(contactId, endedBy) {
 function tick() {
   document.getElementById("state-time").textContent = duration((Date.now() - desk.stateSince) / 1000);
   if (desk.waited) setText("pop-waited", duration(desk.waited.seconds + (Date.now() - desk.waited.at) / 1000));
+  const countdown = document.getElementById("wrapup-countdown");
+  countdown.textContent = desk.wrapDeadline === null ? ""
+    : `Wrap-up ends in ${duration((desk.wrapDeadline - Date.now()) / 1000)}`;
 }
 
 // ---------------------------------------------------------------- wiring
@@ -331,13 +398,18 @@ function wire() {
     const form = e.target;
     const data = new FormData(form);
     const disposition = String(data.get("disposition"));
-    const r = await call("/api/agent/wrapup", { disposition, notes: String(data.get("notes") || "") });
+    const contactId = form.dataset.contactId;
+    const r = await call("/api/agent/wrapup", { disposition, notes: String(data.get("notes") || ""),
+                                                contact_id: contactId });
     if (!r) return;
-    form.reset();
-    show("wrapup", false);
+    closeWrapUpForm();
     setPhase("done", `Done · ${label(disposition)}`);
     notify("desk-notice", "Wrap-up saved.", "ok");
   });
+
+  const wrapForm = document.getElementById("wrapup-form");
+  wrapForm.addEventListener("input", scheduleDraftSave);
+  wrapForm.addEventListener("change", scheduleDraftSave);
 
   setInterval(tick, 1000);
   resetContact();
