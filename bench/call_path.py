@@ -10,7 +10,7 @@ What runs (all on 127.0.0.1):
 - agent phones: two SIPp processes, each first REGISTERing its half of the agents with
   digest auth from its own port (``bench/call_path/register_agents.xml``), then answering
   on that port at once (``agent_uas.xml``), logging the epoch time each INVITE arrived;
-- agent desktops: a child process (``--desktop-worker``) that logs every agent in
+- agent desktops: a child process (``bench/harness.py --desktop-worker``) that logs every agent in
   (POST /api/login), opens ``/ws?token=…``, sets the agent available and prints every
   offer it receives with the wall-clock receive time;
 - callers: SIPp (``caller_uac.xml``) dialling the main line 5000 from the demo customer's
@@ -66,17 +66,15 @@ from typing import Any
 # bench/ is not a package: make loopback.py importable however this file is loaded
 # (as a script, or by path from the tests)
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from loopback import free_udp_port, last_stat, limits, proc_cpu, sipp, stats, write_dtmf_pcap
+from harness import AGENT_PHONES, CALLER_ANI, AgentPhones, Desktops, caller_scenario
+from loopback import free_udp_port, last_stat, limits, proc_cpu, sipp, stats
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-SCENARIOS = HERE / "call_path"
 RESULTS = HERE / "results"
 REALM = "callcenter.local"
 FIRST_AGENT = 2001
-CALLER_ANI = "+441632960001"  # the demo CRM's customer: the screen-pop carries a record
 TARGET_P99_MS = 50.0
-AGENT_PHONES = 2  # SIPp processes sharing the agents (each REGISTERs its own half)
 
 log = logging.getLogger("bench.call_path")
 
@@ -157,57 +155,6 @@ def make_config_dir(tmp: Path, agents: int, sip_port: int, rtp_base: int, crm_ur
     return d
 
 
-# ---------------------------------------------------------------------------- desktops
-
-
-async def desktop_worker(http: str, agents: list[str]) -> None:
-    """Child process: every agent's desktop. Prints READY, then one JSON line per offer."""
-    import httpx
-    import websockets
-
-    sem = asyncio.Semaphore(8)
-    socks: list[Any] = []
-    async with httpx.AsyncClient(base_url=http, timeout=60.0) as client:
-
-        async def login(agent: str) -> tuple[str, Any]:
-            async with sem:
-                r = await client.post("/api/login", json={"username": agent, "password": f"bench-{agent}"})
-                r.raise_for_status()
-                token = r.json()["token"]
-                ws = await websockets.connect(http.replace("http", "ws", 1) + f"/ws?token={token}",
-                                              max_queue=None)  # fmt: skip
-                socks.append(ws)
-                while json.loads(await ws.recv()).get("type") != "snapshot":
-                    pass
-                r = await client.post("/api/agent/state", json={"state": "available"},
-                                      headers={"Authorization": f"Bearer {token}"})  # fmt: skip
-                r.raise_for_status()
-                return agent, ws
-
-        pairs = await asyncio.gather(*(login(a) for a in agents))
-        print("READY", flush=True)
-
-        async def pump(agent: str, ws: Any) -> None:
-            with contextlib.suppress(websockets.ConnectionClosed):
-                async for raw in ws:
-                    recv_at = time.time()
-                    msg = json.loads(raw)
-                    if msg.get("type") == "offer":
-                        line = {"agent": agent, "cid": msg.get("interaction_id"),
-                                "sent_at": msg.get("sent_at"), "recv_at": recv_at}  # fmt: skip
-                        sys.stdout.write(json.dumps(line) + "\n")
-                        sys.stdout.flush()
-
-        pumps = [asyncio.create_task(pump(a, ws)) for a, ws in pairs]
-        # The parent closes our stdin when the run is over.
-        await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
-        for ws in socks:
-            with contextlib.suppress(Exception):
-                await ws.close()
-        for p in pumps:
-            p.cancel()
-
-
 # ---------------------------------------------------------------------------- the run
 
 
@@ -261,18 +208,6 @@ class ErrorCounter(logging.Handler):
             self.first.append(f"{record.name}: {record.getMessage()}"[:300])
 
 
-async def run_sipp(args: list[str], timeout: float, cwd: Path) -> tuple[int, str, str]:
-    proc = await asyncio.create_subprocess_exec(*args, cwd=str(cwd), stdout=subprocess.PIPE,
-                                                stderr=subprocess.PIPE)  # fmt: skip
-    try:
-        out, err = await asyncio.wait_for(proc.communicate(), timeout)
-    except TimeoutError:
-        proc.kill()
-        out, err = await proc.communicate()
-    code = proc.returncode if proc.returncode is not None else -1
-    return code, out.decode(errors="replace"), err.decode(errors="replace")
-
-
 def read_invites(paths: list[Path]) -> dict[str, float]:
     """Interaction id → epoch time the agent SIPp processed the INVITE (from its <log>)."""
     seen: dict[str, float] = {}
@@ -312,69 +247,17 @@ async def bench(
     center.bus.subscribe("bench-probe", probe.on_event)
     http = f"http://127.0.0.1:{center.http_port}"
     target = f"127.0.0.1:{sip_port}"
-    pcap = write_dtmf_pcap(tmp / "dtmf4.pcap")
-    caller_xml = tmp / "caller_uac.xml"
-    caller_xml.write_text((SCENARIOS / "caller_uac.xml").read_text()
-                          .replace("@PCAP@", str(pcap)).replace("@ANI@", CALLER_ANI))  # fmt: skip
-
-    uas_procs: list[asyncio.subprocess.Process] = []
-    uas_logs: list[Path] = []
-    desk: asyncio.subprocess.Process | None = None
+    caller_xml = caller_scenario(tmp)
+    phones = AgentPhones()
     offers: dict[str, dict[str, Any]] = {}
-    reader: asyncio.Task[None] | None = None
+    desks = Desktops(on_offer=lambda o: offers.__setitem__(o["cid"], o))
     steps: list[dict[str, Any]] = []
     try:
-        # --- agent phones: REGISTER (digest) from port P, then answer on port P
         ids = [str(FIRST_AGENT + n) for n in range(agents)]
-        registered = asyncio.Event()
-        bound: set[str] = set()
-
-        def on_reg(user: str, is_registered: bool) -> None:
-            if is_registered:
-                bound.add(user)
-                if len(bound) >= agents:
-                    registered.set()
-
-        center.registrar.on_change(on_reg)
         total_calls = sum(math.ceil(r * step_s) for r in rates)
-        for k in range(AGENT_PHONES):
-            share = ids[k::AGENT_PHONES]
-            port = free_udp_port()  # the agents register from the port their UAS answers on
-            users = tmp / f"agents{k}.csv"
-            users.write_text("SEQUENTIAL\n" + "".join(
-                f"{u};[authentication username={u} password=bench-{u}]\n" for u in share))  # fmt: skip
-            rc, out, err = await run_sipp(
-                [*sipp(port=port, loops=1000), target, "-sf", str(SCENARIOS / "register_agents.xml"),
-                 "-inf", str(users), "-m", str(len(share)), "-r", "100", *limits(30)], 40, tmp)  # fmt: skip
-            if rc != 0:
-                raise RuntimeError(f"agent REGISTER failed (rc {rc}): {err[-800:] or out[-800:]}")
-            logf = tmp / f"agent{k}.log"
-            uas_logs.append(logf)
-            uas_procs.append(await asyncio.create_subprocess_exec(
-                *sipp(port=port, loops=1000), "-sf", str(SCENARIOS / "agent_uas.xml"),
-                "-m", str(total_calls * 2), "-timeout", f"{int(len(rates) * (step_s + 60) + 60)}s",
-                "-trace_logs", "-log_file", str(logf), "-trace_err",
-                "-error_file", str(tmp / f"agent{k}_errors.log"),
-                cwd=str(tmp), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))  # fmt: skip
-        await asyncio.wait_for(registered.wait(), 30)
-
-        # --- agent desktops in their own process
-        desk = await asyncio.create_subprocess_exec(
-            sys.executable, str(Path(__file__).resolve()), "--desktop-worker", http, *ids,
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=str(ROOT))  # fmt: skip
-        assert desk.stdout is not None
-        line = await asyncio.wait_for(desk.stdout.readline(), 120)
-        if line.strip() != b"READY":
-            raise RuntimeError(f"desktop worker did not start: {line!r}")
-
-        async def read_offers() -> None:
-            assert desk is not None and desk.stdout is not None
-            async for raw in desk.stdout:
-                with contextlib.suppress(ValueError):
-                    o = json.loads(raw)
-                    offers[o["cid"]] = o
-
-        reader = asyncio.create_task(read_offers())
+        await phones.start(center, ids, target, tmp, max_calls=total_calls * 2,
+                           run_s=len(rates) * (step_s + 60) + 60)  # fmt: skip
+        await desks.start(http, ids)
         available = sum(1 for a in ids if str(center.router.agent_state(a)) == "available")
         setup_s = time.monotonic() - t0
         settle_gc()  # as `callcenter serve` does after start-up
@@ -384,7 +267,7 @@ async def bench(
 
         for rate in rates:
             step = await run_step(rate, step_s, hold_ms, target, caller_xml, tmp, probe, offers,
-                                  uas_procs, uas_logs, desk, crm_backlog)  # fmt: skip
+                                  phones.procs, phones.logs, desks.proc, crm_backlog)  # fmt: skip
             # Every agent should be back to available once the step's calls are over.
             states: dict[str, int] = {}
             for a in ids:
@@ -396,20 +279,8 @@ async def bench(
             steps.append(step)
             await asyncio.sleep(1.0)  # let the last BYEs and bus events settle between steps
     finally:
-        if desk is not None:
-            if desk.stdin is not None:
-                desk.stdin.close()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(desk.wait(), 10)
-            if desk.returncode is None:
-                desk.kill()
-        if reader is not None:
-            reader.cancel()
-        for p in uas_procs:
-            if p.returncode is None:
-                p.terminate()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(p.wait(), 5)
+        await desks.stop()
+        await phones.stop()
         await center.stop()
         logging.getLogger().removeHandler(errors)
         gc.unfreeze()
@@ -600,12 +471,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--crm-url", default=None,
                     help="CRM database URL (default: a temp SQLite file), e.g. "
                     "postgresql+asyncpg://postgres@127.0.0.1:5432/bench_call_path")  # fmt: skip
-    ap.add_argument("--desktop-worker", nargs="+", metavar=("HTTP", "AGENT"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
-    if args.desktop_worker:
-        http, *agents = args.desktop_worker
-        asyncio.run(desktop_worker(http, agents))
-        return 0
     sys.path.insert(0, str(ROOT))
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     rates = args.rates or ([10, 50] if args.quick else [5, 10, 20, 50])
