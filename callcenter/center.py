@@ -36,11 +36,11 @@ from callcenter.media.worker import MediaPool
 from callcenter.moh import render_moh
 from callcenter.sip.bindings import RegisterPolicy
 from callcenter.sip.digest import Credentials
-from callcenter.sip.lockout import LockoutPolicy
 from callcenter.sip.registrar import Registrar
 from callcenter.sip.transport import SipTransportLayer
 from callcenter.sip.ua import UserAgent
 from callcenter.speech import CachedTts, SphinxRecognizer, SphinxSettings
+from callcenter.throttle import AuthThrottle, policies_from_config
 from callcenter.web.app import create_app
 from callcenter.web.auth import Authenticator
 from callcenter.web.desk_feed import DeskFeed
@@ -89,11 +89,13 @@ class Center:
         }
         reg = s.sip.registration
         auth = s.sip.auth
+        sip_lockout, sip_delay = policies_from_config(auth)
         self.registrar = Registrar(
             s.sip.realm,
             creds,
             policy=RegisterPolicy(reg.default_expires, reg.min_expires, reg.max_expires),
-            lockout=LockoutPolicy(auth.lockout_failures, auth.lockout_window_s, auth.lockout_s),
+            lockout=sip_lockout,
+            account_delay=sip_delay,
             nonce_ttl=auth.nonce_ttl_s,
         )
         self.ua = UserAgent(
@@ -112,9 +114,11 @@ class Center:
             {a.id: a.desktop.password_hash for a in cfg.agent_secrets.values()},
             {u.username: u.password_hash for u in cfg.supervisors.values()},
             ttl_s=s.http.token_ttl_s,
+            throttle=AuthThrottle("http", *policies_from_config(s.http.login_throttle)),
         )
         self.app = create_app(self, self.auth)
-        self._metrics = make_registry(self.supervisor_snapshot)
+        self._metrics = make_registry(self.supervisor_snapshot, {
+            "sip": self.registrar.throttle.counts, "http": self.auth.throttle.counts})  # fmt: skip
         # Events reach the CRM in batches; several writers only where the database has
         # row locks to let them work in parallel (PostgreSQL), one for SQLite.
         writers = 1 if db.url.startswith("sqlite") else 2

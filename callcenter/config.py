@@ -51,11 +51,22 @@ class RegistrationCfg(Strict):
         return self
 
 
-class AuthCfg(Strict):
-    nonce_ttl_s: int = Field(300, ge=10)
+class ThrottleCfg(Strict):
+    """Password-guessing throttle (callcenter.throttle): the source gets the lock, which
+    doubles per repeat up to lockout_max_s; the account gets a delay doubling per failure
+    after account_free_failures, up to account_max_delay_s, reset by a success."""
+
     lockout_failures: int = Field(5, ge=1)
-    lockout_window_s: int = Field(60, ge=1)
-    lockout_s: int = Field(300, ge=1)
+    lockout_window_s: float = Field(600, gt=0)
+    lockout_s: float = Field(300, gt=0)
+    lockout_max_s: float = Field(3600, gt=0)
+    account_free_failures: int = Field(5, ge=0)
+    account_delay_s: float = Field(1, gt=0)
+    account_max_delay_s: float = Field(60, gt=0)
+
+
+class AuthCfg(ThrottleCfg):
+    nonce_ttl_s: int = Field(300, ge=10)
 
 
 class SessionCfg(Strict):
@@ -108,6 +119,7 @@ class HttpCfg(Strict):
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535)  # 0 = any free port (tests)
     token_ttl_s: int = Field(8 * 3600, ge=60)
+    login_throttle: ThrottleCfg = ThrottleCfg()  # desktop logins, as sip.auth for phones
 
 
 class DatabaseCfg(Strict):

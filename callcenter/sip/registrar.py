@@ -5,11 +5,13 @@ response it returns (the non-INVITE server transaction absorbs retransmissions).
 checks, and why:
 
 1. Locked-out source → 403 at once: no credential is looked at, so a guessing attacker
-   learns nothing and costs us no hashing (see :mod:`.lockout`).
+   learns nothing and costs us no hashing (see :mod:`callcenter.throttle`).
 2. No credentials for our realm → 401 with one challenge per algorithm (SHA-256 first).
-3. Malformed Authorization → 400.
+3. Malformed Authorization → 400. A username whose account is delayed after repeated
+   failures (from any source) → 503 with Retry-After, again before any hashing.
 4. Wrong password *or unknown user* → the same 401 as step 2 (same headers, same form, same
-   hashing work, constant-time compare), counted towards the source's lockout. Right
+   hashing work, constant-time compare), counted towards the source's lockout and the
+   account's delay; a right password resets the account's delay. Right
    password with an expired/replayed nonce → 401 with ``stale=true``.
 5. The authenticated user may only register its own AOR (To user) → otherwise 403.
 6. Bindings updated per §10.3 (:func:`.bindings.apply_register`): 423 + Min-Expires for too
@@ -31,6 +33,8 @@ import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
 
+from callcenter.throttle import AccountPolicy, AuthThrottle, LockoutPolicy
+
 from .bindings import (
     Binding,
     BindingStore,
@@ -51,7 +55,6 @@ from .digest import (
     Verdict,
     parse_authorization,
 )
-from .lockout import LockoutPolicy, LockoutTracker
 from .message import SipMessage, make_response, new_tag
 from .uri import NameAddr, UriError
 
@@ -152,6 +155,7 @@ class Registrar:
         store: BindingStore | None = None,
         policy: RegisterPolicy | None = None,
         lockout: LockoutPolicy | None = None,
+        account_delay: AccountPolicy | None = None,
         algorithms: tuple[str, ...] = ALGORITHMS,
         nonce_ttl: float = 300.0,
         sweep_interval: float = 1.0,
@@ -166,7 +170,8 @@ class Registrar:
         )
         self.store: BindingStore = store if store is not None else InMemoryBindingStore()
         self.policy = policy or RegisterPolicy()
-        self.lockout = LockoutTracker(lockout, clock=monotonic)
+        self.throttle = AuthThrottle("sip", lockout, account_delay, clock=monotonic)
+        self.lockout = self.throttle.sources
         self._clock = clock
         self._sweep_interval = sweep_interval
         self._md5_only = tuple(ua.lower() for ua in md5_only_user_agents)
@@ -214,7 +219,7 @@ class Registrar:
     ) -> SipMessage:
         """Process one REGISTER and return the response to send."""
         ip = source[0]
-        if self.lockout.is_locked(ip):
+        if self.throttle.check(ip) is not None:
             return self._respond(request, 403, "Forbidden")
 
         auth, parse_error = self._our_authorization(request)
@@ -222,11 +227,16 @@ class Registrar:
             return self._respond(request, 400, f"Bad Authorization: {parse_error}"[:100])
         if auth is None:
             return self._challenge(request, stale=False)
+        refusal = self.throttle.check(ip, auth.username)
+        if refusal is not None:  # the account is delayed: a temporary answer, come back later
+            return self._respond(request, 503, "Service Unavailable",
+                                 [("Retry-After", str(refusal.retry_after))])
 
         result = self.verifier.verify(auth, request.method or "REGISTER", self._credentials)
         if result.verdict is Verdict.FAILED:
             user_for_log = auth.username[:64]  # attacker-chosen text: keep log lines bounded
-            locked = self.lockout.record_failure(ip, user=user_for_log)
+            self.throttle.failed(ip, user_for_log)
+            locked = self.lockout.is_locked(ip)
             log.info(
                 "register authentication failed",
                 extra={
@@ -241,6 +251,7 @@ class Registrar:
             return self._challenge(request, stale=True)
         if result.verdict is Verdict.UNUSABLE:
             return self._challenge(request, stale=False)
+        self.throttle.succeeded(auth.username)
 
         try:
             reg = self._register_request(request, source, transport)

@@ -22,7 +22,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
 
 from callcenter.contacts.errors import ContactError
-from callcenter.web.auth import Authenticator, Principal
+from callcenter.web.auth import Authenticator, LoginRefused, Principal
 from callcenter.web.backend import CtiBackend, http_status
 from callcenter.web.hub import Connection
 from callcenter.web.pages import mount_pages
@@ -104,10 +104,16 @@ def create_app(backend: CtiBackend, auth: Authenticator) -> FastAPI:
 
     # --- session -------------------------------------------------------------
 
-    @app.post("/api/login", response_model=LoginOut, tags=["session"])
-    async def login(body: LoginIn) -> LoginOut:
-        # argon2 is deliberately slow: verify in a thread so calls keep flowing.
-        result = await asyncio.to_thread(auth.login, body.username, body.password)
+    @app.exception_handler(LoginRefused)
+    async def _throttled(_: Request, exc: LoginRefused) -> JSONResponse:
+        return JSONResponse({"detail": exc.detail}, status_code=429,
+                            headers={"Retry-After": str(exc.retry_after)})
+
+    @app.post("/api/login", response_model=LoginOut, tags=["session"],
+              responses={429: {"description": "Too many failed logins (see Retry-After)"}})
+    async def login(body: LoginIn, request: Request) -> LoginOut:
+        source = request.client.host if request.client else ""
+        result = await auth.attempt(body.username, body.password, source)
         if result is None:
             raise HTTPException(401, "invalid username or password")
         token, p = result

@@ -10,6 +10,7 @@ single node; multi-node deployments share the key through config.
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import time
 from dataclasses import dataclass
@@ -19,12 +20,29 @@ import jwt
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
+from callcenter.throttle import AuthThrottle
+
 Role = Literal["agent", "supervisor"]
 
 # Verifying against a dummy hash when the user is unknown costs the same time
 # as a real check, so login timing does not reveal which usernames exist.
 _HASHER = PasswordHasher()
 _DUMMY_HASH = _HASHER.hash(secrets.token_hex(16))
+
+
+class LoginRefused(Exception):
+    """A login refused before its password was checked (answered 429 with Retry-After)."""
+
+    def __init__(self, detail: str, retry_after: int) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.retry_after = max(1, retry_after)
+
+
+_REFUSALS = {
+    "source_locked": "too many failed logins from this address; try again later",
+    "account_delayed": "too many failed logins for this user; try again in a moment",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +59,7 @@ class Authenticator:
         *,
         ttl_s: int = 8 * 3600,
         key: str | None = None,
+        throttle: AuthThrottle | None = None,
         clock=time.time,
     ) -> None:
         self._agents = agents  # agent id -> argon2 hash
@@ -48,6 +67,22 @@ class Authenticator:
         self._ttl = ttl_s
         self._key = key or secrets.token_urlsafe(32)
         self._clock = clock
+        self.throttle = throttle or AuthThrottle("http")
+
+    async def attempt(self, username: str, password: str, source: str) -> tuple[str, Principal] | None:
+        """A desktop login from ``source`` through the guessing throttle (callcenter.throttle):
+        raises :class:`LoginRefused` without hashing when the source is locked or the user's
+        account is in its delay; None for a wrong password."""
+        refusal = self.throttle.check(source, username)
+        if refusal is not None:
+            raise LoginRefused(_REFUSALS[refusal.reason], refusal.retry_after)
+        # argon2 is deliberately slow: verify in a thread so calls keep flowing.
+        result = await asyncio.to_thread(self.login, username, password)
+        if result is None:
+            self.throttle.failed(source, username)
+        else:
+            self.throttle.succeeded(username)
+        return result
 
     def login(self, username: str, password: str) -> tuple[str, Principal] | None:
         role: Role

@@ -2,17 +2,18 @@
 
 A custom collector reads one supervisor snapshot per scrape, so the numbers on
 /metrics and on the supervisor stream can never disagree, and nothing is
-updated on the hot call path just for metrics.
+updated on the hot call path just for metrics. The password-guessing throttles'
+counters (callcenter.throttle) are read the same way, per scrape.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from prometheus_client import CollectorRegistry, ProcessCollector, generate_latest
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 QUEUE_GAUGES = {
     "waiting": "Tasks waiting in the queue",
@@ -81,9 +82,43 @@ class LoopCollector:
         yield g
 
 
-def make_registry(snapshot: Callable[[], dict[str, Any]]) -> Callable[[], bytes]:
+class AuthThrottleCollector:
+    """Counters of AuthThrottle.counts per channel ("sip", "http")."""
+
+    def __init__(self, counts: Mapping[str, Mapping[str, int]]) -> None:
+        self._counts = counts
+
+    def collect(self) -> Iterator[Metric]:
+        failures = CounterMetricFamily(
+            "callcenter_auth_failures", "Wrong passwords and unknown users", labels=["channel"]
+        )
+        locks = CounterMetricFamily(
+            "callcenter_auth_source_lockouts", "Source addresses locked out", labels=["channel"]
+        )
+        delays = CounterMetricFamily(
+            "callcenter_auth_account_delays", "Failures that delayed an account's next attempt",
+            labels=["channel"],
+        )
+        refused = CounterMetricFamily(
+            "callcenter_auth_refused", "Attempts refused unchecked by the throttle",
+            labels=["channel", "reason"],
+        )
+        for channel, c in self._counts.items():
+            failures.add_metric([channel], c.get("failures", 0))
+            locks.add_metric([channel], c.get("source_locks", 0))
+            delays.add_metric([channel], c.get("account_delays", 0))
+            for reason in ("source_locked", "account_delayed"):
+                refused.add_metric([channel, reason], c.get(f"refused_{reason}", 0))
+        yield from (failures, locks, delays, refused)
+
+
+def make_registry(
+    snapshot: Callable[[], dict[str, Any]], auth_counts: Mapping[str, Mapping[str, int]] | None = None
+) -> Callable[[], bytes]:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(SnapshotCollector(snapshot))  # type: ignore[arg-type]
+    if auth_counts is not None:
+        registry.register(AuthThrottleCollector(auth_counts))  # type: ignore[arg-type]
     registry.register(LoopCollector())  # type: ignore[arg-type]
     # process_resident_memory_bytes, process_open_fds, CPU seconds (from /proc; Linux only)
     ProcessCollector(registry=registry)

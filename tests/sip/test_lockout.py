@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from callcenter.sip.lockout import LockoutPolicy, LockoutTracker
+from callcenter.throttle import LockoutPolicy, LockoutTracker
 
 
 class Clock:
@@ -20,7 +20,7 @@ class Clock:
 def test_locks_after_max_failures_within_window_and_logs(caplog: pytest.LogCaptureFixture) -> None:
     clock = Clock()
     t = LockoutTracker(LockoutPolicy(max_failures=3, window=10, lockout=60), clock=clock)
-    caplog.set_level(logging.WARNING, logger="callcenter.sip.lockout")
+    caplog.set_level(logging.WARNING, logger="callcenter.throttle")
     assert not t.record_failure("10.0.0.1", user="1001")
     assert not t.record_failure("10.0.0.1", user="1001")
     assert not t.is_locked("10.0.0.1")

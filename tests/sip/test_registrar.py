@@ -12,9 +12,9 @@ from sip_helpers import challenge_shape
 
 from callcenter.sip.bindings import RedisBindingStore, RegisterPolicy
 from callcenter.sip.digest import Credentials, answer_challenge, parse_challenges
-from callcenter.sip.lockout import LockoutPolicy
 from callcenter.sip.message import SipMessage
 from callcenter.sip.registrar import Registrar, credentials_from_mapping
+from callcenter.throttle import LockoutPolicy
 from tests.support import require_redis
 
 REALM = "callcenter.test"

@@ -17,11 +17,11 @@ from sip_helpers import challenge_shape
 
 from callcenter.sip.bindings import RegisterPolicy
 from callcenter.sip.digest import Credentials
-from callcenter.sip.lockout import LockoutPolicy
 from callcenter.sip.message import SipMessage
 from callcenter.sip.registrar import Registrar
 from callcenter.sip.transport import SipTransportLayer
 from callcenter.sip.ua import UserAgent
+from callcenter.throttle import LockoutPolicy
 from tests.support import free_udp_port, require_tool
 
 SCENARIOS = Path(__file__).parent / "sipp_register"
