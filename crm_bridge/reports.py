@@ -311,6 +311,40 @@ async def agent_report(db: AsyncEngine | AsyncConnection, spec: ReportSpec) -> l
     return await _run(db, _agent_rows, spec)
 
 
+# What the simulator's replay reads of a record (routing.simulation.Arrival.from_record).
+REPLAY_COLUMNS = (
+    "id", "channel", "queue", "arrived_at", "queued_at", "connected_at", "ended_at",
+    "talk_s", "hold_s", "wait_s", "outcome", "segments", "attributes",
+)  # fmt: skip
+
+
+def _records_between(
+    conn: Connection, start: float, end: float, queues: Sequence[str], limit: int | None
+) -> list[dict[str, Any]]:
+    query = (
+        select(*(_i[c] for c in REPLAY_COLUMNS))
+        .where(*_in_range(start, end, queues))
+        .order_by(_i.sort_ts, _i.id)
+        .limit(limit)
+    )
+    result = conn.execute(query)
+    keys = list(result.keys())
+    return [dict(zip(keys, r, strict=True)) for r in result]
+
+
+async def records_between(
+    db: AsyncEngine | AsyncConnection,
+    start: float,
+    end: float,
+    *,
+    queues: Sequence[str] = (),
+    limit: int | None = None,
+) -> list[dict[str, Any]]:
+    """The records arriving in ``[start, end)`` (the report index), in arrival order, with
+    the columns a replay needs (:data:`REPLAY_COLUMNS`); at most ``limit`` of them."""
+    return await _run(db, _records_between, start, end, tuple(queues), limit)
+
+
 def _runs(buckets: Sequence[float]) -> list[tuple[float, float]]:
     """Sorted bucket starts → contiguous [lo, hi) ranges, so a month of dirty buckets is
     one statement, not thousands."""

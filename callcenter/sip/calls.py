@@ -42,7 +42,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from callcenter.media.interface import MediaSession
-from callcenter.sip.dialog import Dialog, DialogState
+from callcenter.sip.dialog import Dialog, DialogState, is_sips
 from callcenter.sip.digest import AuthParseError, answer_challenge
 from callcenter.sip.headers import Headers
 from callcenter.sip.message import SipMessage, make_response
@@ -153,6 +153,8 @@ class Call:
         self.local_tag = local_tag
         self.peer_addr = peer_addr
         self.transport = transport
+        # a SIPS dialog: our Contact must be sips: too (RFC 3261 §12.1.1)
+        self.secure = is_sips(request.uri or "")
         self.state = CallState.INCOMING if direction is Direction.INBOUND else CallState.CALLING
         self.dialog: Dialog | None = None
         self.ended = asyncio.Event()
@@ -254,7 +256,7 @@ class Call:
         if headers:
             extra += headers
         response = self._response(200, extra, self._local_sdp)
-        self.dialog = Dialog.as_uas(self.request, self.local_tag, ua.contact_uri(self.transport))
+        self.dialog = Dialog.as_uas(self.request, self.local_tag, ua.contact_uri(self.transport, self.secure))
         self.dialog.state = DialogState.CONFIRMED
         txn.respond(response)
         self._invite_txn = None
@@ -323,9 +325,8 @@ class Call:
         """Ask the far end to call ``target_uri`` instead (REFER, blind transfer)."""
         ua = self.ua
         assert ua is not None
-        self._send_in_dialog(
-            "REFER", [("Refer-To", f"<{target_uri}>"), ("Referred-By", f"<{ua.contact_uri(self.transport)}>")]
-        )
+        referred_by = ua.contact_uri(self.transport, self.secure)
+        self._send_in_dialog("REFER", [("Refer-To", f"<{target_uri}>"), ("Referred-By", f"<{referred_by}>")])
 
     async def hold(self, on: bool, timeout: float = 32.0) -> bool:
         """Put the far end on hold (``on=True``) or take it off hold (``False``) with a re-INVITE.
@@ -485,7 +486,7 @@ class Call:
         extra: list[tuple[str, str]] = []
         ua = self.ua
         if ua is not None and status < 300:
-            extra.append(("Contact", f"<{ua.contact_uri(self.transport)}>"))
+            extra.append(("Contact", f"<{ua.contact_uri(self.transport, self.secure)}>"))
         if headers:
             extra += headers
         return make_response(self.request, status, reason, to_tag=self.local_tag, headers=extra, body=body)
@@ -624,7 +625,7 @@ class Call:
             request,
             200,
             "OK",
-            headers=[("Contact", f"<{ua.contact_uri(self.transport)}>"), *extra],
+            headers=[("Contact", f"<{ua.contact_uri(self.transport, self.secure)}>"), *extra],
             body=(answer or "").encode(),
         )
         txn.respond(response)
@@ -763,7 +764,7 @@ class Call:
         assert ua is not None and invite is not None
         if self.dialog is None:
             # (the UA has had us in its table, under our tag, since the INVITE went out)
-            self.dialog = Dialog.as_uac(invite, response, ua.contact_uri(self.transport))
+            self.dialog = Dialog.as_uac(invite, response, ua.contact_uri(self.transport, self.secure))
         elif response.to.tag != self.dialog.remote_tag:
             # A second fork answered: ACK and BYE it, we already have our call.
             ua.ack_and_bye_stray(response, self.peer_addr, self.transport)

@@ -46,16 +46,28 @@ def _with_tag(header_value: str, tag: str) -> str:
 
 def uri_address(uri: str, default_port: int = 5060) -> tuple[str, int]:
     """Where to send a request for ``uri`` (no DNS: the host must be an address or a name
-    the resolver knows; maddr wins, as RFC 3261 8.1.2 says)."""
+    the resolver knows; maddr wins, as RFC 3261 8.1.2 says). Over TLS the default port
+    is 5061 (RFC 3261 §19.1.2)."""
     parsed = SipUri.parse(uri.strip().strip("<>"))
     host = str(parsed.params.get("maddr") or parsed.host)
-    port = parsed.port or default_port
+    port = parsed.port or (5061 if _transport_of(parsed) == "TLS" else default_port)
     return host.strip("[]"), int(port)
 
 
 def uri_transport(uri: str) -> str:
-    parsed = SipUri.parse(uri.strip().strip("<>"))
+    return _transport_of(SipUri.parse(uri.strip().strip("<>")))
+
+
+def _transport_of(parsed: SipUri) -> str:
+    """The transport a URI asks for: a ``sips:`` URI needs TLS on the hop (RFC 3261
+    §26.2.2), as ``;transport=tls`` does; UDP when nothing is said."""
+    if parsed.scheme == "sips":
+        return "TLS"
     return str(parsed.params.get("transport") or "udp").upper()
+
+
+def is_sips(uri: str) -> bool:
+    return uri.strip().lstrip("<")[:5].lower() == "sips:"
 
 
 class Dialog:

@@ -31,8 +31,15 @@ What it does on the way, and why:
   loop, which would stall every call while a DNS server is slow.
 - **Advertised address**: each transport carries the host/port to put in Via/Contact,
   configurable for NAT; it defaults to the bound address.
+- **TLS** (RFC 3261 §26, ``TlsTransport``): the TCP stream code on an ``ssl`` context
+  (callcenter.sip.tls): same framing, limits and connection reuse, so a registered
+  phone is reached over the connection it registered on. asyncio hands a connection
+  to the protocol once its handshake is done, so the per-IP and total caps count it
+  from then; a handshake must finish within ``tcp_message_timeout`` meanwhile. The
+  TLS listener advertises its own port (``tls_advertised_port`` or the bound one),
+  not ``advertised_port``, which names the UDP/TCP one.
 
-The transports offer what the transaction layer uses: ``name`` ("UDP"/"TCP"),
+The transports offer what the transaction layer uses: ``name`` ("UDP"/"TCP"/"TLS"),
 ``reliable``, ``send_nowait(data, addr)`` and ``async send(data, addr)``.
 """
 
@@ -44,6 +51,7 @@ import inspect
 import ipaddress
 import logging
 import socket
+import ssl
 from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol, cast, runtime_checkable
@@ -59,6 +67,7 @@ __all__ = [
     "ListenSpec",
     "SipTransportLayer",
     "TcpTransport",
+    "TlsTransport",
     "Transport",
     "UdpTransport",
     "response_address",
@@ -82,9 +91,10 @@ _CRLF = b"\r\n"
 
 @runtime_checkable  # for the conformance test; nothing on the message path checks it
 class Transport(Protocol):
-    """What the UA/transaction layers see of a transport (``UdpTransport``, ``TcpTransport``)."""
+    """What the UA/transaction layers see of a transport (``UdpTransport``, ``TcpTransport``,
+    ``TlsTransport``)."""
 
-    name: str  # "UDP" or "TCP"
+    name: str  # "UDP", "TCP" or "TLS"
     reliable: bool
     local: Address  # bound address
     advertised: Address  # host/port to put in Via and Contact
@@ -96,7 +106,7 @@ class Transport(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class ListenSpec:
-    transport: str  # "udp" or "tcp"
+    transport: str  # "udp", "tcp" or "tls"
     host: str
     port: int
 
@@ -104,8 +114,8 @@ class ListenSpec:
     def of(cls, item: ListenSpec | tuple[str, str, int]) -> ListenSpec:
         spec = item if isinstance(item, ListenSpec) else cls(str(item[0]), str(item[1]), int(item[2]))
         name = spec.transport.lower()
-        if name not in ("udp", "tcp"):
-            raise ValueError(f"unsupported SIP transport {spec.transport!r} (udp or tcp)")
+        if name not in ("udp", "tcp", "tls"):
+            raise ValueError(f"unsupported SIP transport {spec.transport!r} (udp, tcp or tls)")
         if not 0 <= spec.port <= 65535:
             raise ValueError(f"bad SIP port {spec.port}")
         return cls(name, spec.host, spec.port)
@@ -520,7 +530,8 @@ class TcpTransport:
         self._connecting[key] = future
         try:
             host = await resolve(key[0], key[1], socket.AF_UNSPEC, self._handler.layer.resolve_timeout)
-            _, conn = await loop.create_connection(lambda: _TcpConnection(self), host, key[1])
+            _, conn = await loop.create_connection(
+                lambda: _TcpConnection(self), host, key[1], **self._dial_options(key[0]))
             # Index by the address we dialled too, so later sends find it.
             self.connections[key] = conn
             future.set_result(conn)
@@ -531,6 +542,10 @@ class TcpTransport:
             raise
         finally:
             del self._connecting[key]
+
+    def _dial_options(self, host: str) -> dict[str, Any]:
+        """Extra ``create_connection`` arguments for a connection we open (TLS's)."""
+        return {}
 
     async def close(self) -> None:
         if self.server is not None:
@@ -543,6 +558,24 @@ class TcpTransport:
                 await asyncio.wait_for(asyncio.shield(conn.closed), 2.0)
         if self.server is not None:
             await self.server.wait_closed()
+
+
+class TlsTransport(TcpTransport):
+    """SIP over TLS: ``TcpTransport`` with a server context for the connections it
+    accepts and a client context for those it opens (see the module docstring)."""
+
+    name = "TLS"
+
+    def __init__(self, handler: _Handler, *, server_ssl: ssl.SSLContext,
+                 client_ssl: ssl.SSLContext, **limits: Any) -> None:
+        super().__init__(handler, **limits)
+        self.server_ssl = server_ssl
+        self.client_ssl = client_ssl
+
+    def _dial_options(self, host: str) -> dict[str, Any]:
+        check = self.client_ssl.check_hostname
+        return {"ssl": self.client_ssl, "server_hostname": host if check else None,
+                "ssl_handshake_timeout": self.message_timeout}
 
 
 class SipTransportLayer:
@@ -563,10 +596,18 @@ class SipTransportLayer:
         tcp_message_timeout: float = DEFAULT_TCP_MESSAGE_TIMEOUT,
         check_response_via: bool = True,
         resolve_timeout: float = DEFAULT_RESOLVE_TIMEOUT,
+        tls_server: ssl.SSLContext | None = None,
+        tls_client: ssl.SSLContext | None = None,
+        tls_advertised_port: int | None = None,
     ) -> None:
         self.specs = [ListenSpec.of(item) for item in listen]
         if not self.specs:
             raise ValueError("no SIP listeners configured")
+        if tls_server is None and any(s.transport == "tls" for s in self.specs):
+            raise ValueError("a tls listener needs a server certificate (tls_server)")
+        self.tls_server = tls_server
+        self.tls_client = tls_client
+        self.tls_advertised_port = tls_advertised_port
         self.on_message = on_message
         self.advertised_host = advertised_host
         self.advertised_port = advertised_port
@@ -655,26 +696,36 @@ class SipTransportLayer:
                         actual, self.rcvbuf)
 
     async def _start_tcp(self, spec: ListenSpec) -> TcpTransport:
+        """A TCP listener, or a TLS one: the same connections, limits and accept path."""
         loop = asyncio.get_running_loop()
-        tcp = TcpTransport(
-            self._handler,
+        limits: dict[str, Any] = dict(
             max_message_size=self.max_message_size,
             idle_timeout=self.tcp_idle_timeout,
             max_connections=self.max_tcp_connections,
             max_per_ip=self.max_tcp_per_ip,
             message_timeout=self.tcp_message_timeout,
         )
+        tls: dict[str, Any] = {}
+        advertised_port = self.advertised_port
+        if spec.transport == "tls":
+            assert self.tls_server is not None  # checked in __init__
+            client = self.tls_client or ssl.create_default_context()
+            tcp: TcpTransport = TlsTransport(self._handler, server_ssl=self.tls_server,
+                                             client_ssl=client, **limits)
+            tls = {"ssl": self.tls_server, "ssl_handshake_timeout": self.tcp_message_timeout}
+            advertised_port = self.tls_advertised_port
+        else:
+            tcp = TcpTransport(self._handler, **limits)
         tcp.server = await loop.create_server(
-            lambda: _TcpConnection(tcp), spec.host, spec.port, reuse_address=True)
+            lambda: _TcpConnection(tcp), spec.host, spec.port, reuse_address=True, **tls)
         bound = tcp.server.sockets[0].getsockname()
         tcp.local = (bound[0], bound[1])
-        tcp.advertised = _default_advertised(tcp.local, self.advertised_host,
-                                             self.advertised_port)
+        tcp.advertised = _default_advertised(tcp.local, self.advertised_host, advertised_port)
         return tcp
 
     # --- helpers for the layers above ---
     def get(self, name: str) -> UdpTransport | TcpTransport:
-        """The first transport of that name ("udp"/"tcp", any case)."""
+        """The first transport of that name ("udp"/"tcp"/"tls", any case)."""
         for t in self.transports:
             if t.name == name.upper():
                 return t

@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 from callcenter.media.interface import MediaAllocator, MediaSession
 from callcenter.sip.calls import Call, CallFailed, CallState, Direction, SipCredentials
 from callcenter.sip.dialog import (
+    is_sips,
     new_branch,
     new_call_id,
     new_tag,
@@ -193,9 +194,14 @@ class UserAgent:
         waited for by :meth:`wait_idle`, cancelled by :meth:`stop`."""
         return self.tasks.spawn(coro, name)
 
-    def contact_uri(self, transport: Transport) -> str:
+    def contact_uri(self, transport: Transport, secure: bool = False) -> str:
+        """Our Contact on ``transport``; ``secure``: the dialog is a SIPS one (its
+        request was for a ``sips:`` URI), so the Contact must be ``sips:`` too (RFC 3261
+        §8.1.1.8, §12.1.1). A plain dialog over TLS says ``;transport=tls``."""
         name = transport.name
         host, port = self.advertised.get(name) or next(iter(self.advertised.values()))
+        if secure and name == "TLS":
+            return f"sips:{self.contact_user}@{host}:{port}"
         suffix = "" if name == "UDP" else f";transport={name.lower()}"
         return f"sip:{self.contact_user}@{host}:{port}{suffix}"
 
@@ -297,6 +303,10 @@ class UserAgent:
             if unsupported:
                 txn.reply(420, "Bad Extension", headers=[("Unsupported", ", ".join(sorted(unsupported)))])
                 return
+        if is_sips(msg.uri or "") and transport.name != "TLS":
+            # a sips: request must have come over TLS on this hop (RFC 3261 §26.2.2)
+            txn.reply(416, "Unsupported URI Scheme", headers=[("Warning", '399 - "sips: needs TLS"')])
+            return
         if method == "CANCEL":
             self._on_cancel(txn)
             return
@@ -523,7 +533,7 @@ class UserAgent:
             ("To", f"<{target_uri}>"),
             ("Call-ID", new_call_id(host)),
             ("CSeq", "1 INVITE"),
-            ("Contact", f"<{self.contact_uri(sip_transport)}>"),
+            ("Contact", f"<{self.contact_uri(sip_transport, is_sips(target_uri))}>"),
             *self.capability_headers(),
             ("User-Agent", self.user_agent),
             ("Content-Type", "application/sdp"),

@@ -1,0 +1,134 @@
+"""The server's side of supervisor reports: the report rollup kept fresh, a short history
+of the live queue figures, and the questions the reports API asks (docs/reports.md).
+
+Owned by :class:`callcenter.center.Center`, which starts its background task; the HTTP
+routes (callcenter/web/reports_api.py) find it on ``app.state.reports``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from callcenter.config import ReportsCfg
+from callcenter.tasks import BackgroundTasks
+from callcenter.whatif import Synthetic, TooLarge, replay, staffing_from_entries, synthetic, with_agent_count
+from crm_bridge.reports import SL_FORMULA, ReportSpec, agent_report, queue_report, refresh_rollup, totals
+from routing.config import RoutingConfig
+
+log = logging.getLogger(__name__)
+
+# A what-if from the page may not tie up the server: at most this many simulated days.
+MAX_SYNTHETIC_DAYS = 7
+__all__ = ["MAX_SYNTHETIC_DAYS", "ReportService", "Synthetic", "TooLarge"]
+
+
+class ReportService:
+    def __init__(
+        self,
+        engine: Callable[[], AsyncEngine],
+        cfg: ReportsCfg,
+        routing: RoutingConfig,
+        agents: Sequence[dict[str, Any]],
+        snapshot: Callable[[], dict[str, Any]],
+    ) -> None:
+        self._engine = engine  # the CRM store's engine exists only once it has started
+        self.cfg = cfg
+        self.routing = routing
+        self.agents = list(agents)
+        self._snapshot = snapshot
+        keep = max(1, int(cfg.live_history_h * 3600 / cfg.live_sample_s))
+        self.samples: deque[dict[str, Any]] = deque(maxlen=keep)
+        self._tasks = BackgroundTasks(log)
+        # One what-if at a time: each is a CPU-bound thread on a 2-core box.
+        self._simulating = asyncio.Lock()
+        # Queue reports read the rollup once it has been built for our thresholds (the
+        # first refresh after start); before that, and with refreshing off, the records.
+        self.rolled_up = False
+
+    def spec(self, start: float, end: float, interval_s: float | None, queues: Sequence[str]) -> ReportSpec:
+        return ReportSpec(
+            start,
+            end,
+            interval_s=interval_s or self.cfg.interval_s,
+            threshold_s=self.cfg.threshold_s,
+            short_abandon_s=self.cfg.short_abandon_s,
+            queues=tuple(queues),
+        )
+
+    def _header(self, spec: ReportSpec) -> dict[str, Any]:
+        return {
+            "from": spec.start,
+            "to": spec.end,
+            "interval_s": spec.interval_s,
+            "threshold_s": spec.threshold_s,
+            "short_abandon_s": spec.short_abandon_s,
+            "queues": list(spec.queues),
+            "service_level_formula": SL_FORMULA,
+        }
+
+    async def queues(self, spec: ReportSpec) -> dict[str, Any]:
+        rows = await queue_report(self._engine(), spec, rollup=self.rolled_up)
+        return self._header(spec) | {"rows": rows, "totals": totals(rows) if rows else None}
+
+    async def agents_report(self, spec: ReportSpec) -> dict[str, Any]:
+        rows = await agent_report(self._engine(), spec)
+        return self._header(spec) | {"rows": rows, "totals": totals(rows) if rows else None}
+
+    async def simulate_synthetic(self, s: Synthetic) -> dict[str, Any]:
+        if s.duration_s > MAX_SYNTHETIC_DAYS * 86_400:
+            raise TooLarge(f"at most {MAX_SYNTHETIC_DAYS} simulated days")
+        async with self._simulating:
+            return await asyncio.to_thread(synthetic, s)
+
+    async def simulate_replay(self, spec: ReportSpec, agent_count: int | None) -> dict[str, Any]:
+        staff = staffing_from_entries(self.agents)
+        if agent_count is not None:
+            staff = with_agent_count(staff, agent_count)
+        async with self._simulating:
+            return await replay(
+                self._engine(), self.routing, staff, spec, max_contacts=self.cfg.simulate_max_contacts
+            )
+
+    # ------------------------------------------------------------------ background
+
+    def start(self) -> None:
+        self._tasks.spawn(self._sampler(), name="reports-live-samples")
+        if self.cfg.rollup_every_s > 0:
+            self._tasks.spawn(self._refresher(), name="reports-rollup")
+
+    async def close(self) -> None:
+        await self._tasks.close()
+
+    async def refresh(self) -> dict[str, Any]:
+        done = await refresh_rollup(self._engine(), self.cfg.threshold_s, self.cfg.short_abandon_s)
+        self.rolled_up = True
+        return done
+
+    async def _refresher(self) -> None:
+        while True:
+            try:
+                await self.refresh()
+            except Exception:  # a database hiccup must not end the refreshing for good
+                log.exception("report rollup refresh failed")
+            await asyncio.sleep(self.cfg.rollup_every_s)
+
+    def sample(self) -> None:
+        """Keep the queues' waiting count and service level of this moment."""
+        snap = self._snapshot()
+        self.samples.append({
+            "ts": snap.get("ts", time.time()),
+            "queues": {q["queue"]: {"waiting": q["waiting"], "service_level": q["service_level"],  # percent
+                                    "target": q["service_level_target"]} for q in snap.get("queues", [])},
+        })  # fmt: skip
+
+    async def _sampler(self) -> None:
+        while True:
+            self.sample()
+            await asyncio.sleep(self.cfg.live_sample_s)
