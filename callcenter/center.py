@@ -35,7 +35,6 @@ from callcenter.media.engine import MediaEngine
 from callcenter.media.worker import MediaPool
 from callcenter.moh import render_moh
 from callcenter.reporting import ReportService
-from callcenter.reporting import ReportService
 from callcenter.sip.bindings import RegisterPolicy
 from callcenter.sip.digest import Credentials
 from callcenter.sip.registrar import Registrar
@@ -131,9 +130,6 @@ class Center:
         self.reports = ReportService(lambda: self.crm.engine, s.reports, cfg.routing, cfg.agents,
                                      self.supervisor_snapshot)  # fmt: skip
         self.app.state.reports = self.reports  # /api/reports/* (callcenter/web/reports_api.py)
-        self.reports = ReportService(lambda: self.crm.engine, s.reports, cfg.routing, cfg.agents,
-                                     self.supervisor_snapshot)  # fmt: skip
-        self.app.state.reports = self.reports  # /api/reports/* (callcenter/web/reports_api.py)
         self.voice: VoiceChannel | None = None  # once started
         self._http: uvicorn.Server | None = None
         self.http_port = s.http.port  # the bound port once started (differs when configured as 0)
@@ -153,7 +149,6 @@ class Center:
 
             await seed_demo(self.crm)
         self.crm_events.start()
-        self.reports.start()  # rollup refresh and the live queue history
         self.reports.start()  # rollup refresh and the live queue history
         self.bus.subscribe("crm", lambda event: self.crm_events.put(event.as_dict()), recorded_types())
         self.desk.attach(self.bus)
@@ -250,7 +245,6 @@ class Center:
         await self.tts.aclose()
         self.recognizer.close()
         await self.bus.close()
-        await self.reports.close()
         await self.reports.close()
         await self.crm_events.close()
         if self.outbox is not None and self._outbox_task is not None:

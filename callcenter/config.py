@@ -193,18 +193,6 @@ class ReportsCfg(Strict):
     simulate_max_contacts: int = Field(200_000, ge=1)  # a what-if from the page replays at most this many
 
 
-class ReportsCfg(Strict):
-    """Supervisor reports and the what-if simulator (docs/reports.md)."""
-
-    interval_s: Literal[900, 1800] = 1800  # the reports page's default interval
-    threshold_s: float = Field(20.0, gt=0)  # service level: answered within this many seconds
-    short_abandon_s: float = Field(5.0, ge=0)  # abandons quicker than this are not held against SL
-    rollup_every_s: float = Field(60.0, ge=0)  # refresh the report rollup this often; 0 = never
-    live_sample_s: float = Field(60.0, gt=0)  # the supervisor page's time series: one sample per …
-    live_history_h: float = Field(4.0, gt=0, le=48)  # … kept this long
-    simulate_max_contacts: int = Field(200_000, ge=1)  # a what-if from the page replays at most this many
-
-
 class LoggingCfg(Strict):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     format: Literal["json", "text"] = "json"
@@ -221,7 +209,6 @@ class ServerConfig(Strict):
     queueing: QueueingCfg = QueueingCfg()
     callbacks: CallbacksCfg = CallbacksCfg()
     logging: LoggingCfg = LoggingCfg()
-    reports: ReportsCfg = ReportsCfg()
     reports: ReportsCfg = ReportsCfg()
 
 

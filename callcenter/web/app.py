@@ -27,7 +27,6 @@ from callcenter.web.backend import CtiBackend, http_status
 from callcenter.web.hub import Connection
 from callcenter.web.pages import mount_pages
 from callcenter.web.reports_api import router as reports_router
-from callcenter.web.reports_api import router as reports_router
 
 
 class LoginIn(BaseModel):
@@ -244,7 +243,6 @@ def create_app(backend: CtiBackend, auth: Authenticator) -> FastAPI:
         h = backend.health()
         return JSONResponse(h, status_code=200 if h.get("ok") else 503)
 
-    app.include_router(reports_router)  # /api/reports/*: supervisor reports and what-if
     app.include_router(reports_router)  # /api/reports/*: supervisor reports and what-if
     mount_pages(app)  # /desk and /supervisor: the browser front ends of this API
 
