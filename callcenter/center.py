@@ -46,6 +46,7 @@ from callcenter.web.app import create_app
 from callcenter.web.auth import Authenticator
 from callcenter.web.desk_feed import DeskFeed
 from callcenter.web.hub import Hub
+from callcenter.web.limits import HashingSlots
 from callcenter.web.metrics import make_registry
 from crm_bridge.batching import EventBatcher
 from crm_bridge.store import CrmStore
@@ -116,8 +117,10 @@ class Center:
             {u.username: u.password_hash for u in cfg.supervisors.values()},
             ttl_s=s.http.token_ttl_s,
             throttle=AuthThrottle("http", *policies_from_config(s.http.login_throttle)),
+            hashing=HashingSlots(s.http.limits.password_hashes, s.http.limits.password_hash_queue),
         )
-        self.app = create_app(self, self.auth)
+        self.app = create_app(self, self.auth, body_limit=s.http.limits.body_bytes,
+                              login_body_limit=s.http.limits.login_body_bytes)
         self._metrics = make_registry(self.supervisor_snapshot, {
             "sip": self.registrar.throttle.counts, "http": self.auth.throttle.counts})  # fmt: skip
         # Events reach the CRM in batches; several writers only where the database has

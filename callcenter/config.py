@@ -115,11 +115,21 @@ class RtpCfg(Strict):
         return self
 
 
+class HttpLimitsCfg(Strict):
+    """Request body limits (413) and password hashes in flight (429): callcenter/web/limits.py."""
+
+    body_bytes: int = Field(65536, ge=1024)
+    login_body_bytes: int = Field(4096, ge=256)
+    password_hashes: int = Field(2, ge=1)  # argon2 verifications at once (64 MiB each)
+    password_hash_queue: int = Field(16, ge=0)  # more wait; beyond that, 429
+
+
 class HttpCfg(Strict):
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535)  # 0 = any free port (tests)
     token_ttl_s: int = Field(8 * 3600, ge=60)
     login_throttle: ThrottleCfg = ThrottleCfg()  # desktop logins, as sip.auth for phones
+    limits: HttpLimitsCfg = HttpLimitsCfg()
 
 
 class DatabaseCfg(Strict):

@@ -254,6 +254,7 @@ class AuthThrottle:
         self.sources = LockoutTracker(sources, channel=channel, clock=self.now)
         self.accounts = AccountBackoff(accounts, clock=self.now)
         # failures, source_locks, account_delays, refused_source_locked, refused_account_delayed
+        # (and refused_busy, counted by the desktop login when its hashing pool is full)
         self.counts: Counter[str] = Counter()
 
     def now(self) -> float:

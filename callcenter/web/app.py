@@ -25,6 +25,7 @@ from callcenter.contacts.errors import ContactError
 from callcenter.web.auth import Authenticator, LoginRefused, Principal
 from callcenter.web.backend import CtiBackend, http_status
 from callcenter.web.hub import Connection
+from callcenter.web.limits import BodyLimit
 from callcenter.web.pages import mount_pages
 from callcenter.web.reports_api import router as reports_router
 
@@ -81,7 +82,9 @@ def _principal(
 Who = Annotated[Principal, Depends(_principal)]
 
 
-def create_app(backend: CtiBackend, auth: Authenticator) -> FastAPI:
+def create_app(
+    backend: CtiBackend, auth: Authenticator, *, body_limit: int = 65536, login_body_limit: int = 4096
+) -> FastAPI:
     app = FastAPI(
         title="callcenter CTI API",
         version="1",
@@ -89,6 +92,8 @@ def create_app(backend: CtiBackend, auth: Authenticator) -> FastAPI:
         "token as `Authorization: Bearer …` (REST) or `?token=…` (WebSocket).",
     )
     app.state.auth = auth
+    # 413 before an oversized body is read (callcenter/web/limits.py); logins are tiny.
+    app.add_middleware(BodyLimit, default=body_limit, routes={"/api/login": login_body_limit})
 
     @app.exception_handler(ContactError)
     async def _refused(_: Request, exc: ContactError) -> JSONResponse:

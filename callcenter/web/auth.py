@@ -10,7 +10,6 @@ single node; multi-node deployments share the key through config.
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 import time
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from callcenter.throttle import AuthThrottle
+from callcenter.web.limits import HashingBusy, HashingSlots
 
 Role = Literal["agent", "supervisor"]
 
@@ -60,6 +60,7 @@ class Authenticator:
         ttl_s: int = 8 * 3600,
         key: str | None = None,
         throttle: AuthThrottle | None = None,
+        hashing: HashingSlots | None = None,
         clock=time.time,
     ) -> None:
         self._agents = agents  # agent id -> argon2 hash
@@ -68,6 +69,7 @@ class Authenticator:
         self._key = key or secrets.token_urlsafe(32)
         self._clock = clock
         self.throttle = throttle or AuthThrottle("http")
+        self.hashing = hashing or HashingSlots()
 
     async def attempt(self, username: str, password: str, source: str) -> tuple[str, Principal] | None:
         """A desktop login from ``source`` through the guessing throttle (callcenter.throttle):
@@ -76,8 +78,12 @@ class Authenticator:
         refusal = self.throttle.check(source, username)
         if refusal is not None:
             raise LoginRefused(_REFUSALS[refusal.reason], refusal.retry_after)
-        # argon2 is deliberately slow: verify in a thread so calls keep flowing.
-        result = await asyncio.to_thread(self.login, username, password)
+        # argon2 is deliberately slow (and 64 MiB each): verify in a bounded pool of threads.
+        try:
+            result = await self.hashing.run(self.login, username, password)
+        except HashingBusy:
+            self.throttle.counts["refused_busy"] += 1
+            raise LoginRefused("too many logins in progress; try again in a moment", 1) from None
         if result is None:
             self.throttle.failed(source, username)
         else:

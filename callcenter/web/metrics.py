@@ -100,14 +100,15 @@ class AuthThrottleCollector:
             labels=["channel"],
         )
         refused = CounterMetricFamily(
-            "callcenter_auth_refused", "Attempts refused unchecked by the throttle",
+            "callcenter_auth_refused",
+            "Attempts refused unchecked (throttle; busy: too many password hashes in flight)",
             labels=["channel", "reason"],
         )
         for channel, c in self._counts.items():
             failures.add_metric([channel], c.get("failures", 0))
             locks.add_metric([channel], c.get("source_locks", 0))
             delays.add_metric([channel], c.get("account_delays", 0))
-            for reason in ("source_locked", "account_delayed"):
+            for reason in ("source_locked", "account_delayed", "busy"):
                 refused.add_metric([channel, reason], c.get(f"refused_{reason}", 0))
         yield from (failures, locks, delays, refused)
 

@@ -40,9 +40,11 @@ def make_config_dir(
     patch: Callable[[dict[str, Any]], None] | None = None,
     server_patch: dict[str, Any] | None = None,
     media_workers: int = 1,
+    server_edit: Callable[[dict[str, Any]], None] | None = None,
 ) -> Path:
     """The demo config with private ports and files, plus optional edits to queues.yaml;
-    ``media_workers`` is ``rtp.workers`` (2: media in two worker processes)."""
+    ``media_workers`` is ``rtp.workers`` (2: media in two worker processes);
+    ``server_edit`` changes server.yaml's data in place, after everything else."""
     d = tmp / "config"
     shutil.copytree(ROOT / "config", d)
     server = yaml.safe_load((d / "server.yaml").read_text())
@@ -59,6 +61,8 @@ def make_config_dir(
     server["speech"]["tts_cache_dir"] = str(ROOT / "var" / "test-tts-cache")
     server["logging"]["format"] = "text"
     server.update(server_patch or {})
+    if server_edit is not None:
+        server_edit(server)
     (d / "server.yaml").write_text(yaml.safe_dump(server))
     # Tests run at any hour: the main line is open around the clock here.
     services = yaml.safe_load((d / "services.yaml").read_text())
@@ -89,7 +93,12 @@ class Baresip:
     """One baresip process registered as an agent, driven over ctrl_tcp (netstring JSON)."""
 
     def __init__(self, workdir: Path, user: str, password: str, registrar: tuple[str, int],
-                 *, answer: str = "auto") -> None:  # fmt: skip
+                 *, answer: str = "auto", tls_ca: Path | None = None, mediaenc: str | None = None,
+                 ) -> None:  # fmt: skip
+        """``tls_ca``: register over TLS (``registrar`` is then our TLS listener), trusting
+        that CA; ``mediaenc``: baresip's media encryption for the account ("srtp-mand")."""
+        self.tls_ca = tls_ca
+        self.mediaenc = mediaenc
         self.workdir = workdir
         self.user = user
         self.password = password
@@ -135,10 +144,13 @@ module_tmp uuid.so
 module_tmp account.so
 module_app menu.so
 ctrl_tcp_listen 127.0.0.1:{self.ctrl_port}
-""")
+""" + (f"sip_cafile {self.tls_ca}\n" if self.tls_ca else "")
+          + ("module srtp.so\n" if self.mediaenc else ""))
+        transport = ";transport=tls" if self.tls_ca else ""
+        mediaenc = f";mediaenc={self.mediaenc}" if self.mediaenc else ""
         (d / "accounts").write_text(
-            f"<sip:{self.user}@{host}:{port}>;auth_pass={self.password};regint=600;"
-            f"answermode={self.answer}\n"
+            f"<sip:{self.user}@{host}:{port}{transport}>;auth_pass={self.password};regint=600;"
+            f"answermode={self.answer}{mediaenc}\n"
         )
         self.proc = await asyncio.create_subprocess_exec(
             exe, "-f", str(d), stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
@@ -268,13 +280,14 @@ class Desktop:
 class Caller:
     """A customer's phone: our own UA on its own port, placing real SIP calls with real RTP."""
 
-    def __init__(self) -> None:
+    def __init__(self, srtp: str = "off") -> None:
         from callcenter.media.engine import MediaEngine
         from callcenter.sip.transport import SipTransportLayer
         from callcenter.sip.ua import UserAgent
 
         base = random.randrange(40000, 59000) & ~1
-        self.engine = MediaEngine("127.0.0.1", base, base + 999)  # wide: benchmarks may hold ports
+        # wide: benchmarks may hold ports
+        self.engine = MediaEngine("127.0.0.1", base, base + 999, srtp=srtp)
         self.ua = UserAgent(self.engine, user_agent="test-caller")
         self.transport = SipTransportLayer([("udp", "127.0.0.1", 0)], self.ua.on_message)
 

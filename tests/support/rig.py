@@ -37,8 +37,9 @@ class Rig:
     def http(self) -> str:
         return f"http://127.0.0.1:{self.center.http_port}"
 
-    async def phone(self, agent: str, answer: str = "auto") -> Baresip:
-        """A baresip softphone for ``agent``, returned once our registrar has its binding."""
+    async def phone(self, agent: str, answer: str = "auto", **options: Any) -> Baresip:
+        """A baresip softphone for ``agent``, returned once our registrar has its binding
+        (``options``: Baresip's, e.g. ``tls_ca`` to register over our TLS listener)."""
         registered = asyncio.Event()
 
         def on_change(user: str, is_registered: bool) -> None:
@@ -46,7 +47,11 @@ class Rig:
                 registered.set()
 
         self.center.registrar.on_change(on_change)
-        p = Baresip(self.tmp / f"baresip-{agent}", agent, f"demo-{agent}", self.sip, answer=answer)
+        registrar = self.sip
+        if options.get("tls_ca"):
+            registrar = ("127.0.0.1", self.center.transport.get("tls").local[1])
+        p = Baresip(self.tmp / f"baresip-{agent}", agent, f"demo-{agent}", registrar,
+                    answer=answer, **options)
         self.phones.append(p)
         await p.start()
         await asyncio.wait_for(registered.wait(), 20)
@@ -62,8 +67,8 @@ class Rig:
             assert r.status_code == 200, r.text
         return d
 
-    async def caller(self) -> Caller:
-        c = Caller()
+    async def caller(self, srtp: str = "off") -> Caller:
+        c = Caller(srtp)
         self.callers.append(c)
         await c.start()
         return c
@@ -85,8 +90,9 @@ async def rig_factory(tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
         patch: Callable[[dict[str, Any]], None] | None = None,
         server_patch: dict[str, Any] | None = None,
         media_workers: int = 1,
+        server_edit: Callable[[dict[str, Any]], None] | None = None,
     ) -> Rig:
-        cfg = load_config(make_config_dir(tmp_path, patch, server_patch, media_workers))
+        cfg = load_config(make_config_dir(tmp_path, patch, server_patch, media_workers, server_edit))
         center = Center(cfg, flows_dir=ROOT / "ivr_flows")
         await center.start()
         rig = Rig(tmp_path, center)
