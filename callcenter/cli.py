@@ -7,6 +7,7 @@
     callcenter crm outbox replay [ID ...]   re-queue dead letters (all when no ID is given)
     callcenter hash-password                print an argon2 hash (desktop logins) read from stdin
     callcenter ha1 USER [--realm R]         print SIP HA1 hashes for agents.yaml (password from stdin)
+    callcenter simulate ...                 what-if: replay recorded or synthetic traffic (simulate_cli.py)
 """
 
 from __future__ import annotations
@@ -137,6 +138,10 @@ def build_parser() -> argparse.ArgumentParser:
     h.add_argument("user")
     h.add_argument("--realm", default="callcenter.local")
     h.set_defaults(func=cmd_ha1)
+
+    from callcenter.simulate_cli import register as register_simulate
+
+    register_simulate(sub, DEFAULT_CONFIG)  # callcenter simulate: the what-if simulator
     return p
 
 

@@ -11,8 +11,10 @@ definitions, and both are paired row by row (``side_by_side``).
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -38,6 +40,35 @@ class Synthetic:
     patience_s: float | None = None
     duration_s: float = 86_400.0
     seed: int = 1
+
+
+def finite(value: Any) -> Any:
+    """inf/nan (Erlang C's ASA with too few agents) as None: JSON has no Infinity."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [finite(v) for v in value]
+    return value
+
+
+def parse_time(value: str, *, end: bool = False) -> float:
+    """ISO date/time (UTC unless an offset is given) or epoch seconds. A bare date as the
+    end of a range means the end of that day (``--from 2026-12-01 --to 2026-12-01`` = that day)."""
+    try:
+        return float(value)
+    except ValueError:
+        pass
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError(f"not a date or time: {value!r} (use YYYY-MM-DD or ISO 8601)") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    if end and len(value) == 10:  # YYYY-MM-DD
+        moment += timedelta(days=1)
+    return moment.timestamp()
 
 
 def staffing_from_entries(entries: Sequence[Mapping[str, Any]]) -> list[StaffedAgent]:

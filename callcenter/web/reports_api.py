@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
@@ -26,6 +26,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
 
 from callcenter.reporting import MAX_SYNTHETIC_DAYS, ReportService, Synthetic, TooLarge
+from callcenter.whatif import finite, parse_time
 from crm_bridge.reports import ReportSpec
 
 router = APIRouter(prefix="/api/reports", tags=["reports"])
@@ -51,28 +52,13 @@ def _service(
 Service = Annotated[ReportService, Depends(_service)]
 
 
-def parse_time(value: str, *, end: bool = False) -> float:
-    """ISO date/time (UTC unless an offset is given) or epoch seconds. A bare date as the
-    end of a range means the end of that day."""
-    try:
-        return float(value)
-    except ValueError:
-        pass
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        raise HTTPException(422, f"not a date or time: {value!r} (use YYYY-MM-DD or ISO 8601)") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    if end and len(value) == 10:  # YYYY-MM-DD: through the end of that day
-        moment += timedelta(days=1)
-    return moment.timestamp()
-
-
 def _spec(
     service: ReportService, start: str, end: str, interval: int | None, queues: list[str]
 ) -> ReportSpec:
-    t0, t1 = parse_time(start), parse_time(end, end=True)
+    try:
+        t0, t1 = parse_time(start), parse_time(end, end=True)
+    except ValueError as exc:
+        raise HTTPException(422, str(exc)) from None
     if t1 <= t0:
         raise HTTPException(422, "'to' must come after 'from'")
     if t1 - t0 > MAX_RANGE_DAYS * 86_400:
@@ -171,6 +157,4 @@ async def simulate(body: SimulateIn, service: Service) -> dict[str, Any]:
         raise HTTPException(413, str(exc)) from None
     except ValueError as exc:
         raise HTTPException(422, str(exc)) from None
-    from callcenter.web.app import _finite  # here: app.py includes this router at import time
-
-    return _finite(out)  # Erlang C's ASA is infinite with too few agents; JSON has no Infinity
+    return finite(out)  # Erlang C's ASA is infinite with too few agents; JSON has no Infinity
