@@ -34,6 +34,7 @@ from callcenter.ivr.runner import IvrEngine
 from callcenter.media.engine import MediaEngine
 from callcenter.media.worker import MediaPool
 from callcenter.moh import render_moh
+from callcenter.privacy import Privacy, Reader
 from callcenter.reporting import ReportService
 from callcenter.sip.bindings import RegisterPolicy
 from callcenter.sip.digest import Credentials
@@ -129,7 +130,8 @@ class Center:
         self.crm_events = EventBatcher(self.crm, writers=writers)
         self.core = ContactCore(router=self.router, bus=self.bus, crm=self.crm,
                                 kept_skills=set(cfg.services.language_skills.values()))  # fmt: skip
-        self.desk = DeskFeed(self.hub, self.core.contacts.get)
+        self.privacy = Privacy(s.privacy, self.bus.publish)  # who reads which customer data
+        self.desk = DeskFeed(self.hub, self.core.contacts.get, pop_view=self.privacy.screen_pop)
         self.reports = ReportService(lambda: self.crm.engine, s.reports, cfg.routing, cfg.agents,
                                      self.supervisor_snapshot)  # fmt: skip
         self.app.state.reports = self.reports  # /api/reports/* (callcenter/web/reports_api.py)
@@ -333,11 +335,25 @@ class Center:
     async def hangup(self, agent_id: str) -> None:
         self.ready.hangup(agent_id)
 
-    async def customer_lookup(self, kind: str, value: str) -> dict[str, Any] | None:
+    async def customer_lookup(self, reader: Reader, kind: str, value: str) -> dict[str, Any] | None:
+        """A customer and their recent history as ``reader``'s role may see them (privacy.py);
+        None when the customer is unknown to a reader who may look up anyone."""
         customer = await self.crm.customer_by_address(kind, value)
+        reason = self.privacy.check_lookup(reader, customer["id"] if customer else None,
+                                           self._serving_customers(reader.subject))  # fmt: skip
         if customer is None:
             return None
-        return {"customer": customer, "recent": await self.crm.recent_interactions(customer["id"], 10)}
+        owner = self.privacy.history_owner(reader)
+        recent = await self.crm.recent_interactions(customer["id"], 10, handled_by=owner)
+        shown = self.privacy.history(reader, [dict(r) for r in recent])
+        self.privacy.read(reader, customer["id"], reason, shown)
+        return {"customer": customer, "recent": shown}
+
+    def _serving_customers(self, agent_id: str) -> list[str]:
+        """Ids of the customers of the agent's offered or connected contact."""
+        contact = self.core.contacts.get(self.core.agent_contact.get(agent_id) or "")
+        customer = contact.customer if contact is not None else None
+        return [str(customer["id"])] if customer and customer.get("id") else []
 
     def supervisor_snapshot(self) -> dict[str, Any]:
         started = self.voice is not None

@@ -203,6 +203,35 @@ class ReportsCfg(Strict):
     simulate_max_contacts: int = Field(200_000, ge=1)  # a what-if from the page replays at most this many
 
 
+class PrivacyRoleCfg(Strict):
+    """What one role may read of customers (docs/web.md#privacy). ``lookup``: ``current`` = only
+    the customer of the reader's offered/connected contact, ``any`` = any customer;
+    ``history``: which past interactions (``own`` = those the reader handled);
+    ``notes``: whose wrap-up notes show (the others' are redacted)."""
+
+    lookup: Literal["current", "any"]
+    history: Literal["own", "all", "none"]
+    notes: Literal["own", "all", "none"]
+
+
+class AgentPrivacyCfg(PrivacyRoleCfg):
+    lookup: Literal["current", "any"] = "current"
+    history: Literal["own", "all", "none"] = "all"
+    notes: Literal["own", "all", "none"] = "own"
+
+
+class SupervisorPrivacyCfg(PrivacyRoleCfg):
+    lookup: Literal["current", "any"] = "any"
+    history: Literal["own", "all", "none"] = "all"
+    notes: Literal["own", "all", "none"] = "all"
+
+
+class PrivacyCfg(Strict):
+    agent: AgentPrivacyCfg = AgentPrivacyCfg()
+    supervisor: SupervisorPrivacyCfg = SupervisorPrivacyCfg()
+    log_reads: bool = True  # audit supervisors' reads and agents' reads of others' interactions
+
+
 class LoggingCfg(Strict):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     format: Literal["json", "text"] = "json"
@@ -220,6 +249,7 @@ class ServerConfig(Strict):
     callbacks: CallbacksCfg = CallbacksCfg()
     logging: LoggingCfg = LoggingCfg()
     reports: ReportsCfg = ReportsCfg()
+    privacy: PrivacyCfg = PrivacyCfg()
 
 
 class SipAccount(Strict):

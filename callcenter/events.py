@@ -243,6 +243,21 @@ class QueueFigures(Event):
     queues: list[dict[str, Any]]
 
 
+@dataclass(frozen=True, kw_only=True)
+class CustomerRecordRead(Event):
+    """A supervisor's read of a customer, or an agent's read that shows other agents'
+    interactions (callcenter.privacy). Not part of any interaction record: a read may
+    concern no contact at all; the audit log line is its durable trace."""
+
+    recorded: ClassVar[bool] = False
+    reader: str
+    role: str
+    customer_id: str
+    reason: str  # "supervisor", "offer" (the screen-pop), "lookup" (the agent's current contact)
+    interactions: list[str]  # ids of the history entries shown
+    other_agents: list[str]  # agents other than the reader whose interactions were shown
+
+
 def recorded_types() -> list[type[Event]]:
     """The event types the interaction record (CRM) is subscribed to."""
     return [cls for cls in Event.registry.values() if cls.recorded]

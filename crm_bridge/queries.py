@@ -110,7 +110,12 @@ class QueriesMixin(StoreCore):
             return [dict(r._mapping) for r in res]
 
     async def _recent(
-        self, conn: AsyncConnection, customer_id: str, n: int, exclude: str | None = None
+        self,
+        conn: AsyncConnection,
+        customer_id: str,
+        n: int,
+        exclude: str | None = None,
+        handled_by: str | None = None,
     ) -> list[InteractionSummary]:
         cols = [interactions.c[c] for c in SUMMARY_COLUMNS]
         q = (
@@ -119,14 +124,19 @@ class QueriesMixin(StoreCore):
             .order_by(interactions.c.sort_ts.desc())
             .limit(n + (1 if exclude else 0))
         )
+        if handled_by is not None:
+            q = q.where(interactions.c.agent_id == handled_by)
         rows = [cast(InteractionSummary, dict(r._mapping)) for r in await conn.execute(q)]
         return [r for r in rows if r["id"] != exclude][:n]
 
-    async def recent_interactions(self, customer_id: str, n: int = 5) -> list[InteractionSummary]:
-        """The last ``n`` interactions of a customer across all channels (newest first)."""
+    async def recent_interactions(
+        self, customer_id: str, n: int = 5, *, handled_by: str | None = None
+    ) -> list[InteractionSummary]:
+        """The last ``n`` interactions of a customer across all channels (newest first);
+        with ``handled_by``, only those that agent handled (a privacy policy's "own")."""
         async with self.engine.connect() as conn:
             live = (await live_ids(conn, [customer_id])).get(customer_id)
-            return await self._recent(conn, live, n) if live else []
+            return await self._recent(conn, live, n, handled_by=handled_by) if live else []
 
     async def screen_pop(self, contact_id: str, recent_n: int = 5) -> dict[str, Any] | None:
         """Everything an agent desktop shows when the contact is offered."""

@@ -22,8 +22,10 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
 
 from callcenter.contacts.errors import ContactError
+from callcenter.privacy import Reader
 from callcenter.web.auth import Authenticator, LoginRefused, Principal
 from callcenter.web.backend import CtiBackend, http_status
+from callcenter.web.customer_models import CustomerLookupOut
 from callcenter.web.hub import Connection
 from callcenter.web.limits import BodyLimit
 from callcenter.web.pages import mount_pages
@@ -178,11 +180,13 @@ def create_app(
         await backend.hangup(agent_only(p))
         return {"status": "hanging up"}
 
-    @app.get("/api/customers/lookup", tags=["agent"])
+    @app.get("/api/customers/lookup", tags=["agent"], response_model=CustomerLookupOut,
+             responses={403: {"description": "an agent's lookup of a customer other than their current "
+                                             "contact's (server.yaml privacy)"}})  # fmt: skip
     async def customer_lookup(
         p: Who, kind: Literal["phone", "email", "web"], value: str
     ) -> dict[str, Any]:
-        found = await backend.customer_lookup(kind, value)
+        found = await backend.customer_lookup(Reader(p.subject, p.role), kind, value)
         if found is None:
             raise HTTPException(404, "no such customer")
         return found

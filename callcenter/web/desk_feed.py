@@ -29,9 +29,16 @@ RECENT_DECISIONS = 50  # what the supervisor snapshot shows of the decision feed
 
 
 class DeskFeed:
-    def __init__(self, hub: Hub, contact: Callable[[str], Contact | None]) -> None:
+    def __init__(
+        self,
+        hub: Hub,
+        contact: Callable[[str], Contact | None],
+        pop_view: Callable[[str, dict[str, Any]], dict[str, Any]] | None = None,
+    ) -> None:
         self.hub = hub
         self._contact = contact  # the live contact, for summaries and the screen-pop
+        # (agent id, screen-pop) → what that agent may see of it (callcenter.privacy)
+        self._pop_view = pop_view or (lambda _agent, pop: pop)
         self.recent_decisions: deque[dict[str, Any]] = deque(maxlen=RECENT_DECISIONS)
         self._handlers: dict[type[ev.Event], Callable[[Any], list[asyncio.Future[None]] | None]] = {
             ev.AgentStateChanged: self._agent_state,
@@ -78,7 +85,8 @@ class DeskFeed:
         contact = self._contact(e.contact_id)
         if contact is None:
             return []
-        return self.hub.deliver_to_agent(e.agent_id, contact.screen_pop(e.explanation))
+        pop = self._pop_view(e.agent_id, contact.screen_pop(e.explanation))
+        return self.hub.deliver_to_agent(e.agent_id, pop)
 
     def _withdrawn(self, e: ev.OfferRejected) -> None:
         self.hub.to_agent(
