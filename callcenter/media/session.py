@@ -262,10 +262,10 @@ class RtpSession(OfferAnswerMixin):
         self.dtmf_pt = neg.dtmf_payload_type
         if neg.srtp is None:
             self._srtp = None
-        elif self._srtp is None or self._srtp.keys != neg.srtp:
-            # new keys only: rebuilding for the same keys would restart libsrtp's replay
-            # window and rollover counter in the middle of the stream
+        elif self._srtp is None:
             self._srtp = SrtpContext(neg.srtp)
+        elif self._srtp.keys != neg.srtp:
+            self._srtp.rekey(neg.srtp)  # the same keys again (a re-offer) change nothing
         if neg.remote_addr is not None and (
             not self._latched or neg.remote_addr != self._sdp_remote or self.remote is None
         ):

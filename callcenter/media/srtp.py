@@ -98,12 +98,21 @@ class SrtpContext:
     __slots__ = ("keys", "protect", "unprotect")
 
     def __init__(self, keys: SrtpKeys) -> None:
-        profile = SUITES[keys.suite]
-        tx = pylibsrtp.Session(pylibsrtp.Policy(
-            key=keys.tx_key, ssrc_type=pylibsrtp.Policy.SSRC_ANY_OUTBOUND, srtp_profile=profile))
-        rx = pylibsrtp.Session(pylibsrtp.Policy(
-            key=keys.rx_key, ssrc_type=pylibsrtp.Policy.SSRC_ANY_INBOUND, srtp_profile=profile))
         self.keys = keys
         # bound methods, so the packet path makes one attribute lookup per packet
-        self.protect = tx.protect
-        self.unprotect = rx.unprotect
+        self.protect = _session(keys.suite, keys.tx_key, pylibsrtp.Policy.SSRC_ANY_OUTBOUND).protect
+        self.unprotect = _session(keys.suite, keys.rx_key, pylibsrtp.Policy.SSRC_ANY_INBOUND).unprotect
+
+    def rekey(self, keys: SrtpKeys) -> None:
+        """New keys from a re-INVITE: rebuild only the direction whose key changed. A new
+        sending context for the same key would restart libsrtp's rollover counter while
+        our sequence numbers go on, and reuse keystream once a call has sent 2^16 packets."""
+        if (keys.suite, keys.tx_key) != (self.keys.suite, self.keys.tx_key):
+            self.protect = _session(keys.suite, keys.tx_key, pylibsrtp.Policy.SSRC_ANY_OUTBOUND).protect
+        if (keys.suite, keys.rx_key) != (self.keys.suite, self.keys.rx_key):
+            self.unprotect = _session(keys.suite, keys.rx_key, pylibsrtp.Policy.SSRC_ANY_INBOUND).unprotect
+        self.keys = keys
+
+
+def _session(suite: str, key: bytes, ssrc_type: int) -> pylibsrtp.Session:
+    return pylibsrtp.Session(pylibsrtp.Policy(key=key, ssrc_type=ssrc_type, srtp_profile=SUITES[suite]))

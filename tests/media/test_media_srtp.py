@@ -133,3 +133,20 @@ def test_each_leg_has_its_own_key() -> None:
     n1 = SdpNegotiator("127.0.0.1", 1, ("PCMU",), srtp="optional")
     n2 = SdpNegotiator("127.0.0.1", 1, ("PCMU",), srtp="optional")
     assert sdp.parse(n1.offer()).media[0].crypto != sdp.parse(n2.offer()).media[0].crypto
+
+
+async def test_a_new_key_in_a_re_offer_rebuilds_only_that_direction(make_engine: EngineFactory) -> None:
+    engine = await make_engine(srtp="mandatory")
+    a, b = engine.allocate(), engine.allocate()
+    answer = b.answer(a.offer())
+    assert answer is not None and a.apply_answer(answer)
+    await eventually(lambda: b.stats.rx_packets >= 5 and a.stats.rx_packets >= 5)
+    assert b._srtp is not None
+    b_sends = b._srtp.protect
+    a.negotiator._key = new_key()  # the peer re-keys: its re-INVITE carries a new a=crypto
+    answer = b.update(a.offer())
+    assert answer is not None and a.apply_answer(answer)
+    assert b._srtp.protect is b_sends  # our sending context (and its rollover counter) kept
+    received = b.stats.rx_packets
+    await eventually(lambda: b.stats.rx_packets >= received + 10)  # decrypted with the new key
+    assert b.stats.rx_srtp_failed <= 2  # at most what was in flight across the switch
