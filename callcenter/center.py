@@ -49,8 +49,10 @@ from callcenter.web.desk_feed import DeskFeed
 from callcenter.web.hub import Hub
 from callcenter.web.limits import HashingSlots
 from callcenter.web.metrics import make_registry
+from callcenter.web.tokens import Tokens
 from crm_bridge.batching import EventBatcher
 from crm_bridge.store import CrmStore
+from routing.model import Presence
 from routing.router import Router
 
 if TYPE_CHECKING:
@@ -283,7 +285,8 @@ class Center:
         stats["name"] = agent.name
         stats["softphone"] = agent.softphone
         stats["skills"] = dict(agent.skills)
-        stats["queues"] = list(self.router.queues)  # transfer targets for the desktop
+        stats["queues"] = self.router.queues_served(agent_id)
+        stats["transfer_queues"] = list(self.router.queues)  # any queue takes a transfer
         stats["contact_id"] = self.core.agent_contact.get(agent_id)
         wrap_up = self.core.wrap_ups.get(agent_id)
         stats["wrap_up_contact_id"] = wrap_up.contact_id if wrap_up else None
@@ -302,8 +305,12 @@ class Center:
                 "data": contact.ivr_data}}  # fmt: skip
 
     async def agent_login(self, agent_id: str) -> None:
+        """Signing in leaves the agent not ready (reason ``login``), also when they were
+        signed in already: a new sign-in is a new person at the desk until they say otherwise."""
         if str(self.router.agent_state(agent_id)) == "offline":
             self.ready.route(self.router.login, agent_id, agents=(agent_id,))
+        elif self.router.agents[agent_id].presence is Presence.AVAILABLE:
+            self.ready.route(self.router.set_agent_state, agent_id, "not_ready", "login", agents=(agent_id,))
 
     async def agent_logout(self, agent_id: str) -> None:
         self.ready.route(self.router.logout, agent_id, agents=(agent_id,))

@@ -94,6 +94,8 @@ class IvrInputCollected(Event):
     value: str
     how: str  # dtmf | speech | none
     confidence: float = 1.0
+    matched: bool = True  # False: no option or valid answer (value is then "", heard what was said/keyed)
+    heard: str = ""  # the raw input when it matched nothing
 
 
 @dataclass(frozen=True, kw_only=True)

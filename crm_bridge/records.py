@@ -219,6 +219,8 @@ class _Fold:
             "value": _str(ev.get("value")),
             "how": _str(ev.get("how")),
             "confidence": _float(ev.get("confidence")),
+            "matched": ev.get("matched") is not False,  # events from before the field: matched
+            "heard": _str(ev.get("heard")),
             "step": step,
             "ts": ts,
         }
@@ -384,7 +386,7 @@ class _Fold:
             return "voicemail"
         if self.callback:
             return "callback_failed" if r["end_reason"] == "callback_failed" else "callback_requested"
-        if self.ivr_outcome == "self_served":
+        if self.ivr_outcome in ("self_served", "app"):  # a flow or a built-in app (echo) served the caller
             return "self_served"
         if self.abandoned is not None:
             return "abandoned"
@@ -394,9 +396,14 @@ class _Fold:
             return "failed"
         if self.ivr_data.get("ended_by") == "system":  # a flow's loop guard, not the caller
             return "failed"
-        if self.ended_by == "caller" or self.ivr_outcome == "hangup":
+        if r["queued_at"] is None and (self.ivr_outcome or self._ivr_entered()):
+            return "ended_in_ivr"  # hung up (or was hung up on) before asking for an agent
+        if self.ended_by == "caller":
             return "abandoned"
         return "failed"
+
+    def _ivr_entered(self) -> bool:
+        return any(seg["kind"] == "ivr" for seg in self.segments)
 
     def result(self) -> dict[str, Any]:
         r = self.rec

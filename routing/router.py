@@ -523,6 +523,12 @@ class Router:
             occupancy=tr.occupancy(now),
         )
 
+    def queues_served(self, agent_id: str) -> list[str]:
+        """The queues whose required skills (and agent groups) the agent meets."""
+        agent = self._agent(agent_id)
+        return [name for name, q in self.queues.items()
+                if meets(agent, q.required_skills, self._queue_groups[name])]  # fmt: skip
+
     def reset_day(self) -> None:
         """Zero the per-day agent counters (call at the contact center's day boundary)."""
         for agent in self.agents.values():

@@ -40,12 +40,17 @@ from crm_bridge.addresses import normalize_phone
 log = logging.getLogger(__name__)
 
 REMOTE_END_REASONS = ("remote_bye", "cancelled")
+# Legs we end on a party's behalf (the desk's Hang up): that party ended it, not the system.
+ON_BEHALF_END_REASONS = {"agent_hangup": "agent"}
 RING_SLACK_S = 5.0  # the router's RONA timer decides; the SIP ring timeout is only a backstop
 
 
 def ended_by(leg: Call, party: str) -> str:
-    """Who ended a leg: ``party`` (caller, agent) when the far end hung up, else the system."""
-    return party if leg.end_reason in REMOTE_END_REASONS else "system"
+    """Who ended a leg: ``party`` (caller, agent) when the far end hung up, the agent when they
+    hung up from the desk, else the system."""
+    if leg.end_reason in REMOTE_END_REASONS:
+        return party
+    return ON_BEHALF_END_REASONS.get(leg.end_reason, "system")
 
 
 @dataclass(eq=False)
@@ -141,6 +146,10 @@ class VoiceChannel:
             if service.flow == "echo":
                 self.core.move(contact, Phase.SELF_SERVICE)
                 await EchoTest(self.echo_prompt)(call)  # answers by itself
+                # The app served the caller: the record says self-served, not abandoned.
+                path = (service.flow,)
+                app = {"service": service.name, "app": service.flow}
+                self.core.publish(ev.IvrCompleted(contact_id=cid, outcome="self_served", path=path, data=app))
                 return
             try:
                 await call.answer()

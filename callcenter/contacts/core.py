@@ -84,12 +84,26 @@ class ContactCore:
 
     def arrive(self, contact: Contact, event: ev.ContactArrived) -> None:
         self.contacts[contact.contact_id] = contact
+        log.info("contact %s arrived: %s from %s to %s (service %s)", contact.contact_id, contact.channel,
+                 contact.ani or "anonymous", contact.dnis, contact.service,
+                 extra={"contact_id": contact.contact_id, "channel": contact.channel, "ani": contact.ani,
+                        "dnis": contact.dnis, "service": contact.service})  # fmt: skip
         self.publish(event)
+
+    @staticmethod
+    def _log_end(contact: Contact, outcome: str, reason: str, ended_by: str) -> None:
+        """The one INFO line of a contact's end (its start is logged by ``arrive``)."""
+        log.info("contact %s ended: %s, %s by %s (queue %s, agent %s)", contact.contact_id, outcome,
+                 reason, ended_by or "system", contact.queue or "-", contact.agent_id or "-",
+                 extra={"contact_id": contact.contact_id, "channel": contact.channel, "ani": contact.ani,
+                        "dnis": contact.dnis, "outcome": outcome, "reason": reason, "ended_by": ended_by,
+                        "queue": contact.queue, "agent_id": contact.agent_id})  # fmt: skip
 
     def end(self, contact: Contact, reason: str, ended_by: str) -> None:
         """ContactEnded, exactly once: ending one side ends the other, and both report it."""
         if contact.phase in (Phase.ENDED, Phase.WRAP_UP):
             return
+        self._log_end(contact, "answered" if contact.connected_at else str(contact.phase), reason, ended_by)
         self.move(
             contact,
             Phase.ENDED,
@@ -377,6 +391,7 @@ class ContactCore:
     def end_connected(self, contact: Contact, ended_by: str, reason: str) -> None:
         """The conversation is over: the contact ends and the agent's wrap-up begins."""
         agent_id = contact.agent_id or ""
+        self._log_end(contact, "answered", reason, ended_by)
         self.agent_contact.pop(agent_id, None)
         self.route(self.router.complete, contact.contact_id, agents=(agent_id,))
         self.move(

@@ -474,8 +474,7 @@ class FlowStepper:
             if got is None or got.how == "none":
                 got = yield CollectAction(label, spec)
             option = self._match(m.options, got, m.min_confidence)
-            self.emit(IvrInputCollected, step=label, name=name, value=got.value or got.text,
-                      how=got.how, confidence=got.confidence)  # fmt: skip
+            self._collected(label, name, got, got.value if option is not None else None)
             if option is not None:
                 value = option.chosen_value
                 self.vars[name] = value
@@ -494,6 +493,16 @@ class FlowStepper:
             return target
         yield HangupAction(label)
         raise self._end("hangup", error=f"no valid answer at menu {label}")
+
+    def _collected(self, label: str, name: str, got: UserInput, value: str | None) -> None:
+        """The record of one answer; ``value`` None = it matched nothing, and the record must
+        not read as if it had (a no-match recognised as "one" at confidence 0.0)."""
+        if value is not None:
+            self.emit(IvrInputCollected, step=label, name=name, value=value, how=got.how,
+                      confidence=got.confidence)  # fmt: skip
+        else:
+            self.emit(IvrInputCollected, step=label, name=name, value="", how=got.how,
+                      confidence=got.confidence, matched=False, heard=got.value or got.text)  # fmt: skip
 
     @staticmethod
     def _match(options: list[MenuOption], got: UserInput, min_conf: float | None) -> MenuOption | None:
@@ -535,9 +544,7 @@ class FlowStepper:
                 initial = got if got is not None and got.how == "dtmf" else None
                 got = yield CollectAction(label, spec, initial)
             value = self._valid(got, g.digits, g.min_confidence)
-            self.emit(IvrInputCollected, step=label, name=g.name,
-                      value=value if value is not None else (got.value or got.text),
-                      how=got.how, confidence=got.confidence)  # fmt: skip
+            self._collected(label, g.name, got, value)
             if value is not None:
                 self.vars[g.name] = value
                 self.collected[g.name] = value

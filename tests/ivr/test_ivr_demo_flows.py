@@ -129,8 +129,9 @@ async def test_no_match_then_retry_then_match(flows, services, tmp_path) -> None
     assert result.queue == "billing"
     # Bob is known by ANI with an account: the account question is skipped
     assert not any("account number" in s for s in said)
-    hows = [(i.how, i.value) for i in of(events, IvrInputCollected)]
-    assert hows == [("speech", "banana"), ("none", ""), ("speech", "billing")]
+    # a no-match keeps what was heard apart from the value: the record must not read as a choice
+    hows = [(i.how, i.value, i.matched, i.heard) for i in of(events, IvrInputCollected)]
+    assert hows == [("speech", "", False, "banana"), ("none", "", False, ""), ("speech", "billing", True, "")]
 
 
 async def test_account_collection_with_crm_lookup(flows, services, tmp_path) -> None:
@@ -249,7 +250,8 @@ async def test_low_confidence_speech_is_no_match(flows, services, tmp_path) -> N
     assert "Sorry, I did not understand." in port.said()
     assert result.queue == "general"  # not sales: 0.1 is below the menu's min_confidence 0.3
     first = of(events, IvrInputCollected)[0]
-    assert (first.how, first.value, first.confidence) == ("speech", "sales", 0.1)
+    assert (first.how, first.value, first.confidence) == ("speech", "", 0.1)
+    assert (first.matched, first.heard) == (False, "sales")  # heard, but not taken as the choice
 
 
 def test_engine_refuses_missing_service_flow(services) -> None:
