@@ -49,7 +49,6 @@ from callcenter.web.desk_feed import DeskFeed
 from callcenter.web.hub import Hub
 from callcenter.web.limits import HashingSlots
 from callcenter.web.metrics import make_registry
-from callcenter.web.tokens import Tokens
 from crm_bridge.batching import EventBatcher
 from crm_bridge.store import CrmStore
 from routing.model import Presence
