@@ -35,9 +35,19 @@ def say(msg: str) -> None:
     print(f"[bootstrap] {msg}", flush=True)
 
 
+#: how long apt-get waits for another apt/dpkg (unattended-upgrades, a second shell) to let go
+APT_LOCK_WAIT_S = 120
+
+
 def run(cmd: list[str], **kw: object) -> None:
+    """Run a step; a failure ends the bootstrap with one line naming the command."""
     say("$ " + " ".join(cmd))
-    subprocess.run(cmd, check=True, **kw)  # type: ignore[call-overload]
+    try:
+        subprocess.run(cmd, check=True, **kw)  # type: ignore[call-overload]
+    except subprocess.CalledProcessError as exc:
+        sys.exit(f"[bootstrap] failed (exit {exc.returncode}): {' '.join(cmd)}")
+    except FileNotFoundError:
+        sys.exit(f"[bootstrap] not found: {cmd[0]}")
 
 
 def apt_install(packages: list[str]) -> None:
@@ -49,8 +59,9 @@ def apt_install(packages: list[str]) -> None:
             sys.exit(f"[bootstrap] need root or sudo to install: {' '.join(packages)}")
         prefix = ["sudo"]
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    run([*prefix, "apt-get", "update", "-qq"], env=env)
-    run([*prefix, "apt-get", "install", "-y", "-qq", "--no-install-recommends", *packages], env=env)
+    apt = [*prefix, "apt-get", "-o", f"DPkg::Lock::Timeout={APT_LOCK_WAIT_S}"]
+    run([*apt, "update", "-qq"], env=env)
+    run([*apt, "install", "-y", "-qq", "--no-install-recommends", *packages], env=env)
 
 
 def missing_debs(commands: dict[str, str]) -> list[str]:

@@ -67,7 +67,7 @@ ECHO_PROMPT = "This is the echo test. Press any key and you will hear it back."
 class Center:
     def __init__(self, cfg: AppConfig, *, flows_dir: Path | None = None) -> None:
         self.cfg = cfg
-        self.flows_dir = flows_dir or cfg.directory.parent / "ivr_flows"
+        self.flows_dir = flows_dir or cfg.flows_dir
         self.data_dir = cfg.data_dir
         self.bus = EventBus()
         self.hub = Hub()

@@ -36,32 +36,25 @@ def _read_secret(prompt: str) -> str:
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
-    from callcenter.ivr.check import check_flows
+    from callcenter.configcheck import check_all
 
-    try:
-        cfg = _load(args.directory)
-    except ConfigError as exc:
-        print(f"configuration is invalid:\n{exc}", file=sys.stderr)
-        return 1
-    flows_dir = args.flows or cfg.directory.parent / "ivr_flows"
-    problems = check_flows(flows_dir, cfg.services, list(cfg.routing.queues))
-    for p in problems:
-        print(p, file=sys.stderr)
-    if problems:
-        return 1
-    print(f"configuration OK: {cfg.directory} and flows in {flows_dir}")
+    cfg, _flows = check_all(args.directory, args.flows)  # a ConfigError is printed by main()
+    print(f"configuration OK: {cfg.directory} and flows in {cfg.flows_dir}")
     return 0
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    from callcenter.configcheck import check_all
+    from callcenter.preflight import missing_system_packages
     from callcenter.server import run_server
 
-    try:
-        cfg = _load(args.config)
-    except ConfigError as exc:
-        print(f"refusing to start, configuration is invalid:\n{exc}", file=sys.stderr)
+    cfg, _flows = check_all(args.config, args.flows)  # the same checks as check-config
+    missing = missing_system_packages(cfg)
+    for line in missing:
+        print(f"callcenter: cannot start: {line}", file=sys.stderr)
+    if missing:
         return 1
-    return run_server(cfg, flows_dir=args.flows)
+    return run_server(cfg, flows_dir=cfg.flows_dir)
 
 
 def cmd_db_upgrade(args: argparse.Namespace) -> int:
@@ -74,15 +67,32 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
 
 
 def cmd_outbox(args: argparse.Namespace) -> int:
+    from sqlalchemy.exc import SQLAlchemyError
+
     from crm_bridge.admin import outbox_list, outbox_replay
 
     cfg = _load(args.config)
     url = cfg.server.database.url
-    if args.action == "list":
-        for row in asyncio.run(outbox_list(url, dead_only=args.dead)):
-            print(json.dumps(row, default=str))
-        return 0
-    n = asyncio.run(outbox_replay(url, args.ids or None))
+    db_file = cfg.server.database.sqlite_file()
+    if db_file is not None and not db_file.is_file():
+        # opening it would create an empty database (and its directory) here
+        print(f"callcenter: no CRM database at {db_file} (from {cfg.directory / 'server.yaml'}: "
+              "database.url); the server creates it when it first starts", file=sys.stderr)  # fmt: skip
+        return 1
+    try:
+        if args.action == "list":
+            rows = asyncio.run(outbox_list(url, dead_only=args.dead))
+            for row in rows:
+                print(json.dumps(row, default=str))
+            if not rows:
+                print("no dead letters" if args.dead else "nothing pending")
+            return 0
+        n = asyncio.run(outbox_replay(url, args.ids or None))
+    except (SQLAlchemyError, OSError) as exc:
+        reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+        print(f"callcenter: cannot read the CRM outbox at {url}: {reason} "
+              f"(run: callcenter db upgrade --config {cfg.directory})", file=sys.stderr)  # fmt: skip
+        return 1
     print(f"re-queued {n} message(s)")
     return 0
 
@@ -108,12 +118,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("serve", help="run the server")
     s.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
-    s.add_argument("--flows", type=Path, default=None, help="IVR flows directory (default: ../ivr_flows)")
+    flows_help = "IVR flows directory (default: server.yaml flows_dir, else the shipped ivr_flows/)"
+    s.add_argument("--flows", type=Path, default=None, help=flows_help)
     s.set_defaults(func=cmd_serve)
 
     c = sub.add_parser("check-config", help="validate configuration and flows")
     c.add_argument("directory", type=Path, nargs="?", default=DEFAULT_CONFIG)
-    c.add_argument("--flows", type=Path, default=None)
+    c.add_argument("--flows", type=Path, default=None, help=flows_help)
     c.set_defaults(func=cmd_check_config)
 
     db = sub.add_parser("db", help="database administration")
@@ -147,7 +158,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return int(args.func(args) or 0)
+    try:
+        return int(args.func(args) or 0)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)  # one line per problem: file: key: reason
+        return 1
 
 
 if __name__ == "__main__":

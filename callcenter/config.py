@@ -21,6 +21,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from callcenter.configerrors import ConfigError, from_validation_error
+from callcenter.yamlkeys import UniqueKeyLoader, not_utf8
 
 
 class Strict(BaseModel):
@@ -133,8 +134,33 @@ class HttpCfg(Strict):
 
 
 class DatabaseCfg(Strict):
-    url: str = "sqlite+aiosqlite:///var/callcenter.db"
+    url: str = "sqlite+aiosqlite:///var/callcenter.db"  # default: callcenter.db in data_dir
     default_region: str = "GB"  # for numbers dialled without a country code
+
+    @field_validator("url")
+    @classmethod
+    def _supported(cls, v: str) -> str:
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
+        from crm_bridge.db import normalize_url
+
+        try:
+            driver = make_url(normalize_url(v)).drivername
+        except ArgumentError:
+            raise ValueError("not a database URL (sqlite:///FILE or postgresql://USER@HOST/DB)") from None
+        if driver not in ("sqlite+aiosqlite", "postgresql+asyncpg"):
+            raise ValueError(f"unsupported database {driver!r}: use sqlite:///FILE or postgresql://USER@HOST/DB")
+        return v
+
+    def sqlite_file(self) -> Path | None:
+        """The database file of a SQLite URL (None for PostgreSQL and in-memory SQLite)."""
+        from sqlalchemy.engine import make_url
+
+        url = make_url(self.url)
+        if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+            return None
+        return Path(url.database)
 
 
 class SpeechCfg(Strict):
@@ -237,8 +263,17 @@ class LoggingCfg(Strict):
     format: Literal["json", "text"] = "json"
 
 
+#: the flows shipped next to the package (the repository's ivr_flows/), when flows_dir is unset
+PACKAGED_FLOWS = Path(__file__).resolve().parent.parent / "ivr_flows"
+
+
 class ServerConfig(Strict):
-    data_dir: str = "var"  # voicemail, generated music on hold; relative to the working directory
+    # Everything the server writes: the CRM database (SQLite), TTS cache, files, voicemail,
+    # music on hold, the speech model. Relative to the working directory; the server
+    # creates it (not its parents).
+    data_dir: str = "var"
+    # IVR flows; relative to this config directory. Unset: the flows shipped with callcenter.
+    flows_dir: str | None = None
     sip: SipCfg
     rtp: RtpCfg = RtpCfg()
     http: HttpCfg = HttpCfg()
@@ -250,6 +285,22 @@ class ServerConfig(Strict):
     logging: LoggingCfg = LoggingCfg()
     reports: ReportsCfg = ReportsCfg()
     privacy: PrivacyCfg = PrivacyCfg()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _in_data_dir(cls, data: Any) -> Any:
+        """Paths left unset follow data_dir, so one key moves everything the server writes."""
+        if not isinstance(data, dict) or "data_dir" not in data:
+            return data
+        d = str(data["data_dir"]).rstrip("/")
+        data = dict(data)
+        derived = (("speech", "tts_cache_dir", f"{d}/tts-cache"), ("crm", "files_dir", f"{d}/files"),
+                   ("database", "url", f"sqlite+aiosqlite:///{d}/callcenter.db"))  # fmt: skip
+        for section, key, value in derived:
+            sub = data.get(section) or {}
+            if isinstance(sub, dict) and key not in sub:
+                data[section] = {**sub, key: value}
+        return data
 
 
 class SipAccount(Strict):
@@ -289,6 +340,7 @@ class AppConfig(BaseModel):
     routing: Any  # routing.config model
     services: Any  # callcenter.ivr.services model
     data_dir: Path
+    flows_dir: Path = PACKAGED_FLOWS
 
 
 # --- loading -----------------------------------------------------------------
@@ -300,12 +352,15 @@ def read_yaml(path: Path) -> Any:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError([(str(path), "", "file is missing")]) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError([(str(path), "", not_utf8(exc))]) from None
     try:
-        return yaml.safe_load(text) or {}
+        return yaml.load(text, Loader=UniqueKeyLoader) or {}
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError([(str(path), where, f"invalid YAML: {exc}")]) from None
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError([(str(path), where, f"invalid YAML: {problem}")]) from None
 
 
 def _validate(model: type[BaseModel], data: Any, file: Path, prefix: str = "") -> Any:
@@ -388,6 +443,42 @@ def _routing(d: Path, profiles: list[dict[str, Any]]) -> Any:
         raise ConfigError(problems) from None
 
 
+def _overflow_loops(d: Path, routing: Any) -> list[tuple[str, str, str]]:
+    """Queues whose overflow chain comes back to them: a task would bounce between them."""
+    problems = []
+    reported: set[str] = set()
+    for start in routing.queues:
+        chain = [start]
+        while (nxt := routing.queues[chain[-1]].overflow) is not None and nxt in routing.queues:
+            if nxt in chain:
+                loop = chain[chain.index(nxt):]
+                if not reported & set(loop):
+                    reported.update(loop)
+                    circle = " → ".join([*loop, nxt])
+                    problems.append((str(d / "queues.yaml"), f"queues.{nxt}.overflow",
+                                     f"overflow loop ({circle}): a task would bounce between these queues"))
+                break
+            chain.append(nxt)
+    return problems
+
+
+def _paths(d: Path, server: ServerConfig) -> tuple[Path, Path, list[tuple[str, str, str]]]:
+    """data_dir and flows_dir, and what is wrong with the paths: the server creates data_dir
+    and what goes in it, never directories elsewhere."""
+    file = str(d / "server.yaml")
+    data_dir = Path(server.data_dir)
+    problems = []
+    if not data_dir.is_dir() and not data_dir.parent.is_dir():
+        problems.append((file, "data_dir", f"parent directory {data_dir.parent} does not exist"))
+    db_file = server.database.sqlite_file()
+    in_data_dir = db_file is not None and db_file.parent.resolve().is_relative_to(data_dir.resolve())
+    if db_file is not None and not db_file.parent.is_dir() and not in_data_dir:
+        problems.append((file, "database.url", f"directory {db_file.parent} does not exist "
+                         "(create it, or leave database.url unset: callcenter.db in data_dir)"))  # fmt: skip
+    flows_dir = d / server.flows_dir if server.flows_dir is not None else PACKAGED_FLOWS
+    return data_dir, flows_dir, problems
+
+
 def load_config(directory: Path | str) -> AppConfig:
     """Load and cross-check a whole config directory, or raise ConfigError."""
     from callcenter.ivr.services import load_services  # local: keeps import of this module light
@@ -404,6 +495,10 @@ def load_config(directory: Path | str) -> AppConfig:
     if unknown_queues:
         why = f"unknown queue(s) {sorted(unknown_queues)}"
         raise ConfigError([(str(d / "services.yaml"), "default_queue", why)])
+    data_dir, flows_dir, problems = _paths(d, server)
+    problems += _overflow_loops(d, routing)
+    if problems:
+        raise ConfigError(problems)
     return AppConfig(
         directory=d,
         server=server,
@@ -412,5 +507,6 @@ def load_config(directory: Path | str) -> AppConfig:
         supervisors=sups,
         routing=routing,
         services=services,
-        data_dir=Path(server.data_dir),
+        data_dir=data_dir,
+        flows_dir=flows_dir,
     )

@@ -23,5 +23,5 @@ def from_validation_error(file: Path | str, exc: ValidationError, prefix: str = 
         key = ".".join(str(p) for p in err["loc"])
         if prefix:
             key = f"{prefix}.{key}" if key else prefix
-        problems.append((str(file), key, err["msg"]))
+        problems.append((str(file), key, err["msg"].removeprefix("Value error, ")))
     return ConfigError(problems)

@@ -33,16 +33,25 @@ def check_flows(
     fs, issues = collect_flows(directory, queues)
     problems = [str(i) for i in issues]
     if services is not None:
-        for svc in services.services.values():
-            for flow in {svc.flow, svc.after_hours.flow} - {None}:
-                if flow not in fs.flows and flow not in BUILTIN_APPS:
-                    problems.append(f"services: service {svc.name!r} uses flow {flow!r}, "
-                                    f"which is not in {directory}")  # fmt: skip
-            if queues is not None and svc.default_queue not in queues:
-                problems.append(f"services: service {svc.name!r} has unknown default_queue "
-                                f"{svc.default_queue!r}")  # fmt: skip
+        problems.extend(f"services: {why}" for _key, why in service_problems(services, fs, queues))
     if include_warnings:
         problems.extend(str(w) for w in fs.warnings)
+    return problems
+
+
+def service_problems(
+    services: ServicesConfig, flows: FlowSet, queues: list[str] | None
+) -> list[tuple[str, str]]:
+    """(key, reason) for each service naming a flow or a default queue that does not exist."""
+    problems = []
+    for svc in services.services.values():
+        for key, flow in (("flow", svc.flow), ("after_hours.flow", svc.after_hours.flow)):
+            if flow is not None and flow not in flows.flows and flow not in BUILTIN_APPS:
+                problems.append((f"services.{svc.name}.{key}", f"service {svc.name!r} uses flow {flow!r}, "
+                                 f"which is not in {flows.directory}"))  # fmt: skip
+        if queues is not None and svc.default_queue not in queues:
+            problems.append((f"services.{svc.name}.default_queue", f"service {svc.name!r} has unknown "
+                             f"default_queue {svc.default_queue!r}"))  # fmt: skip
     return problems
 
 

@@ -230,6 +230,8 @@ def collect_flows(
         parsed.append(flow)
         if not found:
             fs.flows[flow.name] = flow
+    from callcenter.ivr.loops import call_cycles, goto_traps  # loops builds on this module
+
     queues = set(known_queues) if known_queues is not None else None
     for flow in parsed:
         for sid, step in flow.steps.items():
@@ -256,6 +258,8 @@ def collect_flows(
             fs.warnings.append(
                 FlowIssue(flow.file, flow.lines[sid], f"steps.{sid}: unreachable step", warning=True)
             )
+        issues.extend(goto_traps(flow))
+    issues.extend(call_cycles(parsed))
     return fs, issues
 
 

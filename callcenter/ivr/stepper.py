@@ -338,15 +338,17 @@ class FlowStepper:
             if self._steps_run > MAX_STEPS:
                 log.error("flow %s ran %d steps; ending the call", flow.name, MAX_STEPS)
                 yield HangupAction(current)
-                raise self._end("hangup", error="step limit reached (loop in flow?)")
+                raise self._end("hangup", ended_by="system", error="step limit reached (loop in flow?)")
             step = flow.step(current)
             label = current if flow.name == self.entry_flow else f"{flow.name}.{current}"
             self.path.append(label)
             after = step.next or (flow.following(current) if step.falls_through() else None)
             if isinstance(step, CallStep):
                 if len(stack) >= MAX_DEPTH:
+                    log.error("flow %s: sub-flows nested %d deep at %s; ending the call",
+                              flow.name, MAX_DEPTH, label)  # fmt: skip
                     yield HangupAction(label)
-                    raise self._end("hangup", error="sub-flow nesting too deep")
+                    raise self._end("hangup", ended_by="system", error="sub-flow nesting too deep")
                 stack.append((flow, after))
                 flow = self.flows[step.call]
                 self.emit(FlowEntered, flow=flow.name, language=self.vars["language"])

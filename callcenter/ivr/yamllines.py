@@ -15,11 +15,13 @@ from typing import Any
 
 import yaml
 
+from callcenter.yamlkeys import UniqueKeyLoader, not_utf8
+
 Loc = tuple[str | int, ...]
 
 
-class SafeLoader12(yaml.SafeLoader):
-    """SafeLoader with YAML 1.2 booleans: only true/false.
+class SafeLoader12(UniqueKeyLoader):
+    """SafeLoader with YAML 1.2 booleans (only true/false) that refuses duplicate keys.
 
     YAML 1.1 reads ``yes``, ``no``, ``on``, ``off`` as booleans, which turns a
     menu phrase list ``[yes, no]`` into ``[True, False]``. Flow files are full
@@ -90,6 +92,8 @@ def load_with_lines(path: Path | str) -> LinedDoc:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
         raise YamlSyntaxError(file, 0, f"cannot read file: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise YamlSyntaxError(file, 0, not_utf8(exc)) from None
     return loads_with_lines(text, file)
 
 

@@ -159,3 +159,18 @@ def test_unknown_event_types_are_ignored() -> None:
     alone = build_record("c", unknown)
     assert alone["outcome"] == "" and alone["status"] == "open" and alone["segments"] == []
     assert alone["flags"] == ["no_arrival_event"]
+
+
+def test_ivr_loop_guard_is_a_failure_not_an_abandon() -> None:
+    """The IVR's step/nesting guard ends the call as the system: the record says failed."""
+
+    def events(data: dict[str, str]) -> list[dict[str, object]]:
+        return [
+            ev("ContactArrived", "g", 1, channel="voice", ani="+441632960009"),
+            ev("IvrCompleted", "g", 2, outcome="hangup", path=["a"], data=data),
+            ev("ContactEnded", "g", 3, reason="ivr_hangup", ended_by="system"),
+        ]
+
+    guarded = {"ended_by": "system", "error": "step limit reached (loop in flow?)"}
+    assert build_record("g", events(guarded))["outcome"] == "failed"
+    assert build_record("g", events({}))["outcome"] != "failed"  # other IVR hang-ups: not a failure

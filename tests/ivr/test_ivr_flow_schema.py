@@ -218,3 +218,39 @@ def test_demo_phrases_are_known_to_the_recogniser(tmp_path: Path) -> None:
                             "know zorbleflax"]  # fmt: skip
     finally:
         rec.close()
+
+
+@pytest.mark.parametrize(
+    ("files", "expected"),
+    [
+        ({"loop.yaml": "steps:\n  a: {say: hi}\n  b: {goto: a}\n"},
+         "loop.yaml:2: steps.a: endless goto loop (a → b → a)"),
+        ({"loop.yaml": "steps:\n  a: {goto: a}\n"}, "loop.yaml:2: steps.a: endless goto loop (a → a)"),
+        ({"self.yaml": "steps:\n  a: {call: self}\n"},
+         "self.yaml:2: steps.a: flow 'self' calls itself (self → self)"),
+        ({"a.yaml": "steps:\n  x: {call: b}\n", "b.yaml": "steps:\n  y: {say: hi}\n  z: {call: a}\n"},
+         "calls itself (a → b → a)"),
+    ],
+    ids=["goto-cycle", "goto-self", "call-self", "call-cycle"],
+)
+def test_loops_a_flow_cannot_leave_are_refused(tmp_path: Path, files: dict[str, str], expected: str) -> None:
+    for name, text in files.items():
+        write(tmp_path, name, text)
+    with pytest.raises(FlowLoadError) as exc:
+        load_flows(tmp_path)
+    assert any(expected in str(i) for i in exc.value.issues), exc.value.issues
+
+
+def test_loops_with_a_way_out_are_accepted(tmp_path: Path) -> None:
+    """A menu that comes back to itself waits for the caller each round; a branch can leave."""
+    write(tmp_path, "ok.yaml", """
+        steps:
+          menu:
+            menu:
+              prompt: "One for news."
+              options:
+                - {key: "1", goto: news}
+          news: {say: "No news."}
+          again: {goto: menu}
+        """)
+    assert "ok" in load_flows(tmp_path)

@@ -194,12 +194,34 @@ async def test_transfer_success_and_failure(tmp_path) -> None:
     assert port.said() == ["Transfer failed."]
 
 
-async def test_goto_loop_is_stopped(tmp_path) -> None:
-    result, port, events = await run(tmp_path, "steps:\n  a: {goto: b}\n  b: {goto: a}\n", [])
+async def test_goto_loop_is_stopped_logged_and_a_system_failure(tmp_path, caplog) -> None:
+    """A loop the load-time check cannot see (a branch that always holds) meets the step limit."""
+    flow = """
+        steps:
+          a: {set: {n: 1}}
+          b:
+            branch:
+              - {if: "n == 1", goto: a}
+          c: {hangup: true}
+        """
+    result, port, events = await run(tmp_path, flow, [])
     assert result.outcome == "hangup"
     assert port.hung_up
     done = next(e for e in events if isinstance(e, IvrCompleted))
     assert "step limit" in done.data["error"]
+    assert done.data["ended_by"] == "system"  # the CRM records a failure, not an abandon
+    assert any("ending the call" in r.getMessage() for r in caplog.records if r.levelname == "ERROR")
+
+
+async def test_sub_flow_nesting_guard_logs_and_ends_as_system(tmp_path, caplog) -> None:
+    """Nine flows calling the next (no recursion, so loading accepts them): the depth guard ends it."""
+    subs = {f"s{i}": f"steps:\n  x: {{call: s{i + 1}}}\n" for i in range(9)}
+    subs["s9"] = "steps:\n  x: {hangup: true}\n"
+    result, _port, events = await run(tmp_path, "steps:\n  a: {call: s0}\n", [], **subs)
+    done = next(e for e in events if isinstance(e, IvrCompleted))
+    assert (result.outcome, done.data["ended_by"]) == ("hangup", "system")
+    assert "nesting too deep" in done.data["error"]
+    assert any("nested" in r.getMessage() for r in caplog.records if r.levelname == "ERROR")
 
 
 async def test_call_and_return(tmp_path) -> None:
