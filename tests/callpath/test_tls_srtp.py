@@ -9,6 +9,8 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from callcenter import events as ev
 from callcenter.sip.transport import TlsTransport
 from tests.support import eventually
@@ -18,7 +20,7 @@ from tests.support.ports import free_port
 from tests.support.rig import Rig, short_ring
 
 
-async def tls_rig(rig_factory: Any, pki: Pki) -> Rig:
+async def tls_rig(rig_factory: Any, pki: Pki, media_workers: int = 1) -> Rig:
     tls_port = free_port()
 
     def edit(server: dict[str, Any]) -> None:
@@ -26,7 +28,7 @@ async def tls_rig(rig_factory: Any, pki: Pki) -> Rig:
         server["sip"]["tls"] = {"cert_file": str(pki.cert), "key_file": str(pki.key), "ca_file": str(pki.ca)}
         server["rtp"]["srtp"] = "mandatory"
 
-    return await rig_factory(short_ring, server_edit=edit)
+    return await rig_factory(short_ring, server_edit=edit, media_workers=media_workers)
 
 
 def server_leg(rig: Rig) -> Any:
@@ -60,11 +62,12 @@ async def test_baresip_registers_and_calls_over_tls_with_srtp(rig_factory: Any, 
     await eventually(lambda: not rig.center.ua.calls)
 
 
+@pytest.mark.parametrize("media_workers", [1, 2], ids=["media1", "media2"])
 async def test_a_queued_call_reaches_the_agent_over_its_tls_connection(
-    rig_factory: Any, tmp_path: Path
+    rig_factory: Any, tmp_path: Path, media_workers: int
 ) -> None:
     pki = make_pki(tmp_path / "pki")
-    rig = await tls_rig(rig_factory, pki)
+    rig = await tls_rig(rig_factory, pki, media_workers)  # 2: SRTP runs in media workers
     log = watch(rig)
     phone = await rig.phone("1003", tls_ca=pki.ca, mediaenc="srtp-mand")
     await rig.desktop("1003")
