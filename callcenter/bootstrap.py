@@ -22,7 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 # command → Debian package providing it
-RUNTIME_DEBS = {"espeak-ng": "espeak-ng", "sox": "sox"}
+RUNTIME_DEBS = {"espeak-ng": "espeak-ng", "sox": "sox", "npm": "npm"}  # npm: the pages' chart library
 TEST_DEBS = {
     "sipp": "sip-tester",
     "baresip": "baresip",
@@ -73,6 +73,13 @@ def pip_install(extra: str) -> None:
     run([sys.executable, "-m", "pip", "install", "-q", "--disable-pip-version-check", "-e", spec])
 
 
+def npm_install() -> None:
+    """The web pages' browser libraries (package.json, pinned by package-lock.json) into
+    node_modules, which the app serves under /vendor/: installed, never committed."""
+    if not (ROOT / "node_modules").is_dir():
+        run(["npm", "ci", "--omit=dev", "--no-audit", "--no-fund"], cwd=ROOT)
+
+
 def listening(port: int, host: str = "127.0.0.1") -> bool:
     with socket.socket() as s:
         s.settimeout(1.0)
@@ -100,6 +107,7 @@ def ensure_services() -> None:
 def serve(args: list[str]) -> int:
     apt_install(missing_debs(RUNTIME_DEBS))
     pip_install("")
+    npm_install()
     os.chdir(ROOT)
     cli = shutil.which("callcenter") or "callcenter"
     os.execv(cli, [cli, "serve", *args])
@@ -109,6 +117,7 @@ def serve(args: list[str]) -> int:
 def test(args: list[str]) -> int:
     apt_install(missing_debs({**RUNTIME_DEBS, **TEST_DEBS}))
     pip_install("test")
+    npm_install()
     ensure_services()
     os.chdir(ROOT)
     run([sys.executable, "-m", "ruff", "check", "."])

@@ -48,8 +48,8 @@ class ReportService:
         self._tasks = BackgroundTasks(log)
         # One what-if at a time: each is a CPU-bound thread on a 2-core box.
         self._simulating = asyncio.Lock()
-        # Queue reports read the rollup once it has been built for our thresholds (the
-        # first refresh after start); before that, and with refreshing off, the records.
+        # Queue reports read the rollup once it has been built for our thresholds; before
+        # that, and with refreshing off (rollup_every_s 0), the records.
         self.rolled_up = False
 
     def spec(self, start: float, end: float, interval_s: float | None, queues: Sequence[str]) -> ReportSpec:
@@ -74,6 +74,13 @@ class ReportService:
         }
 
     async def queues(self, spec: ReportSpec) -> dict[str, Any]:
+        if self.cfg.rollup_every_s > 0:
+            # Catch up on what was written since the background refresh (incremental: a few
+            # ms), so a report includes the contact that ended a moment ago.
+            try:
+                await self.refresh()
+            except Exception:  # the records still answer, only slower
+                log.exception("report rollup refresh failed; reading the records")
         rows = await queue_report(self._engine(), spec, rollup=self.rolled_up)
         return self._header(spec) | {"rows": rows, "totals": totals(rows) if rows else None}
 

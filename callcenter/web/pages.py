@@ -13,6 +13,7 @@ the policy is the second line of defence.
 
 from __future__ import annotations
 
+import logging
 import os
 from os import PathLike
 from pathlib import Path
@@ -23,7 +24,12 @@ from fastapi.staticfiles import StaticFiles
 from starlette.responses import Response
 from starlette.types import Scope
 
+log = logging.getLogger(__name__)
 PAGES_DIR = Path(__file__).with_name("pages")
+# Browser libraries from npm (package.json at the repository root, installed into node_modules
+# by the bootstrap, never committed), each served from its dist folder under /vendor/<name>/.
+NODE_MODULES = Path(__file__).resolve().parents[2] / "node_modules"
+VENDOR = {"uplot": NODE_MODULES / "uplot" / "dist"}
 ASSETS_PREFIX = "/pages"
 
 # 'self' in connect-src covers ws:/wss: to the same host in CSP Level 3 browsers.
@@ -61,7 +67,8 @@ def _page(name: str) -> FileResponse:
 
 
 def mount_pages(app: FastAPI) -> None:
-    """Add ``GET /`` (→ /desk), ``/desk``, ``/supervisor`` and ``/pages/*`` assets to ``app``.
+    """Add ``GET /`` (→ /desk), ``/desk``, ``/supervisor``, ``/reports``, ``/pages/*`` assets and the
+    ``/vendor/*`` libraries to ``app``.
 
     Safe to call more than once (a second call does nothing), so a test can mount
     the pages on an app whose factory may already have done so.
@@ -81,5 +88,15 @@ def mount_pages(app: FastAPI) -> None:
     @app.get("/supervisor", include_in_schema=False)
     async def supervisor() -> FileResponse:
         return _page("supervisor.html")
+
+    @app.get("/reports", include_in_schema=False)
+    async def reports() -> FileResponse:
+        return _page("reports.html")
+
+    for name, directory in VENDOR.items():
+        if directory.is_dir():
+            app.mount(f"/vendor/{name}", _Assets(directory=directory), name=f"vendor-{name}")
+        else:  # the pages still work; their charts say the library is missing
+            log.warning("%s not installed (npm ci --omit=dev): charts unavailable", directory)
 
     app.mount(ASSETS_PREFIX, _Assets(directory=PAGES_DIR), name="pages")
