@@ -29,9 +29,16 @@ class Strict(BaseModel):
 
 
 class Listener(Strict):
-    transport: Literal["udp", "tcp"]
+    transport: Literal["udp", "tcp", "tls"]
     host: str
-    port: int = Field(5060, ge=1, le=65535)
+    port: int = Field(5060, ge=1, le=65535)  # 5061 for tls when not given
+
+    @model_validator(mode="before")
+    @classmethod
+    def _tls_port(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("transport") == "tls" and "port" not in data:
+            return {**data, "port": 5061}
+        return data
 
     @field_validator("host")
     @classmethod
@@ -70,6 +77,51 @@ class AuthCfg(ThrottleCfg):
     nonce_ttl_s: int = Field(300, ge=10)
 
 
+def _pem(kind: str) -> Any:
+    """A field validator: the file must be a readable PEM ``kind`` (callcenter.sip.tls)."""
+
+    def check(cls: type, v: str | None) -> str | None:
+        from callcenter.sip.tls import check_pem
+
+        return v if v is None else check_pem(v, kind)
+
+    return classmethod(check)
+
+
+class TlsFilesCfg(Strict):
+    """A certificate and its key (PEM). Loaded at start-up; a bad file refuses the start."""
+
+    cert_file: str
+    key_file: str
+
+    _cert = field_validator("cert_file")(_pem("CERTIFICATE"))
+    _key = field_validator("key_file")(_pem("PRIVATE KEY"))
+
+    @model_validator(mode="after")
+    def _pair(self) -> TlsFilesCfg:
+        from callcenter.sip.tls import server_context
+
+        server_context(self.cert_file, self.key_file)  # the key must match the certificate
+        return self
+
+
+class SipTlsCfg(TlsFilesCfg):
+    """SIP over TLS (docs/sip.md): the certificate tls listeners present, and trust."""
+
+    ca_file: str | None = None  # CA for client certificates and for TLS peers we dial
+    verify_client: bool = False  # mutual TLS: every client must present a cert signed by ca_file
+    verify_server: bool = True  # check the certificate of a TLS peer we dial (trunks)
+    advertised_port: int | None = Field(None, ge=1, le=65535)  # Via/Contact port over TLS
+
+    _ca = field_validator("ca_file")(_pem("CERTIFICATE"))
+
+    @model_validator(mode="after")
+    def _ca_for_clients(self) -> SipTlsCfg:
+        if self.verify_client and not self.ca_file:
+            raise ValueError("verify_client needs ca_file (the CA that signs the phones' certificates)")
+        return self
+
+
 class SessionCfg(Strict):
     media_timeout_s: float = Field(30.0, gt=0)
     session_expires_s: int = Field(1800, ge=90)
@@ -83,6 +135,7 @@ class SipCfg(Strict):
     registration: RegistrationCfg = RegistrationCfg()
     auth: AuthCfg = AuthCfg()
     session: SessionCfg = SessionCfg()
+    tls: SipTlsCfg | None = None  # needed by a tls listener
 
     @field_validator("listen")
     @classmethod
@@ -90,6 +143,12 @@ class SipCfg(Strict):
         if not v:
             raise ValueError("at least one SIP listener is required")
         return v
+
+    @model_validator(mode="after")
+    def _tls_files(self) -> SipCfg:
+        if self.tls is None and any(x.transport == "tls" for x in self.listen):
+            raise ValueError("a tls listener needs sip.tls (cert_file, key_file)")
+        return self
 
 
 class RtpCfg(Strict):
@@ -104,6 +163,14 @@ class RtpCfg(Strict):
     # SCHED_RR priority for media worker processes (as Asterisk -p, FreeSWITCH -rp): keeps
     # the 20 ms clock on time on a busy host. 0: normal scheduling. Workers only.
     realtime_priority: int = Field(0, ge=0, le=99)
+    # SRTP (SDES) on call legs: off | optional (answer SRTP with SRTP, offer it best-effort)
+    # | mandatory (only SRTP; a plain offer gets 488). docs/media.md
+    srtp: Literal["off", "optional", "mandatory"] = "off"
+
+    @field_validator("srtp", mode="before")
+    @classmethod
+    def _yaml_off(cls, v: Any) -> Any:
+        return "off" if v is False else v  # YAML 1.1 reads a bare `off` as false
 
     @model_validator(mode="after")
     def _range(self) -> RtpCfg:
@@ -129,6 +196,7 @@ class HttpCfg(Strict):
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535)  # 0 = any free port (tests)
     token_ttl_s: int = Field(8 * 3600, ge=60)
+    tls: TlsFilesCfg | None = None  # HTTPS and WSS with this certificate (docs/web.md)
     login_throttle: ThrottleCfg = ThrottleCfg()  # desktop logins, as sip.auth for phones
     limits: HttpLimitsCfg = HttpLimitsCfg()
 
