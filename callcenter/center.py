@@ -39,6 +39,7 @@ from callcenter.reporting import ReportService
 from callcenter.sip.bindings import RegisterPolicy
 from callcenter.sip.digest import Credentials
 from callcenter.sip.registrar import Registrar
+from callcenter.sip.tls import sip_tls_options
 from callcenter.sip.transport import SipTransportLayer
 from callcenter.sip.ua import UserAgent
 from callcenter.speech import CachedTts, SphinxRecognizer, SphinxSettings
@@ -84,9 +85,9 @@ class Center:
         rtp = s.rtp
         self.media: MediaEngine | MediaPool = (
             MediaPool(rtp.host, rtp.port_min, rtp.port_max, rtp.workers, codecs=tuple(rtp.codecs),
-                      realtime_priority=rtp.realtime_priority)
+                      realtime_priority=rtp.realtime_priority, srtp=rtp.srtp)
             if rtp.workers > 1
-            else MediaEngine(rtp.host, rtp.port_min, rtp.port_max, codecs=tuple(rtp.codecs))
+            else MediaEngine(rtp.host, rtp.port_min, rtp.port_max, codecs=tuple(rtp.codecs), srtp=rtp.srtp)
         )
         creds = {
             a.sip.username: Credentials(a.sip.ha1_md5, a.sip.ha1_sha256) for a in cfg.agent_secrets.values()
@@ -113,6 +114,7 @@ class Center:
             self.ua.on_message,
             advertised_host=s.sip.advertised_host,
             advertised_port=s.sip.advertised_port,
+            **sip_tls_options(s.sip.tls),
         )
         self.auth = Authenticator(
             {a.id: a.desktop.password_hash for a in cfg.agent_secrets.values()},
@@ -222,8 +224,9 @@ class Center:
         sock.bind((http.host, http.port))
         sock.listen(128)
         self.http_port = sock.getsockname()[1]
+        tls = {"ssl_certfile": http.tls.cert_file, "ssl_keyfile": http.tls.key_file} if http.tls else {}
         config = uvicorn.Config(self.app, log_config=None, access_log=False, lifespan="off",
-                                timeout_graceful_shutdown=3)  # fmt: skip
+                                timeout_graceful_shutdown=3, **tls)  # fmt: skip
         self._http = uvicorn.Server(config)
         self._http.install_signal_handlers = lambda: None  # type: ignore[method-assign]
         self._http_task = asyncio.create_task(self._http.serve(sockets=[sock]), name="http")
