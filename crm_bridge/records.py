@@ -246,11 +246,15 @@ class _Fold:
         if self.rec["queued_at"] is None:
             self.rec["queued_at"] = ts
         priority = ev.get("priority")
+        # The skills this contact needed (the queue's own plus the IVR's, e.g. a language):
+        # what a what-if replay must ask the simulated agents for.
+        skills = {str(k): v for k, v in _dict(ev.get("skills")).items() if isinstance(v, int)}
         self.segments.append(
             {
                 "kind": "queue",
                 "queue": queue,
                 "priority": priority if isinstance(priority, int) else 0,
+                "skills": skills,
                 "start": ts,
                 "end": None,
                 "result": "",

@@ -94,10 +94,10 @@ class Arrival:
         left the queue unanswered (abandoned, voicemail, callback) get the time they
         waited as their patience — all the record tells about it — and
         ``unanswered_handle_s`` as handle time in case the simulated staffing answers
-        them. The queue and priority are the first queue segment's (a transfer's later
-        queue is a consequence, not the arrival). Required skills are read from a
-        ``required`` key if the caller adds one: the record does not keep the skills of
-        ``ContactQueued``, so only the queue's own requirements apply otherwise.
+        them. The queue, priority and required skills are the first queue segment's (a
+        transfer's later queue is a consequence, not the arrival); a ``required`` key
+        added by the caller overrides the skills. Records written before the segments
+        kept skills have none: only the queue's own requirements apply to them.
         """
         queued = _num(record.get("queued_at"))
         if queued is None:
@@ -127,7 +127,7 @@ class Arrival:
             queue=queue,
             handle_s=handle,
             channel=str(record.get("channel") or "voice"),
-            required=dict(record.get("required") or {}),
+            required=dict(record.get("required") or (first or {}).get("skills") or {}),
             priority=priority if isinstance(priority, int) else 0,
             patience_s=patience,
             arrived_at=_num(record.get("arrived_at")),

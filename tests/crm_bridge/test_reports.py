@@ -223,6 +223,8 @@ def test_records_become_simulator_arrivals() -> None:
     assert a is not None
     assert (a.at, a.queue, a.channel, a.priority, a.handle_s) == (T0 + 10, "support", "voice", 1, 100)
     assert math.isinf(a.patience_s) and a.arrived_at == T0
+    assert a.required == {"en": 1}  # ContactQueued.skills, kept in the record's queue segment
+    assert recs["A"]["segments"][1]["skills"] == {"en": 1}
     b = Arrival.from_record(recs["B"])
     assert b is not None and b.handle_s == pytest.approx(99)  # both agents' talk
     c = Arrival.from_record(recs["C"], unanswered_handle_s=42)
