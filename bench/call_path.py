@@ -11,7 +11,7 @@ What runs (all on 127.0.0.1):
   digest auth from its own port (``bench/call_path/register_agents.xml``), then answering
   on that port at once (``agent_uas.xml``), logging the epoch time each INVITE arrived;
 - agent desktops: a child process (``bench/harness.py --desktop-worker``) that logs every agent in
-  (POST /api/login), opens ``/ws?token=…``, sets the agent available and prints every
+  (POST /api/login), opens ``/ws`` (token as the subprotocol), sets the agent available and prints every
   offer it receives with the wall-clock receive time;
 - callers: SIPp (``caller_uac.xml``) dialling the main line 5000 from the demo customer's
   number, pressing 4 (operator → queue ``general``) as RFC 4733 events from a capture made

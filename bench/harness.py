@@ -151,8 +151,9 @@ async def desktop_worker(http: str, agents: list[str]) -> None:
                 r = await client.post("/api/login", json={"username": agent, "password": f"bench-{agent}"})
                 r.raise_for_status()
                 token = r.json()["token"]
-                ws = await websockets.connect(http.replace("http", "ws", 1) + f"/ws?token={token}",
-                                              max_queue=None)  # fmt: skip
+                # the token as the subprotocol, as the pages send it (never in the URL)
+                ws = await websockets.connect(http.replace("http", "ws", 1) + "/ws", max_queue=None,
+                                              subprotocols=["callcenter.bearer", token])  # fmt: skip
                 socks.append(ws)
                 while json.loads(await ws.recv()).get("type") != "snapshot":
                     pass

@@ -50,6 +50,7 @@ from callcenter.web.desk_feed import DeskFeed
 from callcenter.web.hub import Hub
 from callcenter.web.limits import HashingSlots
 from callcenter.web.metrics import make_registry
+from callcenter.web.tokens import Tokens
 from crm_bridge.batching import EventBatcher
 from crm_bridge.store import CrmStore
 from routing.model import Presence
@@ -119,7 +120,6 @@ class Center:
         self.auth = Authenticator(
             {a.id: a.desktop.password_hash for a in cfg.agent_secrets.values()},
             {u.username: u.password_hash for u in cfg.supervisors.values()},
-            ttl_s=s.http.token_ttl_s,
             throttle=AuthThrottle("http", *policies_from_config(s.http.login_throttle)),
             hashing=HashingSlots(s.http.limits.password_hashes, s.http.limits.password_hash_queue),
         )
@@ -151,6 +151,9 @@ class Center:
     async def start(self) -> None:
         s = self.cfg.server
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        key_file = Path(s.http.jwt_key_file) if s.http.jwt_key_file else self.data_dir / "jwt.key"
+        self.auth.tokens = Tokens.from_key_file(key_file, ttl_s=s.http.token_ttl_s,
+                                                session_max_s=s.http.session_max_s)  # fmt: skip
         await self.crm.start()
         if s.crm.seed_demo:
             from crm_bridge.demo import seed_demo

@@ -195,7 +195,9 @@ class HttpLimitsCfg(Strict):
 class HttpCfg(Strict):
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535)  # 0 = any free port (tests)
-    token_ttl_s: int = Field(8 * 3600, ge=60)
+    token_ttl_s: int = Field(900, ge=60)  # access token lifetime; the pages renew at 2/3 of it
+    session_max_s: int = Field(12 * 3600, ge=300)  # renewals end this long after the login
+    jwt_key_file: str | None = None  # token signing key; unset: jwt.key in data_dir, created once (0600)
     tls: TlsFilesCfg | None = None  # HTTPS and WSS with this certificate (docs/web.md)
     login_throttle: ThrottleCfg = ThrottleCfg()  # desktop logins, as sip.auth for phones
     limits: HttpLimitsCfg = HttpLimitsCfg()

@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import json
 import math
+from collections import defaultdict
 from typing import Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, HTTPException, Request, WebSocket, WebSocketDisconnect
@@ -30,6 +31,7 @@ from callcenter.web.hub import Connection
 from callcenter.web.limits import BodyLimit
 from callcenter.web.pages import mount_pages
 from callcenter.web.reports_api import router as reports_router
+from callcenter.web.tokens import WS_PROTOCOL, redact_server_logs
 
 
 class LoginIn(BaseModel):
@@ -41,6 +43,12 @@ class LoginOut(BaseModel):
     token: str
     role: Literal["agent", "supervisor"]
     subject: str
+    expires_in: int  # seconds; renew before then with POST /api/refresh
+
+
+class RefreshOut(BaseModel):
+    token: str
+    expires_in: int
 
 
 class StateIn(BaseModel):
@@ -91,9 +99,13 @@ def create_app(
         title="callcenter CTI API",
         version="1",
         description="Agent desktop and supervisor monitor interface. Log in, then send the "
-        "token as `Authorization: Bearer …` (REST) or `?token=…` (WebSocket).",
+        "token as `Authorization: Bearer …` (REST) or as the WebSocket subprotocols "
+        f"`{WS_PROTOCOL}, <token>` (`Sec-WebSocket-Protocol`); renew it with `POST /api/refresh` "
+        "before `expires_in` runs out.",
     )
     app.state.auth = auth
+    redact_server_logs()  # no token in uvicorn's log lines, whatever a client sends
+    live: dict[str, set[Connection]] = defaultdict(set)  # session id -> its open WebSockets
     # 413 before an oversized body is read (callcenter/web/limits.py); logins are tiny.
     app.add_middleware(BodyLimit, default=body_limit, routes={"/api/login": login_body_limit})
 
@@ -124,13 +136,23 @@ def create_app(
         result = await auth.attempt(body.username, body.password, source)
         if result is None:
             raise HTTPException(401, "invalid username or password")
-        token, p = result
-        if p.role == "agent":
-            await backend.agent_login(p.subject)
-        return LoginOut(token=token, role=p.role, subject=p.subject)
+        token, expires_in = auth.tokens.issue(result.subject, result.role)
+        if result.role == "agent":
+            await backend.agent_login(result.subject)
+        return LoginOut(token=token, role=result.role, subject=result.subject, expires_in=expires_in)
+
+    @app.post("/api/refresh", response_model=RefreshOut, tags=["session"])
+    async def refresh(p: Who) -> RefreshOut:
+        renewed = auth.tokens.refresh(p)
+        if renewed is None:
+            raise HTTPException(401, "session ended; sign in again", {"WWW-Authenticate": "Bearer"})
+        return RefreshOut(token=renewed[0], expires_in=renewed[1])
 
     @app.post("/api/logout", tags=["session"])
     async def logout(p: Who) -> dict[str, str]:
+        auth.tokens.revoke(p)  # every token of this session is refused from now on
+        for conn in live.pop(p.session, ()):
+            conn.close()
         if p.role == "agent":
             await backend.agent_logout(p.subject)
         return {"status": "logged out"}
@@ -209,13 +231,18 @@ def create_app(
     # --- live streams --------------------------------------------------------
 
     @app.websocket("/ws")
-    async def ws(websocket: WebSocket, token: str = "") -> None:
-        p = auth.verify(token)
+    async def ws(websocket: WebSocket) -> None:
+        offered = websocket.scope.get("subprotocols") or []
+        ours = len(offered) == 2 and offered[0] == WS_PROTOCOL
+        p = auth.verify(offered[1]) if ours else None
+        # Accept first, then close with 4401, so the page learns why (a refused handshake
+        # reaches a browser only as 1006) and signs in again instead of retrying.
+        await websocket.accept(subprotocol=WS_PROTOCOL if ours else None)
         if p is None:
             await websocket.close(code=4401)
             return
-        await websocket.accept()
         conn = Connection(p.subject, p.role)
+        live[p.session].add(conn)
         # The first message is a snapshot, so a (re)connecting client needs no REST call.
         if p.role == "supervisor":
             conn.put({"type": "snapshot", **backend.supervisor_snapshot()})
@@ -239,6 +266,9 @@ def create_app(
         finally:
             backend.hub.remove(conn)
             conn.close()
+            live[p.session].discard(conn)
+            if not live[p.session]:
+                del live[p.session]
             reader.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await reader

@@ -1,28 +1,22 @@
-"""Desktop logins and bearer tokens.
+"""Desktop logins.
 
-Passwords are verified against argon2id hashes from agents.yaml; a login
-returns a signed JWT (HS256, short expiry) that the REST calls send as
-``Authorization: Bearer …`` and the WebSocket sends as ``?token=…`` (browsers
-cannot set headers on a WebSocket). The signing key is random per process
-start unless configured, so a restart logs everyone out — acceptable for a
-single node; multi-node deployments share the key through config.
+Passwords are verified against argon2id hashes from agents.yaml, through the guessing
+throttle and a bounded hashing pool; a login returns a short-lived session token
+(tokens.py) that the REST calls send as ``Authorization: Bearer …`` and the WebSocket
+as its ``Sec-WebSocket-Protocol`` (browsers cannot set other headers on a WebSocket, and
+a token in the URL would end up in access logs).
 """
 
 from __future__ import annotations
 
 import secrets
-import time
-from dataclasses import dataclass
-from typing import Literal
 
-import jwt
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from callcenter.throttle import AuthThrottle
 from callcenter.web.limits import HashingBusy, HashingSlots
-
-Role = Literal["agent", "supervisor"]
+from callcenter.web.tokens import Principal, Role, Tokens
 
 # Verifying against a dummy hash when the user is unknown costs the same time
 # as a real check, so login timing does not reveal which usernames exist.
@@ -45,33 +39,25 @@ _REFUSALS = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class Principal:
-    subject: str  # agent id or supervisor username
-    role: Role
-
-
 class Authenticator:
     def __init__(
         self,
         agents: dict[str, str],
         supervisors: dict[str, str],
         *,
-        ttl_s: int = 8 * 3600,
-        key: str | None = None,
+        ttl_s: int = 900,
+        key: bytes | str | None = None,
         throttle: AuthThrottle | None = None,
         hashing: HashingSlots | None = None,
-        clock=time.time,
     ) -> None:
         self._agents = agents  # agent id -> argon2 hash
         self._supervisors = supervisors  # username -> argon2 hash
-        self._ttl = ttl_s
-        self._key = key or secrets.token_urlsafe(32)
-        self._clock = clock
+        # Replaced by Center.start with tokens signed by the configured key file.
+        self.tokens = Tokens(key, ttl_s=ttl_s)
         self.throttle = throttle or AuthThrottle("http")
         self.hashing = hashing or HashingSlots()
 
-    async def attempt(self, username: str, password: str, source: str) -> tuple[str, Principal] | None:
+    async def attempt(self, username: str, password: str, source: str) -> Principal | None:
         """A desktop login from ``source`` through the guessing throttle (callcenter.throttle):
         raises :class:`LoginRefused` without hashing when the source is locked or the user's
         account is in its delay; None for a wrong password."""
@@ -90,7 +76,7 @@ class Authenticator:
             self.throttle.succeeded(username)
         return result
 
-    def login(self, username: str, password: str) -> tuple[str, Principal] | None:
+    def login(self, username: str, password: str) -> Principal | None:
         role: Role
         if username in self._supervisors:
             stored, role = self._supervisors[username], "supervisor"
@@ -104,24 +90,11 @@ class Authenticator:
             ok = False
         if not ok:
             return None
-        principal = Principal(username, role)
-        return self.issue(principal), principal
+        return Principal(username, role)
 
     def issue(self, principal: Principal) -> str:
-        now = int(self._clock())
-        claims = {"sub": principal.subject, "role": principal.role, "iat": now, "exp": now + self._ttl}
-        return jwt.encode(claims, self._key, algorithm="HS256")
+        """A token for a new session of ``principal`` (what a login returns)."""
+        return self.tokens.issue(principal.subject, principal.role)[0]
 
     def verify(self, token: str) -> Principal | None:
-        try:
-            claims = jwt.decode(
-                token, self._key, algorithms=["HS256"], options={"verify_exp": False}
-            )
-        except jwt.PyJWTError:
-            return None
-        if int(claims.get("exp", 0)) < self._clock():
-            return None
-        role = claims.get("role")
-        if role not in ("agent", "supervisor"):
-            return None
-        return Principal(str(claims["sub"]), role)
+        return self.tokens.verify(token)

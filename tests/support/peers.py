@@ -24,6 +24,7 @@ import websockets
 import yaml
 
 from callcenter import events as ev
+from callcenter.web.tokens import ws_subprotocols
 from tests.support.ports import free_port, free_udp_tcp_port
 from tests.support.services import ROOT, require_tool
 
@@ -236,8 +237,8 @@ class Desktop:
         r.raise_for_status()
         self.token = r.json()["token"]
         self.http.headers["Authorization"] = f"Bearer {self.token}"
-        ws_url = self.base_url.replace("http", "ws", 1) + f"/ws?token={self.token}"
-        self._ws = await websockets.connect(ws_url)
+        ws_url = self.base_url.replace("http", "ws", 1) + "/ws"
+        self._ws = await websockets.connect(ws_url, subprotocols=ws_subprotocols(self.token))
         self._pump = asyncio.create_task(self._read())
         await self.wait(lambda m: m["type"] == "snapshot")
 

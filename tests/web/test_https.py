@@ -14,6 +14,7 @@ import websockets
 from browser_rig import playwright_api
 
 from callcenter.web.pages import mount_pages
+from callcenter.web.tokens import ws_subprotocols
 from tests.support.certs import Pki, make_pki
 from tests.support.rig import Rig
 
@@ -36,8 +37,8 @@ async def test_https_healthz_login_and_a_wss_feed(rig_factory: Any, tmp_path: Pa
         r = await client.post("/api/login", json={"username": "1001", "password": "demo-1001"})
         assert r.status_code == 200, r.text
         token = r.json()["token"]
-    wss = f"wss://127.0.0.1:{rig.center.http_port}/ws?token={token}"
-    async with websockets.connect(wss, ssl=trust) as ws:
+    wss = f"wss://127.0.0.1:{rig.center.http_port}/ws"
+    async with websockets.connect(wss, ssl=trust, subprotocols=ws_subprotocols(token)) as ws:
         assert json.loads(await ws.recv())["type"] == "snapshot"
     # plain HTTP on the TLS port gets nowhere, and a client not trusting the CA is refused
     async with httpx.AsyncClient(timeout=5) as plain:

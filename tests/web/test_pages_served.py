@@ -12,6 +12,7 @@ import websockets
 from fastapi import FastAPI
 
 from callcenter.web.pages import CSP, PAGES_DIR, mount_pages
+from callcenter.web.tokens import ws_subprotocols
 
 
 @pytest.fixture
@@ -84,7 +85,8 @@ async def test_stream_is_json_a_browser_can_parse(rig: Any) -> None:
     async with httpx.AsyncClient(base_url=rig.http) as http:
         r = await http.post("/api/login", json={"username": "supervisor", "password": "demo-supervisor"})
         token = r.json()["token"]
-    async with websockets.connect(rig.http.replace("http", "ws", 1) + f"/ws?token={token}") as ws:
+    ws_url = rig.http.replace("http", "ws", 1) + "/ws"
+    async with websockets.connect(ws_url, subprotocols=ws_subprotocols(token)) as ws:
         first = await ws.recv()
     assert isinstance(first, str)
     snapshot = _strict(first)

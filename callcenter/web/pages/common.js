@@ -71,12 +71,41 @@ export function parseFrame(text) {
   }
 }
 
+// Access tokens live minutes (`expires_in`): renew at two thirds of that, in place,
+// so every reader of session.token (REST calls, the stream's next connect) has the
+// current one. A refused renewal (logged out, session over) calls onEnded.
+function renewAt(expiresIn) {
+  return Date.now() + Math.max(5, expiresIn) * 667;
+}
+
+export function keepRenewed(session, onEnded) {
+  let timer = null;
+  const schedule = () => {
+    timer = setTimeout(renew, Math.max(0, (session.renew_at || 0) - Date.now()));
+  };
+  const renew = async () => {
+    try {
+      const r = await api("/api/refresh", { token: session.token, method: "POST" });
+      session.token = r.token;
+      session.renew_at = renewAt(r.expires_in);
+      saveSession(session);
+      schedule();
+    } catch (err) {
+      if (err instanceof ApiError && err.status === 401) onEnded();
+      else timer = setTimeout(renew, 5000); // server unreachable: try again soon
+    }
+  };
+  schedule();
+  return () => clearTimeout(timer);
+}
+
 // The live stream. The server sends a fresh `snapshot` first on every connect,
-// so reconnecting after a drop needs no extra REST call. Close code 4401 means
-// the token is no longer valid: the page goes back to its login form.
+// so reconnecting after a drop needs no extra REST call. The token goes in the
+// Sec-WebSocket-Protocol header (never in the URL, which servers log). Close
+// code 4401 means the token is no longer valid: the page goes back to its login form.
 export class LiveStream {
-  constructor(token, { onMessage, onStatus, onUnauthorized }) {
-    this.token = token;
+  constructor(session, { onMessage, onStatus, onUnauthorized }) {
+    this.session = session;
     this.onMessage = onMessage;
     this.onStatus = onStatus;
     this.onUnauthorized = onUnauthorized;
@@ -93,7 +122,7 @@ export class LiveStream {
 
   connect() {
     const proto = location.protocol === "https:" ? "wss:" : "ws:";
-    const ws = new WebSocket(`${proto}//${location.host}/ws?token=${encodeURIComponent(this.token)}`);
+    const ws = new WebSocket(`${proto}//${location.host}/ws`, ["callcenter.bearer", this.session.token]);
     this.ws = ws;
     this.onStatus("connecting");
     ws.onopen = () => {
@@ -210,7 +239,7 @@ export function wireLogin(form, expectedRole, onSession) {
         notify("login-error", `This page is for ${expectedRole}s; you signed in as ${r.role}.`, "error");
         return;
       }
-      const session = { token: r.token, role: r.role, subject: r.subject };
+      const session = { token: r.token, role: r.role, subject: r.subject, renew_at: renewAt(r.expires_in) };
       saveSession(session);
       form.reset();
       onSession(session);

@@ -3,8 +3,8 @@
 // source of truth: the page only shows what the stream (or an API answer) says.
 
 import {
-  ApiError, LiveStream, api, clearSession, duration, dateTime, el, label, loadSession, notify, setText,
-  show, wireLogin,
+  ApiError, LiveStream, api, clearSession, keepRenewed, duration, dateTime, el, label, loadSession, notify,
+  setText, show, wireLogin,
 } from "./common.js";
 
 const TIER_BADGES = { vip: "VIP", gold: "Gold" }; // other tiers get no badge
@@ -13,6 +13,7 @@ const DRAFT_SAVE_MS = 300; // autosave of the wrap-up form after the agent stops
 const desk = {
   session: null,
   stream: null,
+  renewal: null, // stops the token renewal timer
   state: "offline",
   stateSince: Date.now(), // client clock: only differences are shown
   contactId: null,
@@ -33,7 +34,8 @@ function start(session) {
   const who = document.getElementById("who");
   who.textContent = `Agent ${session.subject}`;
   who.hidden = false;
-  desk.stream = new LiveStream(session.token, {
+  desk.renewal = keepRenewed(session, () => signedOut("Your session has ended; please sign in again."));
+  desk.stream = new LiveStream(session, {
     onMessage: onMessage,
     onStatus: (s) => {
       const link = document.getElementById("link");
@@ -46,6 +48,8 @@ function start(session) {
 }
 
 function signedOut(message = "") {
+  if (desk.renewal) desk.renewal();
+  desk.renewal = null;
   if (desk.stream) desk.stream.stop();
   desk.stream = null;
   desk.session = null;

@@ -7,7 +7,7 @@
 // rebuilt, so a state change the supervisor is choosing is not wiped by a refresh.
 
 import {
-  ApiError, LiveStream, api, clearSession, clock, duration, el, label, loadSession, notify, percent, show,
+  ApiError, LiveStream, api, clearSession, keepRenewed, clock, duration, el, label, loadSession, notify, percent, show,
   wireLogin,
 } from "./common.js";
 
@@ -18,6 +18,7 @@ const MAX_DECISIONS = 25;
 const board = {
   session: null,
   stream: null,
+  renewal: null, // stops the token renewal timer
   agents: new Map(), // id → { view, since }
   contacts: new Map(), // contact_id → summary
   decisions: [],
@@ -35,7 +36,8 @@ function start(session) {
   const who = document.getElementById("who");
   who.textContent = session.subject;
   who.hidden = false;
-  board.stream = new LiveStream(session.token, {
+  board.renewal = keepRenewed(session, () => signedOut("Your session has ended; please sign in again."));
+  board.stream = new LiveStream(session, {
     onMessage,
     onStatus: (s) => {
       const link = document.getElementById("link");
@@ -49,6 +51,8 @@ function start(session) {
 }
 
 function signedOut(message = "") {
+  if (board.renewal) board.renewal();
+  board.renewal = null;
   if (board.stream) board.stream.stop();
   clearInterval(board.poller);
   clearTimeout(board.refreshTimer);
