@@ -16,6 +16,7 @@ import pytest
 from callcenter.media.engine import MediaEngine
 from callcenter.media.session import RtpSession
 from callcenter.sip.calls import Call
+from callcenter.sip.dialog import is_sips, uri_address, uri_transport
 from callcenter.sip.message import SipMessage
 from callcenter.sip.tls import client_context, server_context
 from callcenter.sip.transport import SipTransportLayer, TlsTransport
@@ -186,3 +187,12 @@ async def test_the_per_ip_cap_counts_tls_connections(make_peer: MakePeer, pki: P
     assert server.layer.stats["tcp_refused_per_ip"] == 1
     writer.close()
     first[1].close()
+
+
+def test_sips_and_transport_tls_uris_select_tls_and_port_5061() -> None:
+    assert uri_transport("sips:bob@example.com") == "TLS"
+    assert uri_transport("<sip:bob@127.0.0.1;transport=tls>") == "TLS"
+    assert uri_address("sips:bob@127.0.0.1") == ("127.0.0.1", 5061)
+    assert uri_address("sip:bob@127.0.0.1;transport=tls") == ("127.0.0.1", 5061)
+    assert uri_address("sip:bob@127.0.0.1") == ("127.0.0.1", 5060)
+    assert is_sips("<sips:bob@127.0.0.1>") and not is_sips("sip:bob@127.0.0.1;transport=tls")
