@@ -38,6 +38,7 @@ from callcenter.privacy import Privacy, Reader
 from callcenter.reporting import ReportService
 from callcenter.sip.bindings import RegisterPolicy
 from callcenter.sip.digest import Credentials
+from callcenter.sip.binding_file import FileBindingStore
 from callcenter.sip.registrar import Registrar
 from callcenter.sip.tls import sip_tls_options
 from callcenter.sip.transport import SipTransportLayer
@@ -105,6 +106,7 @@ class Center:
             nonce_ttl=auth.nonce_ttl_s,
         )
         self.ua = UserAgent(
+            store=FileBindingStore(self.data_dir / "sip-bindings.json") if reg.persist else None,
             self.media,
             registrar=self.registrar,
             media_timeout=s.sip.session.media_timeout_s,
@@ -288,7 +290,8 @@ class Center:
         stats = dataclasses.asdict(self.router.agent_stats(agent_id))
         agent = self.router.agents[agent_id]
         stats["name"] = agent.name
-        stats["softphone"] = agent.softphone
+        stats["in_state_s"] = self.core.in_state_s(agent_id)  # routing's counts from the last presence change
+        stats["softphone"] = agent.softphone  # False: no registered phone, so not voice-available
         stats["skills"] = dict(agent.skills)
         stats["queues"] = self.router.queues_served(agent_id)
         stats["transfer_queues"] = list(self.router.queues)  # any queue takes a transfer

@@ -51,6 +51,7 @@ class RegistrationCfg(Strict):
     min_expires: int = Field(60, ge=1)
     max_expires: int = Field(3600, ge=1)
     default_expires: int = Field(3600, ge=1)
+    persist: bool = True  # keep bindings in <data_dir>/sip-bindings.json across restarts
 
     @model_validator(mode="after")
     def _order(self) -> RegistrationCfg:

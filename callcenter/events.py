@@ -226,6 +226,16 @@ class AgentStateChanged(Event):
     reason: str = ""
 
 
+@dataclass(frozen=True, kw_only=True)
+class AgentDeviceChanged(Event):
+    """The agent's voice device (softphone) registered or went away: without one an Available
+    agent takes no calls, and the desk and the board say so."""
+
+    recorded: ClassVar[bool] = False
+    agent_id: str
+    softphone: bool
+
+
 # --- live views (not recorded) -----------------------------------------------
 
 

@@ -46,6 +46,11 @@ def has_levels(skills: Mapping[str, int], checks: tuple[tuple[str, int], ...]) -
 _NONE: frozenset[str] = frozenset()
 
 
+def has_device(agent: Agent, channel: str) -> bool:
+    """The agent can be reached on ``channel`` at all: voice needs a registered softphone."""
+    return channel != "voice" or agent.softphone
+
+
 def routable_channels(agent: Agent, exclusive: frozenset[str]) -> frozenset[str]:
     if agent.presence is not Presence.AVAILABLE:
         return _NONE
@@ -62,7 +67,7 @@ def routable_channels(agent: Agent, exclusive: frozenset[str]) -> frozenset[str]
             continue
         if busy and ch in exclusive:
             continue
-        if ch == "voice" and not agent.softphone:
+        if not has_device(agent, ch):
             continue
         out.append(ch)
     return frozenset(out)

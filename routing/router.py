@@ -47,6 +47,7 @@ from routing.escalation import (
 from routing.matching import (
     REQUIRED_WEIGHT,
     describe_skills,
+    has_device,
     has_levels,
     meets,
     preferred_matches,
@@ -444,23 +445,27 @@ class Router:
             return None
         return self._board.position(task, self._clock())
 
-    def estimated_wait(self, task_id: str | None = None, queue: str | None = None) -> float:
-        """Expected remaining wait in seconds for a waiting task, or for a new task in
-        ``queue``: position × AHT / staffed agents (infinite when nobody is staffed);
+    def estimated_wait(
+        self, task_id: str | None = None, queue: str | None = None, channel: str = "voice"
+    ) -> float:
+        """Expected remaining wait in seconds for a waiting task, or for a new ``channel`` task
+        in ``queue``: position × AHT / staffed agents (infinite when nobody is staffed);
         0 when an eligible agent is free; for an empty queue with staffed agents, the
-        Erlang C mean wait from the window's arrival rate and AHT when it applies."""
+        Erlang C mean wait from the window's arrival rate and AHT when it applies. Only
+        agents who can take the channel count (for voice: with a registered softphone)."""
         now = self._clock()
         if task_id is not None:
             task = self._task(task_id)
             if task.phase is not Phase.WAITING:
                 return 0.0
             queue = task.queue
+            channel = task.channel
             pos = self._board.position(task, now)
         else:
             if queue not in self.queues:
                 raise RoutingError(f"unknown queue {queue!r}")
             pos = self._board.waiting.get(queue, 0) + 1
-        staffed, available = self._staffing(queue)
+        staffed, available = self._staffing(queue, channel)
         aht = self._aht(queue, now)
         if task_id is None and pos == 1:
             if available:
@@ -470,7 +475,9 @@ class Router:
                 return ec
         return position_wait(pos, aht, staffed)
 
-    def queue_stats(self, queue: str) -> QueueStats:
+    def queue_stats(self, queue: str, channel: str = "voice") -> QueueStats:
+        """The queue's figures; ``staffed``/``available`` (and the EWT) count the agents who can
+        take ``channel`` contacts: an agent without a registered softphone is not voice staff."""
         if queue not in self.queues:
             raise RoutingError(f"unknown queue {queue!r}")
         now = self._clock()
@@ -478,7 +485,7 @@ class Router:
         tr = self._qstats[queue]
         waiting = list(self._board.queue_tasks(queue))
         reserved = sum(1 for r in self.reservations.values() if r.queue == queue)
-        staffed, available = self._staffing(queue)
+        staffed, available = self._staffing(queue, channel)
         occ = [o for a in self._staffed_agents(queue) if (o := self._astats[a.id].occupancy(now)) is not None]
         aht = self._aht(queue, now)
         tr.arrivals.prune(now)
@@ -499,7 +506,7 @@ class Router:
             staffed=staffed,
             available=available,
             occupancy=sum(occ) / len(occ) if occ else None,
-            ewt_s=self.estimated_wait(queue=queue),
+            ewt_s=self.estimated_wait(queue=queue, channel=channel),
             ewt_erlang_c_s=erlang_c_wait(tr.arrival_rate(now), aht, staffed),
             window_s=tr.arrivals.span,
         )
@@ -582,9 +589,12 @@ class Router:
         self._staffed_cache[queue] = (self._roster_version, staffed)
         return staffed
 
-    def _staffing(self, queue: str) -> tuple[int, int]:
-        staffed = self._staffed_agents(queue)
-        available = sum(1 for a in staffed if self._index.channels_of(a.id))
+    def _staffing(self, queue: str, channel: str) -> tuple[int, int]:
+        """Agents staffed for ``channel`` in the queue (logged in, skilled, with capacity and a
+        device for it) and how many of them could take such a contact now."""
+        staffed = [a for a in self._staffed_agents(queue)
+                   if a.capacity.get(channel) and has_device(a, channel)]  # fmt: skip
+        available = sum(1 for a in staffed if channel in self._index.channels_of(a.id))
         return len(staffed), available
 
     def _aht(self, queue: str, now: float) -> float:

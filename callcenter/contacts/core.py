@@ -65,6 +65,8 @@ class ContactCore:
         self.wrap_ups: dict[str, Contact] = {}  # agent → contact in (or transferred out of) wrap-up
         self.drafts: dict[str, WrapUpDraft] = {}  # agent → that contact's wrap-up form as last saved
         self._agent_states = {a: str(router.agent_state(a)) for a in router.agents}
+        # When each agent's state (as routing derives it: reserved, busy, wrap-up too) last changed.
+        self._state_since = dict.fromkeys(router.agents, time.time())
         self._queue_push: asyncio.TimerHandle | None = None
 
     def add_channel(self, name: str, channel: Channel) -> None:
@@ -148,12 +150,20 @@ class ContactCore:
             if new == old:
                 continue
             self._agent_states[agent_id] = new
+            self._state_since[agent_id] = time.time()
             reason = self.router.agents[agent_id].reason
             self.publish(ev.AgentStateChanged(agent_id=agent_id, old=old, new=new, reason=reason))
 
+    def in_state_s(self, agent_id: str) -> float:
+        """Seconds since the agent's state last changed, busy and reserved included."""
+        return max(0.0, time.time() - self._state_since.get(agent_id, time.time()))
+
     def set_reachable(self, agent_id: str, reachable: bool) -> None:
         """The agent's voice endpoint (softphone) registered or went away."""
+        known = self.router.agents[agent_id].softphone if agent_id in self.router.agents else None
         self.route(self.router.set_softphone, agent_id, reachable, agents=(agent_id,))
+        if known is not reachable:
+            self.publish(ev.AgentDeviceChanged(agent_id=agent_id, softphone=reachable))
 
     async def customer_context(self, contact: Contact, kind: str) -> None:
         """Customer record and recent history for the screen-pop, fetched once at queue entry

@@ -196,7 +196,11 @@ class Registrar:
         return bool(await self.store.get(aor_user, self._clock()))
 
     async def start(self) -> None:
+        """Start expiring bindings, after announcing the ones a persistent store kept (a restart):
+        those phones are reachable at once."""
         if self._sweeper is None:
+            for user in await self.store.aors(self._clock()):
+                await self._notify(user, True)
             self._sweeper = asyncio.create_task(self._sweep_loop(), name="registrar-sweep")
 
     async def stop(self) -> None:

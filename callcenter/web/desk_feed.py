@@ -42,6 +42,7 @@ class DeskFeed:
         self.recent_decisions: deque[dict[str, Any]] = deque(maxlen=RECENT_DECISIONS)
         self._handlers: dict[type[ev.Event], Callable[[Any], list[asyncio.Future[None]] | None]] = {
             ev.AgentStateChanged: self._agent_state,
+            ev.AgentDeviceChanged: self._agent_device,
             ev.QueueFigures: self._queues,
             ev.RoutingDecided: self._decision,
             ev.AgentOffered: self._offer,
@@ -70,6 +71,11 @@ class DeskFeed:
             "reason": e.reason,
             "ts": e.ts,
         }
+        self.hub.to_agent(e.agent_id, message)
+        self.hub.to_supervisors(message)
+
+    def _agent_device(self, e: ev.AgentDeviceChanged) -> None:
+        message = {"type": "agent_device", "agent_id": e.agent_id, "softphone": e.softphone, "ts": e.ts}
         self.hub.to_agent(e.agent_id, message)
         self.hub.to_supervisors(message)
 
