@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from callcenter.bus import EventBus
 from callcenter.channels.voice import VoiceChannel
 from callcenter.config import AppConfig
+from callcenter.contacts.callback_keeper import CallbackKeeper
 from callcenter.contacts.core import ContactCore
 from callcenter.contacts.errors import InvalidState, Unavailable
 from callcenter.events import recorded_types
@@ -35,6 +36,7 @@ from callcenter.media.engine import MediaEngine
 from callcenter.media.worker import MediaPool
 from callcenter.moh import render_moh
 from callcenter.privacy import Privacy, Reader
+from callcenter.recovery import recover
 from callcenter.reporting import ReportService
 from callcenter.sip.bindings import RegisterPolicy
 from callcenter.sip.digest import Credentials
@@ -136,6 +138,7 @@ class Center:
         self.core = ContactCore(router=self.router, bus=self.bus, crm=self.crm,
                                 kept_skills=set(cfg.services.language_skills.values()))  # fmt: skip
         self.privacy = Privacy(s.privacy, self.bus.publish)  # who reads which customer data
+        self.callback_keeper = CallbackKeeper(self.core, self.crm)  # callback requests outlive a restart
         self.desk = DeskFeed(self.hub, self.core.contacts.get, pop_view=self.privacy.screen_pop)
         self.reports = ReportService(lambda: self.crm.engine, s.reports, cfg.routing, cfg.agents,
                                      self.supervisor_snapshot)  # fmt: skip
@@ -198,6 +201,8 @@ class Center:
         )
         self.ua.on_call = self.voice.on_call
         self.registrar.on_change(self.voice.softphone_changed)
+        await recover(self.crm, self.callback_keeper, self.voice.restore_callback)  # before SIP listens
+        self.callback_keeper.attach(self.bus)
         self._prerender = asyncio.create_task(ivr.prerender(self.tts), name="tts-prerender")
         await self.registrar.start()
         await self.media.start()

@@ -379,6 +379,8 @@ class _Fold:
         r = self.rec
         ended = r["ended_at"] is not None or r["wrapup_ended_at"] is not None
         failed = r["end_reason"].lower() in FAILURE_REASONS
+        if r["end_reason"] == "server_restart":  # closed by crm_bridge.recovery after a crash
+            return "interrupted"
         if r["channel"] == "fax":
             if failed:
                 return "failed"

@@ -304,3 +304,15 @@ report_rollup_state = Table(
     # updated_at of the newest record aggregated by the last refresh
     Column("watermark", Float, nullable=False),
 )
+
+pending_callbacks = Table(
+    "pending_callbacks",
+    metadata,
+    # Callback requests waiting for an agent, which otherwise live only in the server's
+    # memory: kept here so a restart puts them back in their queue in their place
+    # (crm_bridge/recovery.py).
+    Column("contact_id", Id, primary_key=True),
+    Column("created_at", Float, nullable=False),  # epoch seconds: when it entered its queue
+    Column("data", Json, nullable=False),  # what the server needs to rebuild the contact
+    Column("updated_at", Float, nullable=False),
+)

@@ -21,12 +21,13 @@ from __future__ import annotations
 from crm_bridge.customers import CustomersMixin
 from crm_bridge.ingest import ApplyResult, IngestMixin
 from crm_bridge.queries import QueriesMixin
+from crm_bridge.recovery import RecoveryMixin
 from crm_bridge.store_core import DEFAULT_URL, ContactPointConflict, CrmError, NotFound
 
 __all__ = ["DEFAULT_URL", "ApplyResult", "ContactPointConflict", "CrmError", "CrmStore", "NotFound"]
 
 
-class CrmStore(IngestMixin, CustomersMixin, QueriesMixin):
+class CrmStore(RecoveryMixin, IngestMixin, CustomersMixin, QueriesMixin):
     """The CRM store. ``url`` is a SQLAlchemy URL (SQLite file or PostgreSQL).
 
     ``CrmStore(url, files_dir, default_region)``; ``await start()`` runs the

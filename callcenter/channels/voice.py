@@ -21,7 +21,7 @@ from pathlib import Path
 
 from callcenter import events as ev
 from callcenter.apps.echo import EchoTest
-from callcenter.channels.voice_callback import CallbackDialler
+from callcenter.channels.voice_callback import GONE_LEG, CallbackDialler
 from callcenter.channels.voice_waiting import WaitingTreatment
 from callcenter.config import CallbacksCfg
 from callcenter.contacts.contact import WAITING, Contact, Offer, Phase
@@ -265,6 +265,11 @@ class VoiceChannel:
         legs = self.legs.pop(contact.contact_id, None)
         if legs is not None:
             legs.stop_treatment()
+
+    def restore_callback(self, contact: Contact) -> None:
+        """A callback request kept over a restart (contacts/callback_keeper.py): the customer's
+        leg is long gone; once an agent answers, the dialler calls them as for any request."""
+        self.legs[contact.contact_id] = VoiceLegs(GONE_LEG)
 
     # ------------------------------------------------------------------ offers
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from callcenter import events as ev
 from callcenter.config import CallbacksCfg
@@ -20,6 +20,17 @@ from callcenter.sip.calls import Call, CallFailed
 
 if TYPE_CHECKING:
     from callcenter.channels.voice import VoiceChannel, VoiceLegs
+
+
+class _GoneLeg:
+    """The customer's leg of a callback request restored after a restart: never active, and
+    no media to stay near (the agent's leg may go to any media worker)."""
+
+    is_active = False
+    media = None
+
+
+GONE_LEG = cast(Call, _GoneLeg())
 
 
 def dial_result(exc: BaseException | None) -> str:
