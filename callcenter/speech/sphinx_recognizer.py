@@ -77,6 +77,8 @@ _START_TIMEOUT = 60.0  # seconds a decoding process may take to load the model
 class SphinxSettings:
     """Tunables; defaults are the best set-up measured in bench/ivr_speech.py."""
 
+    # for tests and benches (run from the repository); the server always passes its own,
+    # <data_dir>/speech-model (callcenter/center.py), and writes nothing in the working directory
     cache_dir: Path = Path(os.environ.get("CALLCENTER_CACHE", ".cache")) / "speech"
     feat_overrides: dict[str, str] | None = None  # None = sphinx_model.FEAT_OVERRIDES
     # word → extra pronunciations; None = sphinx_model.PHONE_BAND_PRONUNCIATIONS

@@ -44,7 +44,9 @@ async def test_sigkill_then_restart_closes_open_records_and_keeps_callbacks(tmp_
         "callbacks": {"dial_uri": "sip:{digits}@127.0.0.1:9", "ring_s": 10}})  # fmt: skip
     store = CrmStore(f"sqlite+aiosqlite:///{tmp_path}/crm.db", tmp_path / "files", migrate=False)
     caller = Caller()
-    first = await serve(cfg, tmp_path)
+    run_dir = tmp_path / "cwd"  # the working directory: everything written goes to data_dir
+    run_dir.mkdir()
+    first = await serve(cfg, run_dir)
     second = None
     try:
         await store.start()
@@ -61,7 +63,7 @@ async def test_sigkill_then_restart_closes_open_records_and_keeps_callbacks(tmp_
 
         os.killpg(first.proc.pid, signal.SIGKILL)
         await first.stop()
-        second = await serve(cfg, tmp_path)
+        second = await serve(cfg, run_dir)
 
         recovery = second.logged("recovery:")
         assert (recovery["interrupted"], recovery["callbacks_restored"]) == (1, 1)
@@ -77,11 +79,12 @@ async def test_sigkill_then_restart_closes_open_records_and_keeps_callbacks(tmp_
 
         second.proc.send_signal(signal.SIGTERM)
         assert await second.proc.wait() == 0
-        third = await serve(cfg, tmp_path)  # a second sweep finds nothing left to close
+        third = await serve(cfg, run_dir)  # a second sweep finds nothing left to close
         assert third.logged("recovery:")["interrupted"] == 0
         third.proc.send_signal(signal.SIGTERM)
         assert await third.proc.wait() == 0
         await third.stop()
+        assert list(run_dir.iterdir()) == []  # nothing written into the working directory
     finally:
         await caller.stop()
         await store.close()

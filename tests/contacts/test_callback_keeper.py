@@ -58,7 +58,7 @@ async def test_waiting_request_is_saved_then_restored_in_its_place_and_dropped_w
 
     # The server restarts 60 s later: a new router whose clock knows nothing of the old one.
     later = [50.0]
-    core2, channel2 = center(later)
+    core2, _ = center(later)
     restored: list[Contact] = []
     store.rows["cb"]["created_at"] = saved_at - 60  # as if asked a minute before the restart
     keeper2 = CallbackKeeper(core2, store, clock=lambda: later[0])
