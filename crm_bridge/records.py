@@ -136,6 +136,8 @@ class _Fold:
         self.callback_attempts: list[dict[str, Any]] = []
         self.ended_by = ""
         self.wrap_up_timed_out = False
+        self.abandoned_at: float | None = None
+        self.last_connected_at: float | None = None
         self.first_ts: float | None = None
 
     # -- segment helpers -------------------------------------------------------
@@ -294,6 +296,7 @@ class _Fold:
         self._close(self._open("agent"), ts, "replaced")
         if self.rec["connected_at"] is None:
             self.rec["connected_at"] = ts
+        self.last_connected_at = ts
         self.rec["agent_id"] = agent
         self.segments.append(
             {"kind": "agent", "agent_id": agent, "start": ts, "end": None, "hold_s": 0.0, "result": ""}
@@ -349,6 +352,7 @@ class _Fold:
 
     def on_ContactAbandoned(self, ev: Mapping[str, Any], ts: float) -> None:
         self.abandoned = {"where": _str(ev.get("where")), "waited_s": _float(ev.get("waited_s"))}
+        self.abandoned_at = ts
         self._close(self._open("queue"), ts, "abandoned")
         self._close(self._open("ivr"), ts, "abandoned")
         for seg in self.segments:
@@ -365,6 +369,19 @@ class _Fold:
             self._close(seg, ts, "ended")
 
     def on_WrapUpCompleted(self, ev: Mapping[str, Any], ts: float) -> None:
+        agent = _str(ev.get("agent_id"))
+        parts = [s for s in self.segments if s["kind"] == "agent" and s["agent_id"] == agent]
+        part = parts[-1] if parts else None
+        if part is not None:  # each agent's part keeps its own disposition and notes
+            part["disposition"] = _str(ev.get("disposition"))
+            part["notes"] = _str(ev.get("notes"))
+            part["wrap_up_timed_out"] = bool(ev.get("timed_out"))
+        if agent and self.rec["agent_id"] and agent != self.rec["agent_id"]:
+            # An earlier agent's part (they transferred the contact): notes join the record's,
+            # the disposition and wrap-up time stay the last agent's.
+            if ev.get("notes"):
+                self.notes.append(_str(ev.get("notes")))
+            return
         self.rec["wrapup_ended_at"] = ts  # folded in order: the last wrap-up wins
         if ev.get("disposition"):
             self.rec["disposition"] = _str(ev.get("disposition"))
@@ -387,7 +404,9 @@ class _Fold:
             if ended or any(a.get("kind") == "fax_image" for a in self.attachments):
                 return "fax_received"
         if r["connected_at"] is not None:
-            return "answered"
+            # The outcome follows the last segment: answered, then transferred, then left waiting.
+            left = self.abandoned_at
+            return "abandoned" if left is not None and left >= (self.last_connected_at or 0) else "answered"
         if self.voicemail:
             return "voicemail"
         if self.callback:

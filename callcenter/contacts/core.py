@@ -412,12 +412,18 @@ class ContactCore:
         self._forget(contact)
         self._start_wrap_up(agent_id, contact, ended_by)
 
-    def _start_wrap_up(self, agent_id: str, contact: Contact, ended_by: str) -> None:
-        """After-call work on ``contact`` begins, with an empty draft bound to it."""
+    def _start_wrap_up(self, agent_id: str, contact: Contact, ended_by: str, *, routed: bool = True) -> None:
+        """After-call work on ``contact`` begins, with an empty draft bound to it. ``routed``:
+        routing holds the agent in wrap-up (and ends it on time); after a transfer to a queue
+        or an agent it does not, and the form waits for the agent. An earlier wrap-up still
+        open is completed with its draft first: notes are never carried to another contact."""
+        if agent_id in self.wrap_ups:
+            self._wrap_up_done(agent_id, timed_out=True)
         wrap_s = self.router.queues[contact.queue].wrap_up_s if contact.queue in self.router.queues else 0
-        limit = wrap_s if wrap_s > 0 else None
+        limit = wrap_s if wrap_s > 0 and routed else None
         self.wrap_ups[agent_id] = contact
-        self.drafts[agent_id] = WrapUpDraft(contact.contact_id, time.time() + limit if limit else None)
+        deadline = time.time() + limit if limit else None
+        self.drafts[agent_id] = WrapUpDraft(contact.contact_id, deadline, routed=routed)
         self.publish(
             ev.WrapUpStarted(
                 contact_id=contact.contact_id, agent_id=agent_id, ended_by=ended_by, wrap_up_s=limit
@@ -443,7 +449,8 @@ class ContactCore:
         self, agent_id: str, disposition: str, notes: str, contact_id: str | None = None
     ) -> None:
         contact = self._wrap_up_of(agent_id, contact_id)
-        self.route(self.router.end_wrap_up, contact.contact_id, agents=(agent_id,))
+        if self.drafts[agent_id].routed:  # else the task is in another queue, or another agent's
+            self.route(self.router.end_wrap_up, contact.contact_id, agents=(agent_id,))
         self._wrap_up_done(agent_id, disposition, notes)
 
     def _wrap_up_done(
@@ -545,6 +552,8 @@ class ContactCore:
             preferred_agent=preferred_agent,
             agents=(agent_id,),
         )
+        # The transferring agent's part gets its disposition and notes; routing frees them at once.
+        self._start_wrap_up(agent_id, contact, "transfer", routed=False)
 
     def close(self) -> None:
         self.routing.close()

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 class WrapUpDraft:
     contact_id: str
     deadline: float | None  # epoch seconds when wrap-up time ends; None: no automatic end
+    routed: bool = True  # routing holds the agent in wrap-up for it (not after a transfer to a queue)
     disposition: str = ""
     notes: str = ""
 

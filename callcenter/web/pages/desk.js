@@ -23,6 +23,7 @@ const desk = {
   queues: new Set(),
   wrapDeadline: null, // client clock (ms) when wrap-up time runs out; null: no limit
   draftTimer: null,
+  softphone: true, // false: no registered phone, so no call can reach this agent
 };
 
 // ---------------------------------------------------------------- session
@@ -64,7 +65,10 @@ function signedOut(message = "") {
 
 async function call(path, body) {
   try {
-    return await api(path, { token: desk.session.token, method: "POST", body });
+    const answer = await api(path, { token: desk.session.token, method: "POST", body });
+    const notice = document.getElementById("desk-notice");
+    if (notice.dataset.kind === "error") notify("desk-notice", ""); // an earlier error is over
+    return answer;
   } catch (err) {
     if (err instanceof ApiError && err.status === 401) signedOut("Your session has ended; please sign in again.");
     else notify("desk-notice", err instanceof ApiError ? err.message : "Cannot reach the server.", "error");
@@ -82,6 +86,9 @@ function onMessage(msg) {
       break;
     case "agent_state":
       if (msg.agent_id === desk.session.subject) setState(msg.state, msg.reason, 0);
+      break;
+    case "agent_device":
+      if (msg.agent_id === desk.session.subject) setPhone(msg.softphone);
       break;
     case "offer":
       onOffer(msg);
@@ -130,6 +137,13 @@ function applyAgent(agent) {
   if (!agent) return;
   if (agent.name) document.getElementById("who").textContent = `${agent.name} (${agent.agent_id})`;
   setState(agent.state, agent.reason, agent.in_state_s || 0);
+  setPhone(agent.softphone !== false);
+  for (const queue of agent.transfer_queues || []) rememberQueue(queue); // the transfer box suggests them
+}
+
+function setPhone(registered) {
+  desk.softphone = registered;
+  show("phone-warning", !registered && desk.state !== "offline");
 }
 
 function applySnapshotContact(agent, contact) {
@@ -157,6 +171,7 @@ function setState(state, reason, inStateSeconds) {
   document.getElementById("state-reason").textContent = reason ? `(${label(reason)})` : "";
   document.getElementById("btn-available").disabled = state === "available";
   document.getElementById("btn-notready").disabled = state === "not_ready";
+  setPhone(desk.softphone);
   tick();
 }
 
@@ -164,6 +179,7 @@ function setState(state, reason, inStateSeconds) {
 
 function resetContact() {
   desk.contactId = null;
+  desk.transferredTo = null;
   desk.onHold = false;
   desk.waited = null;
   setPhase("idle", "");
@@ -289,16 +305,20 @@ function setHold(onHold) {
     onHold ? "On hold" : "Connected");
 }
 
-async function onTransferred(target) {
+// "queue:sales" → "the sales queue", "agent:1002" → "agent 1002", "sip:+4420…@host" → "+4420…"
+function transferLabel(target) {
+  const [kind, ...rest] = String(target).split(":");
+  const value = rest.join(":");
+  if (kind === "queue") return `the ${value} queue`;
+  if (kind === "agent") return `agent ${value}`;
+  return value.replace(/@.*$/, "") || String(target);
+}
+
+// The wrap-up of the agent's part follows (a "wrapup" message, ended by "transfer").
+function onTransferred(target) {
   show("controls", false);
-  setPhase("transferred", `Transferred to ${target}`);
-  // A transfer out of the center leaves the agent in wrap-up (no separate message): ask.
-  try {
-    const me = await api("/api/agent/me", { token: desk.session.token });
-    if (me.wrap_up_contact_id) onWrapUp(me.wrap_up_contact_id, null, (me.wrap_up || {}).remaining_s);
-  } catch {
-    // the stream's next snapshot (on reconnect) will tell
-  }
+  desk.transferredTo = transferLabel(target);
+  setPhase("transferred", `Transferred to ${desk.transferredTo}`);
 }
 
 function onWrapUp(contactId, endedBy, remainingS = null, draft = null) {
@@ -320,7 +340,9 @@ function onWrapUp(contactId, endedBy, remainingS = null, draft = null) {
     setText("pop-id", contactId);
   }
   show("controls", false);
-  setPhase("wrap_up", endedBy ? `Wrap-up (ended by ${endedBy})` : "Wrap-up");
+  const why = endedBy === "transfer" && desk.transferredTo ? `transferred to ${desk.transferredTo}`
+    : endedBy ? `ended by ${endedBy}` : "";
+  setPhase("wrap_up", why ? `Wrap-up (${why})` : "Wrap-up");
   show("wrapup", true);
   tick();
   document.getElementById("wrapup-disposition").focus();

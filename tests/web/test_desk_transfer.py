@@ -1,0 +1,76 @@
+"""A blind transfer from the desk, in a real browser (issue 19, item 9): a refused target's
+error goes away once a transfer succeeds; the desk names the target as people do ("the
+support queue", not "queue:support"); the transferring agent gets a wrap-up for their part,
+kept on their segment of the record; and when the caller then hangs up in the new queue, the
+record's outcome is abandoned (it follows the last segment), not answered."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from browser_rig import PageErrors, playwright_api, watch
+from test_desk_page import GRACE, T, sign_in
+
+from callcenter import events as ev
+from callcenter.web.pages import mount_pages
+from tests.support.rig import short_ring
+
+pw = playwright_api()
+expect = pw.expect
+
+
+async def test_transfer_gives_the_agent_a_wrap_up_and_the_record_follows_the_caller(
+    rig_factory: Any, new_page: Any
+) -> None:
+    rig = await rig_factory(short_ring)  # nobody staffs support: the caller waits there
+    mount_pages(rig.center.app)
+    log = watch(rig)
+    await rig.phone("1003")
+    page = await new_page()
+    errors = PageErrors(page)
+    await sign_in(page, rig.http, "1003", "demo-1003")
+    await page.click("#btn-available")
+    await log.wait(ev.AgentStateChanged, agent_id="1003", new="available")
+
+    caller = await rig.caller()
+    call = await caller.call("5000", rig.sip, ani=GRACE)
+    call.media.send_dtmf("3")  # sales
+    cid = (await log.wait(ev.ContactQueued)).contact_id
+    await log.wait(ev.ContactConnected, contact_id=cid, agent_id="1003")
+    await expect(page.locator("#controls")).to_be_visible(timeout=T)
+
+    await page.fill("#transfer-queue", "nowhere")
+    await page.click("#transfer-form button[type=submit]")
+    notice = page.locator("#desk-notice")
+    await expect(notice).to_contain_text("no queue", timeout=T)
+    errors.items = [e for e in errors.items if not e.endswith("/api/agent/transfer")]  # that 404
+
+    await page.fill("#transfer-queue", "support")
+    await page.click("#transfer-form button[type=submit]")
+    await log.wait(ev.ContactTransferred, contact_id=cid, target="queue:support")
+    await expect(notice).to_be_hidden(timeout=T)
+    phase = page.locator("#pop-phase")
+    await expect(phase).to_contain_text("the support queue", timeout=T)
+    await expect(phase).not_to_contain_text("queue:support")
+
+    await expect(page.locator("#wrapup")).to_be_visible(timeout=T)
+    await page.select_option("#wrapup-disposition", "escalated")
+    await page.fill("#wrapup-notes", "needs an engineer")
+    await page.click("#wrapup-form button[type=submit]")
+    done = await log.wait(ev.WrapUpCompleted, contact_id=cid, agent_id="1003")
+    assert (done.disposition, done.notes) == ("escalated", "needs an engineer")
+    await expect(notice).to_have_text("Wrap-up saved.", timeout=T)
+
+    await call.hangup()  # still waiting in support
+    await log.wait(ev.ContactAbandoned, contact_id=cid)
+    await log.wait(ev.ContactEnded, contact_id=cid)
+    await rig.center.bus.drain()
+    await rig.center.crm_events.flush()
+    record = await rig.center.crm.interaction(cid)
+    assert record is not None
+    assert record["outcome"] == "abandoned"
+    assert [s["kind"] for s in record["segments"]][-2:] == ["transfer", "queue"]
+    part = next(s for s in record["segments"] if s["kind"] == "agent")
+    assert (part["agent_id"], part["disposition"], part["notes"]) == ("1003", "escalated", "needs an engineer")
+    assert "needs an engineer" in record["notes"]
+    assert errors.items == []
