@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from callcenter.config import ReportsCfg
 from callcenter.tasks import BackgroundTasks
 from callcenter.whatif import Synthetic, TooLarge, replay, staffing_from_entries, synthetic, with_agent_count
+from crm_bridge.agent_states import OCCUPANCY_FORMULA, agent_state_report
 from crm_bridge.reports import SL_FORMULA, ReportSpec, agent_report, queue_report, refresh_rollup, totals
 from routing.config import RoutingConfig
 
@@ -85,8 +86,16 @@ class ReportService:
         return self._header(spec) | {"rows": rows, "totals": totals(rows) if rows else None}
 
     async def agents_report(self, spec: ReportSpec) -> dict[str, Any]:
+        """Contacts handled per agent and channel (``rows``); time per state with occupancy
+        (``states``) and not-ready time per reason code (``reasons``) per agent."""
         rows = await agent_report(self._engine(), spec)
-        return self._header(spec) | {"rows": rows, "totals": totals(rows) if rows else None}
+        states = await agent_state_report(self._engine(), spec.start, spec.end)
+        return self._header(spec) | {
+            "rows": rows,
+            "totals": totals(rows) if rows else None,
+            "occupancy_formula": OCCUPANCY_FORMULA,
+            **states,
+        }
 
     async def simulate_synthetic(self, s: Synthetic) -> dict[str, Any]:
         if s.duration_s > MAX_SYNTHETIC_DAYS * 86_400:

@@ -13,12 +13,14 @@ from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from crm_bridge import files as filestore
+from crm_bridge.agent_states import state_rows
 from crm_bridge.db import is_postgres, upsert
 from crm_bridge.identity import Match, resolve
 from crm_bridge.intake import IncomingEvent, normalize_event
 from crm_bridge.record_types import InteractionRecord, PublishedRecord, RecordPayload
 from crm_bridge.records import build_record, identity_keys
 from crm_bridge.schema import (
+    agent_state_events,
     attachments,
     customers,
     interaction_events,
@@ -116,6 +118,10 @@ class IngestMixin(StoreCore):
         for chunk in _chunks(rows):
             res = await conn.execute(stmt, list(chunk))
             new_ids.update(res.scalars().all())
+        # Agent state changes (no contact) also go to their own table, for agent reports.
+        states = state_rows(e for e in incoming if e.event_id in new_ids)
+        if states:
+            await conn.execute(agent_state_events.insert(), states)
         flagged = sum(1 for e in incoming if e.flags and e.event_id in new_ids)
         touched = sorted({e.contact_id for e in incoming if e.contact_id and e.event_id in new_ids})
         if not touched:

@@ -305,6 +305,20 @@ report_rollup_state = Table(
     Column("watermark", Float, nullable=False),
 )
 
+agent_state_events = Table(
+    "agent_state_events",
+    metadata,
+    # AgentStateChanged events (no contact: the timeline keeps them only as JSON), for
+    # agent time per state and reason code and occupancy (crm_bridge/agent_states.py).
+    Column("event_id", String(128), primary_key=True),
+    Column("agent_id", String(128), nullable=False),
+    Column("ts", Float, nullable=False),
+    Column("state", String(32), nullable=False),  # the new state
+    Column("old", String(32), nullable=False, default=""),
+    Column("reason", String(64), nullable=False, default=""),
+    Index("ix_agent_state_events_agent_ts", "agent_id", "ts"),
+)
+
 pending_callbacks = Table(
     "pending_callbacks",
     metadata,

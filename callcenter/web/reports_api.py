@@ -78,11 +78,14 @@ def csv_text(rows: list[dict[str, Any]]) -> str:
     return out.getvalue()
 
 
-def _answer(report: dict[str, Any], fmt: str, name: str) -> Any:
+def _answer(report: dict[str, Any], fmt: str, name: str, table: str = "rows") -> Any:
     if fmt == "csv":
+        if table not in report or not isinstance(report[table], list):
+            raise HTTPException(422, f"no table {table!r} in this report")
         stamp = datetime.fromtimestamp(report["from"], UTC).strftime("%Y%m%d")
+        name = name if table == "rows" else f"{name}-{table}"
         return Response(
-            csv_text(report["rows"]),
+            csv_text(report[table]),
             media_type="text/csv; charset=utf-8",
             headers={"Content-Disposition": f'attachment; filename="{name}-{stamp}.csv"'},
         )
@@ -110,10 +113,13 @@ async def queues_report(
 @router.get("/agents")
 async def agents_report(
     service: Service, start: From, end: To, queue: Queues = [], fmt: Format = "json",  # noqa: B006
+    table: Annotated[Literal["rows", "states", "reasons"], Query(description="which table as CSV")] = "rows",
 ) -> Any:  # fmt: skip
-    """Per agent and channel: handled, AHT split, ASA, SL of the contacts they answered."""
+    """Per agent and channel: handled, AHT split, ASA, SL of the contacts they answered
+    (``rows``); per agent: seconds in each state and occupancy (``states``); per agent and
+    reason code: seconds not ready (``reasons``)."""
     report = await service.agents_report(_spec(service, start, end, None, queue))
-    return _answer(report, fmt, "agents")
+    return _answer(report, fmt, "agents", table)
 
 
 @router.get("/live")

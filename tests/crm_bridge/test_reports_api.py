@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 import pytest
 from crm_events import ev
+from test_agent_states import day as agent_day
 from test_reports import T0, arrived, loaded
 
 from callcenter.config import ReportsCfg
@@ -32,6 +33,7 @@ RANGE = {"from": str(T0), "to": str(T0 + 3600)}
 @pytest.fixture
 async def api(store: CrmStore) -> Any:
     await loaded(store)
+    await store.apply_events(agent_day())  # state changes of a1, a2, a3
     auth = Authenticator({}, {}, ttl_s=600, key="k" * 32)
     app = create_app(None, auth)  # type: ignore[arg-type]  # the report routes never touch the backend
     service = ReportService(lambda: store.engine, ReportsCfg(), ROUTING, AGENTS, lambda: {"queues": []})
@@ -90,13 +92,27 @@ async def test_queue_report_figures_and_csv(api: Any) -> None:
 
 async def test_agent_report_and_csv(api: Any) -> None:
     body = (await api.get("/api/reports/agents", params={"from": str(T0), "to": str(T0 + 7200)})).json()
+    assert set(body) >= {"rows", "totals", "states", "reasons", "service_level_formula", "occupancy_formula"}
     rows = {(r["agent_id"], r["channel"]): r for r in body["rows"]}
     # a2 finished B (transferred from a1); a1 answered A and H; a3 the email G.
     assert {k: r["handled"] for k, r in rows.items()} == {("a1", "voice"): 2, ("a2", "voice"): 1,
                                                            ("a3", "email"): 1}  # fmt: skip
     assert rows[("a1", "voice")]["aht_s"] == pytest.approx((120 + 60) / 2)
-    c = await api.get("/api/reports/agents", params={"from": str(T0), "to": str(T0 + 7200), "format": "csv"})
+    hours = {"from": str(T0), "to": str(T0 + 7200)}
+    c = await api.get("/api/reports/agents", params=hours | {"format": "csv"})
     assert [line["agent_id"] for line in csv.DictReader(io.StringIO(c.text))] == ["a1", "a2", "a3"]
+    # Time in state (test_agent_states' changes): a1 goes offline at T0 + 1800.
+    states = {r["agent_id"]: r for r in body["states"]}
+    assert (states["a1"]["busy_s"], states["a1"]["offline_s"]) == (100, 5400)
+    assert states["a1"]["occupancy"] == pytest.approx(130 / 1200)
+    assert body["occupancy_formula"].startswith("(reserved + busy + wrap_up)")
+    assert {(r["agent_id"], r["reason"]): r["seconds"] for r in body["reasons"]} == {
+        ("a1", "lunch"): 600, ("a3", "training"): 7200}  # fmt: skip
+    c = await api.get("/api/reports/agents", params=hours | {"format": "csv", "table": "states"})
+    lines = list(csv.DictReader(io.StringIO(c.text)))
+    assert [{k: float(v) if v else None for k, v in line.items() if k != "agent_id"} for line in lines] == [
+        {k: v for k, v in r.items() if k != "agent_id"} for r in body["states"]]  # fmt: skip
+    assert "agents-states-" in c.headers["content-disposition"]
 
 
 async def test_simulate_synthetic_and_replay(api: Any) -> None:

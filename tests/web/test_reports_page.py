@@ -30,7 +30,7 @@ def _ev(seq: list[int], type_: str, cid: str, ts: float, **fields: Any) -> dict[
 
 def todays_calls() -> list[dict[str, Any]]:
     """Three billing calls in today's first two half hours (UTC): one answered in 10 s by
-    1001, one answered after 60 s by 1001, one abandoned after 30 s."""
+    1001, one answered after 60 s by 1001, one abandoned after 30 s; 1001's states."""
     day = time.time() // 86_400 * 86_400
     seq = [0]
     out: list[dict[str, Any]] = []
@@ -45,6 +45,10 @@ def todays_calls() -> list[dict[str, Any]]:
             end = t + wait + talk
             out += [_ev(seq, "ContactConnected", cid, t + wait, agent_id="1001"),
                     _ev(seq, "ContactEnded", cid, end, reason="hangup", ended_by="caller")]  # fmt: skip
+    out += [_ev(seq, "AgentStateChanged", "", day + 30, agent_id="1001", old="offline", new="available"),
+            _ev(seq, "AgentStateChanged", "", day + 70, agent_id="1001", old="available", new="busy"),
+            _ev(seq, "AgentStateChanged", "", day + 190, agent_id="1001", old="busy", new="not_ready",
+                reason="lunch")]  # fmt: skip
     return out
 
 
@@ -68,6 +72,12 @@ async def test_reports_page_tables_charts_csv_and_what_if(rig: Any, new_page: An
     await expect(page.locator("#queue-total td").nth(1)).to_have_text("3")  # offered
     await expect(page.locator("#sl-formula")).to_contain_text("answered within threshold")
     await expect(page.locator('#agent-rows tr[data-agent="1001"] td').nth(2)).to_have_text("2")
+
+    state = page.locator('#state-rows tr[data-agent="1001"] td')
+    await expect(state.nth(2)).to_have_text("0:40")  # available 30 → 70
+    await expect(state.nth(4)).to_have_text("2:00")  # busy 70 → 190
+    await expect(state.nth(7)).to_have_text("75.0%")  # occupancy 120 / 160
+    await expect(page.locator("#reason-rows td").nth(1)).to_have_text("lunch")
 
     volume = page.locator("#chart-volume")
     await expect(volume).to_have_attribute("data-drawn", "yes", timeout=T)
@@ -96,6 +106,12 @@ async def test_reports_page_tables_charts_csv_and_what_if(rig: Any, new_page: An
     for line, row in zip(table, api["rows"], strict=True):
         assert line == {k: "" if v is None else str(v) for k, v in row.items()}
     assert download.suggested_filename.startswith("queues-") and download.suggested_filename.endswith(".csv")
+
+    async with page.expect_download() as info:
+        await page.click("#csv-states")
+    states_csv = await (await info.value).path()
+    lines = list(csv.DictReader(io.StringIO(Path(states_csv).read_text())))
+    assert [(r["agent_id"], float(r["busy_s"])) for r in lines] == [("1001", 120.0)]
 
     await page.fill("#w-agents", "14")
     await page.click("#btn-whatif")

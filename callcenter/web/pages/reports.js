@@ -94,6 +94,7 @@ async function showReport() {
     document.getElementById("sl-short").textContent = String(queues.short_abandon_s);
     renderQueues(queues);
     renderAgents(agents);
+    renderStates(agents);
     notify("report-notice", queues.rows.length ? "" : "No contacts in this range.", "info");
     await drawCharts(queues);
   } catch (err) {
@@ -128,6 +129,16 @@ function renderAgents(report) {
     el("td", { class: "num" }, duration(r.asa_s)), el("td", { class: "num" }, duration(r.talk_s)),
     el("td", { class: "num" }, duration(r.hold_s)), el("td", { class: "num" }, duration(r.wrap_up_s)),
     el("td", { class: "num" }, duration(r.aht_s)), el("td", { class: "num" }, pct(r.service_level)))));
+}
+
+function renderStates(report) {
+  document.getElementById("occupancy-formula").textContent = report.occupancy_formula;
+  const num = (v) => el("td", { class: "num" }, v);
+  document.getElementById("state-rows").replaceChildren(...report.states.map((r) => el("tr", { dataset: { agent: r.agent_id } },
+    el("td", {}, r.agent_id), num(duration(r.logged_in_s)), num(duration(r.available_s)), num(duration(r.reserved_s)),
+    num(duration(r.busy_s)), num(duration(r.wrap_up_s)), num(duration(r.not_ready_s)), num(pct(r.occupancy)))));
+  document.getElementById("reason-rows").replaceChildren(...report.reasons.map((r) => el("tr", {},
+    el("td", {}, r.agent_id), el("td", {}, r.reason || "(none)"), num(duration(r.seconds)))));
 }
 
 // Sum the queue/channel rows of each interval; service level by the report's formula.
@@ -168,9 +179,10 @@ async function drawCharts(report) {
 }
 
 // CSV: the API answers with the file; fetched with the token, then saved from a blob.
-async function downloadCsv(kind) {
+async function downloadCsv(kind, table = "rows") {
   const params = kind === "queues" ? query({ interval: document.getElementById("f-interval").value }) : query();
   params.set("format", "csv");
+  params.set("table", table);
   try {
     const r = await fetch(`/api/reports/${kind}?${params}`, { headers: { Authorization: `Bearer ${page.session.token}` } });
     if (!r.ok) throw new ApiError(r.status, (await r.json().catch(() => ({}))).detail || r.statusText);
@@ -256,6 +268,8 @@ function wire() {
   });
   document.getElementById("csv-queues").addEventListener("click", () => downloadCsv("queues"));
   document.getElementById("csv-agents").addEventListener("click", () => downloadCsv("agents"));
+  document.getElementById("csv-states").addEventListener("click", () => downloadCsv("agents", "states"));
+  document.getElementById("csv-reasons").addEventListener("click", () => downloadCsv("agents", "reasons"));
   document.getElementById("w-mode").addEventListener("change", whatIfMode);
   document.getElementById("whatif").addEventListener("submit", (e) => {
     e.preventDefault();
