@@ -235,8 +235,10 @@ class Center:
         sock.listen(128)
         self.http_port = sock.getsockname()[1]
         tls = {"ssl_certfile": http.tls.cert_file, "ssl_keyfile": http.tls.key_file} if http.tls else {}
+        # ws_max_size: desks send nothing that matters (frames are read and ignored), so a
+        # client frame may not be the 16 MiB uvicorn allows by default.
         config = uvicorn.Config(self.app, log_config=None, access_log=False, lifespan="off",
-                                timeout_graceful_shutdown=3, **tls)  # fmt: skip
+                                timeout_graceful_shutdown=3, ws_max_size=65536, **tls)  # fmt: skip
         self._http = uvicorn.Server(config)
         self._http.install_signal_handlers = lambda: None  # type: ignore[method-assign]
         self._http_task = asyncio.create_task(self._http.serve(sockets=[sock]), name="http")

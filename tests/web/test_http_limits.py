@@ -1,5 +1,6 @@
 """HTTP resource limits on the running server (issue 20 item 5): request bodies are refused
-with 413 before they are read, and password hashing is bounded (429 beyond the bound)."""
+with 413 before they are read, password hashing is bounded (429 beyond the bound), and a
+WebSocket client frame may not exceed 64 KiB."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ from typing import Any
 
 import httpx
 import pytest
+import websockets
 
+from callcenter.web.tokens import ws_subprotocols
 from tests.support import eventually
 
 LIMITS = {"login_body_bytes": 4096, "password_hashes": 1, "password_hash_queue": 0}
@@ -84,3 +87,14 @@ async def test_password_hashing_is_bounded(rig: Any, monkeypatch: pytest.MonkeyP
         assert (await http.post("/api/login", json=creds("1002"))).status_code == 200
         metrics = (await http.get("/metrics")).text
     assert 'callcenter_auth_refused_total{channel="http",reason="busy"} 1.0' in metrics
+
+
+async def test_oversized_websocket_frame_closes_the_connection(rig: Any) -> None:
+    async with httpx.AsyncClient(base_url=rig.http) as http:
+        token = (await http.post("/api/login", json=creds("1001"))).json()["token"]
+    ws_url = rig.http.replace("http", "ws", 1) + "/ws"
+    async with websockets.connect(ws_url, subprotocols=ws_subprotocols(token)) as ws:
+        await ws.recv()  # the snapshot
+        await ws.send("x" * 100_000)
+        await asyncio.wait_for(ws.wait_closed(), 10)
+        assert ws.close_code == 1009  # message too big
