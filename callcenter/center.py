@@ -38,9 +38,9 @@ from callcenter.moh import render_moh
 from callcenter.privacy import Privacy, Reader
 from callcenter.recovery import recover
 from callcenter.reporting import ReportService
+from callcenter.sip.binding_file import FileBindingStore
 from callcenter.sip.bindings import RegisterPolicy
 from callcenter.sip.digest import Credentials
-from callcenter.sip.binding_file import FileBindingStore
 from callcenter.sip.registrar import Registrar
 from callcenter.sip.tls import sip_tls_options
 from callcenter.sip.transport import SipTransportLayer
@@ -106,9 +106,9 @@ class Center:
             lockout=sip_lockout,
             account_delay=sip_delay,
             nonce_ttl=auth.nonce_ttl_s,
+            store=FileBindingStore(self.data_dir / "sip-bindings.json") if reg.persist else None,
         )
         self.ua = UserAgent(
-            store=FileBindingStore(self.data_dir / "sip-bindings.json") if reg.persist else None,
             self.media,
             registrar=self.registrar,
             media_timeout=s.sip.session.media_timeout_s,
