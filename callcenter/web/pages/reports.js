@@ -2,10 +2,12 @@
 // their charts and CSV downloads, and the what-if simulator (POST /api/reports/simulate).
 // Supervisor login, the same session as the live board (sessionStorage).
 
-import { ApiError, api, clearSession, duration, el, loadSession, notify, show, wireLogin } from "./common.js";
+import {
+  ApiError, api, clearSession, duration, el, keepRenewed, loadSession, notify, show, wireLogin,
+} from "./common.js";
 import { lineChart } from "./charts.js";
 
-const page = { session: null, targets: new Map(), last: null };
+const page = { session: null, renewal: null, targets: new Map(), last: null };
 
 const DAY = 86_400;
 
@@ -25,6 +27,7 @@ function stamp(ts) {
 
 async function start(session) {
   page.session = session;
+  page.renewal = keepRenewed(session, () => signedOut("Your session has ended; please sign in again."));
   show("login", false);
   show("reports", true);
   show("btn-logout", true);
@@ -36,6 +39,8 @@ async function start(session) {
 }
 
 function signedOut(message = "") {
+  if (page.renewal) page.renewal();
+  page.renewal = null;
   page.session = null;
   clearSession();
   show("reports", false);
