@@ -53,6 +53,7 @@ from callcenter.web.desk_feed import DeskFeed
 from callcenter.web.hub import Hub
 from callcenter.web.limits import HashingSlots
 from callcenter.web.metrics import make_registry
+from callcenter.web.presence import DeskPresence
 from callcenter.web.tokens import Tokens
 from crm_bridge.batching import EventBatcher
 from crm_bridge.store import CrmStore
@@ -140,6 +141,8 @@ class Center:
         self.privacy = Privacy(s.privacy, self.bus.publish)  # who reads which customer data
         self.callback_keeper = CallbackKeeper(self.core, self.crm)  # callback requests outlive a restart
         self.desk = DeskFeed(self.hub, self.core.contacts.get, pop_view=self.privacy.screen_pop)
+        self.presence = DeskPresence(s.desk.presence_grace_s, self._desk_gone)
+        self.hub.on_desks = self.presence.desks_changed
         self.reports = ReportService(lambda: self.crm.engine, s.reports, cfg.routing, cfg.agents,
                                      self.supervisor_snapshot)  # fmt: skip
         self.app.state.reports = self.reports  # /api/reports/* (callcenter/web/reports_api.py)
@@ -238,7 +241,9 @@ class Center:
         # ws_max_size: desks send nothing that matters (frames are read and ignored), so a
         # client frame may not be the 16 MiB uvicorn allows by default.
         config = uvicorn.Config(self.app, log_config=None, access_log=False, lifespan="off",
-                                timeout_graceful_shutdown=3, ws_max_size=65536, **tls)  # fmt: skip
+                                timeout_graceful_shutdown=3, ws_max_size=65536,
+                                ws_ping_interval=self.cfg.server.desk.heartbeat_s,
+                                ws_ping_timeout=self.cfg.server.desk.heartbeat_s, **tls)  # fmt: skip
         self._http = uvicorn.Server(config)
         self._http.install_signal_handlers = lambda: None  # type: ignore[method-assign]
         self._http_task = asyncio.create_task(self._http.serve(sockets=[sock]), name="http")
@@ -254,6 +259,8 @@ class Center:
             await self.registrar.stop()
         if self._prerender is not None:
             self._prerender.cancel()
+        self.hub.on_desks = None  # desks closing now is the server stopping, not agents leaving
+        self.presence.close()
         self.hub.close_all()
         if self._http is not None:
             self._http.should_exit = True
@@ -326,6 +333,14 @@ class Center:
             self.ready.route(self.router.login, agent_id, agents=(agent_id,))
         elif self.router.agents[agent_id].presence is Presence.AVAILABLE:
             self.ready.route(self.router.set_agent_state, agent_id, "not_ready", "login", agents=(agent_id,))
+
+    def _desk_gone(self, agent_id: str) -> None:
+        """No desk of the agent's came back within ``desk.presence_grace_s``: an Available agent
+        (idle or on a contact) takes no new contacts until they are back."""
+        agent = self.router.agents.get(agent_id)
+        if self.voice is not None and agent is not None and agent.presence is Presence.AVAILABLE:
+            self.core.route(self.router.set_agent_state, agent_id, "not_ready", "disconnected",
+                            agents=(agent_id,))  # fmt: skip
 
     async def agent_logout(self, agent_id: str) -> None:
         self.ready.route(self.router.logout, agent_id, agents=(agent_id,))

@@ -329,6 +329,13 @@ class PrivacyCfg(Strict):
     log_reads: bool = True  # audit supervisors' reads and agents' reads of others' interactions
 
 
+class DeskCfg(Strict):
+    # An Available agent with no desk connection for this long goes Not ready (disconnected);
+    # null: never. A reload or a short network drop reconnects well within it.
+    presence_grace_s: float | None = Field(60.0, ge=0)
+    heartbeat_s: float = Field(20.0, gt=0)  # WebSocket ping interval; no pong within it closes the socket
+
+
 class LoggingCfg(Strict):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     format: Literal["json", "text"] = "json"
@@ -356,6 +363,7 @@ class ServerConfig(Strict):
     logging: LoggingCfg = LoggingCfg()
     reports: ReportsCfg = ReportsCfg()
     privacy: PrivacyCfg = PrivacyCfg()
+    desk: DeskCfg = DeskCfg()
 
     @model_validator(mode="before")
     @classmethod

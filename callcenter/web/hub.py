@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
+from collections.abc import Callable
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -52,20 +53,25 @@ class Hub:
     def __init__(self) -> None:
         self._agents: dict[str, set[Connection]] = defaultdict(set)
         self._supervisors: set[Connection] = set()
+        self.on_desks: Callable[[str, int], None] | None = None  # (agent, open desks) after a change
 
     def add(self, conn: Connection) -> None:
         if conn.role == "supervisor":
             self._supervisors.add(conn)
         else:
             self._agents[conn.subject].add(conn)
+            if self.on_desks is not None:
+                self.on_desks(conn.subject, len(self._agents[conn.subject]))
 
     def remove(self, conn: Connection) -> None:
         self._supervisors.discard(conn)
         conns = self._agents.get(conn.subject)
-        if conns is not None:
+        if conns is not None and conn in conns:
             conns.discard(conn)
             if not conns:
                 del self._agents[conn.subject]
+            if self.on_desks is not None:
+                self.on_desks(conn.subject, len(conns))
 
     def to_agent(self, agent_id: str, message: dict[str, Any]) -> int:
         conns = self._agents.get(agent_id, ())
