@@ -44,6 +44,7 @@ async def api(store: CrmStore) -> Any:
     async with httpx.AsyncClient(transport=transport, base_url="http://test",
                                  headers={"Authorization": f"Bearer {sup}"}) as client:  # fmt: skip
         client.agent_token = auth.issue(Principal("a1", "agent"))  # type: ignore[attr-defined]
+        client.app = app  # type: ignore[attr-defined]
         yield client
 
 
@@ -134,6 +135,9 @@ async def test_simulate_synthetic_and_replay(api: Any) -> None:
     assert more["agents"] == 2
     assert [a["agent_id"] for a in more["simulated_agents"]] == ["a1", "a1+1"]
     assert (await api.post("/api/reports/simulate", json={"mode": "replay"})).status_code == 422
+    api.app.state.reports.cfg = ReportsCfg(simulate_max_contacts=3)  # the range holds 8 routed contacts
+    big = await api.post("/api/reports/simulate", json={"mode": "replay"} | RANGE)
+    assert big.status_code == 413 and "more than 3 contacts" in big.json()["detail"]
 
 
 async def test_background_task_refreshes_the_rollup_and_samples_live_figures(store: CrmStore) -> None:

@@ -90,6 +90,14 @@ def test_replay_beside_what_happened(center_dir: Path, capsys: pytest.CaptureFix
     better = json.loads(capsys.readouterr().out)
     assert better["service_level"] == pytest.approx(1.0)  # three billing agents: everyone at once
 
+    strict = center_dir / "strict_queues.yaml"  # billing now needs skill 9: nobody configured has it
+    strict.write_text(yaml.safe_dump({"queues": {q: {"required_skills": {"billing": 9}} for q in
+                                                 ("billing", "support", "sales", "general")}}))  # fmt: skip
+    assert main(["simulate", *day, "--queues", str(strict), "--json"]) == 0
+    unserved = json.loads(capsys.readouterr().out)
+    assert unserved["totals"]["simulated"]["answered"] == 0
+    assert unserved["totals"]["actual"]["answered"] == 3
+
     assert main(["simulate", "--from", "2026-12-01", "--to", "2026-12-01", "--interval-min", "60"]) == 0
     text = capsys.readouterr().out
     assert "figures: recorded / simulated" in text
