@@ -41,6 +41,7 @@ from callcenter.reporting import ReportService
 from callcenter.sip.binding_file import FileBindingStore
 from callcenter.sip.bindings import RegisterPolicy
 from callcenter.sip.digest import Credentials
+from callcenter.sip.limits import SourceLimits
 from callcenter.sip.registrar import Registrar
 from callcenter.sip.tls import sip_tls_options
 from callcenter.sip.transport import SipTransportLayer
@@ -90,9 +91,10 @@ class Center:
         rtp = s.rtp
         self.media: MediaEngine | MediaPool = (
             MediaPool(rtp.host, rtp.port_min, rtp.port_max, rtp.workers, codecs=tuple(rtp.codecs),
-                      realtime_priority=rtp.realtime_priority, srtp=rtp.srtp)
+                      realtime_priority=rtp.realtime_priority, srtp=rtp.srtp, comedia=rtp.comedia)
             if rtp.workers > 1
-            else MediaEngine(rtp.host, rtp.port_min, rtp.port_max, codecs=tuple(rtp.codecs), srtp=rtp.srtp)
+            else MediaEngine(rtp.host, rtp.port_min, rtp.port_max, codecs=tuple(rtp.codecs), srtp=rtp.srtp,
+                             comedia=rtp.comedia)
         )
         creds = {
             a.sip.username: Credentials(a.sip.ha1_md5, a.sip.ha1_sha256) for a in cfg.agent_secrets.values()
@@ -114,12 +116,17 @@ class Center:
             registrar=self.registrar,
             media_timeout=s.sip.session.media_timeout_s,
             session_expires=s.sip.session.session_expires_s,
+            source_limits=SourceLimits(**s.sip.limits.model_dump(exclude={"trusted"}),
+                                       trusted=tuple(s.sip.limits.trusted)),
         )
         self.transport = SipTransportLayer(
             [(x.transport, x.host, x.port) for x in s.sip.listen],
             self.ua.on_message,
             advertised_host=s.sip.advertised_host,
             advertised_port=s.sip.advertised_port,
+            max_tcp_connections=s.sip.tcp.max_connections,
+            max_tcp_per_ip=s.sip.tcp.max_per_ip,
+            tcp_message_timeout=s.sip.tcp.message_timeout_s,
             **sip_tls_options(s.sip.tls),
         )
         self.auth = Authenticator(
@@ -131,7 +138,8 @@ class Center:
         self.app = create_app(self, self.auth, body_limit=s.http.limits.body_bytes,
                               login_body_limit=s.http.limits.login_body_bytes)
         self._metrics = make_registry(self.supervisor_snapshot, {
-            "sip": self.registrar.throttle.counts, "http": self.auth.throttle.counts})  # fmt: skip
+            "sip": self.registrar.throttle.counts, "http": self.auth.throttle.counts},
+            sip_counts={"ua": self.ua.stats, "transport": self.transport.stats})  # fmt: skip
         # Events reach the CRM in batches; several writers only where the database has
         # row locks to let them work in parallel (PostgreSQL), one for SQLite.
         writers = 1 if db.url.startswith("sqlite") else 2

@@ -128,6 +128,37 @@ class SessionCfg(Strict):
     session_expires_s: int = Field(1800, ge=90)
 
 
+class SipLimitsCfg(Strict):
+    """Per-source admission of new calls (callcenter/sip/limits.py, docs/sip.md): a token
+    bucket of INVITEs and a cap on calls up at once per source address; 0 turns one off."""
+
+    invite_rate: float = Field(20.0, ge=0)  # INVITEs per second, sustained
+    invite_burst: int = Field(40, ge=1)
+    max_calls_per_source: int = Field(100, ge=0)
+    refusals_before_drop: int = Field(20, ge=1)  # 503s in a row, then silence (a flood)
+    retry_after_s: int = Field(5, ge=1)
+    # networks exempt from the limits: the SBC or Kamailio in front, a carrier's trunk
+    trusted: list[str] = ["127.0.0.0/8", "::1/128"]
+
+    @field_validator("trusted")
+    @classmethod
+    def _networks(cls, v: list[str]) -> list[str]:
+        for net in v:
+            try:
+                ipaddress.ip_network(net, strict=False)
+            except ValueError as exc:
+                raise ValueError(f"{net!r} is not an address or network: {exc}") from None
+        return v
+
+
+class SipTcpCfg(Strict):
+    """Stream (TCP and TLS) connection limits (callcenter/sip/transport.py)."""
+
+    max_connections: int = Field(4096, ge=1)
+    max_per_ip: int = Field(64, ge=1)  # phones behind one NAT share an address
+    message_timeout_s: float = Field(20.0, gt=0)  # first byte to last of one message; bytes don't extend it
+
+
 class SipCfg(Strict):
     listen: list[Listener]
     advertised_host: str | None = None
@@ -137,6 +168,8 @@ class SipCfg(Strict):
     auth: AuthCfg = AuthCfg()
     session: SessionCfg = SessionCfg()
     tls: SipTlsCfg | None = None  # needed by a tls listener
+    limits: SipLimitsCfg = SipLimitsCfg()
+    tcp: SipTcpCfg = SipTcpCfg()
 
     @field_validator("listen")
     @classmethod
@@ -167,6 +200,9 @@ class RtpCfg(Strict):
     # SRTP (SDES) on call legs: off | optional (answer SRTP with SRTP, offer it best-effort)
     # | mandatory (only SRTP; a plain offer gets 488). docs/media.md
     srtp: Literal["off", "optional", "mandatory"] = "off"
+    # Latch to the first source that sends when the SDP address is private or unroutable (a
+    # caller behind NAT), instead of only to the SDP's address and port: docs/media.md
+    comedia: bool = False
 
     @field_validator("srtp", mode="before")
     @classmethod

@@ -113,13 +113,31 @@ class AuthThrottleCollector:
         yield from (failures, locks, delays, refused)
 
 
+class SipCountersCollector:
+    """The SIP layer's own counters (UserAgent.stats, SipTransportLayer.stats: calls,
+    refusals by the per-source limits, malformed messages, TCP caps) as
+    ``callcenter_sip_<layer>_<name>_total``, read per scrape."""
+
+    def __init__(self, counts: Mapping[str, Mapping[str, int]]) -> None:
+        self._counts = counts
+
+    def collect(self) -> Iterator[Metric]:
+        for layer, counts in self._counts.items():
+            for name, value in counts.items():
+                yield CounterMetricFamily(f"callcenter_sip_{layer}_{name}", f"SIP {layer}: {name}", value)
+
+
 def make_registry(
-    snapshot: Callable[[], dict[str, Any]], auth_counts: Mapping[str, Mapping[str, int]] | None = None
+    snapshot: Callable[[], dict[str, Any]],
+    auth_counts: Mapping[str, Mapping[str, int]] | None = None,
+    sip_counts: Mapping[str, Mapping[str, int]] | None = None,
 ) -> Callable[[], bytes]:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(SnapshotCollector(snapshot))  # type: ignore[arg-type]
     if auth_counts is not None:
         registry.register(AuthThrottleCollector(auth_counts))  # type: ignore[arg-type]
+    if sip_counts is not None:
+        registry.register(SipCountersCollector(sip_counts))  # type: ignore[arg-type]
     registry.register(LoopCollector())  # type: ignore[arg-type]
     # process_resident_memory_bytes, process_open_fds, CPU seconds (from /proc; Linux only)
     ProcessCollector(registry=registry)
