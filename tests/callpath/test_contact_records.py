@@ -73,7 +73,8 @@ async def test_desk_hang_up_is_the_agents(rig: Any, caplog: pytest.LogCaptureFix
     record = await _record(rig, cid)
     assert record["attributes"]["ended_by"] == "agent"
     assert record["outcome"] == "answered"
-    end_line = [r.getMessage() for r in caplog.records if cid in r.getMessage() and "ended:" in r.getMessage()]
+    lines = [r.getMessage() for r in caplog.records]
+    end_line = [line for line in lines if cid in line and "ended:" in line]
     assert len(end_line) == 1 and "answered" in end_line[0] and "by agent" in end_line[0]
 
 

@@ -23,8 +23,8 @@ async def test_supervisor_sees_live_states_queues_and_decisions(
     log = watch(rig)
     page = await new_page()
     errors = PageErrors(page)
-    # Queue statistics are polled over REST; agent states must arrive over the WebSocket.
-    # Refusing the REST snapshot while the state changes proves the page got it from the stream.
+    # Everything comes over the WebSocket (test_supervisor_live.py refuses the REST snapshot
+    # throughout); refusing it while the state changes proves the page got it from the stream.
     refused: list[str] = []
 
     async def refuse(route: Any) -> None:
@@ -63,7 +63,7 @@ async def test_supervisor_sees_live_states_queues_and_decisions(
 
     # The agent signs in and goes available through the API (not through any page).
     desk = await rig.desktop("1003")
-    await expect(carol.locator(".c-state")).to_have_text("Available", timeout=T)
+    await expect(carol.locator(".c-state")).to_have_text("Available — no phone", timeout=T)  # none registered
     await expect(carol).to_have_attribute("data-state", "available")
     await expect(carol.locator(".c-reason")).to_have_text("")
 
@@ -80,7 +80,7 @@ async def test_supervisor_sees_live_states_queues_and_decisions(
     await expect(carol.locator(".c-reason")).to_have_text("(Coaching)")
 
     # A call into sales with nobody available: the decision appears, with its explanation,
-    # and the refreshed queue row counts the waiting caller.
+    # and the pushed queue figures count the waiting caller.
     caller = await rig.caller()
     call = await caller.call("5000", rig.sip, ani=ALAN)
     call.media.send_dtmf("3")

@@ -1,18 +1,17 @@
 // The supervisor board: queues, agents and the latest routing decisions.
 //
-// The WebSocket gives a snapshot on connect, then agent state changes and routing
-// decisions as they happen. Queue statistics (service level, ASA, …) are not
-// streamed, so they are re-read from GET /api/supervisor/snapshot every few
-// seconds and shortly after each decision. Rows are updated in place, never
-// rebuilt, so a state change the supervisor is choosing is not wiped by a refresh.
+// Everything is live from the WebSocket, no polling: a snapshot on connect, then agent
+// state and device changes, routing decisions and queue figures (pushed at most every
+// 0.25 s after routing changes) as they happen. Times in state and the longest wait count
+// up on the page between messages, from when the server said they started. Rows are
+// updated in place, never rebuilt, so a state change the supervisor is choosing is kept.
 
 import {
   ApiError, LiveStream, api, clearSession, keepRenewed, clock, duration, el, label, loadSession, notify, percent, show,
   wireLogin,
 } from "./common.js";
 
-const POLL_MS = 5000;
-const AFTER_DECISION_MS = 300; // let the router settle, and coalesce bursts of decisions
+const AFTER_UNKNOWN_MS = 300; // an agent the page has not seen: fetch the snapshot once, coalesced
 const MAX_DECISIONS = 25;
 
 const board = {
@@ -22,7 +21,7 @@ const board = {
   agents: new Map(), // id → { view, since }
   contacts: new Map(), // contact_id → summary
   decisions: [],
-  poller: null,
+  queues: new Map(), // queue → { figures, longestSince } (client clock: the oldest caller's start)
   refreshTimer: null,
 };
 
@@ -47,14 +46,12 @@ function start(session) {
     onUnauthorized: () => signedOut("Your session has ended; please sign in again."),
   });
   board.stream.start();
-  board.poller = setInterval(refresh, POLL_MS);
 }
 
 function signedOut(message = "") {
   if (board.renewal) board.renewal();
   board.renewal = null;
   if (board.stream) board.stream.stop();
-  clearInterval(board.poller);
   clearTimeout(board.refreshTimer);
   board.stream = null;
   board.session = null;
@@ -73,14 +70,13 @@ async function refresh() {
     notify("board-notice", "");
   } catch (err) {
     if (err instanceof ApiError && err.status === 401) signedOut("Your session has ended; please sign in again.");
-    // The stream still updates agents and decisions; say the statistics may be stale.
-    else notify("board-notice", "Queue statistics could not be refreshed; retrying.", "error");
+    else notify("board-notice", "The board could not be refreshed; the live stream goes on.", "error");
   }
 }
 
 function refreshSoon() {
   clearTimeout(board.refreshTimer);
-  board.refreshTimer = setTimeout(refresh, AFTER_DECISION_MS);
+  board.refreshTimer = setTimeout(refresh, AFTER_UNKNOWN_MS);
 }
 
 // ---------------------------------------------------------------- stream
@@ -93,9 +89,14 @@ function onMessage(msg) {
     case "agent_state":
       onAgentState(msg);
       break;
+    case "agent_device":
+      onAgentDevice(msg);
+      break;
+    case "queues":
+      for (const q of msg.queues || []) renderQueue(q);
+      break;
     case "decision":
       addDecision(msg);
-      refreshSoon();
       break;
     default:
       break;
@@ -124,6 +125,13 @@ function onAgentState(msg) {
   }
   entry.view = { ...entry.view, state: msg.state, reason: msg.reason };
   entry.since = Date.now();
+  renderAgent(msg.agent_id);
+}
+
+function onAgentDevice(msg) {
+  const entry = board.agents.get(msg.agent_id);
+  if (!entry) return;
+  entry.view = { ...entry.view, softphone: msg.softphone };
   renderAgent(msg.agent_id);
 }
 
@@ -157,7 +165,8 @@ function renderQueue(q) {
         el("td", { class: `num c-${n}` }))));
   cell(tr, "name").textContent = q.queue;
   cell(tr, "waiting").textContent = String(q.waiting);
-  cell(tr, "longest").textContent = q.waiting ? duration(q.longest_wait_s) : "—";
+  board.queues.set(q.queue, { figures: q, longestSince: q.waiting ? Date.now() - q.longest_wait_s * 1000 : null });
+  tickQueue(q.queue, tr);
   cell(tr, "ewt").textContent = duration(q.ewt_s);
   const sl = cell(tr, "sl");
   sl.textContent = percent(q.service_level);
@@ -168,6 +177,12 @@ function renderQueue(q) {
   cell(tr, "abandon").textContent = percent(q.abandon_rate);
   cell(tr, "staff").textContent = `${q.available}/${q.staffed}`;
   tr.dataset.waiting = q.waiting > 0 ? "yes" : "no";
+}
+
+// The longest wait counts up between pushes: the oldest caller keeps waiting.
+function tickQueue(queue, tr) {
+  const { longestSince } = board.queues.get(queue);
+  cell(tr, "longest").textContent = longestSince === null ? "—" : duration((Date.now() - longestSince) / 1000);
 }
 
 function agentRow(agentId) {
@@ -193,8 +208,12 @@ function renderAgent(agentId) {
   const tr = row(document.getElementById("agent-rows"), agentId, "agent", () => agentRow(agentId));
   cell(tr, "agent").textContent = view.name ? `${view.name} (${agentId})` : agentId;
   const badge = cell(tr, "state");
-  badge.textContent = label(view.state);
+  const noPhone = view.softphone === false && view.state !== "offline";
+  // Without a registered phone an Available agent takes no calls (and routing does not count them).
+  badge.textContent = noPhone && view.state === "available" ? "Available — no phone" : label(view.state);
   badge.dataset.state = view.state;
+  badge.dataset.phone = noPhone ? "none" : "ok";
+  badge.title = noPhone ? "No registered phone: no calls can reach this agent" : "";
   tr.dataset.state = view.state;
   cell(tr, "reason").textContent = view.reason ? `(${label(view.reason)})` : "";
   cell(tr, "contact").textContent = contactText(view);
@@ -259,6 +278,7 @@ function wire() {
   });
   setInterval(() => {
     for (const tr of document.querySelectorAll("#agent-rows tr[data-agent]")) tickAgent(tr.dataset.agent, tr);
+    for (const tr of document.querySelectorAll("#queue-rows tr[data-queue]")) tickQueue(tr.dataset.queue, tr);
   }, 1000);
   renderDecisions();
   const session = loadSession("supervisor");
