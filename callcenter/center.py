@@ -331,8 +331,9 @@ class Center:
         contact = core.contacts.get(cid or "")
         if contact is None:  # the call is over: the desk shows the wrap-up form
             return {"contact_id": cid, "phase": "wrap_up"} if cid else None
-        return {**contact.summary(), "customer": contact.customer, "ivr": {"path": list(contact.ivr_path),
-                "data": contact.ivr_data}}  # fmt: skip
+        # The whole screen-pop (as this agent may see it), so a reload mid-call loses nothing.
+        pop = self.privacy.screen_pop(agent_id, contact.screen_pop(contact.explanation))
+        return {**pop["contact"], **{k: pop[k] for k in ("customer", "tier", "recent", "ivr", "routing")}}
 
     async def agent_login(self, agent_id: str) -> None:
         """Signing in leaves the agent not ready (reason ``login``), also when they were

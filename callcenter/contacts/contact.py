@@ -113,6 +113,7 @@ class Contact:
     skills: dict[str, int] = field(default_factory=dict)
     queued_at: float | None = None
     offer: Offer | None = None  # set from the routing decision until accepted or withdrawn
+    explanation: str = ""  # why routing chose the current agent ("Why you"), kept after the offer
     agent_id: str | None = None  # the agent offered, dialling or connected
     connected_at: float | None = None
     on_hold: bool = False

@@ -241,6 +241,7 @@ class ContactCore:
                 return
             offer = Offer(d.agent_id, d.reservation.id, d.queue, d.explanation.text, d.reservation.deadline)
             contact.offer = offer
+            contact.explanation = offer.explanation
             contact.agent_id = d.agent_id
             self.agent_contact[d.agent_id] = contact.contact_id
             self.channels[contact.channel].present(contact, offer)

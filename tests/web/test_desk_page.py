@@ -73,11 +73,17 @@ async def test_agent_desk_through_a_whole_call(rig: Any, new_page: Any, tmp_path
     await expect(state).to_have_attribute("data-state", "busy", timeout=T)
 
     # A reload mid-call keeps the session and rebuilds the desk from the stream's snapshot.
+    why = await page.locator("#pop-routing").inner_text()
+    recent = await page.locator("#pop-recent").inner_text()
+    assert "1003" in why and recent
     await page.reload()
     await expect(page.locator("#link")).to_have_text("live", timeout=T)
     await expect(page.locator("#pop-name")).to_have_text("Grace Hopper", timeout=T)
     await expect(page.locator("#pop-tier")).to_have_text("VIP")
     await expect(page.locator("#controls")).to_be_visible()
+    # "Why you" and the recent interactions come back too, as they were before the reload.
+    await expect(page.locator("#pop-routing")).to_have_text(why)
+    await expect(page.locator("#pop-recent")).to_have_text(recent)
     await expect(state).to_have_attribute("data-state", "busy")
 
     hold = page.locator("#btn-hold")

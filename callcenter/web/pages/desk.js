@@ -229,6 +229,8 @@ function fillContact(contact) {
   rememberQueue(contact.queue);
   if (contact.customer !== undefined) fillCustomer(contact.customer, contact.customer ? contact.customer.tier : null);
   if (contact.ivr) fillIvr(contact.ivr);
+  if (contact.recent !== undefined) fillRecent(contact.recent); // a snapshot carries the whole pop
+  if (contact.routing !== undefined) setText("pop-routing", contact.routing);
   desk.waited = contact.connected_at ? null : { seconds: contact.waited_s || 0, at: Date.now() };
   setText("pop-waited", duration(contact.waited_s));
 }
