@@ -5,7 +5,7 @@ Test set: menu phrases × espeak-ng voices × speeds, each through the phone cha
 round trip). Full: 13 phrases × 6 voices × 3 speeds = 234 utterances (+ nonsense).
 
 1. Accuracy, batch decoding of each utterance with pocketsphinx directly, for the
-   set-ups that show what moved the figure: the PEERS.md default (JSGF grammar, model
+   set-ups that show what moved the figure: the first default (JSGF grammar, model
    as shipped), then each change in turn, the shipped set-up fed in 0.1 s chunks as a
    decoder fed while the caller speaks would be (live CMN, from the model's initial
    mean and from a telephone mean taken from the nonsense set), and unconstrained.

@@ -5,7 +5,8 @@ what arrives and hands each good message to ``on_message(msg, source_addr, trans
 What it does on the way, and why:
 
 - **UDP receive buffer of 4 MB** (``SO_RCVBUFFORCE`` when allowed, else ``SO_RCVBUF``):
-  the 208 KB default overflowed exactly when SIPp retransmitted under load (PEERS.md).
+  the 208 KB default overflowed exactly when SIPp retransmitted under load (measured here;
+  docs/benchmarks.md).
 - **received / rport** on the top Via of every incoming request (RFC 3261 §18.2.1,
   RFC 3581 §4), so responses find their way back through NAT; `response_address`
   implements the return routing of §18.2.2.

@@ -18,7 +18,7 @@ from pathlib import Path
 from pocketsphinx import get_model_path
 
 #: feat.params overrides. remove_noise: the spectral-subtraction noise removal eats
-#: the weak fricative energy a G.711 channel leaves (PEERS.md; measured again here).
+#: the weak fricative energy a G.711 channel leaves (measured here: docs/speech.md).
 FEAT_OVERRIDES: dict[str, str] = {"remove_noise": "no"}
 
 #: extra pronunciations, added to cmudict's, for words whose identity lives in the
