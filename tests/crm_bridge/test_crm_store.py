@@ -239,7 +239,8 @@ async def test_oversized_values_are_cut_and_flagged_not_fatal(store: CrmStore) -
             ),
             ev("ContactQueued", "big", 2, queue=huge),
             ev("ContactConnected", "big", 3, agent_id=huge),
-            ev("WrapUpCompleted", "big", 4, agent_id="a", disposition=huge),
+            # the connected agent wraps up: the record takes the last agent's disposition
+            ev("WrapUpCompleted", "big", 4, agent_id=huge, disposition=huge),
             ev("ContactArrived", "ok", 5, channel="voice", ani="+441632960042"),
         ]
     )
