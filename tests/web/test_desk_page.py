@@ -30,6 +30,19 @@ async def sign_in(page: Any, base: str, user: str, password: str) -> None:
     await expect(page.locator("#link")).to_have_text("live", timeout=T)
 
 
+async def carol_available(rig: Any, new_page: Any, log: Any, *, phone: bool = True) -> tuple[Any, PageErrors]:
+    """Carol (1003, sales; her baresip registered unless ``phone`` is False) signed in on
+    /desk and Available; returns her page and its error watch."""
+    if phone:
+        await rig.phone("1003")
+    page = await new_page()
+    errors = PageErrors(page)
+    await sign_in(page, rig.http, "1003", "demo-1003")
+    await page.click("#btn-available")
+    await log.wait(ev.AgentStateChanged, agent_id="1003", new="available")
+    return page, errors
+
+
 async def test_agent_desk_through_a_whole_call(rig: Any, new_page: Any, tmp_path: Path) -> None:
     log = watch(rig)
     phone = await rig.phone("1003")  # Carol: sales; baresip answers automatically

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from browser_rig import PageErrors, playwright_api, watch
-from test_desk_page import T, sign_in
+from browser_rig import playwright_api, watch
+from test_desk_page import T, carol_available
 
 from callcenter import events as ev
 from callcenter.web.pages import mount_pages
@@ -29,11 +29,7 @@ async def test_a_closed_desk_makes_the_agent_not_ready_and_a_reload_does_not(
     hub, presence = rig.center.hub, rig.center.presence
     hub.on_desks = lambda agent, n: (counts.append(n) if agent == "1003" else None,
                                      presence.desks_changed(agent, n))  # fmt: skip
-    page = await new_page()
-    errors = PageErrors(page)
-    await sign_in(page, rig.http, "1003", "demo-1003")
-    await page.click("#btn-available")
-    await log.wait(ev.AgentStateChanged, agent_id="1003", new="available")
+    page, errors = await carol_available(rig, new_page, log, phone=False)
 
     await page.reload()  # the desk goes away and comes back within the grace period
     await expect(page.locator("#link")).to_have_text("live", timeout=T)

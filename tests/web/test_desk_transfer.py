@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from browser_rig import PageErrors, playwright_api, watch
-from test_desk_page import GRACE, T, sign_in
+from browser_rig import playwright_api, watch
+from test_desk_page import GRACE, T, carol_available
 
 from callcenter import events as ev
 from callcenter.web.pages import mount_pages
@@ -25,12 +25,7 @@ async def test_transfer_gives_the_agent_a_wrap_up_and_the_record_follows_the_cal
     rig = await rig_factory(short_ring)  # nobody staffs support: the caller waits there
     mount_pages(rig.center.app)
     log = watch(rig)
-    await rig.phone("1003")
-    page = await new_page()
-    errors = PageErrors(page)
-    await sign_in(page, rig.http, "1003", "demo-1003")
-    await page.click("#btn-available")
-    await log.wait(ev.AgentStateChanged, agent_id="1003", new="available")
+    page, errors = await carol_available(rig, new_page, log)
 
     caller = await rig.caller()
     call = await caller.call("5000", rig.sip, ani=GRACE)

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from browser_rig import PageErrors, playwright_api, watch
-from test_desk_page import GRACE, T, sign_in
+from browser_rig import playwright_api, watch
+from test_desk_page import GRACE, T, carol_available
 
 from callcenter import events as ev
 from callcenter.web.pages import mount_pages
@@ -49,12 +49,7 @@ async def test_notes_typed_before_a_wrap_up_timeout_stay_on_their_contact(
     rig = await rig_factory(short_wrap_up)
     mount_pages(rig.center.app)
     log = watch(rig)
-    await rig.phone("1003")
-    page = await new_page()
-    errors = PageErrors(page)
-    await sign_in(page, rig.http, "1003", "demo-1003")
-    await page.click("#btn-available")
-    await log.wait(ev.AgentStateChanged, agent_id="1003", new="available")
+    page, errors = await carol_available(rig, new_page, log)
     caller = await rig.caller()
 
     # Call A: notes typed, then wrap-up time runs out.
