@@ -1,6 +1,7 @@
-"""Desk presence (issue 19, item 5), in a real browser: a reload reconnects within the grace
-period and the agent stays Available; closing the page leaves the agent Not ready
-(``disconnected``) once ``desk.presence_grace_s`` has passed without a desk."""
+"""Desk presence (issue 19, items 5 and 4), in a real browser: the desk says when no phone
+is registered; a reload reconnects within the grace period and the agent stays Available;
+closing the page leaves the agent Not ready (``disconnected``) once ``desk.presence_grace_s``
+has passed without a desk."""
 
 from __future__ import annotations
 
@@ -30,6 +31,11 @@ async def test_a_closed_desk_makes_the_agent_not_ready_and_a_reload_does_not(
     hub.on_desks = lambda agent, n: (counts.append(n) if agent == "1003" else None,
                                      presence.desks_changed(agent, n))  # fmt: skip
     page, errors = await carol_available(rig, new_page, log, phone=False)
+    warning = page.locator("#phone-warning")  # Available, but no call can reach her: the desk says so
+    await expect(warning).to_be_visible(timeout=T)
+    await expect(warning).to_contain_text("Your phone is not registered")
+    await rig.phone("1003")
+    await expect(warning).to_be_hidden(timeout=T)
 
     await page.reload()  # the desk goes away and comes back within the grace period
     await expect(page.locator("#link")).to_have_text("live", timeout=T)
