@@ -18,6 +18,12 @@ Two decisions exist:
 
 Because both run after every event, no eligible agent is ever idle while an
 eligible task waits.
+
+``Router(..., explain=False, live_stats=False)`` is for the what-if simulator, which
+reads neither: decisions carry the shared :data:`UNEXPLAINED` explanation instead of
+their text and facts, and no sliding-window statistics are kept (the stats reads
+raise). Neither feeds back into a decision, so both routers decide identically
+(tests/routing/test_simulation_fast_router.py); production keeps the defaults.
 """
 
 from __future__ import annotations
@@ -76,6 +82,8 @@ from routing.stats import (
 )
 
 Clock = Callable[[], float]
+# What a decision carries when the router is built with explain=False (shared: never mutate).
+UNEXPLAINED = Explanation("(explanations off)", {})
 
 
 def _contacts_today(agent: Agent) -> float:
@@ -102,9 +110,18 @@ def check_submission(
 
 
 class Router:
-    def __init__(self, config: RoutingConfig, clock: Clock = time.monotonic) -> None:
+    def __init__(
+        self,
+        config: RoutingConfig,
+        clock: Clock = time.monotonic,
+        *,
+        explain: bool = True,
+        live_stats: bool = True,
+    ) -> None:
         self.config = config
         self._clock = clock
+        self._explain = explain
+        self._live = live_stats
         self.queues: dict[str, Queue] = dict(config.queues)
         self._exclusive = frozenset(config.settings.exclusive_channels)
         self.agents: dict[str, Agent] = {}
@@ -204,7 +221,8 @@ class Router:
         if presence is Presence.AVAILABLE and agent.total_load() == 0:
             agent.idle_since = now
         self._index.refresh(agent)
-        self._mark(agent, now)
+        if self._live:
+            self._mark(agent, now)
         if presence is Presence.OFFLINE:
             for task_id, phase in list(agent.tasks.items()):
                 if phase is Phase.RESERVED:
@@ -278,7 +296,8 @@ class Router:
         task.answered_at = now
         agent.tasks[task.id] = Phase.ASSIGNED
         agent.contacts_today += 1
-        self._qstats[task.queue].on_answer(now, now - task.queued_at)
+        if self._live:
+            self._qstats[task.queue].on_answer(now, now - task.queued_at)
         return []
 
     def reject(self, reservation_id: str, reason: str = "rejected") -> list[Decision]:
@@ -310,7 +329,7 @@ class Router:
         task = self._task(task_id)
         now = self._clock()
         decisions: list[Decision] = []
-        if task.phase in (Phase.WAITING, Phase.RESERVED):
+        if self._live and task.phase in (Phase.WAITING, Phase.RESERVED):
             self._qstats[task.queue].abandoned.add(now, now - task.queued_at)
         if task.phase is Phase.WAITING:
             self._board.remove(task)
@@ -453,6 +472,7 @@ class Router:
         0 when an eligible agent is free; for an empty queue with staffed agents, the
         Erlang C mean wait from the window's arrival rate and AHT when it applies. Only
         agents who can take the channel count (for voice: with a registered softphone)."""
+        self._need_stats()
         now = self._clock()
         if task_id is not None:
             task = self._task(task_id)
@@ -480,6 +500,7 @@ class Router:
         take ``channel`` contacts: an agent without a registered softphone is not voice staff."""
         if queue not in self.queues:
             raise RoutingError(f"unknown queue {queue!r}")
+        self._need_stats()
         now = self._clock()
         q = self.queues[queue]
         tr = self._qstats[queue]
@@ -513,6 +534,7 @@ class Router:
 
     def agent_stats(self, agent_id: str) -> AgentStats:
         agent = self._agent(agent_id)
+        self._need_stats()
         now = self._clock()
         tr = self._astats[agent_id]
         return AgentStats(
@@ -542,6 +564,10 @@ class Router:
             agent.contacts_today = agent.rejected_today = agent.rona_today = 0
 
     # ------------------------------------------------------------------ internals
+
+    def _need_stats(self) -> None:
+        if not self._live:
+            raise RoutingError("live statistics are off for this router (built with live_stats=False)")
 
     def _agent(self, agent_id: str) -> Agent:
         try:
@@ -637,7 +663,8 @@ class Router:
             self._timer(now + step.after_s, f"step{i}", task.id, task.queue_epoch)
         if q.max_wait_s is not None:
             self._timer(now + q.max_wait_s, "maxwait", task.id, task.queue_epoch)
-        self._qstats[queue].arrivals.add(now)
+        if self._live:
+            self._qstats[queue].arrivals.add(now)
         self._route_task(task, now, decisions, DecisionKind.QUEUED, why)
 
     def _route_task(
@@ -652,14 +679,16 @@ class Router:
         picked = self._pick_agent(task, now)
         if picked is not None:
             agent, text, facts = picked
-            if why:
+            if why and self._explain:
                 text = f"{why}; {text}"
             decisions.append(self._reserve(task, agent, now, text, facts))
             return
         q = self.queues[task.queue]
         if task.group is None:
             self._board.add(task, q.aging.priority_per_minute / 60.0, q.weight)
-        if if_waiting is not None:
+        if if_waiting is not None and not self._explain:
+            decisions.append(Decision(if_waiting, task.id, task.queue, UNEXPLAINED))
+        elif if_waiting is not None:
             facts = {
                 "queue": task.queue,
                 "required": dict(task.required),
@@ -828,6 +857,8 @@ class Router:
         self, task: Task, agent: Agent, how: str, eligible: int, extra: dict[str, Any], now: float
     ) -> tuple[str, dict[str, Any]]:
         # `now` is the decision's own instant (one clock read per decision).
+        if not self._explain:
+            return UNEXPLAINED.text, UNEXPLAINED.facts
         q = self.queues[task.queue]
         if how == "preferred agent":
             why = "preferred agent (served this customer before)"
@@ -881,7 +912,7 @@ class Router:
             channel=task.channel,
             created=now,
             deadline=now + q.reservation_timeout_s,
-            explanation=Explanation(text, facts),
+            explanation=Explanation(text, facts) if self._explain else UNEXPLAINED,
         )
         self.reservations[res.id] = res
         task.phase = Phase.RESERVED
@@ -890,7 +921,8 @@ class Router:
         agent.load[task.channel] = agent.load.get(task.channel, 0) + 1
         agent.tasks[task.id] = Phase.RESERVED
         self._index.refresh(agent)
-        self._mark(agent, now)
+        if self._live:
+            self._mark(agent, now)
         self._timer(res.deadline, "rona", res.id, 0)
         return Decision(DecisionKind.OFFER, task.id, task.queue, res.explanation, agent.id, res)
 
@@ -901,14 +933,15 @@ class Router:
         agent.tasks.pop(task.id, None)
         if contact_ended:
             agent.last_contact_end = now
-            if task.answered_at is not None:
+            if self._live and task.answered_at is not None:
                 handle = now - task.answered_at
                 self._qstats[task.queue].handle.add(now, handle)
                 self._astats[agent.id].handle.add(now, handle)
         if agent.total_load() == 0:
             agent.idle_since = now
         self._index.refresh(agent, restart_idle=contact_ended)
-        self._mark(agent, now)
+        if self._live:
+            self._mark(agent, now)
         task.agent_id = None
         task.reservation_id = None
 
@@ -920,19 +953,16 @@ class Router:
         agent = self.agents[res.agent_id]
         self._release_slot(agent, task, now, contact_ended=False)
         task.phase = Phase.WAITING
-        decisions.append(
-            Decision(
-                kind,
-                task.id,
-                task.queue,
-                Explanation(
-                    f"{task.queue}: offer of {task.id} to agent {agent.id} withdrawn: {why}; "
-                    "the task keeps its age and place",
-                    {"agent": agent.id, "reservation": res.id, "reason": why},
-                ),
-                agent.id,
+        explanation = (
+            Explanation(
+                f"{task.queue}: offer of {task.id} to agent {agent.id} withdrawn: {why}; "
+                "the task keeps its age and place",
+                {"agent": agent.id, "reservation": res.id, "reason": why},
             )
+            if self._explain
+            else UNEXPLAINED
         )
+        decisions.append(Decision(kind, task.id, task.queue, explanation, agent.id))
         if self._max_wait_overdue(task, now):
             self._max_wait(task, now, decisions)
         else:
@@ -948,6 +978,8 @@ class Router:
             self._agent_free(agent, now, decisions)
 
     def _wrap_up_ended(self, task: Task) -> Decision:
+        if not self._explain:
+            return Decision(DecisionKind.WRAP_UP_ENDED, task.id, task.queue, UNEXPLAINED, task.agent_id)
         return Decision(
             DecisionKind.WRAP_UP_ENDED,
             task.id,
@@ -976,32 +1008,41 @@ class Router:
             if best is None:
                 return
             task, group, eff, considered = best
-            q = self.queues[task.queue]
-            aging = group.rate * max(0.0, now - task.created)
-            text = (
-                f"agent {agent.id} ({agent.name}) free on {task.channel}: took {task.id} from "
-                f"{task.queue}, the best of {considered} eligible waiting heads by effective "
-                f"priority {eff:.1f} (= priority {task.priority} + aging {aging:.1f}"
-                f" + queue weight {q.weight:g}), waited {now - task.queued_at:.0f}s; "
-                f"{describe_skills(agent, task.required, task.preferred)}"
-            )
-            if task.step_notes:
-                text += "; " + "; ".join(task.step_notes)
-            facts = {
-                "decision": "agent_first",
-                "queue": task.queue,
-                "agent": agent.id,
-                "effective_priority": eff,
-                "priority": task.priority,
-                "aging": aging,
-                "weight": q.weight,
-                "heads_considered": considered,
-                "required": dict(task.required),
-                "agent_levels": {s: agent.skills.get(s, 0) for s in task.required},
-                "escalation_steps": list(task.step_notes),
-                "waited_s": now - task.queued_at,
-            }
+            text, facts = self._explain_take(agent, task, group.rate, eff, considered, now)
             decisions.append(self._reserve(task, agent, now, text, facts))
+
+    def _explain_take(
+        self, agent: Agent, task: Task, rate: float, eff: float, considered: int, now: float
+    ) -> tuple[str, dict[str, Any]]:
+        """The agent-first decision's text and facts."""
+        if not self._explain:
+            return UNEXPLAINED.text, UNEXPLAINED.facts
+        q = self.queues[task.queue]
+        aging = rate * max(0.0, now - task.created)
+        text = (
+            f"agent {agent.id} ({agent.name}) free on {task.channel}: took {task.id} from "
+            f"{task.queue}, the best of {considered} eligible waiting heads by effective "
+            f"priority {eff:.1f} (= priority {task.priority} + aging {aging:.1f}"
+            f" + queue weight {q.weight:g}), waited {now - task.queued_at:.0f}s; "
+            f"{describe_skills(agent, task.required, task.preferred)}"
+        )
+        if task.step_notes:
+            text += "; " + "; ".join(task.step_notes)
+        facts = {
+            "decision": "agent_first",
+            "queue": task.queue,
+            "agent": agent.id,
+            "effective_priority": eff,
+            "priority": task.priority,
+            "aging": aging,
+            "weight": q.weight,
+            "heads_considered": considered,
+            "required": dict(task.required),
+            "agent_levels": {s: agent.skills.get(s, 0) for s in task.required},
+            "escalation_steps": list(task.step_notes),
+            "waited_s": now - task.queued_at,
+        }
+        return text, facts
 
     def _overflow(
         self,

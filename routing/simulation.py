@@ -293,7 +293,9 @@ class _Run:
         short_abandon_s: float,
     ) -> None:
         self.clock = ManualClock(start)
-        self.router = Router(config, self.clock)
+        # The simulator reads no explanation and no live statistic: skipping them
+        # changes no decision (tests/routing/test_simulation_fast_router.py).
+        self.router = Router(config, self.clock, explain=False, live_stats=False)
         self.arrivals = arrivals
         self.staffing = staffing
         self.start = start
