@@ -29,6 +29,10 @@ def _idle_seq(agent: Agent) -> int:
     return agent.idle_seq
 
 
+def _level(item: tuple[int, dict[str, Agent]]) -> int:
+    return item[0]
+
+
 def _size(item: tuple[int, str, int, dict[str, Agent]]) -> int:
     return item[0]
 
@@ -42,6 +46,9 @@ class AgentIndex:
         self._idle_seq = itertools.count(1)
         self._keys: dict[str, tuple[str | tuple[str, int], ...]] = {}
         self._agent_buckets: dict[tuple[str, str], list[dict[str, Agent]]] = {}
+        # (channel, skill) -> its level buckets, lowest level first: a level scan visits
+        # only the levels some agent has instead of all ten.
+        self._levels: dict[tuple[str, str], tuple[tuple[int, dict[str, Agent]], ...]] = {}
 
     def _keys_of(self, agent: Agent) -> tuple[str | tuple[str, int], ...]:
         keys = self._keys.get(agent.id)
@@ -56,7 +63,16 @@ class AgentIndex:
         # reservation and release, and skips re-hashing the bucket keys each time.
         found = self._agent_buckets.get((agent.id, channel))
         if found is None:
-            found = [self._buckets.setdefault((channel, k), {}) for k in self._keys_of(agent)]
+            found = []
+            for k in self._keys_of(agent):
+                bucket = self._buckets.get((channel, k))
+                if bucket is None:
+                    bucket = self._buckets[(channel, k)] = {}
+                    if isinstance(k, tuple):
+                        skill, level = k
+                        levels = (*self._levels.get((channel, skill), ()), (level, bucket))
+                        self._levels[(channel, skill)] = tuple(sorted(levels, key=_level))
+                found.append(bucket)
             self._agent_buckets[(agent.id, channel)] = found
         return found
 
@@ -106,9 +122,10 @@ class AgentIndex:
     def has_levels(self, skill: str) -> bool:
         return skill in self._level_skills
 
-    def at_level(self, channel: str, skill: str, level: int) -> dict[str, Agent]:
-        """Routable agents with exactly ``level`` in ``skill``, in idle order."""
-        return self._buckets.get((channel, (skill, level)), {})
+    def level_buckets(self, channel: str, skill: str) -> tuple[tuple[int, dict[str, Agent]], ...]:
+        """(level, routable agents with exactly that level in idle order) for every level
+        some agent has in ``skill``, lowest first; levels nobody has are left out."""
+        return self._levels.get((channel, skill), ())
 
     def candidates(
         self, channel: str, required: Mapping[str, int]

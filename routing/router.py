@@ -424,7 +424,12 @@ class Router:
 
         Timers can be stale (their task moved on): an early tick simply does nothing.
         """
-        return self._timers[0][0] if self._timers else None
+        timers = self._timers
+        # An offer's RONA timer outlives the offer once it is answered (most of them):
+        # drop such dead heads here, so a caller does not wake up for nothing.
+        while timers and timers[0][2] == "rona" and timers[0][3] not in self.reservations:
+            heapq.heappop(timers)
+        return timers[0][0] if timers else None
 
     def tick(self) -> list[Decision]:
         """Fire every timer due at the clock's current time."""
@@ -813,9 +818,10 @@ class Router:
         rejected, allowed = task.rejected_by, task.allowed_groups
         best: Agent | None = None
         skipped = 0
-        at_level = self._index.at_level
-        for level in range(low, MAX_LEVEL + 1):
-            for agent in at_level(task.channel, skill, level).values():
+        for level, bucket in self._index.level_buckets(task.channel, skill):
+            if level < low:
+                continue
+            for agent in bucket.values():
                 if best is not None and agent.idle_seq > best.idle_seq:
                     break
                 if agent.id in rejected or (allowed and allowed.isdisjoint(agent.groups)):
@@ -841,9 +847,10 @@ class Router:
         if self.queues[task.queue].strategy is not Strategy.MOST_SKILLED or primary is None:
             return candidates
         low = task.required[primary]
-        ch = task.channel
         return itertools.chain.from_iterable(
-            self._index.at_level(ch, primary, level).values() for level in range(MAX_LEVEL, low - 1, -1)
+            bucket.values()
+            for level, bucket in reversed(self._index.level_buckets(task.channel, primary))
+            if level >= low
         )
 
     def _primary_skill(self, task: Task) -> str | None:

@@ -141,3 +141,20 @@ def test_production_router_still_explains_and_counts() -> None:
     (offer,) = router.submit("t1", "en")
     assert "longest idle" in offer.explanation.text and offer.explanation.facts["agent"] == "a1"
     assert router.queue_stats("en").offered == 1
+
+
+def test_an_answered_offer_leaves_no_deadline_behind() -> None:
+    """The simulator ticks at every deadline the router reports; an answered offer's RONA
+    timer used to be one per contact, waking it for nothing."""
+    config = build_config(
+        {"skills": {"en": {}}},
+        {"queues": {"en": {"required_skills": {"en": 1}, "reservation_timeout_s": 15}}},
+    )
+    router = Router(config, lambda: 0.0)
+    router.add_agent({"id": "a1", "skills": {"en": 3}})
+    router.set_softphone("a1", True)
+    router.login("a1", ready=True)
+    (offer,) = router.submit("t1", "en")
+    assert router.next_deadline() == 15.0  # ringing: RONA is due
+    router.accept(offer.reservation.id)
+    assert router.next_deadline() is None
