@@ -142,6 +142,8 @@ class Probe:
     connected: Counter[str] = field(default_factory=Counter)
     failed: Counter[str] = field(default_factory=Counter)
     failed_sample: list[dict[str, Any]] = field(default_factory=list)
+    failed_by_minute: Counter[int] = field(default_factory=Counter)  # minute of the run → failures
+    t0: float = field(default_factory=time.time)
     changed: asyncio.Event = field(default_factory=asyncio.Event)
 
     def worker_of(self, cid: str) -> str:
@@ -163,12 +165,29 @@ class Probe:
         elif kind == "ContactEnded" and cid in self.live:
             w, ok = self.live.pop(cid)
             (self.connected if ok else self.failed)[w] += 1
+            if not ok:
+                self.failed_by_minute[int((e.ts - self.t0) // 60)] += 1
             if not ok and len(self.failed_sample) < 10:
                 self.failed_sample.append({"contact": cid, "worker": w, "ts": round(e.ts, 3)})
         self.changed.set()
 
 
 # ---------------------------------------------------------------------------- sampling
+
+
+def task_kinds() -> Counter[str]:
+    """Live asyncio tasks by coroutine name: what an idle-after vs idle-before growth is made of."""
+    return Counter(getattr(t.get_coro(), "__qualname__", "?") for t in asyncio.all_tasks())
+
+
+def fd_kinds() -> Counter[str]:
+    """This process's open fds by kind (socket, pipe, a file's suffix…)."""
+    kinds: Counter[str] = Counter()
+    for fd in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(OSError):
+            target = os.readlink(f"/proc/self/fd/{fd}")
+            kinds[target.split(":")[0] if ":" in target else Path(target).suffix or target] += 1
+    return kinds
 
 
 def scrape(text: str) -> dict[str, float]:
@@ -188,6 +207,7 @@ async def sample(http: Any, t0: float, center: Any) -> dict[str, float]:
     s = scrape(r.text)
     s["t"] = round(time.monotonic() - t0, 1)
     s["py_objects"] = len(gc.get_objects())  # where RSS growth would come from (tens of ms)
+    s["load_1m"] = round(os.getloadavg()[0], 2)  # the 2 cores are shared: failures follow load
     s["crm_backlog"] = int(center.health().get("crm_backlog") or 0)
     return s
 
@@ -289,6 +309,7 @@ async def soak(rate: float, rate_note: str, plan: Plan, hold_ms: int, quick: boo
         await desks.start(f"http://127.0.0.1:{center.http_port}", ids)
         settle_gc()
         idle_before = await sample(http, t0, center)
+        tasks_before, fds_before = task_kinds(), fd_kinds()
         stat = tmp / "caller.csv"
         caller = await asyncio.create_subprocess_exec(
             *sipp(loops=1000), target, "-sf", str(caller_scenario(tmp)), "-s", "5000",
@@ -297,6 +318,7 @@ async def soak(rate: float, rate_note: str, plan: Plan, hold_ms: int, quick: boo
             "-recv_timeout", "20000", "-trace_err", "-error_file", str(tmp / "caller_errors.log"),
             cwd=str(tmp), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
         load0 = time.monotonic()
+        probe.t0 = time.time()
         sink_down = sink_up = killed = False
         while caller.returncode is None:
             with contextlib.suppress(TimeoutError):
@@ -326,6 +348,8 @@ async def soak(rate: float, rate_note: str, plan: Plan, hold_ms: int, quick: boo
                 await asyncio.wait_for(probe.changed.wait(), 1.0)
         delivery = await drain(center, sink, db_url, 600 if not quick else 120)
         idle_after = await sample(http, t0, center)
+        # what idle-after has more of than idle-before: tasks by coroutine, fds by kind
+        grown = {"tasks": dict(task_kinds() - tasks_before), "fds": dict(fd_kinds() - fds_before)}
     finally:
         await http.aclose()
         await desks.stop()
@@ -334,8 +358,8 @@ async def soak(rate: float, rate_note: str, plan: Plan, hold_ms: int, quick: boo
         await sink.stop()
         logging.getLogger().removeHandler(errors)
     result = summarize(rate, rate_note, plan, hold_ms, agents, calls, quick, st, caller.returncode,
-                       sipp_err, probe, samples, idle_before, idle_after, delivery, faults, errors,
-                       offers["offers"])  # fmt: skip
+                       sipp_err, probe, samples, idle_before, idle_after, grown, delivery, faults,
+                       errors, offers["offers"])  # fmt: skip
     shutil.rmtree(tmp, ignore_errors=True)
     return result
 
@@ -363,8 +387,8 @@ def trend(samples: list[dict[str, float]], key: str, warmup_s: float) -> dict[st
 def summarize(rate: float, rate_note: str, plan: Plan, hold_ms: int, agents: int, calls: int, quick: bool,
               st: dict[str, str], rc: int | None, sipp_err: str, probe: Probe,
               samples: list[dict[str, float]], idle_before: dict[str, float], idle_after: dict[str, float],
-              delivery: dict[str, Any], faults: dict[str, Any], errors: ErrorCounter,
-              offers: int) -> dict[str, Any]:  # fmt: skip
+              grown: dict[str, dict[str, int]], delivery: dict[str, Any], faults: dict[str, Any],
+              errors: ErrorCounter, offers: int) -> dict[str, Any]:  # fmt: skip
     killed = faults.get("worker_killed", {}).get("worker")
     failed = dict(probe.failed)
     failed_elsewhere = sum(n for w, n in failed.items() if w != killed)
@@ -388,8 +412,9 @@ def summarize(rate: float, rate_note: str, plan: Plan, hold_ms: int, agents: int
                   "arrived_per_worker": dict(probe.arrived), "connected_per_worker": dict(probe.connected),
                   "failed_per_worker": failed, "failed_not_on_killed_worker": failed_elsewhere,
                   "failed_sample": probe.failed_sample, "offers_seen_by_desktops": offers,
+                  "failed_by_minute": {str(k): v for k, v in sorted(probe.failed_by_minute.items())},
                   "sipp_tail": sipp_err[-400:]},
-        "resources": {"idle_before": idle_before, "idle_after": idle_after,
+        "resources": {"idle_before": idle_before, "idle_after": idle_after, "grown_idle": grown,
                       **{k: trend(samples, k, plan.warmup_s) for k in ("rss_mb", "fds", "tasks")}},
         "samples": samples,
         "faults": faults,
@@ -414,6 +439,8 @@ def print_table(r: dict[str, Any]) -> None:
         t = res[key]
         print(f"{name:<10} {res['idle_before'].get(key, '-'):>11} {t['first']!s:>8} {t['after_warmup']!s:>8} "
               f"{t['end']!s:>8} {t['max']!s:>8} {res['idle_after'].get(key, '-'):>10}")  # fmt: skip
+    print(f"idle after, more than idle before: tasks {res['grown_idle']['tasks'] or 'none'}; "
+          f"fds {res['grown_idle']['fds'] or 'none'}")
     print(f"\n{'worker':<8} {'arrived':>8} {'connected':>9} {'failed':>7}")
     for w in sorted(set(c["arrived_per_worker"]) | set(c["failed_per_worker"])):
         print(f"{w:<8} {c['arrived_per_worker'].get(w, 0):>8} {c['connected_per_worker'].get(w, 0):>9} "
