@@ -57,6 +57,7 @@ from routing.router import Router
 SL_FORMULA = "answered within threshold / (answered + abandoned - short abandons)"
 # Event kinds in the simulator's own heap (router timers live in the router).
 _END, _ABANDON, _LOGIN, _LOGOUT = 0, 1, 2, 3
+_OFFER, _EXITED, _REFUSED = DecisionKind.OFFER, DecisionKind.EXITED, DecisionKind.REFUSED
 
 
 @dataclass(frozen=True, slots=True)
@@ -322,25 +323,32 @@ class _Run:
                 if e != math.inf:
                     self.push(e, _LOGOUT, i)
         router, clock, events, arrivals = self.router, self.clock, self.events, self.arrivals
-        n, i = len(arrivals), 0
         inf = math.inf
+        # Locals and an end sentinel: this loop runs a few times per contact.
+        times = [a.at for a in arrivals]
+        times.append(inf)
+        next_deadline, tick, heappop = router.next_deadline, router.tick, heapq.heappop
+        on_event, on_arrival, act = self.on_event, self.on_arrival, self.act
+        i = 0
         while True:
-            t_arr = arrivals[i].at if i < n else inf
+            t_arr = times[i]
             t_ev = events[0][0] if events else inf
             t_next = t_arr if t_arr < t_ev else t_ev
-            deadline = router.next_deadline()
+            deadline = next_deadline()
             if deadline is not None and deadline <= t_next and (router.tasks or t_next < inf):
-                clock.set(max(deadline, clock.now))
-                self.act(router.tick())
+                if deadline > clock.now:
+                    clock.now = deadline
+                act(tick())
                 continue
             if t_next == inf:
                 break
-            clock.set(max(t_next, clock.now))
+            if t_next > clock.now:
+                clock.now = t_next
             if t_ev <= t_arr:
-                _, _, kind, ref = heapq.heappop(events)
-                self.on_event(kind, ref)
+                _, _, kind, ref = heappop(events)
+                on_event(kind, ref)
             else:
-                self.on_arrival(i, arrivals[i])
+                on_arrival(i, arrivals[i])
                 i += 1
         return self.result(clock.now)
 
@@ -383,9 +391,9 @@ class _Run:
     def act(self, decisions: list[Any]) -> None:
         for d in decisions:
             kind = d.kind
-            if kind is DecisionKind.OFFER:
+            if kind is _OFFER:
                 self.answer(d)
-            elif kind is DecisionKind.EXITED or kind is DecisionKind.REFUSED:
+            elif kind is _EXITED or kind is _REFUSED:
                 self.cell_of[int(d.task_id)].exited += 1
 
     def answer(self, d: Any) -> None:
@@ -401,7 +409,7 @@ class _Run:
             cell.within += 1
         if waited > cell.longest:
             cell.longest = waited
-        wrap = self.wrap.get(self.router.tasks[d.task_id].queue, 0.0)
+        wrap = self.wrap.get(d.queue, 0.0)  # the offer's queue is the task's
         cell.talk += a.handle_s
         cell.wrap += wrap
         agent = d.agent_id
