@@ -363,7 +363,9 @@ function onWrapUpDone(contactId, timedOut) {
 // Autosave: the server keeps the draft of this contact's wrap-up, and uses it if time runs out.
 function scheduleDraftSave() {
   clearTimeout(desk.draftTimer);
-  desk.draftTimer = setTimeout(saveDraft, DRAFT_SAVE_MS);
+  // In the last seconds of wrap-up time every keystroke is saved at once: the timeout takes the draft.
+  const closing = desk.wrapDeadline !== null && desk.wrapDeadline - Date.now() < 2000;
+  desk.draftTimer = setTimeout(saveDraft, closing ? 0 : DRAFT_SAVE_MS);
 }
 
 async function saveDraft() {
