@@ -12,6 +12,7 @@ and Redis when they are not listening, and exits non-zero loudly on any failure.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -76,8 +77,11 @@ def pip_install(extra: str) -> None:
 def npm_install() -> None:
     """The web pages' browser libraries (package.json, pinned by package-lock.json) into
     node_modules, which the app serves under /vendor/: installed, never committed."""
-    if not (ROOT / "node_modules").is_dir():
-        run(["npm", "ci", "--omit=dev", "--no-audit", "--no-fund"], cwd=ROOT)
+    wanted = json.loads((ROOT / "package.json").read_text())["dependencies"]
+    if any(not (ROOT / "node_modules" / name).is_dir() for name in wanted):
+        # --ignore-scripts: the libraries are plain files; no install hook (e.g. swagger-ui-dist's
+        # usage-analytics dependency) gets to run or phone home.
+        run(["npm", "ci", "--omit=dev", "--no-audit", "--no-fund", "--ignore-scripts"], cwd=ROOT)
 
 
 def listening(port: int, host: str = "127.0.0.1") -> bool:

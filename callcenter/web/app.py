@@ -24,6 +24,7 @@ from pydantic import BaseModel, Field
 
 from callcenter.contacts.errors import ContactError
 from callcenter.privacy import Reader
+from callcenter.web.api_docs import mount_api_docs
 from callcenter.web.auth import Authenticator, LoginRefused, Principal
 from callcenter.web.backend import CtiBackend, http_status
 from callcenter.web.customer_models import CustomerLookupOut
@@ -98,6 +99,7 @@ def create_app(
     app = FastAPI(
         title="callcenter CTI API",
         version="1",
+        docs_url=None,  # /docs is api_docs.py's, with Swagger UI served locally (no CDN)
         description="Agent desktop and supervisor monitor interface. Log in, then send the "
         "token as `Authorization: Bearer …` (REST) or as the WebSocket subprotocols "
         f"`{WS_PROTOCOL}, <token>` (`Sec-WebSocket-Protocol`); renew it with `POST /api/refresh` "
@@ -284,6 +286,7 @@ def create_app(
 
     app.include_router(reports_router)  # /api/reports/*: supervisor reports and what-if
     mount_pages(app)  # /desk and /supervisor: the browser front ends of this API
+    mount_api_docs(app)  # /docs: Swagger UI from /vendor/swagger-ui/, not a CDN
 
     @app.get("/metrics", tags=["ops"])
     async def metrics() -> Response:

@@ -29,7 +29,10 @@ PAGES_DIR = Path(__file__).with_name("pages")
 # Browser libraries from npm (package.json at the repository root, installed into node_modules
 # by the bootstrap, never committed), each served from its dist folder under /vendor/<name>/.
 NODE_MODULES = Path(__file__).resolve().parents[2] / "node_modules"
-VENDOR = {"uplot": NODE_MODULES / "uplot" / "dist"}
+VENDOR = {
+    "uplot": NODE_MODULES / "uplot" / "dist",
+    "swagger-ui": NODE_MODULES / "swagger-ui-dist",  # /docs (callcenter/web/api_docs.py)
+}
 ASSETS_PREFIX = "/pages"
 
 # 'self' in connect-src covers ws:/wss: to the same host in CSP Level 3 browsers.
@@ -96,7 +99,7 @@ def mount_pages(app: FastAPI) -> None:
     for name, directory in VENDOR.items():
         if directory.is_dir():
             app.mount(f"/vendor/{name}", _Assets(directory=directory), name=f"vendor-{name}")
-        else:  # the pages still work; their charts say the library is missing
-            log.warning("%s not installed (npm ci --omit=dev): charts unavailable", directory)
+        else:  # the pages still work; their charts (or /docs) say the library is missing
+            log.warning("%s not installed (npm ci --omit=dev): %s unavailable", directory, name)
 
     app.mount(ASSETS_PREFIX, _Assets(directory=PAGES_DIR), name="pages")
