@@ -165,7 +165,15 @@ class Contact:
             "waited_s": round(self.waited_s(), 3),
             "on_hold": self.on_hold,
             "callback_number": self.callback_number,
+            "ring_deadline": self.ring_deadline(),
         }
+
+    def ring_deadline(self) -> float | None:
+        """Epoch seconds when routing takes the offer back (RONA), for a desk countdown;
+        None without an offer. The offer's deadline is monotonic: browsers count in epoch time."""
+        if self.offer is None:
+            return None
+        return round(time.time() + (self.offer.deadline - time.monotonic()), 3)
 
     def screen_pop(self, explanation: str) -> dict[str, Any]:
         """The offer bundle for the agent desktop: built from memory, no I/O, so it

@@ -22,6 +22,8 @@ const desk = {
   waited: null, // { seconds, at } while the caller is still waiting (ringing)
   queues: new Set(),
   wrapDeadline: null, // client clock (ms) when wrap-up time runs out; null: no limit
+  ringDeadline: null, // epoch ms when the offer goes back to routing (RONA), while ringing
+  connectedAt: null, // epoch ms when the call was connected, for the call timer
   draftTimer: null,
   softphone: true, // false: no registered phone, so no call can reach this agent
 };
@@ -156,7 +158,10 @@ function applySnapshotContact(agent, contact) {
   } else if (contact && contact.contact_id && contact.phase !== "wrap_up") {
     fillContact(contact);
     if (contact.phase === "connected") onConnected(contact);
-    else setPhase("ringing", "Ringing");
+    else {
+      setPhase("ringing", "Ringing");
+      setRingDeadline(contact.ring_deadline);
+    }
   }
 }
 
@@ -169,9 +174,9 @@ function setState(state, reason, inStateSeconds) {
   badge.textContent = label(state);
   badge.dataset.state = state;
   document.getElementById("state-reason").textContent = reason ? `(${label(reason)})` : "";
-  document.getElementById("btn-available").disabled = state === "available";
   document.getElementById("btn-notready").disabled = state === "not_ready";
   setPhone(desk.softphone);
+  enableButtons();
   tick();
 }
 
@@ -203,12 +208,36 @@ function closeWrapUpForm() {
   show("wrapup", false);
 }
 
+const ON_A_CALL = new Set(["ringing", "dialling", "connected", "on_hold"]);
+const CONNECTED = new Set(["connected", "on_hold"]);
+
+// Each button is enabled only when the server would accept it in the current phase.
+function enableButtons() {
+  document.getElementById("btn-available").disabled = desk.state === "available" || ON_A_CALL.has(desk.phase);
+  const connected = CONNECTED.has(desk.phase);
+  for (const id of ["btn-hold", "btn-hangup", "transfer-submit"]) document.getElementById(id).disabled = !connected;
+  document.getElementById("wrapup-submit").disabled = desk.phase !== "wrap_up";
+}
+
 function setPhase(phase, text) {
   desk.phase = phase;
+  if (phase !== "ringing") setRingDeadline(null);
+  if (!CONNECTED.has(phase)) desk.connectedAt = null;
   document.getElementById("pop").dataset.phase = phase;
   const badge = document.getElementById("pop-phase");
   badge.textContent = text;
   badge.hidden = !text;
+  enableButtons();
+  tick();
+}
+
+// The offer's RONA deadline (epoch seconds from the server); the countdown is drawn from it.
+function setRingDeadline(epochSeconds) {
+  const countdown = document.getElementById("ring-countdown");
+  desk.ringDeadline = epochSeconds ? epochSeconds * 1000 : null;
+  if (desk.ringDeadline) countdown.dataset.deadline = String(epochSeconds);
+  else delete countdown.dataset.deadline;
+  countdown.hidden = !desk.ringDeadline;
 }
 
 function rememberQueue(queue) {
@@ -283,6 +312,7 @@ function onOffer(msg) {
   const callback = msg.contact && msg.contact.callback_number;
   setPhase("ringing", callback ? `Callback to ${callback} — answer on your phone, then we dial`
                               : "Ringing — answer on your phone");
+  setRingDeadline(msg.contact && msg.contact.ring_deadline);
 }
 
 function onConnected(contact) {
@@ -292,6 +322,7 @@ function onConnected(contact) {
     setText("pop-waited", duration(contact.waited_s));
   }
   setPhase("connected", "Connected");
+  desk.connectedAt = contact && contact.connected_at ? contact.connected_at * 1000 : Date.now();
   setHold(Boolean(contact && contact.on_hold));
   show("wrapup", false);
   show("controls", true);
@@ -389,6 +420,13 @@ async function saveDraft() {
 function tick() {
   document.getElementById("state-time").textContent = duration((Date.now() - desk.stateSince) / 1000);
   if (desk.waited) setText("pop-waited", duration(desk.waited.seconds + (Date.now() - desk.waited.at) / 1000));
+  const ring = document.getElementById("ring-countdown");
+  const ringLeft = desk.ringDeadline === null ? null : Math.max(0, Math.ceil((desk.ringDeadline - Date.now()) / 1000));
+  ring.textContent = ringLeft === null ? "" : `Answer within ${ringLeft} s`;
+  if (ringLeft === null) delete ring.dataset.seconds;
+  else ring.dataset.seconds = String(ringLeft);
+  document.getElementById("call-time").textContent = desk.connectedAt === null ? ""
+    : `On the call ${duration((Date.now() - desk.connectedAt) / 1000)}`;
   const countdown = document.getElementById("wrapup-countdown");
   countdown.textContent = desk.wrapDeadline === null ? ""
     : `Wrap-up ends in ${duration((desk.wrapDeadline - Date.now()) / 1000)}`;
