@@ -360,11 +360,16 @@ class _Run:
             cell = self.cells[key] = _Tally()
         cell.offered += 1
         self.cell_of.append(cell)
-        if a.patience_s != math.inf:
-            self.push(a.at + a.patience_s, _ABANDON, i)
+        task_id = str(i)
         self.act(
-            self.router.submit(str(i), a.queue, a.channel, required=a.required or None, priority=a.priority)
+            self.router.submit(task_id, a.queue, a.channel, required=a.required or None, priority=a.priority)
         )
+        # Only a contact left waiting can abandon; one answered at once needs no event.
+        # Scheduled after the submit, its place among same-instant events is unchanged:
+        # the submit schedules nothing else when the contact waits.
+        task = self.router.tasks.get(task_id)
+        if a.patience_s != math.inf and task is not None and task.phase is Phase.WAITING:
+            self.push(a.at + a.patience_s, _ABANDON, i)
 
     def on_event(self, kind: int, ref: int) -> None:
         router = self.router
