@@ -52,6 +52,7 @@ from callcenter.web.app import create_app
 from callcenter.web.auth import Authenticator
 from callcenter.web.desk_feed import DeskFeed
 from callcenter.web.hub import Hub
+from callcenter.web.interactions_api import InteractionReader
 from callcenter.web.limits import HashingSlots
 from callcenter.web.metrics import make_registry
 from callcenter.web.presence import DeskPresence
@@ -154,6 +155,7 @@ class Center:
         self.reports = ReportService(lambda: self.crm.engine, s.reports, cfg.routing, cfg.agents,
                                      self.supervisor_snapshot)  # fmt: skip
         self.app.state.reports = self.reports  # /api/reports/* (callcenter/web/reports_api.py)
+        self.app.state.interactions = InteractionReader(self.crm, self.privacy)  # /api/interactions
         self.voice: VoiceChannel | None = None  # once started
         self._http: uvicorn.Server | None = None
         self.http_port = s.http.port  # the bound port once started (differs when configured as 0)
@@ -380,6 +382,9 @@ class Center:
 
     async def hangup(self, agent_id: str) -> None:
         self.ready.hangup(agent_id)
+
+    async def send_dtmf(self, agent_id: str, digits: str) -> None:
+        self.ready.send_digits(agent_id, digits)
 
     async def customer_lookup(self, reader: Reader, kind: str, value: str) -> dict[str, Any] | None:
         """A customer and their recent history as ``reader``'s role may see them (privacy.py);

@@ -1,5 +1,5 @@
 """The questions callcenter asks: customer by address or account, recent
-interactions, the screen-pop bundle, order status, timeline, identity audit."""
+interactions, interaction search, the screen-pop bundle, order status, timeline, identity audit."""
 
 from __future__ import annotations
 
@@ -108,6 +108,39 @@ class QueriesMixin(StoreCore):
                 .order_by(interaction_events.c.ts, interaction_events.c.event_id)
             )
             return [dict(r._mapping) for r in res]
+
+    async def search_interactions(
+        self,
+        *,
+        channel: str = "",
+        customer_id: str = "",
+        agent_id: str = "",
+        queue: str = "",
+        outcome: str = "",
+        since: float | None = None,
+        until: float | None = None,
+        limit: int = 50,
+    ) -> list[InteractionSummary]:
+        """Interactions matching every given filter (empty = any), newest first; ``since``
+        and ``until`` bound ``sort_ts`` (until exclusive); a merged customer's id finds the
+        interactions of the customer it was merged into."""
+        q = select(*[interactions.c[c] for c in SUMMARY_COLUMNS], interactions.c.customer_id)
+        for column, value in (("channel", channel), ("agent_id", agent_id), ("queue", queue),
+                              ("outcome", outcome)):  # fmt: skip
+            if value:
+                q = q.where(interactions.c[column] == value)
+        if since is not None:
+            q = q.where(interactions.c.sort_ts >= since)
+        if until is not None:
+            q = q.where(interactions.c.sort_ts < until)
+        async with self.engine.connect() as conn:
+            if customer_id:
+                live = (await live_ids(conn, [customer_id])).get(customer_id)
+                if live is None:
+                    return []
+                q = q.where(interactions.c.customer_id == live)
+            rows = await conn.execute(q.order_by(interactions.c.sort_ts.desc()).limit(limit))
+            return [cast(InteractionSummary, dict(r._mapping)) for r in rows]
 
     async def _recent(
         self,

@@ -393,6 +393,11 @@ class VoiceChannel:
         if legs.agent_call is not None:
             legs.agent_call.terminate("agent_hangup")
 
+    def send_digits(self, contact: Contact, digits: str) -> None:
+        """RFC 4733 events on the customer's leg (in-band tones if it has no telephone-event);
+        they take the floor from the agent's relayed audio while they play."""
+        self.legs[contact.contact_id].call.media.send_dtmf(digits)
+
     def release_agent(self, contact: Contact) -> None:
         legs = self.legs[contact.contact_id]
         leg = legs.agent_call

@@ -62,6 +62,11 @@ class Channel(Protocol):
         """The agent ends the conversation."""
         ...
 
+    def send_digits(self, contact: Contact, digits: str) -> None:
+        """Send keypad digits (0-9 * #) to the customer's side: an IVR or a bank's system
+        at the far end. Raises InvalidState where the channel has no such thing."""
+        ...
+
     def forget(self, contact: Contact) -> None:
         """The contact left the core (ended or in wrap-up): drop what the channel keeps."""
         ...

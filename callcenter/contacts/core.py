@@ -495,6 +495,10 @@ class ContactCore:
         contact = self.connected_contact(agent_id)
         self.channels[contact.channel].hangup(contact)
 
+    def send_digits(self, agent_id: str, digits: str) -> None:
+        contact = self.connected_contact(agent_id)
+        self.channels[contact.channel].send_digits(contact, digits)
+
     async def transfer(self, agent_id: str, target: str) -> None:
         """Blind transfer: ``queue:NAME``, ``agent:ID``, or an address the channel dials."""
         contact = self.connected_contact(agent_id)

@@ -29,6 +29,7 @@ from callcenter.web.auth import Authenticator, LoginRefused, Principal
 from callcenter.web.backend import CtiBackend, http_status
 from callcenter.web.customer_models import CustomerLookupOut
 from callcenter.web.hub import Connection
+from callcenter.web.interactions_api import router as interactions_router
 from callcenter.web.limits import BodyLimit
 from callcenter.web.pages import mount_pages
 from callcenter.web.reports_api import router as reports_router
@@ -75,6 +76,10 @@ class TransferIn(BaseModel):
 
 class HoldIn(BaseModel):
     on_hold: bool
+
+
+class DtmfIn(BaseModel):
+    digits: str = Field(pattern=r"^[0-9*#]{1,32}$")  # a keypad's keys; 32 covers an account number + PIN
 
 
 _bearer = HTTPBearer(auto_error=False)
@@ -204,6 +209,12 @@ def create_app(
         await backend.hangup(agent_only(p))
         return {"status": "hanging up"}
 
+    @app.post("/api/agent/dtmf", tags=["agent"])
+    async def dtmf(body: DtmfIn, p: Who) -> dict[str, str]:
+        """Keypad digits to the customer's leg (RFC 4733), e.g. an IVR after an outbound call."""
+        await backend.send_dtmf(agent_only(p), body.digits)
+        return {"status": "sent", "digits": body.digits}
+
     @app.get("/api/customers/lookup", tags=["agent"], response_model=CustomerLookupOut,
              responses={403: {"description": "an agent's lookup of a customer other than their current "
                                              "contact's (server.yaml privacy)"}})  # fmt: skip
@@ -285,6 +296,7 @@ def create_app(
         return JSONResponse(h, status_code=200 if h.get("ok") else 503)
 
     app.include_router(reports_router)  # /api/reports/*: supervisor reports and what-if
+    app.include_router(interactions_router)  # /api/interactions: search and record view
     mount_pages(app)  # /desk and /supervisor: the browser front ends of this API
     mount_api_docs(app)  # /docs: Swagger UI from /vendor/swagger-ui/, not a CDN
 

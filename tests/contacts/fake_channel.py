@@ -44,5 +44,8 @@ class FakeChannel:
     def hangup(self, contact: Contact) -> None:
         self.calls.append(("hangup", contact.contact_id))
 
+    def send_digits(self, contact: Contact, digits: str) -> None:
+        self.calls.append(("digits", contact.contact_id))
+
     def forget(self, contact: Contact) -> None:
         self.calls.append(("forget", contact.contact_id))

@@ -216,13 +216,17 @@ function enableButtons() {
   document.getElementById("btn-available").disabled = desk.state === "available" || ON_A_CALL.has(desk.phase);
   const connected = CONNECTED.has(desk.phase);
   for (const id of ["btn-hold", "btn-hangup", "transfer-submit"]) document.getElementById(id).disabled = !connected;
+  for (const key of document.querySelectorAll("#keypad button")) key.disabled = !connected;
   document.getElementById("wrapup-submit").disabled = desk.phase !== "wrap_up";
 }
 
 function setPhase(phase, text) {
   desk.phase = phase;
   if (phase !== "ringing") setRingDeadline(null);
-  if (!CONNECTED.has(phase)) desk.connectedAt = null;
+  if (!CONNECTED.has(phase)) {
+    desk.connectedAt = null;
+    document.getElementById("keypad-sent").textContent = ""; // digits belong to one call
+  }
   document.getElementById("pop").dataset.phase = phase;
   const badge = document.getElementById("pop-phase");
   badge.textContent = text;
@@ -455,6 +459,17 @@ function wire() {
     if (r) setHold(r.on_hold);
   });
   document.getElementById("btn-hangup").addEventListener("click", () => call("/api/agent/hangup"));
+  // Each key is sent as it is pressed (an IVR at the far end listens digit by digit), one
+  // request after the other so quick presses arrive in the order they were made.
+  let keys = Promise.resolve();
+  document.getElementById("keypad").addEventListener("click", (e) => {
+    const digit = e.target instanceof HTMLButtonElement ? e.target.dataset.digit : undefined;
+    if (!digit) return;
+    keys = keys.then(async () => {
+      const r = await call("/api/agent/dtmf", { digits: digit });
+      if (r) document.getElementById("keypad-sent").textContent += digit;
+    });
+  });
   document.getElementById("transfer-form").addEventListener("submit", async (e) => {
     e.preventDefault();
     const queue = document.getElementById("transfer-queue").value.trim();
