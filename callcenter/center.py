@@ -326,6 +326,15 @@ class Center:
         stats["wrap_up"] = draft.as_dict() if draft else None  # the form as saved, and time left
         return stats
 
+    def transfer_targets(self, agent_id: str) -> dict[str, Any]:
+        """What the desk's transfer picker offers: every queue, and the other agents with their
+        state now (a transfer to an agent queues the caller with that agent preferred)."""
+        agents = [
+            {"agent_id": a, "name": agent.name, "state": str(self.router.agent_state(a))}
+            for a, agent in self.router.agents.items() if a != agent_id
+        ]  # fmt: skip
+        return {"queues": list(self.router.queues), "agents": agents}
+
     def current_contact(self, agent_id: str) -> dict[str, Any] | None:
         core = self.ready
         wrap_up = core.wrap_ups.get(agent_id)

@@ -194,6 +194,11 @@ def create_app(
         await backend.save_wrap_up_draft(agent_only(p), body.contact_id, body.disposition, body.notes)
         return {"status": "draft saved", "contact_id": body.contact_id}
 
+    @app.get("/api/agent/transfer-targets", tags=["agent"])
+    async def transfer_targets(p: Who) -> dict[str, Any]:
+        """The desk's transfer picker: all queues, the other agents with their state now."""
+        return backend.transfer_targets(agent_only(p))
+
     @app.post("/api/agent/transfer", tags=["agent"])
     async def transfer(body: TransferIn, p: Who) -> dict[str, str]:
         await backend.transfer(agent_only(p), body.target)

@@ -20,7 +20,6 @@ const desk = {
   phase: "idle", // idle | ringing | connected | wrap_up | done | withdrawn | transferred
   onHold: false,
   waited: null, // { seconds, at } while the caller is still waiting (ringing)
-  queues: new Set(),
   wrapDeadline: null, // client clock (ms) when wrap-up time runs out; null: no limit
   ringDeadline: null, // epoch ms when the offer goes back to routing (RONA), while ringing
   connectedAt: null, // epoch ms when the call was connected, for the call timer
@@ -140,7 +139,6 @@ function applyAgent(agent) {
   if (agent.name) document.getElementById("who").textContent = `${agent.name} (${agent.agent_id})`;
   setState(agent.state, agent.reason, agent.in_state_s || 0);
   setPhone(agent.softphone !== false);
-  for (const queue of agent.transfer_queues || []) rememberQueue(queue); // the transfer box suggests them
 }
 
 function setPhone(registered) {
@@ -244,10 +242,31 @@ function setRingDeadline(epochSeconds) {
   countdown.hidden = !desk.ringDeadline;
 }
 
-function rememberQueue(queue) {
-  if (!queue || desk.queues.has(queue)) return;
-  desk.queues.add(queue);
-  document.getElementById("known-queues").append(el("option", { value: queue }));
+// The transfer picker: every queue, the other agents with their state when it was loaded
+// (at each offer and connect; the server checks the target again when the agent transfers).
+async function loadTransferTargets() {
+  if (!desk.session) return;
+  let targets;
+  try {
+    targets = await api("/api/agent/transfer-targets", { token: desk.session.token });
+  } catch {
+    return; // the picker keeps what it had; a transfer is still checked by the server
+  }
+  const select = document.getElementById("transfer-target");
+  const chosen = select.value;
+  document.getElementById("transfer-queues").replaceChildren(
+    ...targets.queues.map((q) => el("option", { value: `queue:${q}` }, q)));
+  document.getElementById("transfer-agents").replaceChildren(...targets.agents.map((a) =>
+    el("option", { value: `agent:${a.agent_id}`, "data-state": a.state },
+      `${a.name || a.agent_id} (${a.agent_id}) — ${label(a.state)}`)));
+  select.value = chosen;
+  if (select.value !== chosen) select.value = "";
+}
+
+function transferTarget() {
+  const choice = document.getElementById("transfer-target").value;
+  if (choice !== "number") return choice;
+  return `tel:${document.getElementById("transfer-number").value.trim()}`;
 }
 
 // Facts every contact message carries (offer, connected, snapshot).
@@ -259,7 +278,6 @@ function fillContact(contact) {
   setText("pop-service", contact.service);
   setText("pop-queue", contact.queue);
   setText("pop-id", contact.contact_id);
-  rememberQueue(contact.queue);
   if (contact.customer !== undefined) fillCustomer(contact.customer, contact.customer ? contact.customer.tier : null);
   if (contact.ivr) fillIvr(contact.ivr);
   if (contact.recent !== undefined) fillRecent(contact.recent); // a snapshot carries the whole pop
@@ -317,6 +335,7 @@ function onOffer(msg) {
   setPhase("ringing", callback ? `Callback to ${callback} — answer on your phone, then we dial`
                               : "Ringing — answer on your phone");
   setRingDeadline(msg.contact && msg.contact.ring_deadline);
+  loadTransferTargets(); // fresh agent states for a transfer during this call
 }
 
 function onConnected(contact) {
@@ -328,6 +347,7 @@ function onConnected(contact) {
   setPhase("connected", "Connected");
   desk.connectedAt = contact && contact.connected_at ? contact.connected_at * 1000 : Date.now();
   setHold(Boolean(contact && contact.on_hold));
+  loadTransferTargets();
   show("wrapup", false);
   show("controls", true);
 }
@@ -472,9 +492,16 @@ function wire() {
   });
   document.getElementById("transfer-form").addEventListener("submit", async (e) => {
     e.preventDefault();
-    const queue = document.getElementById("transfer-queue").value.trim();
-    const r = await call("/api/agent/transfer", { target: `queue:${queue}` });
-    if (r) e.target.reset();
+    const r = await call("/api/agent/transfer", { target: transferTarget() });
+    if (r) {
+      e.target.reset();
+      show("transfer-number-label", false);
+    }
+  });
+  document.getElementById("transfer-target").addEventListener("change", (e) => {
+    const number = e.target.value === "number";
+    show("transfer-number-label", number);
+    document.getElementById("transfer-number").required = number;
   });
   document.getElementById("wrapup-form").addEventListener("submit", async (e) => {
     e.preventDefault();
