@@ -120,6 +120,8 @@ class Center:
             source_limits=SourceLimits(**s.sip.limits.model_dump(exclude={"trusted"}),
                                        trusted=tuple(s.sip.limits.trusted)),
         )
+        if isinstance(self.media, MediaPool):  # a dead worker's calls are ended, not left silent
+            self.media.on_worker_died = self.ua.media_lost
         self.transport = SipTransportLayer(
             [(x.transport, x.host, x.port) for x in s.sip.listen],
             self.ua.on_message,

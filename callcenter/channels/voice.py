@@ -43,6 +43,7 @@ REMOTE_END_REASONS = ("remote_bye", "cancelled")
 # Legs we end on a party's behalf (the desk's Hang up): that party ended it, not the system.
 ON_BEHALF_END_REASONS = {"agent_hangup": "agent"}
 RING_SLACK_S = 5.0  # the router's RONA timer decides; the SIP ring timeout is only a backstop
+MEDIA_FAILED = "media_failed"  # the UA ends the calls of a media worker that died with this reason
 
 
 def ended_by(leg: Call, party: str) -> str:
@@ -274,6 +275,40 @@ class VoiceChannel:
     # ------------------------------------------------------------------ offers
 
     async def _ring(self, contact: Contact, legs: VoiceLegs, offer: Offer) -> None:
+        """Alert the agent and connect; whatever goes wrong on the way ends the contact through
+        the core (never half-open: the record closes, the agent is freed, the caller gets BYE)."""
+        try:
+            await self._alert(contact, legs, offer)
+        except Exception:
+            cid = contact.contact_id
+            log.exception("contact %s: alerting or connecting agent %s failed", cid, offer.agent_id,
+                          extra={"contact_id": cid})  # fmt: skip
+            self._give_up(contact, legs, "channel_error")
+
+    def _give_up(self, contact: Contact, legs: VoiceLegs, reason: str) -> None:
+        """End a contact the channel cannot carry on with, then its legs (their end callbacks then
+        find the contact over)."""
+        legs.ringing = None
+        if contact.phase is Phase.CONNECTED:
+            self._end_connected(contact, legs, "system", reason)
+            return
+        if contact.phase in (Phase.QUEUED, Phase.OFFERED, Phase.CALLBACK):
+            self._fail(contact, reason)
+        elif self.core.contacts.get(contact.contact_id) is contact:
+            self.core.end(contact, reason, "system")
+        for leg in (legs.call, legs.agent_call):
+            if leg is not None:
+                leg.terminate(reason)
+
+    def _fail(self, contact: Contact, reason: str) -> None:
+        """A waiting or offered contact ends as failed: an agent reserved or ringing for it is
+        freed without wrap-up."""
+        agent = contact.agent_id
+        self.core.withdraw_offer(contact, reason)
+        self.core.route(self.core.router.cancel, contact.contact_id, reason, agents=(agent,) if agent else ())
+        self.core.fail(contact, reason)
+
+    async def _alert(self, contact: Contact, legs: VoiceLegs, offer: Offer) -> None:
         agent_id = offer.agent_id
         bindings = await self.registrar.contacts(self.agent_sip_users.get(agent_id, agent_id))
         if not bindings:
@@ -308,12 +343,16 @@ class VoiceChannel:
             leg.terminate("offer_withdrawn")
             return
         legs.ringing = None
-        # The agent's phone answered: that is how a voice offer is accepted.
-        if legs.call.is_active:
-            self.core.accept(contact.contact_id, agent_id)
-            self.talk(contact, legs, leg, agent_id)
-        else:  # the customer asked to be called back and is no longer on the line
-            self.dialler.start(contact, legs, leg, agent_id)
+        try:
+            # The agent's phone answered: that is how a voice offer is accepted.
+            if legs.call.is_active:
+                self.core.accept(contact.contact_id, agent_id)
+                self.talk(contact, legs, leg, agent_id)
+            else:  # the customer asked to be called back and is no longer on the line
+                self.dialler.start(contact, legs, leg, agent_id)
+        except Exception:
+            leg.terminate("channel_error")  # _ring ends the contact
+            raise
 
     def talk(self, contact: Contact, legs: VoiceLegs, leg: Call, agent_id: str) -> None:
         """Bridge the customer's leg and the agent's leg: the conversation starts."""
@@ -343,7 +382,9 @@ class VoiceChannel:
         legs.stop_treatment()
         if contact.callback_number is not None and phase in (Phase.CALLBACK, Phase.OFFERED):
             return  # the customer hung up after asking for a call back: not an abandon
-        if phase is Phase.CONNECTED:
+        if call.end_reason == MEDIA_FAILED and phase in (Phase.QUEUED, Phase.OFFERED):
+            self._fail(contact, MEDIA_FAILED)  # the center lost the call: not an abandon
+        elif phase is Phase.CONNECTED:
             self._end_connected(contact, legs, ended_by(call, "caller"), call.end_reason)
         elif phase in (Phase.QUEUED, Phase.OFFERED):
             self.core.abandon(contact, call.end_reason, ended_by(call, "caller"))

@@ -57,6 +57,7 @@ TRANSITIONS: dict[tuple[Phase, Phase], type[ev.Event] | None] = {
     (P.QUEUED, P.CALLBACK): ev.CallbackRequested,
     (P.QUEUED, P.VOICEMAIL): None,
     (P.QUEUED, P.ABANDONED): ev.ContactAbandoned,
+    (P.QUEUED, P.FAILED): None,  # the center lost the call (its media worker died)
     (P.CALLBACK, P.CALLBACK): ev.ContactQueued,  # overflow
     (P.CALLBACK, P.OFFERED): ev.AgentOffered,
     (P.CALLBACK, P.FAILED): None,
@@ -66,6 +67,7 @@ TRANSITIONS: dict[tuple[Phase, Phase], type[ev.Event] | None] = {
     (P.OFFERED, P.CONNECTED): ev.ContactConnected,
     (P.OFFERED, P.DIALLING): ev.CallbackDialling,
     (P.OFFERED, P.ABANDONED): ev.ContactAbandoned,
+    (P.OFFERED, P.FAILED): None,  # lost while alerting the agent (media died, a fault in the channel)
     (P.DIALLING, P.CONNECTED): ev.ContactConnected,
     (P.DIALLING, P.CALLBACK): ev.CallbackAttempted,  # not reached: back to its place in the queue
     (P.DIALLING, P.FAILED): ev.CallbackAttempted,  # not reached, no attempts left

@@ -40,6 +40,7 @@ import os
 import signal
 import socket
 import weakref
+from collections.abc import Callable
 from multiprocessing.connection import Connection
 from multiprocessing.reduction import recvfds, sendfds
 from typing import Any
@@ -261,10 +262,32 @@ class MediaWorker:
         self._pending: dict[int, asyncio.Future[Any]] = {}
         self._ready: asyncio.Future[None] | None = None
         self._failed = False
+        # Told the sessions that lost their media when the process dies (MediaPool sets it).
+        self.on_died: Callable[[list[ProxySession]], None] | None = None
 
     @property
     def alive(self) -> bool:
         return self._conn is not None and not self._failed
+
+    def _died(self) -> None:
+        """The process is gone (EOF on the pipe, a failed send, or found dead at allocation):
+        logged once, avoided from now on, and the calls it carried are handed to ``on_died``
+        (soon, not from inside the caller's own send or read)."""
+        if self._failed:
+            return
+        self._failed = True
+        lost = list(self.sessions.values())
+        log.critical("media worker %s died: its %d calls have no media", self.ports.port_min, len(lost))
+        self._disconnect("media worker died")
+        if self.on_died is not None and lost:
+            asyncio.get_running_loop().call_soon(self.on_died, lost)
+
+    def _process_alive(self) -> bool:
+        """A cheap look at the process itself (waitpid WNOHANG): a SIGKILLed worker is seen
+        here before its pipe's EOF has reached the event loop."""
+        if self._proc is not None and not self._proc.is_alive():
+            self._died()
+        return self.alive
 
     async def start(self) -> None:
         ctx = mp.get_context("spawn")  # never fork a process that runs an event loop
@@ -321,10 +344,7 @@ class MediaWorker:
                 req_id, status, value = conn.recv()
                 self._dispatch(req_id, status, value)
         except (EOFError, OSError):
-            self._failed = True
-            log.critical("media worker %s died: its %d calls have no media",
-                         self.ports.port_min, len(self.sessions))
-            self._disconnect("media worker died")
+            self._died()
 
     def _dispatch(self, req_id: int, status: Any, value: Any) -> None:
         if status == "ready":
@@ -371,7 +391,7 @@ class MediaWorker:
         try:
             self._conn.send((0, method, args))
         except OSError:
-            self._failed = True
+            self._died()
 
     def request(self, method: str, *args: Any) -> asyncio.Future[Any]:
         """Send a command now; its result is the returned future."""
@@ -393,12 +413,15 @@ class MediaWorker:
 
     def allocate(self) -> ProxySession:
         """Bind a port of this worker's range here and hand the socket to the worker."""
-        if self._conn is None or self._fds is None:
+        if not self._process_alive() or self._conn is None or self._fds is None:
             raise WorkerError("media worker not running")
         sock, port = self.ports.bind(self.sessions)
         try:
             self._conn.send((0, "adopt", (port,)))
             sendfds(self._fds, [sock.fileno()])
+        except OSError as exc:  # died between the look above and the send
+            self._died()
+            raise WorkerError("media worker died") from exc
         finally:
             sock.close()  # the worker holds its own descriptor now
         session = ProxySession(self, port)
@@ -576,7 +599,8 @@ class MediaPool:
     """N media worker processes behind the media engine's interface (``allocate``,
     ``start``, ``stop``), each with an equal slice of the RTP port range. A new call goes
     to the worker carrying the fewest calls; a leg that will be bridged goes ``near`` the
-    other leg's worker. A worker that dies is logged and no longer given calls."""
+    other leg's worker. A worker that dies is logged and no longer given calls, and its
+    calls are handed to ``on_worker_died`` (the SIP layer ends them: their media is gone)."""
 
     def __init__(self, host: str, port_min: int, port_max: int, workers: int, *,
                  codecs: tuple[str, ...] = ("PCMU", "PCMA"), **options: Any) -> None:
@@ -593,6 +617,13 @@ class MediaPool:
                         codecs=self.codecs, **options)
             for i in range(workers)
         ]
+        self.on_worker_died: Callable[[list[ProxySession]], None] | None = None
+        for w in self.workers:
+            w.on_died = self._worker_died
+
+    def _worker_died(self, sessions: list[ProxySession]) -> None:
+        if self.on_worker_died is not None:
+            self.on_worker_died(sessions)
 
     async def start(self) -> None:
         await asyncio.gather(*(w.start() for w in self.workers))
@@ -601,12 +632,15 @@ class MediaPool:
         await asyncio.gather(*(w.stop() for w in self.workers))
 
     def allocate(self, near: object = None) -> ProxySession:
-        if isinstance(near, ProxySession) and near.worker.alive:
+        if isinstance(near, ProxySession):
+            if not near.worker._process_alive():
+                # The leg to bridge to has no media: a leg elsewhere could never be bridged to it.
+                raise WorkerError("the media worker of the leg to bridge to died")
             return near.worker.allocate()
         for worker in sorted((w for w in self.workers if w.alive), key=lambda w: len(w.sessions)):
             try:
                 return worker.allocate()
-            except NoFreePortError:
+            except (NoFreePortError, WorkerError):  # full, or found dead just now: the next one
                 continue
         raise NoFreePortError("no media worker has a free RTP port")
 

@@ -521,7 +521,10 @@ class UserAgent:
         if sip_transport is None:
             raise CallFailed(503, f"no {name} transport")
         host = self.advertised[name][0]
-        media = self.media_engine.allocate(near=media_near)
+        try:
+            media = self.media_engine.allocate(near=media_near)
+        except Exception as exc:  # no port free, or the leg to bridge to lost its media worker
+            raise CallFailed(503, f"no media: {exc}") from exc
         offer = media.offer().encode()
         local_tag = new_tag()
         from_value = from_uri or f"sip:{self.contact_user}@{host}"
@@ -635,6 +638,16 @@ class UserAgent:
                 self._hangup_now(call, "media_timeout")
         if not self._stopping:
             self._arm_sweep()
+
+    def media_lost(self, sessions: list[Any]) -> None:
+        """A media worker died: every call whose media it carried ends now (BYE, CANCEL or
+        480 as its state asks) with reason ``media_failed``; the call handlers' end callbacks
+        (the voice channel's) close what the calls belonged to."""
+        lost = {id(s) for s in sessions}
+        for call in list(self.calls.values()) + list(self._invites.values()):
+            if id(call.media) in lost and call.state is not CallState.ENDED:
+                log.warning("ending call %s: its media worker died", call.call_id)
+                call.terminate("media_failed")
 
     @staticmethod
     def _hangup_now(call: Call, reason: str) -> None:

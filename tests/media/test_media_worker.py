@@ -172,6 +172,32 @@ async def test_a_dead_worker_ends_its_prompts_and_gets_no_new_calls(make_engine:
         await pool.stop()
 
 
+async def test_a_worker_killed_but_not_yet_noticed_gets_no_new_call_and_hands_over_its_calls() -> None:
+    """Issue 20 soak: a call allocated between the kill and the pipe's EOF reaching the loop
+    got 503; allocation now looks at the process, and the dead worker's calls are handed on."""
+    lo, _ = port_range(128)
+    pool = MediaPool("127.0.0.1", lo, lo + 127, workers=2)
+    lost: list[list[ProxySession]] = []
+    pool.on_worker_died = lost.append
+    await pool.start()
+    try:
+        first, second = pool.allocate(), pool.allocate()  # one call on each worker
+        victim = first.worker
+        assert victim is pool.workers[0] and second.worker is pool.workers[1]
+        assert victim._proc is not None and victim._proc.pid is not None
+        os.kill(victim._proc.pid, signal.SIGKILL)
+        victim._proc.join(10)  # dead, and the event loop has not run since: not noticed yet
+        assert victim.alive  # the pipe's EOF is still unread
+        new = pool.allocate()  # equal load: the first worker would be chosen
+        assert new.worker is pool.workers[1]
+        with pytest.raises(WorkerError):  # the agent's leg of a call whose media died
+            pool.allocate(near=first)
+        await eventually(lambda: lost == [[first]])
+        assert not victim.alive and not second.closed
+    finally:
+        await pool.stop()
+
+
 async def test_worker_ignores_sigterm_until_told_to_stop() -> None:
     lo, hi = port_range()
     worker = MediaWorker("127.0.0.1", lo, hi)
