@@ -157,6 +157,7 @@ class Center:
         self.reports = ReportService(lambda: self.crm.engine, s.reports, cfg.routing, cfg.agents,
                                      self.supervisor_snapshot)  # fmt: skip
         self.app.state.reports = self.reports  # /api/reports/* (callcenter/web/reports_api.py)
+        self.board_thresholds = s.board.thresholds.model_dump()
         self.app.state.interactions = InteractionReader(self.crm, self.privacy)  # /api/interactions
         self.voice: VoiceChannel | None = None  # once started
         self._http: uvicorn.Server | None = None
@@ -426,6 +427,7 @@ class Center:
             "contacts": [c.summary() for c in self.core.contacts.values()],
             "assignments": list(self.desk.recent_decisions),
             "active_calls": len(self.ua.calls),
+            "thresholds": self.board_thresholds,  # server.yaml board.thresholds: the tiles' colours
         }
 
     def health(self) -> dict[str, Any]:

@@ -372,6 +372,28 @@ class DeskCfg(Strict):
     heartbeat_s: float = Field(20.0, gt=0)  # WebSocket ping interval; no pong within it closes the socket
 
 
+class BoardThresholdsCfg(Strict):
+    """When the supervisor board colours a queue tile amber (warn) or red (alarm) and raises
+    its alert banner: service level (percent) at or below, longest wait (seconds) at or above."""
+
+    service_level_warn: float = Field(80.0, ge=0, le=100)
+    service_level_alarm: float = Field(70.0, ge=0, le=100)
+    longest_wait_warn_s: float = Field(60.0, ge=0)
+    longest_wait_alarm_s: float = Field(120.0, ge=0)
+
+    @model_validator(mode="after")
+    def _alarm_beyond_warn(self) -> BoardThresholdsCfg:
+        if self.service_level_alarm > self.service_level_warn:
+            raise ValueError("service_level_alarm must not be above service_level_warn")
+        if self.longest_wait_alarm_s < self.longest_wait_warn_s:
+            raise ValueError("longest_wait_alarm_s must not be below longest_wait_warn_s")
+        return self
+
+
+class BoardCfg(Strict):
+    thresholds: BoardThresholdsCfg = BoardThresholdsCfg()
+
+
 class LoggingCfg(Strict):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     format: Literal["json", "text"] = "json"
@@ -400,6 +422,7 @@ class ServerConfig(Strict):
     reports: ReportsCfg = ReportsCfg()
     privacy: PrivacyCfg = PrivacyCfg()
     desk: DeskCfg = DeskCfg()
+    board: BoardCfg = BoardCfg()  # the supervisor board's tile colours and alerts
 
     @model_validator(mode="before")
     @classmethod

@@ -71,3 +71,12 @@ def watch(rig: Any) -> Any:
     from tests.support.peers import watch as record
 
     return record(rig, name="web-test")
+
+
+async def supervisor_signed_in(page: Any, http: str, path: str = "/supervisor") -> None:
+    """Open the supervisor board at ``path``, sign in as the demo supervisor, wait until live."""
+    await page.goto(f"{http}{path}")
+    await page.fill("#login-username", "supervisor")
+    await page.fill("#login-password", "demo-supervisor")
+    await page.click("#login-form button[type=submit]")
+    await playwright_api().expect(page.locator("#link")).to_have_text("live", timeout=30_000)

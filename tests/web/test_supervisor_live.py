@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from browser_rig import PageErrors, playwright_api, watch
+from browser_rig import PageErrors, playwright_api, supervisor_signed_in, watch
 
 from callcenter import events as ev
 from callcenter.web.pages import mount_pages
@@ -44,11 +44,7 @@ async def test_board_is_live_from_the_stream(rig_factory: Any, new_page: Any, tm
         await route.abort()
 
     await page.route("**/api/supervisor/snapshot", refuse)
-    await page.goto(f"{rig.http}/supervisor")
-    await page.fill("#login-username", "supervisor")
-    await page.fill("#login-password", "demo-supervisor")
-    await page.click("#login-form button[type=submit]")
-    await expect(page.locator("#link")).to_have_text("live", timeout=T)
+    await supervisor_signed_in(page, rig.http)
 
     # No phone: Available, but not for calls, and the board says so until the phone registers.
     await rig.desktop("1002")

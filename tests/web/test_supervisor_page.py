@@ -86,6 +86,7 @@ async def test_supervisor_sees_live_states_queues_and_decisions(
     call.media.send_dtmf("3")
     queued = await log.wait(ev.ContactQueued)
     assert queued.queue == "sales"
+    await page.click("#decisions-box summary")  # the decision log is collapsed: not the main content
     decision = page.locator(f'#decisions li[data-task="{queued.contact_id}"]').first
     await expect(decision).to_be_visible(timeout=T)
     await expect(decision.locator(".explanation")).not_to_be_empty()

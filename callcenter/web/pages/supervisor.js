@@ -10,6 +10,7 @@ import {
   ApiError, LiveStream, api, clearSession, keepRenewed, clock, duration, el, label, loadSession, notify, percent, show,
   wireLogin,
 } from "./common.js";
+import { update as updateWallboard, wireToggle } from "./supervisor_wallboard.js";
 
 const AFTER_UNKNOWN_MS = 300; // an agent the page has not seen: fetch the snapshot once, coalesced
 const MAX_DECISIONS = 25;
@@ -22,6 +23,7 @@ const board = {
   contacts: new Map(), // contact_id → summary
   decisions: [],
   queues: new Map(), // queue → { figures, longestSince } (client clock: the oldest caller's start)
+  thresholds: null, // server.yaml board.thresholds, from the snapshot: tile colours and alerts
   refreshTimer: null,
 };
 
@@ -32,6 +34,7 @@ function start(session) {
   show("login", false);
   show("board", true);
   show("btn-logout", true);
+  show("btn-wallboard", true);
   const who = document.getElementById("who");
   who.textContent = session.subject;
   who.hidden = false;
@@ -59,6 +62,8 @@ function signedOut(message = "") {
   show("board", false);
   show("who", false);
   show("btn-logout", false);
+  show("btn-wallboard", false);
+  show("alerts", false);
   show("login", true);
   notify("login-error", message, "info");
 }
@@ -105,6 +110,7 @@ function onMessage(msg) {
 
 function applySnapshot(snap, withDecisions) {
   board.contacts = new Map((snap.contacts || []).map((c) => [c.contact_id, c]));
+  board.thresholds = snap.thresholds || board.thresholds;
   for (const q of snap.queues || []) renderQueue(q);
   for (const a of snap.agents || []) {
     board.agents.set(a.agent_id, { view: a, since: Date.now() - (a.in_state_s || 0) * 1000 });
@@ -167,6 +173,7 @@ function renderQueue(q) {
   cell(tr, "waiting").textContent = String(q.waiting);
   board.queues.set(q.queue, { figures: q, longestSince: q.waiting ? Date.now() - q.longest_wait_s * 1000 : null });
   tickQueue(q.queue, tr);
+  refreshWallboard();
   cell(tr, "ewt").textContent = duration(q.ewt_s);
   const sl = cell(tr, "sl");
   sl.textContent = percent(q.service_level);
@@ -185,6 +192,11 @@ function tickQueue(queue, tr) {
   cell(tr, "longest").textContent = longestSince === null ? "—" : duration((Date.now() - longestSince) / 1000);
 }
 
+function refreshWallboard() {
+  updateWallboard([...board.queues.values()].map(({ figures, longestSince }) =>
+    ({ figures, longestS: longestSince === null ? null : (Date.now() - longestSince) / 1000 })), board.thresholds);
+}
+
 function agentRow(agentId) {
   const select = el("select", { class: "c-target", "aria-label": `New state for agent ${agentId}` },
     el("option", { value: "available" }, "Available"),
@@ -194,12 +206,17 @@ function agentRow(agentId) {
     "aria-label": `Reason for agent ${agentId}` });
   const button = el("button", { type: "button", class: "c-apply" }, "Set");
   button.addEventListener("click", () => forceState(agentId, select.value, reason.value.trim(), button));
+  const pick = el("input", { type: "checkbox", class: "c-pick", "aria-label": `Select agent ${agentId}` });
+  pick.addEventListener("change", bulkCount);
   return el("tr", {},
+    el("td", {}, pick),
     el("th", { scope: "row", class: "c-agent" }),
     el("td", {}, el("span", { class: "badge state c-state" }), " ", el("span", { class: "muted c-reason" })),
     el("td", { class: "num timer c-time" }),
     el("td", { class: "c-contact" }),
     el("td", { class: "num c-handled" }),
+    el("td", { class: "num c-aht" }),
+    el("td", { class: "num c-occupancy" }),
     el("td", {}, el("div", { class: "controls" }, select, reason, button)));
 }
 
@@ -218,6 +235,9 @@ function renderAgent(agentId) {
   cell(tr, "reason").textContent = view.reason ? `(${label(view.reason)})` : "";
   cell(tr, "contact").textContent = contactText(view);
   cell(tr, "handled").textContent = String(view.handled ?? "—");
+  // AHT and occupancy are routing's figures as of the last snapshot or state change made here.
+  cell(tr, "aht").textContent = duration(view.aht_s);
+  cell(tr, "occupancy").textContent = percent(view.occupancy);
   tickAgent(agentId, tr);
 }
 
@@ -233,9 +253,15 @@ function tickAgent(agentId, tr) {
   cell(tr, "time").textContent = duration((Date.now() - board.agents.get(agentId).since) / 1000);
 }
 
+function decisionText(d) {
+  return [d.kind, label(d.kind), d.queue, d.task_id, d.agent_id, d.explanation].filter(Boolean).join(" ").toLowerCase();
+}
+
 function renderDecisions() {
   const list = document.getElementById("decisions");
-  list.replaceChildren(...board.decisions.map((d) =>
+  const words = document.getElementById("decision-filter").value.toLowerCase().split(/\s+/).filter(Boolean);
+  const shown = board.decisions.filter((d) => words.every((w) => decisionText(d).includes(w)));
+  list.replaceChildren(...shown.map((d) =>
     el("li", { dataset: { kind: d.kind, task: d.task_id || "" } },
       el("span", { class: "muted" }, clock(d.ts)), " ",
       el("span", { class: "badge kind" }, label(d.kind)), " ",
@@ -243,11 +269,12 @@ function renderDecisions() {
       el("span", { class: "mono muted", title: d.task_id || "" }, d.task_id ? `#${d.task_id.slice(0, 8)}` : ""),
       d.agent_id ? el("span", {}, ` → agent ${d.agent_id}`) : null,
       el("p", { class: "explanation" }, d.explanation || ""))));
-  if (board.decisions.length === 0) list.append(el("li", { class: "muted" }, "No decisions yet."));
+  if (shown.length === 0) list.append(el("li", { class: "muted" }, board.decisions.length ? "None match." : "No decisions yet."));
 }
 
+// Returns why the change was refused, or "" when it was made (the bulk change names refusals).
 async function forceState(agentId, state, reason, button) {
-  button.disabled = true;
+  if (button) button.disabled = true;
   try {
     const view = await api(`/api/supervisor/agents/${encodeURIComponent(agentId)}/state`,
       { token: board.session.token, method: "POST", body: { state, reason } });
@@ -256,12 +283,44 @@ async function forceState(agentId, state, reason, button) {
     board.agents.set(agentId, { view, since: entry ? entry.since : Date.now() });
     renderAgent(agentId);
     notify("board-notice", "");
+    return "";
   } catch (err) {
     if (err instanceof ApiError && err.status === 401) signedOut("Your session has ended; please sign in again.");
     else notify("board-notice", `Agent ${agentId}: ${err.message}`, "error");
+    return err.message;
   } finally {
-    button.disabled = false;
+    if (button) button.disabled = false;
   }
+}
+
+function picked() {
+  return [...document.querySelectorAll("#agent-rows tr[data-agent]")].filter((tr) => tr.querySelector(".c-pick").checked);
+}
+
+function bulkCount() {
+  const n = picked().length;
+  document.getElementById("bulk-count").textContent = `${n} selected`;
+  document.getElementById("bulk-apply").disabled = n === 0;
+}
+
+// One request per agent through the same supervisor state API; the refused ones are named.
+async function bulkChange(event) {
+  event.preventDefault();
+  const state = document.getElementById("bulk-state").value;
+  const reason = document.getElementById("bulk-reason").value.trim();
+  const button = document.getElementById("bulk-apply");
+  button.disabled = true;
+  const refused = [];
+  for (const tr of picked()) {
+    if (!board.session) return;
+    const why = await forceState(tr.dataset.agent, state, reason, null);
+    if (why) refused.push(`${tr.dataset.agent} (${why})`);
+    else tr.querySelector(".c-pick").checked = false;
+  }
+  if (refused.length) notify("board-notice", `Not changed: agent ${refused.join(", ")}`, "error");
+  else notify("board-notice", `${label(state)}: done`, "ok");
+  document.getElementById("select-all").checked = false;
+  bulkCount();
 }
 
 // ---------------------------------------------------------------- wiring
@@ -276,9 +335,17 @@ function wire() {
     }
     signedOut("Signed out.");
   });
+  document.getElementById("bulk").addEventListener("submit", bulkChange);
+  document.getElementById("select-all").addEventListener("change", (e) => {
+    for (const box of document.querySelectorAll("#agent-rows .c-pick")) box.checked = e.target.checked;
+    bulkCount();
+  });
+  document.getElementById("decision-filter").addEventListener("input", renderDecisions);
+  wireToggle();
   setInterval(() => {
     for (const tr of document.querySelectorAll("#agent-rows tr[data-agent]")) tickAgent(tr.dataset.agent, tr);
     for (const tr of document.querySelectorAll("#queue-rows tr[data-queue]")) tickQueue(tr.dataset.queue, tr);
+    refreshWallboard(); // the longest wait counts up: a threshold can be crossed between pushes
   }, 1000);
   renderDecisions();
   const session = loadSession("supervisor");
