@@ -237,6 +237,10 @@ async def drain(center: Any, sink: Sink, url: str, timeout_s: float) -> dict[str
 
     deadline = time.monotonic() + timeout_s
     box: dict[str, Any] = {}
+    # The last contacts' events may still be on the bus: the CRM backlog counts only what
+    # reached it, so without this a record ended a moment ago reads as open.
+    await center.bus.drain()
+    await center.crm_events.flush()
     while time.monotonic() < deadline:
         box = await outbox_stats(url)
         pending = sum(v.get("pending", 0) for k, v in box.items() if k != "_outbox")
