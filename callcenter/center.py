@@ -151,7 +151,8 @@ class Center:
                                 kept_skills=set(cfg.services.language_skills.values()))  # fmt: skip
         self.privacy = Privacy(s.privacy, self.bus.publish)  # who reads which customer data
         self.callback_keeper = CallbackKeeper(self.core, self.crm)  # callback requests outlive a restart
-        self.desk = DeskFeed(self.hub, self.core.contacts.get, pop_view=self.privacy.screen_pop)
+        self.desk = DeskFeed(self.hub, self.core.contacts.get, pop_view=self.privacy.screen_pop,
+                             dispositions=self.core.dispositions)  # fmt: skip
         self.presence = DeskPresence(s.desk.presence_grace_s, self._desk_gone)
         self.hub.on_desks = self.presence.desks_changed
         self.reports = ReportService(lambda: self.crm.engine, s.reports, cfg.routing, cfg.agents,
@@ -327,6 +328,7 @@ class Center:
         stats["wrap_up_contact_id"] = wrap_up.contact_id if wrap_up else None
         draft = self.core.drafts.get(agent_id)
         stats["wrap_up"] = draft.as_dict() if draft else None  # the form as saved, and time left
+        stats["dispositions"] = self.core.dispositions(agent_id)  # the wrap-up form's choices
         return stats
 
     def transfer_targets(self, agent_id: str) -> dict[str, Any]:

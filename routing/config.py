@@ -90,6 +90,9 @@ class EscalationStep(_Strict):
         return self
 
 
+Disposition = Annotated[str, Field(pattern=r"^[a-z0-9_]{1,64}$")]  # an id: the desk shows no_sale as No sale
+
+
 class Queue(_Strict):
     description: str = ""
     required_skills: dict[str, Level] = {}
@@ -106,6 +109,9 @@ class Queue(_Strict):
     reservation_timeout_s: float = Field(15.0, gt=0)
     wrap_up_s: Seconds = 0.0  # 0 = wrap-up ends only when the agent says so
     preferred_agent_timeout_s: Seconds = 0.0  # 0 = preferred agent is only a tie-break
+    # Wrap-up outcomes the agent chooses from (routing keeps them only for the desk); empty:
+    # the settings' list.
+    dispositions: list[Disposition] = []
 
     @field_validator("escalation")
     @classmethod
@@ -121,6 +127,9 @@ class Settings(_Strict):
     exclusive_channels: list[str] = ["voice"]
     stats_window_s: float = Field(900.0, gt=0)
     default_aht_s: float = Field(180.0, gt=0)  # used until the window has handle times
+    dispositions: list[Disposition] = Field(  # every queue's unless it names its own
+        ["resolved", "sale", "no_sale", "callback", "escalated", "wrong_number"], min_length=1
+    )
 
     @field_validator("exclusive_channels")
     @classmethod

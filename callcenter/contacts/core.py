@@ -30,7 +30,7 @@ from callcenter.bus import EventBus
 from callcenter.contacts.channel import Channel, CustomerDirectory
 from callcenter.contacts.contact import WAITING, Contact, Offer, Phase
 from callcenter.contacts.drafts import WrapUpDraft
-from callcenter.contacts.errors import InvalidState, NotFound
+from callcenter.contacts.errors import Invalid, InvalidState, NotFound
 from callcenter.routing_driver import RoutingDriver
 from routing.model import Decision, DecisionKind
 from routing.router import Router
@@ -413,18 +413,23 @@ class ContactCore:
         self._forget(contact)
         self._start_wrap_up(agent_id, contact, ended_by)
 
-    def _start_wrap_up(self, agent_id: str, contact: Contact, ended_by: str, *, routed: bool = True) -> None:
+    def _start_wrap_up(
+        self, agent_id: str, contact: Contact, ended_by: str, *, routed: bool = True,
+        served: str | None = None,
+    ) -> None:  # fmt: skip
         """After-call work on ``contact`` begins, with an empty draft bound to it. ``routed``:
         routing holds the agent in wrap-up (and ends it on time); after a transfer to a queue
         or an agent it does not, and the form waits for the agent. An earlier wrap-up still
-        open is completed with its draft first: notes are never carried to another contact."""
+        open is completed with its draft first: notes are never carried to another contact.
+        ``served``: the queue the agent took it from, when the contact has moved on (transfer)."""
         if agent_id in self.wrap_ups:
             self._wrap_up_done(agent_id, timed_out=True)
         wrap_s = self.router.queues[contact.queue].wrap_up_s if contact.queue in self.router.queues else 0
         limit = wrap_s if wrap_s > 0 and routed else None
         self.wrap_ups[agent_id] = contact
         deadline = time.time() + limit if limit else None
-        self.drafts[agent_id] = WrapUpDraft(contact.contact_id, deadline, routed=routed)
+        self.drafts[agent_id] = WrapUpDraft(contact.contact_id, deadline, routed=routed,
+                                            queue=served or contact.queue)  # fmt: skip
         self.publish(
             ev.WrapUpStarted(
                 contact_id=contact.contact_id, agent_id=agent_id, ended_by=ended_by, wrap_up_s=limit
@@ -439,9 +444,23 @@ class ContactCore:
             raise InvalidState(f"the wrap-up {which}has ended (notes saved before then are on its record)")
         return contact
 
+    def dispositions(self, agent_id: str) -> list[str]:
+        """The outcomes the agent may choose for their wrap-up: its queue's list (queues.yaml
+        ``dispositions``), else the routing settings' list."""
+        draft = self.drafts.get(agent_id)
+        queue = self.router.queues.get(draft.queue or "") if draft is not None else None
+        return list(queue.dispositions if queue and queue.dispositions
+                    else self.router.config.settings.dispositions)  # fmt: skip
+
+    def _check_disposition(self, agent_id: str, disposition: str, *, empty_ok: bool) -> None:
+        if (disposition or not empty_ok) and disposition not in self.dispositions(agent_id):
+            raise Invalid(f"unknown disposition {disposition!r}; choose one of: "
+                          + ", ".join(self.dispositions(agent_id)))  # fmt: skip
+
     def save_draft(self, agent_id: str, contact_id: str, disposition: str, notes: str) -> WrapUpDraft:
         """Keep what the agent typed so far; a wrap-up that times out is completed with it."""
         self._wrap_up_of(agent_id, contact_id)
+        self._check_disposition(agent_id, disposition, empty_ok=True)  # a draft may have none yet
         draft = self.drafts[agent_id]
         draft.disposition, draft.notes = disposition, notes
         return draft
@@ -450,6 +469,7 @@ class ContactCore:
         self, agent_id: str, disposition: str, notes: str, contact_id: str | None = None
     ) -> None:
         contact = self._wrap_up_of(agent_id, contact_id)
+        self._check_disposition(agent_id, disposition, empty_ok=False)
         if self.drafts[agent_id].routed:  # else the task is in another queue, or another agent's
             self.route(self.router.end_wrap_up, contact.contact_id, agents=(agent_id,))
         self._wrap_up_done(agent_id, disposition, notes)
@@ -537,7 +557,7 @@ class ContactCore:
         self, contact: Contact, agent_id: str, queue: str, target: str, *, preferred_agent: str | None = None
     ) -> None:
         self._release_agent(contact, agent_id, target)
-        contact.queue = queue
+        served, contact.queue = contact.queue, queue
         contact.connected_at = None
         # The customer's language still matters in the new queue; the old department's skills do not.
         contact.skills = {k: v for k, v in contact.skills.items() if k in self.kept_skills}
@@ -558,7 +578,7 @@ class ContactCore:
             agents=(agent_id,),
         )
         # The transferring agent's part gets its disposition and notes; routing frees them at once.
-        self._start_wrap_up(agent_id, contact, "transfer", routed=False)
+        self._start_wrap_up(agent_id, contact, "transfer", routed=False, served=served)
 
     def close(self) -> None:
         self.routing.close()

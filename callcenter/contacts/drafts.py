@@ -16,6 +16,7 @@ class WrapUpDraft:
     contact_id: str
     deadline: float | None  # epoch seconds when wrap-up time ends; None: no automatic end
     routed: bool = True  # routing holds the agent in wrap-up for it (not after a transfer to a queue)
+    queue: str | None = None  # the queue the agent served it from: its dispositions apply
     disposition: str = ""
     notes: str = ""
 

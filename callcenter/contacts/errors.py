@@ -24,5 +24,10 @@ class IllegalTransition(InvalidState):
     """A phase change that the transition table does not allow: a bug, not a user error."""
 
 
+class Invalid(ContactError):
+    """The request names something the configuration does not allow (a disposition not in
+    the queue's list)."""
+
+
 class Unavailable(ContactError):
     """The contact center cannot serve the request now (still starting)."""

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from callcenter.contacts.errors import ContactError, InvalidState, NotFound, Unavailable
+from callcenter.contacts.errors import ContactError, Invalid, InvalidState, NotFound, Unavailable
 from callcenter.privacy import AccessDenied, Reader
 from callcenter.web.hub import Hub
 
 # The HTTP answer to each refusal; the most specific class first (a subclass maps as its base).
 HTTP_STATUS: tuple[tuple[type[ContactError], int], ...] = (
-    (NotFound, 404), (InvalidState, 409), (Unavailable, 503), (AccessDenied, 403))  # fmt: skip
+    (NotFound, 404), (InvalidState, 409), (Invalid, 422), (Unavailable, 503),
+    (AccessDenied, 403))  # fmt: skip
 
 
 def http_status(exc: ContactError) -> int:

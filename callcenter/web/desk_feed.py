@@ -34,11 +34,13 @@ class DeskFeed:
         hub: Hub,
         contact: Callable[[str], Contact | None],
         pop_view: Callable[[str, dict[str, Any]], dict[str, Any]] | None = None,
+        dispositions: Callable[[str], list[str]] | None = None,
     ) -> None:
         self.hub = hub
         self._contact = contact  # the live contact, for summaries and the screen-pop
         # (agent id, screen-pop) → what that agent may see of it (callcenter.privacy)
         self._pop_view = pop_view or (lambda _agent, pop: pop)
+        self._dispositions = dispositions or (lambda _agent: [])  # agent id → their wrap-up's choices
         self.recent_decisions: deque[dict[str, Any]] = deque(maxlen=RECENT_DECISIONS)
         self._handlers: dict[type[ev.Event], Callable[[Any], list[asyncio.Future[None]] | None]] = {
             ev.AgentStateChanged: self._agent_state,
@@ -139,6 +141,7 @@ class DeskFeed:
                 "contact_id": e.contact_id,
                 "ended_by": e.ended_by,
                 "remaining_s": e.wrap_up_s,
+                "dispositions": self._dispositions(e.agent_id),
                 "ts": e.ts,
             },
         )

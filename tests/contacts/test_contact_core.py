@@ -12,7 +12,7 @@ from callcenter import events as ev
 from callcenter.bus import EventBus
 from callcenter.contacts.contact import Contact, Phase
 from callcenter.contacts.core import ContactCore
-from callcenter.contacts.errors import InvalidState, NotFound
+from callcenter.contacts.errors import Invalid, InvalidState, NotFound
 from routing import Router, build_config
 from tests.contacts.fake_channel import FakeChannel
 
@@ -33,7 +33,8 @@ class Rig:
         self.order: list[str] = []  # when the desk got the offer vs when present() returned
         self.bus.subscribe_inline("log", self.events.append)
         self.bus.subscribe_inline("desk", self.desk, [ev.AgentOffered])
-        router = Router(build_config({"skills": {"english": {}}}, {"queues": {"q": {}, "r": {}}}, AGENTS))
+        queues = {"q": {}, "r": {"dispositions": ["fixed", "not_fixed"]}}  # q: the settings' defaults
+        router = Router(build_config({"skills": {"english": {}}}, {"queues": queues}, AGENTS))
         self.core = ContactCore(router=router, bus=self.bus, crm=None, kept_skills={"english"})
         self.channel = FakeChannel()
         self.core.add_channel("voice", self.channel)
@@ -63,10 +64,10 @@ class Rig:
     def lifecycle(self, cid: str = "c1") -> list[str]:
         return [e.type for e in self.events if isinstance(e, LIFECYCLE) and e.contact_id == cid]
 
-    async def offered(self, agent: str = "a1") -> Contact:
+    async def offered(self, agent: str = "a1", queue: str = "q") -> Contact:
         self.ready(agent)
         contact = self.arrive()
-        self.core.enqueue(contact, "q", 0, {"english": 1})
+        self.core.enqueue(contact, queue, 0, {"english": 1})
         assert contact.phase is Phase.QUEUED and contact.offer is not None  # routing offered at once
         assert await self.core.present(contact, contact.offer)
         return contact
@@ -104,6 +105,15 @@ async def test_offer_is_shown_before_present_returns_then_accept_talk_and_wrap_u
     assert contact.phase is Phase.WRAP_UP
     assert "c1" not in rig.core.contacts and rig.core.wrap_ups["a1"] is contact
     assert ("forget", "c1") in rig.channel.calls
+    # Queue q names no dispositions: the settings' defaults apply; others are refused, also in a draft.
+    assert "sale" in rig.core.dispositions("a1") and "fixed" not in rig.core.dispositions("a1")
+    for refused in ("fixed", ""):
+        with pytest.raises(Invalid, match="disposition"):
+            rig.core.submit_wrap_up("a1", refused, "notes")
+    with pytest.raises(Invalid):
+        rig.core.save_draft("a1", "c1", "fixed", "notes")
+    rig.core.save_draft("a1", "c1", "", "half typed")  # a draft may have no disposition yet
+    assert contact.phase is Phase.WRAP_UP
     rig.core.submit_wrap_up("a1", "sale", "notes")
     assert contact.phase is Phase.ENDED and rig.core.wrap_ups == {}
     assert rig.lifecycle() == ["ContactQueued", "AgentOffered", "ContactConnected", "ContactEnded",
@@ -159,6 +169,19 @@ async def test_transfer_to_a_queue_requeues_with_the_language_skill_only(rig: Ri
         await rig.core.transfer("a1", "queue:q")
 
 
+async def test_a_queue_with_its_own_dispositions_takes_only_those(rig: Rig) -> None:
+    """Also after a transfer to another queue: the agent's part is of the queue they served."""
+    contact = await rig.offered(queue="r")
+    rig.core.accept("c1", "a1")
+    rig.core.connect(contact, "a1")
+    await rig.core.transfer("a1", "queue:q")  # the agent's wrap-up starts; the caller waits in q
+    assert contact.queue == "q"
+    assert rig.core.dispositions("a1") == ["fixed", "not_fixed"]
+    with pytest.raises(Invalid):
+        rig.core.submit_wrap_up("a1", "sale", "")
+    rig.core.submit_wrap_up("a1", "fixed", "")
+
+
 async def test_transfer_out_starts_the_agents_wrap_up_while_the_contact_goes_on(rig: Rig) -> None:
     contact = await rig.offered()
     rig.core.accept("c1", "a1")
@@ -168,7 +191,7 @@ async def test_transfer_out_starts_the_agents_wrap_up_while_the_contact_goes_on(
     assert contact.phase is Phase.TRANSFERRING and rig.core.wrap_ups["a1"] is contact
     transferred = next(e for e in rig.events if isinstance(e, ev.ContactTransferred))
     assert transferred.target == "sip:+441632960999@example.test"
-    rig.core.submit_wrap_up("a1", "transferred", "")
+    rig.core.submit_wrap_up("a1", "escalated", "")
     assert contact.phase is Phase.TRANSFERRING  # the agent's work is done, the call is not
     assert rig.lifecycle()[-3:] == ["ContactTransferred", "WrapUpStarted", "WrapUpCompleted"]
 

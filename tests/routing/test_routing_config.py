@@ -39,6 +39,13 @@ def test_typo_in_a_queue_key_is_named() -> None:
     assert any(p.startswith("queues.billing.max_wiat_s:") and "Extra" in p for p in problems)
 
 
+def test_dispositions_are_ids_and_the_default_list_is_not_empty() -> None:
+    problems = problems_of(queues={"queues": {"billing": {"dispositions": ["Paid in full"]}}})
+    assert len(problems) == 1 and problems[0].startswith("queues.billing.dispositions.0:")
+    problems = problems_of(queues={"settings": {"dispositions": []}, "queues": {"billing": {}}})
+    assert len(problems) == 1 and problems[0].startswith("settings.dispositions:")
+
+
 def test_skill_level_out_of_range_names_agent_and_skill() -> None:
     problems = problems_of(agents=[{"id": "1", "skills": {"billing": 11}}])
     assert problems == ["agents.0.skills.billing: Input should be less than or equal to 10"]

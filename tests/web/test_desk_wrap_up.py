@@ -30,7 +30,7 @@ def short_wrap_up(queues: dict[str, Any]) -> None:
         q["wrap_up_s"] = WRAP_UP_S
 
 
-async def _answered_and_hung_up(rig: Any, log: Any, caller: Any) -> str:
+async def answered_and_hung_up(rig: Any, log: Any, caller: Any) -> str:
     """A caller for sales (3) is answered by baresip and hangs up; returns the contact id."""
     seen = len(log.of(ev.ContactQueued))
     call = await caller.call("5000", rig.sip, ani=GRACE)
@@ -53,7 +53,7 @@ async def test_notes_typed_before_a_wrap_up_timeout_stay_on_their_contact(
     caller = await rig.caller()
 
     # Call A: notes typed, then wrap-up time runs out.
-    cid_a = await _answered_and_hung_up(rig, log, caller)
+    cid_a = await answered_and_hung_up(rig, log, caller)
     await expect(page.locator("#wrapup")).to_be_visible(timeout=T)
     await expect(page.locator("#wrapup-countdown")).to_contain_text("Wrap-up ends in", timeout=T)
     await page.fill("#wrapup-notes", NOTES_A)
@@ -66,7 +66,7 @@ async def test_notes_typed_before_a_wrap_up_timeout_stay_on_their_contact(
     await log.wait(ev.AgentStateChanged, agent_id="1003", old="wrap_up", new="available")
 
     # Call B: the form is empty; submitting it saves nothing of A's.
-    cid_b = await _answered_and_hung_up(rig, log, caller)
+    cid_b = await answered_and_hung_up(rig, log, caller)
     await expect(page.locator("#wrapup")).to_be_visible(timeout=T)
     await expect(page.locator("#wrapup-notes")).to_have_value("")
     await page.select_option("#wrapup-disposition", "resolved")

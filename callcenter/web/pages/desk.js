@@ -111,7 +111,7 @@ function onMessage(msg) {
       if (msg.contact_id === desk.contactId) onTransferred(msg.target);
       break;
     case "wrapup":
-      onWrapUp(msg.contact_id, msg.ended_by, msg.remaining_s);
+      onWrapUp(msg.contact_id, msg.ended_by, msg.remaining_s, null, msg.dispositions);
       break;
     case "wrapup_done":
       onWrapUpDone(msg.contact_id, msg.timed_out);
@@ -152,7 +152,7 @@ function applySnapshotContact(agent, contact) {
       fillContact(contact);
     }
     const draft = agent.wrap_up || {};
-    onWrapUp(agent.wrap_up_contact_id, null, draft.remaining_s, draft);
+    onWrapUp(agent.wrap_up_contact_id, null, draft.remaining_s, draft, agent.dispositions);
   } else if (contact && contact.contact_id && contact.phase !== "wrap_up") {
     fillContact(contact);
     if (contact.phase === "connected") onConnected(contact);
@@ -378,10 +378,18 @@ function onTransferred(target) {
   setPhase("transferred", `Transferred to ${desk.transferredTo}`);
 }
 
-function onWrapUp(contactId, endedBy, remainingS = null, draft = null) {
+// The choices come from the server (queues.yaml `dispositions` of the contact's queue).
+function setDispositions(dispositions) {
+  const select = document.getElementById("wrapup-disposition");
+  select.replaceChildren(el("option", { value: "" }, "Choose…"),
+    ...(dispositions || []).map((d) => el("option", { value: d }, label(d))));
+}
+
+function onWrapUp(contactId, endedBy, remainingS = null, draft = null, dispositions = []) {
   const form = document.getElementById("wrapup-form");
   if (form.dataset.contactId !== contactId) {
     closeWrapUpForm();
+    setDispositions(dispositions);
     form.dataset.contactId = contactId;
     if (draft) { // a reload during wrap-up: what was saved comes back
       form.elements.disposition.value = draft.disposition || "";
