@@ -349,7 +349,8 @@ class Center:
             return {"contact_id": cid, "phase": "wrap_up"} if cid else None
         # The whole screen-pop (as this agent may see it), so a reload mid-call loses nothing.
         pop = self.privacy.screen_pop(agent_id, contact.screen_pop(contact.explanation))
-        return {**pop["contact"], **{k: pop[k] for k in ("customer", "tier", "recent", "ivr", "routing")}}
+        kept = ("customer", "tier", "recent", "ivr", "routing", "why_you")
+        return {**pop["contact"], **{k: pop[k] for k in kept}}
 
     async def agent_login(self, agent_id: str) -> None:
         """Signing in leaves the agent not ready (reason ``login``), also when they were

@@ -185,6 +185,7 @@ class VoiceChannel:
         finally:
             port.close()
         contact.ivr_path = tuple(result.path)
+        contact.ivr_titles = self.ivr.path_titles(contact.ivr_path, contact.dnis)
         contact.ivr_data = jsonable(result.variables)
         number = normalize_phone(result.callback_number or "", self.default_region)
         if result.outcome is IvrOutcome.CALLBACK and number and self.dialler.can_dial_out:

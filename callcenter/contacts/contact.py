@@ -115,7 +115,9 @@ class Contact:
     skills: dict[str, int] = field(default_factory=dict)
     queued_at: float | None = None
     offer: Offer | None = None  # set from the routing decision until accepted or withdrawn
-    explanation: str = ""  # why routing chose the current agent ("Why you"), kept after the offer
+    explanation: str = ""  # why routing chose the current agent (routing's line), kept after the offer
+    why_you: str = ""  # the same in a plain sentence for the agent (contacts/why_you.py)
+    ivr_titles: tuple[str, ...] = ()  # ivr_path in words: each step's flow title, else its id
     agent_id: str | None = None  # the agent offered, dialling or connected
     connected_at: float | None = None
     on_hold: bool = False
@@ -188,7 +190,9 @@ class Contact:
             "customer": self.customer,
             "tier": customer.get("tier"),
             "recent": self.recent,
-            "ivr": {"path": list(self.ivr_path), "data": self.ivr_data},
+            "ivr": {"path": list(self.ivr_path), "titles": list(self.ivr_titles or self.ivr_path),
+                    "data": self.ivr_data},
             "routing": explanation,
+            "why_you": self.why_you,
             "sent_at": time.time(),
         }

@@ -31,6 +31,7 @@ from callcenter.contacts.channel import Channel, CustomerDirectory
 from callcenter.contacts.contact import WAITING, Contact, Offer, Phase
 from callcenter.contacts.drafts import WrapUpDraft
 from callcenter.contacts.errors import Invalid, InvalidState, NotFound
+from callcenter.contacts.why_you import why_you
 from callcenter.routing_driver import RoutingDriver
 from routing.model import Decision, DecisionKind
 from routing.router import Router
@@ -242,6 +243,7 @@ class ContactCore:
             offer = Offer(d.agent_id, d.reservation.id, d.queue, d.explanation.text, d.reservation.deadline)
             contact.offer = offer
             contact.explanation = offer.explanation
+            contact.why_you = why_you(d.explanation.facts)
             contact.agent_id = d.agent_id
             self.agent_contact[d.agent_id] = contact.contact_id
             self.channels[contact.channel].present(contact, offer)

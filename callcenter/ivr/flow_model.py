@@ -89,6 +89,7 @@ class DigitSpec(_Strict):
 class StepBase(_Strict):
     next: str | None = None
     barge_in: bool | None = None  # None = the step kind's default
+    title: str | None = Field(None, max_length=80)  # the step in plain words for the agent ("Chose sales")
 
     kind: Literal[""] = ""  # overwritten per step kind
 

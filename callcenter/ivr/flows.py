@@ -166,6 +166,14 @@ class FlowSet:
     def __iter__(self) -> Iterator[Flow]:
         return iter(self.flows.values())
 
+    def step_title(self, label: str, entry_flow: str) -> str:
+        """A path label (``step`` of the entry flow, ``flow.step`` of a sub-flow) as the
+        step's ``title``; the label itself when the step has none."""
+        flow_name, _, step_id = label.rpartition(".")
+        flow = self.flows.get(flow_name or entry_flow)
+        step = flow.steps.get(step_id) if flow is not None else None
+        return getattr(step, "title", None) or label
+
     def static_prompts(self) -> dict[str, set[str]]:
         """Prompt texts without placeholders, by language ('' = any): render these at load."""
         out: dict[str, set[str]] = {}

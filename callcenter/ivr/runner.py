@@ -122,6 +122,11 @@ class IvrEngine:
         self.clock = clock
         self.voicemail_dir = Path(voicemail_dir)
 
+    def path_titles(self, path: tuple[str, ...], dnis: str) -> tuple[str, ...]:
+        """The call's IVR path in words, for the agent: each step's title, else its id."""
+        entry = self.services.resolve(dnis).flow
+        return tuple(self.flows.step_title(label, entry) for label in path)
+
     def stepper(self, *, contact_id: str, ani: str, dnis: str) -> FlowStepper:
         service = self.services.resolve(dnis)
         return FlowStepper(

@@ -254,3 +254,27 @@ def test_loops_with_a_way_out_are_accepted(tmp_path: Path) -> None:
           again: {goto: menu}
         """)
     assert "ok" in load_flows(tmp_path)
+
+
+def test_step_titles_name_the_path_in_words_and_fall_back_to_the_id(tmp_path: Path) -> None:
+    write(tmp_path, "top.yaml", """
+        name: top
+        steps:
+          hello: {say: "Hi", title: Greeted}
+          sub: {call: inner}
+          plain: {hangup: true}
+        """)
+    write(tmp_path, "inner.yaml", """
+        name: inner
+        steps:
+          ask: {say: "Your number?", title: Asked for a number}
+        """)
+    fs = load_flows(tmp_path)
+    labels = ("hello", "sub", "inner.ask", "plain", "gone.step")
+    assert [fs.step_title(label, "top") for label in labels] == [
+        "Greeted", "sub", "Asked for a number", "plain", "gone.step"]
+    assert refused(tmp_path, """
+        name: bad
+        steps:
+          s: {say: "x", title: %s}
+        """ % ("x" * 81))

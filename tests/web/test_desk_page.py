@@ -8,6 +8,7 @@ agent submits the wrap-up form, and the CRM's interaction record carries it.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -74,7 +75,12 @@ async def test_agent_desk_through_a_whole_call(rig: Any, new_page: Any, tmp_path
     await expect(page.locator("#pop-queue")).to_have_text("sales")
     await expect(page.locator("#pop-service")).not_to_have_text("—")
     await expect(page.locator("#pop-id")).to_have_text(cid)
-    await expect(page.locator("#pop-ivr-path")).to_contain_text("departments → sales")
+    # The IVR path in the flows' step titles (ids stay in data-steps); "Why you" in a sentence.
+    ivr_path = page.locator("#pop-ivr-path")
+    await expect(ivr_path).to_contain_text("Department menu → Chose sales")
+    await expect(ivr_path).to_have_attribute("data-steps", re.compile(r"\bdepartments sales\b"))
+    await expect(page.locator("#pop-why")).to_have_text(
+        "You have skills sales at level 7 and english at level 9; you were the only agent who could take it.")
     await expect(page.locator("#pop-routing")).to_contain_text("1003")
     await expect(page.locator("#pop-recent tr").first).to_be_visible()
 
@@ -96,6 +102,8 @@ async def test_agent_desk_through_a_whole_call(rig: Any, new_page: Any, tmp_path
     await expect(page.locator("#controls")).to_be_visible()
     # "Why you" and the recent interactions come back too, as they were before the reload.
     await expect(page.locator("#pop-routing")).to_have_text(why)
+    await expect(page.locator("#pop-why")).to_contain_text("You have skills sales at level 7")
+    await expect(page.locator("#pop-ivr-path")).to_contain_text("Department menu → Chose sales")
     await expect(page.locator("#pop-recent")).to_have_text(recent)
     await expect(state).to_have_attribute("data-state", "busy")
 

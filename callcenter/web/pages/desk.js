@@ -281,7 +281,7 @@ function fillContact(contact) {
   if (contact.customer !== undefined) fillCustomer(contact.customer, contact.customer ? contact.customer.tier : null);
   if (contact.ivr) fillIvr(contact.ivr);
   if (contact.recent !== undefined) fillRecent(contact.recent); // a snapshot carries the whole pop
-  if (contact.routing !== undefined) setText("pop-routing", contact.routing);
+  if (contact.routing !== undefined) setWhy(contact.why_you, contact.routing);
   desk.waited = contact.connected_at ? null : { seconds: contact.waited_s || 0, at: Date.now() };
   setText("pop-waited", duration(contact.waited_s));
 }
@@ -295,9 +295,17 @@ function fillCustomer(customer, tier) {
   badge.dataset.tier = text ? String(tier).toLowerCase() : "";
 }
 
+// "Why you": the server's plain sentence, with routing's technical line under it.
+function setWhy(sentence, routing) {
+  setText("pop-why", sentence || routing);
+  setText("pop-routing", sentence ? routing : "");
+}
+
 function fillIvr(ivr) {
   const path = Array.isArray(ivr.path) ? ivr.path : [];
-  setText("pop-ivr-path", path.length ? path.join(" → ") : "");
+  const titles = Array.isArray(ivr.titles) && ivr.titles.length === path.length ? ivr.titles : path;
+  setText("pop-ivr-path", titles.length ? titles.join(" → ") : "");
+  document.getElementById("pop-ivr-path").dataset.steps = path.join(" ");
   const data = document.getElementById("pop-ivr-data");
   data.replaceChildren();
   for (const [k, v] of Object.entries(ivr.data || {})) {
@@ -330,7 +338,7 @@ function onOffer(msg) {
   fillContact({ ...msg.contact, customer: msg.customer, ivr: msg.ivr });
   fillCustomer(msg.customer, msg.tier);
   fillRecent(msg.recent);
-  setText("pop-routing", msg.routing);
+  setWhy(msg.why_you, msg.routing);
   const callback = msg.contact && msg.contact.callback_number;
   setPhase("ringing", callback ? `Callback to ${callback} — answer on your phone, then we dial`
                               : "Ringing — answer on your phone");
