@@ -93,7 +93,10 @@ class WebhookReceiver:
         sock.listen(128)  # accepting (into the backlog) from here on
         self.port = sock.getsockname()[1]
         app = Starlette(routes=[Route("/hook", self._hook, methods=["POST"])])
-        config = uvicorn.Config(app, log_level="error", lifespan="off", access_log=False)
+        # No log_config or log_level: uvicorn would apply them to the process-wide "uvicorn"
+        # loggers (no propagation, level ERROR) for the rest of the test session, and later
+        # tests read those loggers through caplog.
+        config = uvicorn.Config(app, log_config=None, lifespan="off", access_log=False)
         self._server = uvicorn.Server(config)
         # The test runner owns SIGINT/SIGTERM, not this embedded server.
         self._server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign]
