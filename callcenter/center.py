@@ -331,6 +331,11 @@ class Center:
         stats["dispositions"] = self.core.dispositions(agent_id)  # the wrap-up form's choices
         return stats
 
+    async def agent_today(self, agent_id: str) -> dict[str, Any]:
+        """The agent's own figures since midnight UTC (as the reports count days), from the records."""
+        now = time.time()
+        return await self.reports.agent_figures(agent_id, now - now % 86_400, now)
+
     def transfer_targets(self, agent_id: str) -> dict[str, Any]:
         """What the desk's transfer picker offers: every queue, and the other agents with their
         state now (a transfer to an agent queues the caller with that agent preferred)."""

@@ -97,6 +97,22 @@ class ReportService:
             **states,
         }
 
+    async def agent_figures(self, agent_id: str, start: float, end: float) -> dict[str, Any]:
+        """One agent's own figures over ``[start, end)`` from the records (the desk's "today"):
+        contacts handled, average handle time, seconds per state and not-ready reason."""
+        rows = [r for r in await agent_report(self._engine(), self.spec(start, end, None, ()))
+                if r["agent_id"] == agent_id]  # fmt: skip
+        both = totals(rows) if rows else None
+        states = await agent_state_report(self._engine(), start, end, agents=(agent_id,))
+        return {
+            "from": start,
+            "to": end,
+            "handled": both["answered"] if both else 0,
+            "aht_s": both["aht_s"] if both else None,
+            "states": states["states"][0] if states["states"] else None,
+            "reasons": states["reasons"],
+        }
+
     async def simulate_synthetic(self, s: Synthetic) -> dict[str, Any]:
         if s.duration_s > MAX_SYNTHETIC_DAYS * 86_400:
             raise TooLarge(f"at most {MAX_SYNTHETIC_DAYS} simulated days")

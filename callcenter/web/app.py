@@ -194,6 +194,11 @@ def create_app(
         await backend.save_wrap_up_draft(agent_only(p), body.contact_id, body.disposition, body.notes)
         return {"status": "draft saved", "contact_id": body.contact_id}
 
+    @app.get("/api/agent/today", tags=["agent"])
+    async def agent_today(p: Who) -> dict[str, Any]:
+        """The agent's own figures since midnight UTC, from the records (the desk's Today card)."""
+        return await backend.agent_today(agent_only(p))
+
     @app.get("/api/agent/transfer-targets", tags=["agent"])
     async def transfer_targets(p: Who) -> dict[str, Any]:
         """The desk's transfer picker: all queues, the other agents with their state now."""

@@ -47,6 +47,7 @@ function start(session) {
     onUnauthorized: () => signedOut("Your session has ended; please sign in again."),
   });
   desk.stream.start();
+  loadToday();
 }
 
 function signedOut(message = "") {
@@ -421,8 +422,26 @@ function onWrapUp(contactId, endedBy, remainingS = null, draft = null, dispositi
   document.getElementById("wrapup-disposition").focus();
 }
 
+// The agent's own figures since midnight, from the records (GET /api/agent/today); loaded
+// on sign-in and after each wrap-up, when the records have a new contact.
+async function loadToday() {
+  if (!desk.session) return;
+  let today;
+  try {
+    today = await api("/api/agent/today", { token: desk.session.token });
+  } catch {
+    return; // the card keeps what it had
+  }
+  setText("today-handled", today.handled);
+  setText("today-aht", today.aht_s === null ? "—" : duration(today.aht_s));
+  for (const state of ["available", "busy", "wrap_up", "not_ready"]) {
+    setText(`today-${state}`, today.states ? duration(today.states[`${state}_s`]) : "—");
+  }
+}
+
 function onWrapUpDone(contactId, timedOut) {
   const form = document.getElementById("wrapup-form");
+  loadToday();
   if (form.dataset.contactId !== contactId) return;
   closeWrapUpForm();
   if (timedOut) {
