@@ -20,6 +20,8 @@ from callcenter.sip.b2bua import bridge_call
 from callcenter.sip.calls import Call
 from callcenter.sip.digest import Credentials
 from callcenter.sip.registrar import Registrar
+from tests.support.ports import free_port as free_tcp_port
+from tests.support.ports import free_udp_port
 
 REALM = "callcenter.test"
 BARESIP_MODULES = Path("/usr/lib/baresip/modules")
@@ -134,7 +136,6 @@ async def test_baresip_agent_bridged_call(
     server_factory: Callable[..., Awaitable[Any]],
     sipp_start: Callable[..., Awaitable[Any]],
     sipp_pcap_cwd: Path,
-    free_port: Callable[[], int],
     tool: Callable[[str], str],
     tmp_path: Path,
 ) -> None:
@@ -166,7 +167,12 @@ async def test_baresip_agent_bridged_call(
     confdir.mkdir()
     tone = tmp_path / "tone.wav"
     write_tone_wav(tone)
-    sip_port, ctrl_port = free_port(), free_port()
+    # baresip listens on sip_port for UDP and TCP and on sip_port + 1 for TLS, and takes RTP
+    # ports from sip_port + 100; ctrl_tcp needs a TCP port outside all of them.
+    sip_port = free_udp_port(span=2, tcp=True)
+    ctrl_port = free_tcp_port()
+    while sip_port <= ctrl_port < sip_port + 200:
+        ctrl_port = free_tcp_port()
     baresip_config(confdir, sip_port, ctrl_port, server.port, tone)
     proc = await asyncio.create_subprocess_exec(
         baresip,
