@@ -58,6 +58,36 @@ async def test_a_killed_worker_ends_its_calls_as_failed_and_frees_the_ringing_ag
     await late.hangup()
 
 
+async def test_a_queued_call_on_a_killed_worker_fails_and_the_next_caller_reaches_the_agent(
+    rig_factory: Any,
+) -> None:
+    """The soak's case: queued with no agent ready at the kill, then an agent gets ready: the
+    dead call is already over (not offered), and a new caller is connected on the survivor."""
+    rig = await rig_factory(short_ring, media_workers=2)
+    log = watch(rig)
+    await rig.phone("1003")
+    desk = await rig.desktop("1003", ready=False)
+    call, queued = await dial(rig, log, GRACE, SALES)
+    cid = queued.contact_id
+    victim = rig.center.voice.legs[cid].call.media.worker
+    assert victim._proc is not None and victim._proc.pid is not None
+    os.kill(victim._proc.pid, signal.SIGKILL)
+    await call.ended.wait()
+    assert (await log.wait(ev.ContactEnded, contact_id=cid)).reason == "media_failed"
+
+    r = await desk.post("/api/agent/state", {"state": "available"})
+    assert r.status_code == 200, r.text
+    late, again = await dial(rig, log, ALAN, SALES)
+    connected = await log.wait(ev.ContactConnected, contact_id=again.contact_id)
+    assert connected.agent_id == "1003"
+    assert rig.center.voice.legs[again.contact_id].call.media.worker is not victim
+    assert not log.of(ev.AgentOffered, contact_id=cid)
+    rec = await record(rig, cid)
+    assert (rec["status"], rec["outcome"], rec["end_reason"]) == ("ended", "failed", "media_failed")
+    await late.hangup()
+    await log.wait(ev.ContactEnded, contact_id=again.contact_id)
+
+
 @pytest.mark.parametrize("media_workers", [1, 2], ids=["media1", "media2"])
 async def test_a_fault_while_connecting_the_agent_still_ends_the_contact(
     rig_factory: Any, media_workers: int, monkeypatch: pytest.MonkeyPatch
