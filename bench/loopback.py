@@ -78,6 +78,16 @@ def last_stat(path: Path) -> dict[str, str]:
     return rows[-1] if rows else {}
 
 
+def call_counts(last: dict[str, str], rc: int) -> dict[str, int]:
+    """SIPp's exit status and cumulative call counters from a ``last_stat`` row."""
+    return {
+        "sipp_rc": rc,
+        "successful": int(last.get("SuccessfulCall(C)", 0) or 0),
+        "failed": int(last.get("FailedCall(C)", 0) or 0),
+        "retransmissions": int(last.get("Retransmissions(C)", 0) or 0),
+    }
+
+
 def proc_cpu(pid: int, *, children: bool = True) -> float:
     """User + system CPU seconds of a process so far (0 once it is gone), plus its live
     children's (the server's media worker processes) unless ``children=False``."""

@@ -50,7 +50,7 @@ from typing import Any
 # bench/ is not a package: make loopback.py importable however this file is loaded
 # (as a script, or by path from the tests)
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from loopback import free_udp_port, last_stat, limits, proc_cpu, sipp, stats
+from loopback import call_counts, free_udp_port, last_stat, limits, proc_cpu, sipp, stats
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -271,17 +271,7 @@ def run_sipp(
         check=False,
     )
     wall = time.monotonic() - t0
-    last = last_stat(stat)
-    ok = int(last.get("SuccessfulCall(C)", 0) or 0)
-    failed = int(last.get("FailedCall(C)", 0) or 0)
-    retrans = int(last.get("Retransmissions(C)", 0) or 0)
-    return {
-        "sipp_rc": proc.returncode,
-        "successful": ok,
-        "failed": failed,
-        "retransmissions": retrans,
-        "wall_s": round(wall, 2),
-    }
+    return {**call_counts(last_stat(stat), proc.returncode), "wall_s": round(wall, 2)}
 
 
 def establishment(kind: str, rates: list[int], seconds: float, workdir: Path, stream: Path,

@@ -46,7 +46,7 @@ from typing import Any
 # bench/ is not a package: make loopback.py importable however this file is loaded
 # (as a script, or by path from the tests)
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from loopback import free_udp_port, last_stat, limits, sipp, stats
+from loopback import call_counts, free_udp_port, last_stat, limits, sipp, stats
 
 ROOT = Path(__file__).resolve().parent.parent
 SCENARIO = ROOT / "tests" / "sip" / "sipp_register" / "bench_register.xml"
@@ -264,16 +264,11 @@ def _run_sipp(
     if not last:
         raise RuntimeError(f"SIPp wrote no statistics (rc {proc.returncode}): {proc.stderr[-500:]!r}")
     elapsed = _epoch(last["CurrentTime"]) - _epoch(last["StartTime"])
-    ok = int(last["SuccessfulCall(C)"])
-    failed = int(last["FailedCall(C)"])
-    retrans = int(last.get("Retransmissions(C)", 0) or 0)
+    counts = call_counts(last, proc.returncode)
     return {
-        "sipp_rc": proc.returncode,
-        "successful": ok,
-        "failed": failed,
-        "retransmissions": retrans,
+        **counts,
         "elapsed_s": round(elapsed, 3),
-        "rate_per_s": round(ok / elapsed, 1) if elapsed > 0 else 0.0,
+        "rate_per_s": round(counts["successful"] / elapsed, 1) if elapsed > 0 else 0.0,
     }
 
 
