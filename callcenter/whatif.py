@@ -43,7 +43,9 @@ class Synthetic:
 
 
 def finite(value: Any) -> Any:
-    """inf/nan (Erlang C's ASA with too few agents) as None: JSON has no Infinity."""
+    """inf/nan (Erlang C's ASA with too few agents, an estimated wait with nobody staffed) as
+    None: JSON has no Infinity, and browsers' JSON.parse rejects a whole message that has one.
+    The reports API and the desk/board WebSocket messages (web/app.py) both use it."""
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, dict):

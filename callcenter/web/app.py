@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import math
 from collections import defaultdict
 from typing import Annotated, Any, Literal
 
@@ -34,6 +33,7 @@ from callcenter.web.limits import BodyLimit
 from callcenter.web.pages import mount_pages
 from callcenter.web.reports_api import router as reports_router
 from callcenter.web.tokens import WS_PROTOCOL, redact_server_logs
+from callcenter.whatif import finite
 
 
 class LoginIn(BaseModel):
@@ -317,20 +317,8 @@ def create_app(
     return app
 
 
-def _finite(value: Any) -> Any:
-    """Python's inf/nan (an estimated wait with nobody staffed) as null: JSON has no
-    Infinity and browsers' JSON.parse rejects the whole message if it meets one."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_finite(v) for v in value]
-    return value
-
-
 def _json_text(message: dict[str, Any]) -> str:
-    return json.dumps(_finite(message), ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    return json.dumps(finite(message), ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 
 
 async def _drain_client(websocket: WebSocket) -> None:
