@@ -273,3 +273,23 @@ class CustomerRecordRead(Event):
 def recorded_types() -> list[type[Event]]:
     """The event types the interaction record (CRM) is subscribed to."""
     return [cls for cls in Event.registry.values() if cls.recorded]
+
+
+# --- messages of non-voice channels (appended: email, chat, web form, fax) ----
+
+
+@dataclass(frozen=True, kw_only=True)
+class ContactMessage(Event):
+    """One message of a contact's conversation: an email, a chat line, a form submission, a
+    fax document. Recorded: the interaction record keeps them in order as ``messages`` (its
+    attachments also in ``attachments``), so the record shows the whole thread or transcript.
+    The desk feed sends it to the agent holding the contact."""
+
+    direction: str  # in (from the customer) | out (from the agent or the center)
+    channel: str  # email | chat | webform | fax
+    message_id: str  # the channel's own id (Message-ID, chat line id); unique within the contact
+    author: str = ""  # an address, a visitor's name, or the agent id for "out"
+    text: str = ""
+    # Each: {name, size, sha256, path, content_type} (stored with crm_bridge.files).
+    attachments: list[dict[str, Any]] = field(default_factory=list)
+    meta: dict[str, Any] = field(default_factory=dict)  # channel specifics (subject, headers, pages)
