@@ -59,6 +59,7 @@ class RecordFields(TypedDict):
     body: str
     callback_number: str
     attachments: list[dict[str, Any]]
+    messages: list[dict[str, Any]]  # ContactMessage events in order: the thread or transcript
     attributes: dict[str, Any]
     flags: list[str]
     status: str  # open | ended

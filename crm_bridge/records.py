@@ -36,6 +36,7 @@ TYPE_RANK: dict[str, int] = {
             "VoicemailRecorded",
             "CallbackRequested",
             "CallbackAttempted",
+            "ContactMessage",
             "AttachmentAdded",
             "ContactAbandoned",
             "ContactEnded",
@@ -44,6 +45,8 @@ TYPE_RANK: dict[str, int] = {
     )
 }
 KNOWN_TYPES = frozenset(TYPE_RANK)
+PHONE_CHANNELS = frozenset({"voice", "fax"})
+WEB_CHANNELS = frozenset({"web", "chat", "webform"})  # a browser session: web id, form email/phone
 FAILURE_REASONS = frozenset(
     {"failed", "failure", "error", "busy", "no_answer", "rejected", "unreachable", "timeout"}
 )
@@ -127,6 +130,8 @@ class _Fold:
         self.ivr_outcome = ""
         self.attributes: dict[str, Any] = {}
         self.attachments: list[dict[str, Any]] = []
+        self.messages: list[dict[str, Any]] = []
+        self.message_ids: set[str] = set()
         self.notes: list[str] = []
         self.given_customer_id = ""
         self.arrived = False
@@ -191,12 +196,17 @@ class _Fold:
                 r[key] = _str(attrs.pop(key))
         self.attributes = attrs
         raw_ani = _str(ev.get("ani"))
+        if "@" in raw_ani and r["channel"] not in PHONE_CHANNELS:
+            # Non-voice channels give the customer's address as the ANI: an email address is
+            # the sender, not a phone number to normalize.
+            r["from_addr"] = r["from_addr"] or raw_ani
+            raw_ani = ""
         if raw_ani:
             ani = normalize_phone(raw_ani, self.region)
             if ani is None:
                 self.flags.add("bad_ani")
             r["ani"] = ani or raw_ani
-        if r["channel"] == "web":
+        if r["channel"] in WEB_CHANNELS:
             r["web_id"] = normalize_web(_str(attrs.get("web_id")) or r["from_addr"]) or ""
         elif attrs.get("web_id"):
             r["web_id"] = normalize_web(_str(attrs["web_id"])) or ""
@@ -350,6 +360,35 @@ class _Fold:
         att["event_id"] = _str(ev.get("event_id"))
         self.attachments.append(att)
 
+    def on_ContactMessage(self, ev: Mapping[str, Any], ts: float) -> None:
+        """One email, chat line, form submission or fax document. A message the channel
+        delivered twice (same message id, another event) is kept once, flagged."""
+        event_id = _str(ev.get("event_id"))
+        message_id = _str(ev.get("message_id")) or event_id
+        if message_id in self.message_ids:
+            self.flags.add("duplicate_message")
+            return
+        self.message_ids.add(message_id)
+        files = [_dict(a) for a in ev.get("attachments") or [] if isinstance(a, Mapping)]
+        raw = ev.get("attachments")
+        if raw and (not isinstance(raw, list) or len(files) != len(raw)):
+            self.flags.add("bad_attachment")  # kept what could be read; the timeline has the rest
+        self.messages.append(
+            {
+                "ts": ts,
+                "direction": _str(ev.get("direction")) or "in",
+                "channel": _str(ev.get("channel")) or self.rec["channel"],
+                "message_id": message_id,
+                "author": _str(ev.get("author")),
+                "text": _str(ev.get("text")),
+                "attachments": files,
+                "meta": _dict(ev.get("meta")),
+                "event_id": event_id,
+            }
+        )
+        for att in files:
+            self.attachments.append({"kind": "message", **att, "message_id": message_id, "event_id": event_id})
+
     def on_ContactAbandoned(self, ev: Mapping[str, Any], ts: float) -> None:
         self.abandoned = {"where": _str(ev.get("where")), "waited_s": _float(ev.get("waited_s"))}
         self.abandoned_at = ts
@@ -481,6 +520,7 @@ class _Fold:
                 "outcome": self._outcome(),
                 "notes": "\n".join(self.notes),
                 "attachments": self.attachments,
+                "messages": self.messages,
                 "attributes": attrs,
                 "flags": sorted(flags),
                 "status": "ended" if (r["ended_at"] or r["wrapup_ended_at"]) is not None else "open",
@@ -504,7 +544,7 @@ def identity_keys(record: Mapping[str, Any], default_region: str = "GB") -> list
     phone = normalize_phone(ani, default_region) if ani else None
     if channel == "email":
         add("email", normalize_email(record.get("from_addr", "")))
-    elif channel == "web":
+    elif channel in WEB_CHANNELS:
         add("web", record.get("web_id") or None)
         add("email", normalize_email(_str(attrs.get("email"))))
         add("phone", normalize_phone(_str(attrs.get("phone")), default_region))

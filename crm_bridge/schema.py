@@ -167,6 +167,8 @@ interactions = Table(
     Column("body", Text, nullable=False, default=""),
     Column("callback_number", String(64), nullable=False, default=""),
     Column("attachments", Json, nullable=False, default=list),
+    # ContactMessage events in order (emails, chat lines, form submissions, fax documents).
+    Column("messages", Json, nullable=False, default=list),
     Column("attributes", Json, nullable=False, default=dict),
     Column("flags", Json, nullable=False, default=list),
     Column("status", String(16), nullable=False, default="open"),  # open | ended
