@@ -1,16 +1,18 @@
-"""Customers: create/update, contact points, notes, orders/cases, and the
-identity operations — link a contact to a customer, merge two customers."""
+"""Customers: create/update, search, contact points (add one, or replace a customer's phones
+and emails as an agent edits them), notes, orders/cases, and the identity operations —
+link a contact to a customer, merge two customers."""
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from crm_bridge.addresses import normalize
+from crm_bridge.addresses import normalize, normalize_phone
 from crm_bridge.db import upsert
 from crm_bridge.identity import live_ids, new_customer_id
 from crm_bridge.schema import (
@@ -24,9 +26,23 @@ from crm_bridge.schema import (
 from crm_bridge.store_core import (
     _ATTACH_NS,
     ContactPointConflict,
+    CrmError,
     NotFound,
     StoreCore,
 )
+
+# The kinds an agent edits on the desk; web identities and fax numbers come from their channels.
+EDITABLE_KINDS = ("phone", "email")
+SEARCH_LIMIT = 20
+_MIN_DIGITS = 4  # a shorter run of digits in a search matches too many numbers to help
+
+
+class InvalidContactPoints(CrmError, ValueError):
+    """One or more contact points are not valid; ``problems`` names each (all at once)."""
+
+    def __init__(self, problems: list[dict[str, str]]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(f"{p['value']!r}: {p['reason']}" for p in problems))
 
 
 class CustomersMixin(StoreCore):
@@ -115,6 +131,127 @@ class CustomersMixin(StoreCore):
             await self._claim_point(conn, live, kind, norm, how, actor, now)
         self.outbox_signal.set()
         return norm
+
+    async def search_customers(self, q: str, limit: int = SEARCH_LIMIT) -> list[dict[str, Any]]:
+        """Live, non-provisional customers matching ``q`` by name (part, any case), phone
+        (the number as typed in any format, or a run of its digits), email (part) or
+        account number (exact), by name; each with its contact points."""
+        q = (q or "").strip()
+        if not q:
+            return []
+        text = q.lower()
+        points = contact_points.c
+        point_hits = [(points.kind == "email") & func.lower(points.value).contains(text, autoescape=True)]
+        phone = normalize_phone(q, self.default_region)
+        if phone is not None:
+            point_hits.append(points.kind.in_(("phone", "fax")) & (points.value == phone))
+        digits = re.sub(r"\D", "", q)
+        if len(digits) >= _MIN_DIGITS:
+            point_hits.append(
+                points.kind.in_(("phone", "fax")) & points.value.contains(digits, autoescape=True)
+            )
+        by_point = select(points.customer_id).where(or_(*point_hits))
+        query = (
+            select(customers.c.id)
+            .where(
+                customers.c.merged_into.is_(None),
+                customers.c.provisional.is_(False),
+                or_(
+                    func.lower(customers.c.name).contains(text, autoescape=True),
+                    customers.c.name.contains(q, autoescape=True),  # SQLite's lower() is ASCII-only
+                    customers.c.id.in_(by_point),
+                    customers.c.attributes["account"].as_string() == q,
+                ),
+            )
+            .order_by(customers.c.name, customers.c.id)
+            .limit(limit)
+        )
+        async with self.engine.connect() as conn:
+            ids = [r.id for r in await conn.execute(query)]
+            if not ids:
+                return []
+            rows = {
+                r.id: dict(r._mapping)
+                for r in await conn.execute(select(customers).where(customers.c.id.in_(ids)))
+            }
+            pts = await conn.execute(
+                select(points.customer_id, points.kind, points.value, points.how)
+                .where(points.customer_id.in_(ids))
+                .order_by(points.kind, points.value)
+            )
+            for row in rows.values():
+                row["contact_points"] = []
+            for p in pts:
+                rows[p.customer_id]["contact_points"].append({"kind": p.kind, "value": p.value, "how": p.how})
+        return [rows[i] for i in ids]
+
+    async def set_contact_points(
+        self, customer_id: str, wanted: Iterable[tuple[str, str]], *, actor: str = "", how: str = "agent"
+    ) -> list[tuple[str, str]]:
+        """Make the customer's phones and emails exactly ``wanted`` (kind, value as typed):
+        new ones are added, missing ones removed; web and fax points are left alone.
+
+        Everything is checked before anything is written: invalid values raise
+        :class:`InvalidContactPoints` naming each; a value held by another real customer
+        raises :class:`ContactPointConflict` naming it (one held by a provisional customer
+        is taken over by merging that provisional in, as ``upsert_customer`` does).
+        Returns the normalized (kind, value) pairs now held."""
+        problems: list[dict[str, str]] = []
+        keep: dict[tuple[str, str], None] = {}
+        for kind, raw in wanted:
+            if kind not in EDITABLE_KINDS:
+                problems.append(
+                    {"kind": kind, "value": raw, "reason": f"kind must be one of {', '.join(EDITABLE_KINDS)}"}
+                )
+                continue
+            norm = normalize(kind, raw, self.default_region)
+            if norm is None:
+                what = "phone number" if kind == "phone" else "email address"
+                problems.append({"kind": kind, "value": raw, "reason": f"not a valid {what}"})
+            else:
+                keep[(kind, norm)] = None
+        if problems:
+            raise InvalidContactPoints(problems)
+        now = self.clock()
+        async with self._write() as conn:
+            live = (await live_ids(conn, [customer_id])).get(customer_id)
+            if live is None:
+                raise NotFound(f"no customer {customer_id}")
+            held = {
+                (r.kind, r.value)
+                for r in await conn.execute(
+                    select(contact_points.c.kind, contact_points.c.value).where(
+                        contact_points.c.customer_id == live, contact_points.c.kind.in_(EDITABLE_KINDS)
+                    )
+                )
+            }
+            added = [k for k in keep if k not in held]
+            for kind, value in added:  # refuse before writing: one conflict leaves everything as it was
+                owner = (
+                    await conn.execute(
+                        select(customers.c.id, customers.c.provisional)
+                        .join(contact_points, contact_points.c.customer_id == customers.c.id)
+                        .where(contact_points.c.kind == kind, contact_points.c.value == value)
+                    )
+                ).one_or_none()
+                if owner is not None and not owner.provisional:
+                    raise ContactPointConflict(
+                        f"{value} already belongs to another customer ({owner.id}); "
+                        "it was not added — merge the two customers or use another " + kind
+                    )
+            for kind, value in held - set(keep):
+                await conn.execute(
+                    delete(contact_points).where(
+                        contact_points.c.kind == kind,
+                        contact_points.c.value == value,
+                        contact_points.c.customer_id == live,
+                    )
+                )
+            for kind, value in added:
+                await self._claim_point(conn, live, kind, value, how, actor, now)
+            await conn.execute(update(customers).where(customers.c.id == live).values(updated_at=now))
+        self.outbox_signal.set()
+        return list(keep)
 
     async def add_note(
         self, customer_id: str, text_: str, *, author: str = "", contact_id: str | None = None
