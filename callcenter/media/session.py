@@ -106,6 +106,7 @@ class RtpSession(OfferAnswerMixin):
         "_energy_buf",
         "_energy_codec",
         "_engine",
+        "_fax",
         "_fd",
         "_inband",
         "_inband_mode",
@@ -216,6 +217,7 @@ class RtpSession(OfferAnswerMixin):
         self._on_audio: Any = None
         self._pending_pcm = b""
         self._bridge: weakref.ref[RtpSession] | None = None
+        self._fax: Any = None  # callcenter.fax.media_port.FaxPort, on a fax leg or listening for CNG
         self._relay_offset = 0
         self._relay_run = False
         self._relay_last_tick = -(10**9)
@@ -457,6 +459,9 @@ class RtpSession(OfferAnswerMixin):
         """Called by the shared clock once per 20 ms tick."""
         self._tick_no = tick_no
         ts = (self._ts_base + FRAME * tick_no) & 0xFFFFFFFF
+        if self._fax is not None and self._fax.sending:
+            self._fax.tick(self, ts)  # a fax leg: the terminal has the floor, every 20 ms
+            return
         can_send = self._send_ok and self.remote is not None
         pt = self.payload_type
         if self._dtmf_gap:
@@ -515,6 +520,11 @@ class RtpSession(OfferAnswerMixin):
     # ------------------------------------------------------------------ receive path
     def _on_datagram(self, data: bytes, addr: tuple[str, int]) -> None:
         st = self.stats
+        fax = self._fax
+        if fax is not None and fax.raw:  # switched to T.38: the port carries UDPTL now
+            self.last_rx = _monotonic()
+            fax.on_datagram(data, addr)
+            return
         if self._srtp is not None:
             # authenticated before anything else: a forged or replayed packet neither
             # plays nor counts towards latching
@@ -570,6 +580,8 @@ class RtpSession(OfferAnswerMixin):
         if codec is None or not payload:
             st.rx_ignored += 1  # comfort noise, unknown codecs
             return
+        if fax is not None and fax.on_audio(seq, g711.decode(codec, payload)):
+            return  # a fax leg: sample-exact to the fax terminal, to nothing else
         # RFC 3550 A.8 interarrival jitter, in timestamp units
         transit = now * 8000.0 - ts
         if self._rx_ssrc != ssrc:
@@ -669,6 +681,9 @@ class RtpSession(OfferAnswerMixin):
         if self._recorder is not None:
             self.stop_recording()
         self._flush_energy()
+        if self._fax is not None:
+            self._fax.close()  # a running fax reports its result (call dropped) first
+            self._fax = None
         self._on_dtmf = self._on_audio = None
         engine = self._engine()
         if engine is not None:

@@ -175,6 +175,15 @@ class _Server:
         if batch:
             self.emit("audio", batch)
 
+    def do_fax(self, sid: int, action: str, args: tuple[Any, ...]) -> None:
+        """Fax on a leg (callcenter.fax.media_port): detect CNG, start or stop a terminal;
+        its tone and result come back as "fax" events."""
+        from callcenter.fax.media_port import worker_command
+
+        emit = self.emit
+        worker_command(self.sessions[sid], lambda kind, data: emit("fax", (sid, kind, data)),
+                       action, args)
+
     def do_close(self, sid: int) -> None:
         self._reported_rx.pop(sid, None)
         s = self.sessions.pop(sid, None)
@@ -373,6 +382,10 @@ class MediaWorker:
                     s = sessions.get(sid)
                     if s is not None:
                         s.last_rx = at
+            elif kind == "fax":
+                from callcenter.fax.media_port import worker_event
+
+                worker_event(self, *data)
             elif kind == "error":
                 log.error("media worker %s: %s%s failed: %s", self.ports.port_min, *data)
         else:

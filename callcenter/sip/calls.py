@@ -168,6 +168,9 @@ class Call:
         self.local_hold = False  # we hold the far end (our accepted re-INVITE said sendonly)
         self.on_hold_changed: HoldHandler | None = None
         self.on_transfer: TransferHandler | None = None
+        # a re-INVITE's offer the application answers itself (a T.38 switch, callcenter/fax):
+        # returns our answer SDP, or None to let the media answer it (488 when it cannot)
+        self.on_offer: Callable[[Call, str], str | None] | None = None
         # outbound: called with each provisional status (180/183), e.g. to ring the A-leg
         self.on_progress = on_progress
         self.data: dict[str, Any] = {}  # application scratch space (interaction id, …)
@@ -601,11 +604,13 @@ class Call:
         answer: str | None
         self._offers_answered += 1
         if offer:
-            answer = self.media.update(offer.decode("utf-8", "replace"))
+            text = offer.decode("utf-8", "replace")
+            taken = self._offer_to_application(text)
+            answer = taken if taken is not None else self.media.update(text)
             if answer is None:
                 txn.reply(488, "Not Acceptable Here")
                 return
-            held = sdp_is_hold(offer)
+            held = sdp_is_hold(offer) if taken is None else self.on_hold
             if held != self.on_hold:
                 self.on_hold = held
                 if self.on_hold_changed is not None:
@@ -630,6 +635,16 @@ class Call:
         )
         txn.respond(response)
         self._start_2xx_retransmission(response, txn)
+
+    def _offer_to_application(self, offer: str) -> str | None:
+        handler = self.on_offer
+        if handler is None:
+            return None
+        try:
+            return handler(self, offer)
+        except Exception:
+            log.exception("on_offer handler failed for %s", self.call_id)
+            return None
 
     def _on_info(self, txn: ServerTransaction) -> None:
         request = txn.request
