@@ -16,10 +16,11 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from callcenter.board_today import TodayFigures
 from callcenter.config import ReportsCfg
 from callcenter.tasks import BackgroundTasks
 from callcenter.whatif import Synthetic, TooLarge, replay, staffing_from_entries, synthetic, with_agent_count
-from crm_bridge.agent_states import OCCUPANCY_FORMULA, agent_state_report
+from crm_bridge.agent_states import OCCUPANCY_FORMULA, WORKING, agent_state_report
 from crm_bridge.reports import SL_FORMULA, ReportSpec, agent_report, queue_report, refresh_rollup, totals
 from routing.config import RoutingConfig
 
@@ -112,6 +113,36 @@ class ReportService:
             "states": states["states"][0] if states["states"] else None,
             "reasons": states["reasons"],
         }
+
+    async def seed_today(self, today: TodayFigures) -> None:
+        """Give the board's live day counts what the records already hold for today (a
+        restarted server's board does not start again from zero at noon)."""
+        start, now = today.day_start, time.time()
+        by_target: dict[float, list[str]] = {}  # answered within each queue's own target, as live
+        for name, q in self.routing.queues.items():
+            by_target.setdefault(q.service_level.seconds, []).append(name)
+        queues: dict[str, dict[str, Any]] = {}
+        for target, names in by_target.items():
+            # short_abandon_s 0: every abandon counts, as routing's (and the live) service level
+            spec = ReportSpec(start, now, interval_s=max(60.0, now - start), threshold_s=target,
+                              short_abandon_s=0.0, queues=tuple(names))  # fmt: skip
+            per_queue: dict[str, list[dict[str, Any]]] = {}
+            for row in await queue_report(self._engine(), spec, rollup=False):
+                per_queue.setdefault(row["queue"], []).append(row)
+            queues.update({name: totals(rows) for name, rows in per_queue.items()})
+        spec = self.spec(start, now, max(60.0, now - start), ())
+        agents: dict[str, dict[str, Any]] = {}
+        per_agent: dict[str, list[dict[str, Any]]] = {}
+        for row in await agent_report(self._engine(), spec):
+            per_agent.setdefault(row["agent_id"], []).append(row)
+        for agent_id, rows in per_agent.items():
+            both = totals(rows)
+            agents[agent_id] = {"handled": both["answered"], "aht_s": both["aht_s"]}
+        for row in (await agent_state_report(self._engine(), start, now))["states"]:
+            seeded = agents.setdefault(row["agent_id"], {"handled": 0, "aht_s": None})
+            seeded["working_s"] = sum(row[f"{state}_s"] for state in WORKING)
+            seeded["available_s"] = row["available_s"]
+        today.seed(queues, agents)
 
     async def simulate_synthetic(self, s: Synthetic) -> dict[str, Any]:
         if s.duration_s > MAX_SYNTHETIC_DAYS * 86_400:
