@@ -479,6 +479,7 @@ class AppConfig(BaseModel):
     services: Any  # callcenter.ivr.services model
     data_dir: Path
     flows_dir: Path = PACKAGED_FLOWS
+    webchat: Any = None  # callcenter.webchat.config.WebChatConfig from webchat.yaml; None = no web channel
 
 
 # --- loading -----------------------------------------------------------------
@@ -617,6 +618,17 @@ def _paths(d: Path, server: ServerConfig) -> tuple[Path, Path, list[tuple[str, s
     return data_dir, flows_dir, problems
 
 
+def _webchat(path: Path, routing: Any, services: Any) -> Any:
+    """webchat.yaml (the web channel), optional: without it the server has no /chat."""
+    if not path.exists():
+        return None
+    from callcenter.webchat.config import WebChatConfig, check_references
+
+    cfg = _validate(WebChatConfig, read_yaml(path), path)
+    check_references(cfg, path, set(routing.queues), set(services.services), set(routing.skills))
+    return cfg
+
+
 def load_config(directory: Path | str) -> AppConfig:
     """Load and cross-check a whole config directory, or raise ConfigError."""
     from callcenter.ivr.services import load_services  # local: keeps import of this module light
@@ -637,6 +649,7 @@ def load_config(directory: Path | str) -> AppConfig:
     problems += _overflow_loops(d, routing)
     if problems:
         raise ConfigError(problems)
+    webchat = _webchat(d / "webchat.yaml", routing, services)
     return AppConfig(
         directory=d,
         server=server,
@@ -647,4 +660,5 @@ def load_config(directory: Path | str) -> AppConfig:
         services=services,
         data_dir=data_dir,
         flows_dir=flows_dir,
+        webchat=webchat,
     )

@@ -1,0 +1,1 @@
+"""The web channel's customer side: chat widget sessions, web forms, self-service (docs/webchat.md)."""
