@@ -332,3 +332,8 @@ pending_callbacks = Table(
     Column("data", Json, nullable=False),  # what the server needs to rebuild the contact
     Column("updated_at", Float, nullable=False),
 )
+
+
+# The email channel's tables live in their own module; imported here so that `metadata`
+# (migrations, compare tests) knows them.
+import crm_bridge.email_schema  # noqa: E402, F401  (a plain import: safe whichever module loads first)

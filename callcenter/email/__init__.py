@@ -1,0 +1,1 @@
+"""The email channel: SMTP and IMAP intake, parsing, threading, the outbound queue (docs/email.md)."""

@@ -1,0 +1,191 @@
+"""From a committed raw message to a routed (or recorded) contact.
+
+``EmailProcessor`` takes the inbound rows still ``new`` — oldest first, also the ones a
+killed server left behind — and for each: parses it, stores its attachments
+(crm_bridge/files.py: content-addressed, size + SHA-256), finds its thread, writes that
+decision to the row, hands it to the channel (``EmailSink``), then marks the row done.
+A crash before the mark processes the row again: its contact id is derived from the
+row, so the contact is the same and the CRM keeps its events once.
+
+Threading: a reply joins the thread of any message named in In-Reply-To or References
+(ours or the customer's); the ``[#<id>]`` subject token only when nothing there is
+known and the sender wrote to that thread before. A thread's contact still open in the
+center takes the message; a closed one gets a new contact in the same thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from callcenter.email.config import EmailCfg, MailboxCfg
+from callcenter.email.parse import ParsedEmail, case_token, parse
+from callcenter.email.store import DAY_S, EmailStore, contact_id_for
+from crm_bridge.files import store_bytes
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class InboundEmail:
+    row_id: str
+    mailbox: MailboxCfg
+    parsed: ParsedEmail
+    contact_id: str
+    thread_id: str
+    joins: bool  # True: the message goes to a contact still open
+    attachments: list[dict[str, Any]] = field(default_factory=list)
+    received_at: float = 0.0
+
+    @property
+    def routed(self) -> bool:
+        return not self.parsed.junk
+
+
+class EmailSink(Protocol):
+    """The channel side (callcenter/channels/email.py)."""
+
+    def is_open(self, contact_id: str) -> bool:
+        """The contact is still in the center (queued, offered, with an agent)."""
+        ...
+
+    async def deliver(self, mail: InboundEmail) -> None:
+        """A new contact (routed, or only recorded when ``mail.parsed.junk``), or a message
+        for an open one (``mail.joins``)."""
+        ...
+
+
+def _store_attachments(files_dir: Path, parsed: ParsedEmail) -> list[dict[str, Any]]:
+    out = []
+    for att in parsed.attachments:
+        stored = store_bytes(files_dir, att.data)
+        out.append(
+            {
+                "name": att.name,
+                "content_type": att.content_type,
+                "size": stored.size,
+                "sha256": stored.sha256,
+                "path": stored.path,
+                "inline": att.inline,
+            }
+        )
+    return out
+
+
+class EmailProcessor:
+    def __init__(
+        self, cfg: EmailCfg, store: EmailStore, files_dir: Path, sink: EmailSink, outbound: Any | None = None
+    ) -> None:
+        self.cfg = cfg
+        self.store = store
+        self.files_dir = files_dir
+        self.sink = sink
+        self.outbound = outbound  # callcenter.email.outbound.Outbound, for acknowledgements
+        self.ours = frozenset(m.address for m in cfg.mailboxes)
+        self._wake = asyncio.Event()
+        self._stop = asyncio.Event()
+        self.processed = 0
+
+    def wake(self, _ids: Sequence[str] = ()) -> None:
+        self._wake.set()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+
+    async def run(self) -> None:
+        while not self._stop.is_set():
+            self._wake.clear()
+            try:
+                n = await self.run_once()
+            except Exception:
+                log.exception("email processing pass failed; retrying")
+                n = 0
+                await asyncio.sleep(1.0)
+            if n == 0 and not self._stop.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), 5.0)  # a missed wake costs 5 s, not a message
+
+    async def run_once(self, limit: int = 100) -> int:
+        rows = await self.store.pending(limit)
+        for row in rows:
+            await self.process(row)
+        return len(rows)
+
+    async def _thread(self, parsed: ParsedEmail) -> tuple[str, str] | None:
+        """(contact_id, thread_id) of the thread this message answers, if known."""
+        chain = [*reversed(parsed.in_reply_to), *reversed(parsed.references)]
+        if chain:
+            known = await self.store.by_message_ids(chain)
+            for mid in chain:  # the nearest ancestor first
+                if mid in known:
+                    return known[mid]
+        token = case_token(parsed.subject)
+        if token:
+            return await self.store.thread_of_token(token, parsed.from_addr)
+        return None
+
+    async def process(self, row: dict[str, Any]) -> InboundEmail:
+        mailbox = self.cfg.mailbox(row["mailbox"]) or self.cfg.mailboxes[0]
+        parsed = parse(row["raw"], envelope_from=row["envelope_from"], ours=self.ours)
+        if row["mailbox"] != mailbox.address:
+            parsed.flags.append("mailbox_not_configured")
+        attachments = await asyncio.to_thread(_store_attachments, self.files_dir, parsed)
+        joins = False
+        if row["contact_id"]:  # decided before a crash: keep that decision
+            contact_id, thread_id = row["contact_id"], row["thread_id"] or row["contact_id"]
+            joins = bool(row["summary"].get("joins")) and self.sink.is_open(contact_id)
+        else:
+            found = await self._thread(parsed)
+            contact_id = contact_id_for(row["id"])
+            thread_id = contact_id
+            if found is not None:
+                thread_id = found[1]
+                latest = await self.store.latest_contact(thread_id) or found[0]
+                if self.sink.is_open(latest):
+                    contact_id, joins = latest, True
+        summary = parsed.summary() | {"attachments": attachments, "joins": joins}
+        await self.store.assign(
+            row["id"],
+            contact_id=contact_id,
+            thread_id=thread_id,
+            sender=parsed.from_addr,
+            message_id=parsed.message_id[:512],
+            summary=summary,
+        )
+        mail = InboundEmail(
+            row["id"], mailbox, parsed, contact_id, thread_id, joins, attachments, row["received_at"]
+        )
+        await self.sink.deliver(mail)
+        outcome = "not_routed" if parsed.junk else ("joined" if joins else "routed")
+        if not parsed.junk:
+            await self._acknowledge(mail)
+        await self.store.done(row["id"], outcome)
+        self.processed += 1
+        return mail
+
+    async def _acknowledge(self, mail: InboundEmail) -> None:
+        """ "We received your message, case #…": real senders only, once per thread a day."""
+        ack = self.cfg.auto_ack
+        if self.outbound is None or not ack.enabled or not mail.mailbox.auto_ack or not mail.parsed.from_addr:
+            return
+        if await self.store.acked_since(mail.thread_id, self.store.clock() - DAY_S):
+            return
+        p = mail.parsed
+        await self.outbound.send(
+            to=[p.from_addr],
+            subject=ack.subject.format(case=mail.thread_id),
+            text=ack.text.format(case=mail.thread_id),
+            contact_id=mail.contact_id,
+            thread_id=mail.thread_id,
+            mailbox=mail.mailbox.address,
+            kind="ack",
+            in_reply_to=p.message_id,
+            references=[*p.references, p.message_id],
+            author="auto",
+        )
