@@ -151,8 +151,9 @@ class Center:
                                 kept_skills=set(cfg.services.language_skills.values()))  # fmt: skip
         self.privacy = Privacy(s.privacy, self.bus.publish)  # who reads which customer data
         self.callback_keeper = CallbackKeeper(self.core, self.crm)  # callback requests outlive a restart
-        self.desk = DeskFeed(self.hub, self.core.contacts.get, pop_view=self.privacy.screen_pop,
-                             dispositions=self.core.dispositions)  # fmt: skip
+        self.desk = DeskFeed(self.hub, self.core.find, pop_view=self.privacy.screen_pop,
+                             dispositions=self.core.dispositions,
+                             holders=self.core.agents_holding)  # fmt: skip
         self.presence = DeskPresence(s.desk.presence_grace_s, self._desk_gone)
         self.hub.on_desks = self.presence.desks_changed
         self.reports = ReportService(lambda: self.crm.engine, s.reports, cfg.routing, cfg.agents,
@@ -421,10 +422,9 @@ class Center:
         return {"customer": customer, "recent": shown}
 
     def _serving_customers(self, agent_id: str) -> list[str]:
-        """Ids of the customers of the agent's offered or connected contact."""
-        contact = self.core.contacts.get(self.core.agent_contact.get(agent_id) or "")
-        customer = contact.customer if contact is not None else None
-        return [str(customer["id"])] if customer and customer.get("id") else []
+        """Ids of the customers of the agent's offered or connected contacts."""
+        customers = [c.customer for c in self.core.live_contacts(agent_id)]
+        return [str(c["id"]) for c in customers if c and c.get("id")]
 
     def supervisor_snapshot(self) -> dict[str, Any]:
         started = self.voice is not None

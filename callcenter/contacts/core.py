@@ -14,6 +14,14 @@ offer is accepted by the channel's own means — the softphone answering for
 voice, an Accept button for chat — and the channel then calls
 :meth:`ContactCore.accept`. Routing's multichannel capacity decides how many
 contacts of which channel an agent holds at once.
+
+Several contacts per agent: each agent holds a set of contacts (offered, dialling or
+connected) and a set in wrap-up, each wrap-up with its own draft, all keyed by contact
+id (an email, two chats and a call at once, as routing's capacity allows). Agent-level
+actions that name no contact (hold, hang up, keypad, transfer, wrap-up) mean the
+agent's voice call, else their only contact: the voice desk and its API work as
+before. The desk's per-contact actions name the contact (:meth:`accept_offer`,
+:meth:`decline_offer`, :meth:`end_contact`, and ``contact_id=`` on the others).
 """
 
 from __future__ import annotations
@@ -30,7 +38,7 @@ from callcenter.bus import EventBus
 from callcenter.contacts.channel import Channel, CustomerDirectory
 from callcenter.contacts.contact import WAITING, Contact, Offer, Phase
 from callcenter.contacts.drafts import WrapUpDraft
-from callcenter.contacts.errors import Invalid, InvalidState, NotFound
+from callcenter.contacts.errors import ContactError, Invalid, InvalidState, NotFound
 from callcenter.contacts.why_you import why_you
 from callcenter.routing_driver import RoutingDriver
 from routing.model import Decision, DecisionKind
@@ -62,9 +70,12 @@ class ContactCore:
         self.channels: dict[str, Channel] = {}
         self.routing = RoutingDriver(router, self._on_decision)
         self.contacts: dict[str, Contact] = {}
-        self.agent_contact: dict[str, str] = {}  # agent → contact offered, dialling or connected
-        self.wrap_ups: dict[str, Contact] = {}  # agent → contact in (or transferred out of) wrap-up
-        self.drafts: dict[str, WrapUpDraft] = {}  # agent → that contact's wrap-up form as last saved
+        # agent → ids of their contacts offered, dialling or connected (a dict: ordered set)
+        self._live: dict[str, dict[str, None]] = {}
+        # agent → contact id → a contact in (or transferred out of) the agent's wrap-up...
+        self._wrapping: dict[str, dict[str, Contact]] = {}
+        # ...and that wrap-up's form as last saved (the same agent and contact id)
+        self._drafts: dict[str, dict[str, WrapUpDraft]] = {}
         self._agent_states = {a: str(router.agent_state(a)) for a in router.agents}
         # When each agent's state (as routing derives it: reserved, busy, wrap-up too) last changed.
         self._state_since = dict.fromkeys(router.agents, time.time())
@@ -72,6 +83,77 @@ class ContactCore:
 
     def add_channel(self, name: str, channel: Channel) -> None:
         self.channels[name] = channel
+
+    # ------------------------------------------------------------------ who holds what
+
+    def _hold(self, agent_id: str, contact_id: str) -> None:
+        self._live.setdefault(agent_id, {})[contact_id] = None
+
+    def _let_go(self, agent_id: str | None, contact_id: str) -> None:
+        held = self._live.get(agent_id or "")
+        if held is not None:
+            held.pop(contact_id, None)
+            if not held:
+                del self._live[agent_id or ""]
+
+    @staticmethod
+    def _primary(contacts: list[Contact]) -> Contact | None:
+        """What an action that names no contact means: the voice contact, else the only one."""
+        voice = [c for c in contacts if c.channel == "voice"]
+        if voice:
+            return voice[-1]
+        return contacts[0] if len(contacts) == 1 else None
+
+    def live_contacts(self, agent_id: str) -> list[Contact]:
+        """The agent's contacts offered, dialling or connected, oldest first."""
+        return [c for cid in self._live.get(agent_id, ()) if (c := self.contacts.get(cid)) is not None]
+
+    def wrap_up_contacts(self, agent_id: str) -> list[tuple[Contact, WrapUpDraft]]:
+        """The agent's contacts in wrap-up with their drafts, oldest first."""
+        drafts = self._drafts.get(agent_id, {})
+        return [(c, drafts[cid]) for cid, c in self._wrapping.get(agent_id, {}).items()]
+
+    @property
+    def agent_contact(self) -> dict[str, str]:
+        """Agent → their voice contact, else their only contact (offered, dialling or connected)."""
+        out = {}
+        for agent_id in self._live:
+            if (contact := self._primary(self.live_contacts(agent_id))) is not None:
+                out[agent_id] = contact.contact_id
+        return out
+
+    @property
+    def wrap_ups(self) -> dict[str, Contact]:
+        """Agent → their voice contact in wrap-up, else their only one."""
+        out = {}
+        for agent_id, wrapping in self._wrapping.items():
+            if (contact := self._primary(list(wrapping.values()))) is not None:
+                out[agent_id] = contact
+        return out
+
+    @property
+    def drafts(self) -> dict[str, WrapUpDraft]:
+        """The drafts of :attr:`wrap_ups`, by agent."""
+        return {a: self._drafts[a][c.contact_id] for a, c in self.wrap_ups.items()}
+
+    def find(self, contact_id: str) -> Contact | None:
+        """A live contact, or one that is over but still in some agent's wrap-up."""
+        contact = self.contacts.get(contact_id)
+        if contact is None:
+            contact = next((w[contact_id] for w in self._wrapping.values() if contact_id in w), None)
+        return contact
+
+    def agents_holding(self, contact_id: str) -> list[str]:
+        """The agents who hold the contact: offered, connected, or in its wrap-up."""
+        holders = [a for a, held in self._live.items() if contact_id in held]
+        return holders + [a for a, w in self._wrapping.items() if contact_id in w and a not in holders]
+
+    def held_contact(self, agent_id: str, contact_id: str) -> Contact:
+        """One of the agent's live contacts (NotFound for anyone else's)."""
+        contact = self.contacts.get(contact_id)
+        if contact is None or contact_id not in self._live.get(agent_id, ()):
+            raise NotFound(f"you hold no contact {contact_id!r}")
+        return contact
 
     # ------------------------------------------------------------------ events and phases
 
@@ -115,6 +197,7 @@ class ContactCore:
         self._forget(contact)
 
     def _forget(self, contact: Contact) -> None:
+        self._let_go(contact.agent_id, contact.contact_id)
         if self.contacts.pop(contact.contact_id, None) is not None:
             self.channels[contact.channel].forget(contact)
 
@@ -213,11 +296,13 @@ class ContactCore:
     ) -> bool:
         """Hand the contact to routing in its queue, with its skills, priority and tier."""
         customer = contact.customer or {}
+        channel = self.channels.get(contact.channel)
         return self.route(
             self.router.submit,
             contact.contact_id,
             contact.queue or "",
-            contact.channel,
+            # A channel may share another's capacity (chat and web forms on agents' ``web`` slots).
+            getattr(channel, "routing_channel", None) or contact.channel,
             required=contact.skills,
             priority=contact.priority,
             preferred_agent=preferred_agent,
@@ -245,7 +330,7 @@ class ContactCore:
             contact.explanation = offer.explanation
             contact.why_you = why_you(d.explanation.facts)
             contact.agent_id = d.agent_id
-            self.agent_contact[d.agent_id] = contact.contact_id
+            self._hold(d.agent_id, contact.contact_id)
             self.channels[contact.channel].present(contact, offer)
         elif kind is DecisionKind.RONA and contact is not None:
             self.withdraw_offer(contact, "rona")
@@ -265,7 +350,7 @@ class ContactCore:
             why = "the queue is full" if kind is DecisionKind.REFUSED else "all our agents are busy"
             self.channels[contact.channel].no_agent(contact, why)
         elif kind is DecisionKind.WRAP_UP_ENDED and d.agent_id:
-            self._wrap_up_done(d.agent_id, timed_out=True)
+            self._wrap_up_done(d.agent_id, d.task_id, timed_out=True)
         if d.agent_id:
             self.sync_agents((d.agent_id,))
 
@@ -311,8 +396,7 @@ class ContactCore:
         )
         contact.offer = None
         contact.agent_id = None
-        if self.agent_contact.get(offer.agent_id) == contact.contact_id:
-            del self.agent_contact[offer.agent_id]
+        self._let_go(offer.agent_id, contact.contact_id)
         self.channels[contact.channel].withdraw(contact)
         if contact.phase is Phase.OFFERED:
             self.move(contact, Phase.CALLBACK if contact.callback_number else Phase.QUEUED, rejected)
@@ -342,7 +426,7 @@ class ContactCore:
         contact.offer = None
         contact.agent_id = agent_id
         contact.connected_at = time.time()
-        self.agent_contact[agent_id] = contact.contact_id
+        self._hold(agent_id, contact.contact_id)
         self.move(
             contact, Phase.CONNECTED, ev.ContactConnected(contact_id=contact.contact_id, agent_id=agent_id)
         )
@@ -375,7 +459,7 @@ class ContactCore:
             retry=retry,
         )
         self.move(contact, Phase.CALLBACK if retry else Phase.FAILED, attempted)
-        self.agent_contact.pop(agent_id, None)
+        self._let_go(agent_id, contact.contact_id)
         contact.agent_id = None
         self.route(self.router.cancel, contact.contact_id, f"callback {result}", agents=(agent_id,))
         if not retry:
@@ -405,7 +489,7 @@ class ContactCore:
         """The conversation is over: the contact ends and the agent's wrap-up begins."""
         agent_id = contact.agent_id or ""
         self._log_end(contact, "answered", reason, ended_by)
-        self.agent_contact.pop(agent_id, None)
+        self._let_go(agent_id, contact.contact_id)
         self.route(self.router.complete, contact.contact_id, agents=(agent_id,))
         self.move(
             contact,
@@ -419,51 +503,63 @@ class ContactCore:
         self, agent_id: str, contact: Contact, ended_by: str, *, routed: bool = True,
         served: str | None = None,
     ) -> None:  # fmt: skip
-        """After-call work on ``contact`` begins, with an empty draft bound to it. ``routed``:
+        """After-contact work on ``contact`` begins, with an empty draft bound to it. ``routed``:
         routing holds the agent in wrap-up (and ends it on time); after a transfer to a queue
-        or an agent it does not, and the form waits for the agent. An earlier wrap-up still
-        open is completed with its draft first: notes are never carried to another contact.
+        or an agent it does not, and the form waits for the agent. Each contact has its own
+        wrap-up and draft; an earlier wrap-up of the same contact, or an earlier *voice*
+        wrap-up when this is a call (the desk's call form is one), is completed with its draft
+        first: notes are never carried to another contact.
         ``served``: the queue the agent took it from, when the contact has moved on (transfer)."""
-        if agent_id in self.wrap_ups:
-            self._wrap_up_done(agent_id, timed_out=True)
+        cid = contact.contact_id
+        voice = contact.channel == "voice"
+        for earlier in [c for c in self._wrapping.get(agent_id, {}).values()
+                        if c.contact_id == cid or (voice and c.channel == "voice")]:  # fmt: skip
+            self._wrap_up_done(agent_id, earlier.contact_id, timed_out=True)
         wrap_s = self.router.queues[contact.queue].wrap_up_s if contact.queue in self.router.queues else 0
         limit = wrap_s if wrap_s > 0 and routed else None
-        self.wrap_ups[agent_id] = contact
         deadline = time.time() + limit if limit else None
-        self.drafts[agent_id] = WrapUpDraft(contact.contact_id, deadline, routed=routed,
-                                            queue=served or contact.queue)  # fmt: skip
-        self.publish(
-            ev.WrapUpStarted(
-                contact_id=contact.contact_id, agent_id=agent_id, ended_by=ended_by, wrap_up_s=limit
-            )
-        )
+        self._wrapping.setdefault(agent_id, {})[cid] = contact
+        self._drafts.setdefault(agent_id, {})[cid] = WrapUpDraft(cid, deadline, routed=routed,
+                                                                 queue=served or contact.queue)  # fmt: skip
+        self.publish(ev.WrapUpStarted(contact_id=cid, agent_id=agent_id, ended_by=ended_by, wrap_up_s=limit))
 
     def _wrap_up_of(self, agent_id: str, contact_id: str | None) -> Contact:
-        """The agent's contact in wrap-up; ``contact_id``, when given, must be that one."""
-        contact = self.wrap_ups.get(agent_id)
-        if contact is None or (contact_id and contact.contact_id != contact_id):
+        """The agent's contact in wrap-up: ``contact_id``, else their voice one, else their only one."""
+        wrapping = self._wrapping.get(agent_id, {})
+        contact = wrapping.get(contact_id) if contact_id else self._primary(list(wrapping.values()))
+        if contact is None:
+            if not contact_id and len(wrapping) > 1:
+                raise InvalidState("you have several contacts in wrap-up: name the contact")
             which = f"of {contact_id} " if contact_id else ""
             raise InvalidState(f"the wrap-up {which}has ended (notes saved before then are on its record)")
         return contact
 
-    def dispositions(self, agent_id: str) -> list[str]:
-        """The outcomes the agent may choose for their wrap-up: its queue's list (queues.yaml
-        ``dispositions``), else the routing settings' list."""
-        draft = self.drafts.get(agent_id)
-        queue = self.router.queues.get(draft.queue or "") if draft is not None else None
+    def dispositions(self, agent_id: str, contact_id: str | None = None) -> list[str]:
+        """The outcomes the agent may choose for a wrap-up (``contact_id``'s, else the voice or
+        only one): its queue's list (queues.yaml ``dispositions``), else the routing settings'."""
+        drafts = self._drafts.get(agent_id, {})
+        if contact_id:
+            draft = drafts.get(contact_id)
+        else:
+            primary = self._primary(list(self._wrapping.get(agent_id, {}).values()))
+            draft = drafts.get(primary.contact_id) if primary is not None else None
+        return self.queue_dispositions(draft.queue if draft is not None else None)
+
+    def queue_dispositions(self, queue_name: str | None) -> list[str]:
+        queue = self.router.queues.get(queue_name or "")
         return list(queue.dispositions if queue and queue.dispositions
                     else self.router.config.settings.dispositions)  # fmt: skip
 
-    def _check_disposition(self, agent_id: str, disposition: str, *, empty_ok: bool) -> None:
-        if (disposition or not empty_ok) and disposition not in self.dispositions(agent_id):
-            raise Invalid(f"unknown disposition {disposition!r}; choose one of: "
-                          + ", ".join(self.dispositions(agent_id)))  # fmt: skip
+    def _check_disposition(self, draft: WrapUpDraft, disposition: str, *, empty_ok: bool) -> None:
+        choices = self.queue_dispositions(draft.queue)
+        if (disposition or not empty_ok) and disposition not in choices:
+            raise Invalid(f"unknown disposition {disposition!r}; choose one of: " + ", ".join(choices))
 
     def save_draft(self, agent_id: str, contact_id: str, disposition: str, notes: str) -> WrapUpDraft:
         """Keep what the agent typed so far; a wrap-up that times out is completed with it."""
         self._wrap_up_of(agent_id, contact_id)
-        self._check_disposition(agent_id, disposition, empty_ok=True)  # a draft may have none yet
-        draft = self.drafts[agent_id]
+        draft = self._drafts[agent_id][contact_id]
+        self._check_disposition(draft, disposition, empty_ok=True)  # a draft may have none yet
         draft.disposition, draft.notes = disposition, notes
         return draft
 
@@ -471,16 +567,22 @@ class ContactCore:
         self, agent_id: str, disposition: str, notes: str, contact_id: str | None = None
     ) -> None:
         contact = self._wrap_up_of(agent_id, contact_id)
-        self._check_disposition(agent_id, disposition, empty_ok=False)
-        if self.drafts[agent_id].routed:  # else the task is in another queue, or another agent's
+        draft = self._drafts[agent_id][contact.contact_id]
+        self._check_disposition(draft, disposition, empty_ok=False)
+        if draft.routed:  # else the task is in another queue, or another agent's
             self.route(self.router.end_wrap_up, contact.contact_id, agents=(agent_id,))
-        self._wrap_up_done(agent_id, disposition, notes)
+        self._wrap_up_done(agent_id, contact.contact_id, disposition, notes)
 
     def _wrap_up_done(
-        self, agent_id: str, disposition: str = "", notes: str = "", *, timed_out: bool = False
-    ) -> None:
-        contact = self.wrap_ups.pop(agent_id, None)
-        draft = self.drafts.pop(agent_id, None)
+        self, agent_id: str, contact_id: str, disposition: str = "", notes: str = "", *,
+        timed_out: bool = False,
+    ) -> None:  # fmt: skip
+        wrapping, drafts = self._wrapping.get(agent_id, {}), self._drafts.get(agent_id, {})
+        contact = wrapping.pop(contact_id, None)
+        draft = drafts.pop(contact_id, None)
+        if not wrapping:
+            self._wrapping.pop(agent_id, None)
+            self._drafts.pop(agent_id, None)
         if contact is None:
             return
         if timed_out and draft is not None:  # the draft is the agent's last word on this contact
@@ -499,31 +601,92 @@ class ContactCore:
 
     # ------------------------------------------------------------------ agent actions
 
-    def connected_contact(self, agent_id: str) -> Contact:
-        contact = self.contacts.get(self.agent_contact.get(agent_id) or "")
+    def connected_contact(self, agent_id: str, contact_id: str | None = None) -> Contact:
+        """``contact_id`` of the agent's, else their voice contact, else their only one; connected."""
+        if contact_id:
+            contact: Contact | None = self.held_contact(agent_id, contact_id)
+        else:
+            contact = self._primary(self.live_contacts(agent_id))
         if contact is None or contact.phase is not Phase.CONNECTED:
-            raise InvalidState("no connected call")
+            raise InvalidState("no connected call" if not contact_id or contact is None or
+                               contact.channel == "voice" else f"{contact_id} is not connected")  # fmt: skip
         return contact
 
-    async def set_hold(self, agent_id: str, on_hold: bool) -> None:
-        contact = self.connected_contact(agent_id)
+    async def set_hold(self, agent_id: str, on_hold: bool, contact_id: str | None = None) -> None:
+        contact = self.connected_contact(agent_id, contact_id)
         if contact.on_hold == on_hold:
             return
         contact.on_hold = on_hold
-        if await self.channels[contact.channel].hold(contact, on_hold):
+        try:
+            held = await self.channels[contact.channel].hold(contact, on_hold)
+        except ContactError:  # the channel has no hold (an email): nothing changed
+            contact.on_hold = not on_hold
+            raise
+        if held:
             self.publish(ev.ContactHeld(contact_id=contact.contact_id, agent_id=agent_id, on_hold=on_hold))
 
-    def hangup(self, agent_id: str) -> None:
-        contact = self.connected_contact(agent_id)
+    def hangup(self, agent_id: str, contact_id: str | None = None) -> None:
+        """The agent ends the conversation (a call's hang-up, an email or chat closed)."""
+        contact = self.connected_contact(agent_id, contact_id)
         self.channels[contact.channel].hangup(contact)
 
-    def send_digits(self, agent_id: str, digits: str) -> None:
-        contact = self.connected_contact(agent_id)
+    def send_digits(self, agent_id: str, digits: str, contact_id: str | None = None) -> None:
+        contact = self.connected_contact(agent_id, contact_id)
         self.channels[contact.channel].send_digits(contact, digits)
 
-    async def transfer(self, agent_id: str, target: str) -> None:
+    def _offered(self, agent_id: str, contact_id: str) -> tuple[Contact, Offer]:
+        contact = self.held_contact(agent_id, contact_id)
+        offer = contact.offer
+        if offer is None or offer.agent_id != agent_id or contact.phase is not Phase.OFFERED:
+            raise InvalidState(f"no offer of {contact_id} to accept or decline")
+        return contact, offer
+
+    async def accept_offer(self, agent_id: str, contact_id: str) -> Contact:
+        """The desk's Accept: the channel takes the offer by its own means (a desk task
+        connects at once); a channel without ``accept_from_desk`` is answered on the phone."""
+        contact, offer = self._offered(agent_id, contact_id)
+        accept = getattr(self.channels[contact.channel], "accept_from_desk", None)
+        if accept is None:
+            raise InvalidState(f"a {contact.channel} contact is answered on your phone")
+        await accept(contact, offer)
+        return contact
+
+    def decline_offer(self, agent_id: str, contact_id: str) -> None:
+        """The desk's Decline: the offer goes to someone else (not back to this agent)."""
+        contact, offer = self._offered(agent_id, contact_id)
+        self.decline(contact, offer, "declined", "declined by the agent")
+
+    def work_list(self, agent_id: str) -> list[dict[str, Any]]:
+        """The agent's contacts for the desk's work list: live ones, then those in wrap-up."""
+        items = [self._work_item(c, str(c.phase), None) for c in self.live_contacts(agent_id)]
+        items += [self._work_item(c, "wrap_up", d) for c, d in self.wrap_up_contacts(agent_id)]
+        return items
+
+    def _work_item(self, contact: Contact, phase: str, draft: WrapUpDraft | None) -> dict[str, Any]:
+        channel = self.channels.get(contact.channel)
+        view = getattr(channel, "view", None)
+        try:
+            shown = view(contact) if view is not None else {}
+        except Exception:  # one channel's fault must not empty the agent's whole list
+            log.exception("view of %s failed", contact.contact_id)
+            shown = {"error": "the channel could not show this contact"}
+        return {
+            **contact.summary(),
+            "phase": phase,
+            "customer": contact.customer,
+            "tier": (contact.customer or {}).get("tier"),
+            "why_you": contact.why_you,
+            "offer_deadline": contact.ring_deadline() if phase == str(Phase.OFFERED) else None,
+            "wrap_up": draft.as_dict() if draft is not None else None,
+            "wrap_up_deadline": draft.deadline if draft is not None else None,
+            "dispositions": self.queue_dispositions(draft.queue if draft is not None else contact.queue),
+            "desk_accept": hasattr(channel, "accept_from_desk"),  # else answered on the phone
+            "view": shown,
+        }
+
+    async def transfer(self, agent_id: str, target: str, contact_id: str | None = None) -> None:
         """Blind transfer: ``queue:NAME``, ``agent:ID``, or an address the channel dials."""
-        contact = self.connected_contact(agent_id)
+        contact = self.connected_contact(agent_id, contact_id)
         kind, _, value = target.partition(":")
         if kind == "queue":
             if value not in self.router.queues:
@@ -546,7 +709,7 @@ class ContactCore:
 
     def _release_agent(self, contact: Contact, agent_id: str, target: str) -> None:
         self.channels[contact.channel].release_agent(contact)
-        self.agent_contact.pop(agent_id, None)
+        self._let_go(agent_id, contact.contact_id)
         contact.agent_id = None
         contact.on_hold = False
         self.move(

@@ -16,7 +16,7 @@ import json
 from collections import defaultdict
 from typing import Annotated, Any, Literal
 
-from fastapi import Depends, FastAPI, HTTPException, Request, WebSocket, WebSocketDisconnect
+from fastapi import Depends, FastAPI, HTTPException, Path, Request, WebSocket, WebSocketDisconnect
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
@@ -26,7 +26,9 @@ from callcenter.privacy import Reader
 from callcenter.web.api_docs import mount_api_docs
 from callcenter.web.auth import Authenticator, LoginRefused, Principal
 from callcenter.web.backend import CtiBackend, http_status
+from callcenter.web.channel_api import mount_channel_scripts
 from callcenter.web.customer_models import CustomerLookupOut
+from callcenter.web.customers_api import router as customers_router
 from callcenter.web.hub import Connection
 from callcenter.web.interactions_api import router as interactions_router
 from callcenter.web.limits import BodyLimit
@@ -78,6 +80,19 @@ class HoldIn(BaseModel):
     on_hold: bool
 
 
+class ContactWrapUpIn(BaseModel):
+    disposition: str = Field(min_length=1, max_length=64)
+    notes: str = Field("", max_length=10_000)
+
+
+class ContactDraftIn(BaseModel):
+    disposition: str = Field("", max_length=64)
+    notes: str = Field("", max_length=10_000)
+
+
+ContactId = Annotated[str, Path(min_length=1, max_length=64)]
+
+
 class DtmfIn(BaseModel):
     digits: str = Field(pattern=r"^[0-9*#]{1,32}$")  # a keypad's keys; 32 covers an account number + PIN
 
@@ -111,6 +126,7 @@ def create_app(
         "before `expires_in` runs out.",
     )
     app.state.auth = auth
+    app.state.backend = backend  # channel routers reach the core through it (channel_api.py)
     redact_server_logs()  # no token in uvicorn's log lines, whatever a client sends
     live: dict[str, set[Connection]] = defaultdict(set)  # session id -> its open WebSockets
     # 413 before an oversized body is read (callcenter/web/limits.py); logins are tiny.
@@ -225,6 +241,55 @@ def create_app(
         await backend.send_dtmf(agent_only(p), body.digits)
         return {"status": "sent", "digits": body.digits}
 
+    # --- the agent's contacts, each by id (several at once: a call, emails, chats) ---
+
+    @app.get("/api/agent/contacts", tags=["contacts"])
+    async def agent_contacts(p: Who) -> dict[str, Any]:
+        """The agent's work list: contacts offered, connected and in wrap-up, each with its
+        channel, phase, queue, customer, why-you, offer and wrap-up deadlines, its wrap-up
+        draft and dispositions, and ``view`` (the channel's payload: thread, transcript...)."""
+        agent_id = agent_only(p)
+        return {"agent_id": agent_id, "contacts": backend.ready.work_list(agent_id)}
+
+    @app.post("/api/contacts/{contact_id}/accept", tags=["contacts"])
+    async def contact_accept(contact_id: ContactId, p: Who) -> dict[str, str]:
+        """Accept an offer from the desk (email, chat, fax; a call is answered on the phone)."""
+        await backend.ready.accept_offer(agent_only(p), contact_id)
+        return {"status": "accepted", "contact_id": contact_id}
+
+    @app.post("/api/contacts/{contact_id}/decline", tags=["contacts"])
+    async def contact_decline(contact_id: ContactId, p: Who) -> dict[str, str]:
+        """Decline an offer: it goes to another agent."""
+        backend.ready.decline_offer(agent_only(p), contact_id)
+        return {"status": "declined", "contact_id": contact_id}
+
+    @app.post("/api/contacts/{contact_id}/end", tags=["contacts"])
+    async def contact_end(contact_id: ContactId, p: Who) -> dict[str, str]:
+        """Close the conversation (a call: hang up); its wrap-up follows."""
+        backend.ready.hangup(agent_only(p), contact_id)
+        return {"status": "ending", "contact_id": contact_id}
+
+    @app.post("/api/contacts/{contact_id}/hold", tags=["contacts"])
+    async def contact_hold(contact_id: ContactId, body: HoldIn, p: Who) -> dict[str, Any]:
+        await backend.ready.set_hold(agent_only(p), body.on_hold, contact_id)
+        return {"on_hold": body.on_hold, "contact_id": contact_id}
+
+    @app.post("/api/contacts/{contact_id}/transfer", tags=["contacts"])
+    async def contact_transfer(contact_id: ContactId, body: TransferIn, p: Who) -> dict[str, str]:
+        await backend.ready.transfer(agent_only(p), body.target, contact_id)
+        return {"status": "transferring", "target": body.target, "contact_id": contact_id}
+
+    @app.post("/api/contacts/{contact_id}/wrapup", tags=["contacts"])
+    async def contact_wrapup(contact_id: ContactId, body: ContactWrapUpIn, p: Who) -> dict[str, str]:
+        backend.ready.submit_wrap_up(agent_only(p), body.disposition, body.notes, contact_id)
+        return {"status": "wrap-up submitted", "contact_id": contact_id}
+
+    @app.put("/api/contacts/{contact_id}/wrapup/draft", tags=["contacts"])
+    async def contact_wrapup_draft(contact_id: ContactId, body: ContactDraftIn, p: Who) -> dict[str, str]:
+        """Autosave of this contact's wrap-up form; if its time runs out, the record gets it."""
+        backend.ready.save_draft(agent_only(p), contact_id, body.disposition, body.notes)
+        return {"status": "draft saved", "contact_id": contact_id}
+
     @app.get("/api/customers/lookup", tags=["agent"], response_model=CustomerLookupOut,
              responses={403: {"description": "an agent's lookup of a customer other than their current "
                                              "contact's (server.yaml privacy)"}})  # fmt: skip
@@ -307,7 +372,9 @@ def create_app(
 
     app.include_router(reports_router)  # /api/reports/*: supervisor reports and what-if
     app.include_router(interactions_router)  # /api/interactions: search and record view
+    app.include_router(customers_router)  # /api/customers/*: the desk's customer panel
     mount_pages(app)  # /desk and /supervisor: the browser front ends of this API
+    mount_channel_scripts(app)  # /desk/channels.json: the channels' desk panels (channel_api.py)
     mount_api_docs(app)  # /docs: Swagger UI from /vendor/swagger-ui/, not a CDN
 
     @app.get("/metrics", tags=["ops"])

@@ -8,11 +8,14 @@ maps them to HTTP statuses (``HTTP_STATUS``).
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from callcenter.contacts.errors import ContactError, Invalid, InvalidState, NotFound, Unavailable
 from callcenter.privacy import AccessDenied, Reader
 from callcenter.web.hub import Hub
+
+if TYPE_CHECKING:
+    from callcenter.contacts.core import ContactCore
 
 # The HTTP answer to each refusal; the most specific class first (a subclass maps as its base).
 HTTP_STATUS: tuple[tuple[type[ContactError], int], ...] = (
@@ -26,6 +29,12 @@ def http_status(exc: ContactError) -> int:
 
 class CtiBackend(Protocol):
     hub: Hub
+
+    @property
+    def ready(self) -> ContactCore:
+        """The contact core once contacts can flow (Unavailable before): the per-contact
+        API (/api/contacts/*, /api/agent/contacts) and channel routers act on it."""
+        ...
 
     def agent_ids(self) -> list[str]: ...
     def agent_view(self, agent_id: str) -> dict[str, Any]: ...

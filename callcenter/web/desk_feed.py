@@ -11,6 +11,11 @@ The screen-pop guarantee: for ``AgentOffered`` the feed returns one future
 per desktop connection that resolves when the offer bundle has been written to
 that socket; ``publish`` hands them to the core, which waits for them (at most
 ``SCREEN_POP_WAIT_S``) before the channel alerts the agent.
+
+An agent may hold several contacts (a call, emails, chats): every message about a
+contact carries its ``contact_id`` and ``channel``, so the desk can update the right
+item of its work list; ``ContactMessage`` (an email, a chat line) goes to the agents
+holding that contact.
 """
 
 from __future__ import annotations
@@ -34,13 +39,16 @@ class DeskFeed:
         hub: Hub,
         contact: Callable[[str], Contact | None],
         pop_view: Callable[[str, dict[str, Any]], dict[str, Any]] | None = None,
-        dispositions: Callable[[str], list[str]] | None = None,
+        dispositions: Callable[[str, str], list[str]] | None = None,
+        holders: Callable[[str], list[str]] | None = None,
     ) -> None:
         self.hub = hub
         self._contact = contact  # the live contact, for summaries and the screen-pop
         # (agent id, screen-pop) → what that agent may see of it (callcenter.privacy)
         self._pop_view = pop_view or (lambda _agent, pop: pop)
-        self._dispositions = dispositions or (lambda _agent: [])  # agent id → their wrap-up's choices
+        # (agent id, contact id) → the choices of that wrap-up
+        self._dispositions = dispositions or (lambda _agent, _contact: [])
+        self._holders = holders or (lambda _contact: [])  # contact id → the agents holding it
         self.recent_decisions: deque[dict[str, Any]] = deque(maxlen=RECENT_DECISIONS)
         self._handlers: dict[type[ev.Event], Callable[[Any], list[asyncio.Future[None]] | None]] = {
             ev.AgentStateChanged: self._agent_state,
@@ -56,6 +64,7 @@ class DeskFeed:
             ev.WrapUpCompleted: self._wrap_up_done,
             ev.ContactHeld: self._hold,
             ev.ContactTransferred: self._transferred,
+            ev.ContactMessage: self._message,
         }
 
     def attach(self, bus: EventBus) -> None:
@@ -63,6 +72,10 @@ class DeskFeed:
 
     def on_event(self, event: ev.Event) -> list[asyncio.Future[None]] | None:
         return self._handlers[type(event)](event)
+
+    def _channel(self, contact_id: str) -> str | None:
+        contact = self._contact(contact_id)
+        return contact.channel if contact is not None else None
 
     def _agent_state(self, e: ev.AgentStateChanged) -> None:
         message = {
@@ -99,13 +112,16 @@ class DeskFeed:
     def _withdrawn(self, e: ev.OfferRejected) -> None:
         self.hub.to_agent(
             e.agent_id,
-            {"type": "offer_withdrawn", "contact_id": e.contact_id, "reason": e.reason, "ts": e.ts},
+            {"type": "offer_withdrawn", "contact_id": e.contact_id, "channel": self._channel(e.contact_id),
+             "reason": e.reason, "ts": e.ts},
         )
 
     def _connected(self, e: ev.ContactConnected) -> None:
         contact = self._contact(e.contact_id)
         if contact is not None:
-            self.hub.to_agent(e.agent_id, {"type": "connected", "contact": contact.summary(), "ts": e.ts})
+            self.hub.to_agent(e.agent_id, {"type": "connected", "contact_id": e.contact_id,
+                                           "channel": contact.channel, "contact": contact.summary(),
+                                           "ts": e.ts})  # fmt: skip
 
     def _dialling(self, e: ev.CallbackDialling) -> None:
         contact = self._contact(e.contact_id)
@@ -139,9 +155,10 @@ class DeskFeed:
             {
                 "type": "wrapup",
                 "contact_id": e.contact_id,
+                "channel": self._channel(e.contact_id),
                 "ended_by": e.ended_by,
                 "remaining_s": e.wrap_up_s,
-                "dispositions": self._dispositions(e.agent_id),
+                "dispositions": self._dispositions(e.agent_id, e.contact_id),
                 "ts": e.ts,
             },
         )
@@ -152,6 +169,7 @@ class DeskFeed:
             {
                 "type": "wrapup_done",
                 "contact_id": e.contact_id,
+                "channel": self._channel(e.contact_id),
                 "disposition": e.disposition,
                 "timed_out": e.timed_out,
                 "ts": e.ts,
@@ -159,9 +177,26 @@ class DeskFeed:
         )
 
     def _hold(self, e: ev.ContactHeld) -> None:
-        self.hub.to_agent(e.agent_id, {"type": "hold", "on_hold": e.on_hold, "contact_id": e.contact_id})
+        self.hub.to_agent(e.agent_id, {"type": "hold", "on_hold": e.on_hold, "contact_id": e.contact_id,
+                                       "channel": self._channel(e.contact_id)})  # fmt: skip
 
     def _transferred(self, e: ev.ContactTransferred) -> None:
-        self.hub.to_agent(
-            e.from_agent, {"type": "transferred", "contact_id": e.contact_id, "target": e.target, "ts": e.ts}
-        )
+        message = {"type": "transferred", "contact_id": e.contact_id, "channel": self._channel(e.contact_id),
+                   "target": e.target, "ts": e.ts}  # fmt: skip
+        self.hub.to_agent(e.from_agent, message)
+
+    def _message(self, e: ev.ContactMessage) -> None:
+        message = {
+            "type": "contact_message",
+            "contact_id": e.contact_id,
+            "channel": e.channel,
+            "direction": e.direction,
+            "message_id": e.message_id,
+            "author": e.author,
+            "text": e.text,
+            "attachments": e.attachments,
+            "meta": e.meta,
+            "ts": e.ts,
+        }
+        for agent_id in self._holders(e.contact_id):
+            self.hub.to_agent(agent_id, message)

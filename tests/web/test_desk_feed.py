@@ -66,7 +66,7 @@ async def test_events_become_the_desktop_messages() -> None:
     withdrawn, connected, hold, transferred, wrapup, dialling, result = messages
     assert withdrawn["reason"] == "rona" and withdrawn["contact_id"] == "c1"
     assert connected["contact"]["contact_id"] == "c1" and connected["contact"]["channel"] == "voice"
-    assert hold == {"type": "hold", "on_hold": True, "contact_id": "c1"}
+    assert hold == {"type": "hold", "on_hold": True, "contact_id": "c1", "channel": "voice"}
     assert transferred["target"] == "queue:q"
     assert wrapup["ended_by"] == "caller"
     assert dialling["number"] == "+441632960001" and dialling["attempt"] == 1
