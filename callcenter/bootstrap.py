@@ -12,6 +12,7 @@ and Redis when they are not listening, and exits non-zero loudly on any failure.
 
 from __future__ import annotations
 
+import ctypes.util
 import json
 import os
 import shutil
@@ -24,6 +25,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 # command → Debian package providing it
 RUNTIME_DEBS = {"espeak-ng": "espeak-ng", "sox": "sox", "npm": "npm"}  # npm: the pages' chart library
+# shared library (ctypes.util.find_library name) → Debian package providing it
+RUNTIME_LIBS = {"spandsp": "libspandsp2"}  # fax: T.30/T.38 engine, used through ctypes (docs/fax.md)
 TEST_DEBS = {
     "sipp": "sip-tester",
     "baresip": "baresip",
@@ -65,8 +68,10 @@ def apt_install(packages: list[str]) -> None:
     run([*apt, "install", "-y", "-qq", "--no-install-recommends", *packages], env=env)
 
 
-def missing_debs(commands: dict[str, str]) -> list[str]:
-    return sorted({pkg for cmd, pkg in commands.items() if shutil.which(cmd) is None})
+def missing_debs(commands: dict[str, str], libraries: dict[str, str] | None = None) -> list[str]:
+    missing = {pkg for cmd, pkg in commands.items() if shutil.which(cmd) is None}
+    missing |= {pkg for lib, pkg in (libraries or {}).items() if ctypes.util.find_library(lib) is None}
+    return sorted(missing)
 
 
 def pip_install(extra: str) -> None:
@@ -109,7 +114,7 @@ def ensure_services() -> None:
 
 
 def serve(args: list[str]) -> int:
-    apt_install(missing_debs(RUNTIME_DEBS))
+    apt_install(missing_debs(RUNTIME_DEBS, RUNTIME_LIBS))
     pip_install("")
     npm_install()
     os.chdir(ROOT)
@@ -119,7 +124,7 @@ def serve(args: list[str]) -> int:
 
 
 def test(args: list[str]) -> int:
-    apt_install(missing_debs({**RUNTIME_DEBS, **TEST_DEBS}))
+    apt_install(missing_debs({**RUNTIME_DEBS, **TEST_DEBS}, RUNTIME_LIBS))
     pip_install("test")
     npm_install()
     ensure_services()
