@@ -1,7 +1,7 @@
 """``POST /api/web/forms/{form}``: a web form becomes an interaction routed to the form's queue.
 
-The body is JSON or form-encoded (``application/x-www-form-urlencoded`` or
-``multipart/form-data`` without files). Fields are checked against the form's declaration in
+The body is JSON or form-encoded (``application/x-www-form-urlencoded``; web forms take
+no files). Fields are checked against the form's declaration in
 webchat.yaml: a missing required field or a bad email/phone gets **422** naming each field, and
 nothing is created (the sender still has what they typed). Fields the form does not declare
 are not dropped: they are kept in the interaction under ``extra`` and flagged.
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 from typing import Any
+from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import JSONResponse, Response
@@ -50,12 +51,15 @@ async def read_fields(request: Request) -> dict[str, Any]:
         if not isinstance(data, dict):
             raise HTTPException(400, "the JSON body must be an object of fields")
         return data
-    if ctype in ("application/x-www-form-urlencoded", "multipart/form-data"):
-        form = await request.form()
-        if any(not isinstance(v, str) for v in form.values()):
-            raise HTTPException(415, "files are not accepted by web forms")
-        return {k: str(v) for k, v in form.items()}
-    raise HTTPException(415, "send JSON or form-encoded fields")
+    if ctype == "application/x-www-form-urlencoded":
+        # The standard library's parser: a form post is text fields only, so Starlette's
+        # request.form() (and the python-multipart dependency it needs) is not worth adding.
+        try:
+            pairs = parse_qsl((await request.body()).decode("utf-8"), keep_blank_values=True)
+        except UnicodeDecodeError:
+            raise HTTPException(400, "the form body is not UTF-8") from None
+        return dict(pairs)
+    raise HTTPException(415, "send JSON or application/x-www-form-urlencoded fields (no files)")
 
 
 Fields = dict[str, str]

@@ -106,7 +106,7 @@ class WebChat:
         """A page (re)connects. A known token resumes its session and gets every line after
         ``last_seq``; otherwise a new session (limited per address)."""
         session = self.sessions.get(token) if token else None
-        if session is None or session.state == "ended":
+        if session is None:
             if len(self.sessions) >= self.cfg.limits.max_sessions:
                 raise Refused("busy", "Chat is very busy right now; please try again in a minute.", 60)
             wait = self.new_sessions.take(ip)
@@ -271,7 +271,7 @@ class WebChat:
 
     def agent_joined(self, contact_id: str, agent_id: str) -> None:
         session = self.by_contact.get(contact_id)
-        if session is None or session.state == "ended":
+        if session is None:
             return
         session.agent_id = agent_id
         session.agent_name = self.agent_name(agent_id)
