@@ -57,6 +57,7 @@ from callcenter.web.limits import HashingSlots
 from callcenter.web.metrics import make_registry
 from callcenter.web.presence import DeskPresence
 from callcenter.web.tokens import Tokens
+from callcenter.webchat.wiring import install_webchat
 from crm_bridge.batching import EventBatcher
 from crm_bridge.store import CrmStore
 from routing.model import Presence
@@ -161,6 +162,7 @@ class Center:
         self.app.state.reports = self.reports  # /api/reports/* (callcenter/web/reports_api.py)
         self.board_thresholds = s.board.thresholds.model_dump()
         self.app.state.interactions = InteractionReader(self.crm, self.privacy)  # /api/interactions
+        self.webchat = install_webchat(self)  # chat widget, web forms (webchat.yaml); None without
         self.voice: VoiceChannel | None = None  # once started
         self._http: uvicorn.Server | None = None
         self.http_port = s.http.port  # the bound port once started (differs when configured as 0)
@@ -186,6 +188,8 @@ class Center:
         self.reports.start()  # rollup refresh and the live queue history
         self.bus.subscribe("crm", lambda event: self.crm_events.put(event.as_dict()), recorded_types())
         self.desk.attach(self.bus)
+        if self.webchat is not None:
+            self.webchat.run()  # queue updates, resume grace and idle timeouts of web chats
         if s.crm.webhooks:
             from crm_bridge.outbox import OutboxDispatcher
 
@@ -267,6 +271,8 @@ class Center:
         log.info("callcenter stopping: ending active calls")
         with contextlib.suppress(Exception):
             await self.ua.stop()
+        if self.webchat is not None:
+            await self.webchat.close()
         self.core.close()
         if self.voice is not None:
             await self.voice.close()
