@@ -12,6 +12,7 @@ day. They are counted here, on the server, from the same events the CRM records:
   ringing; service level = answered within the queue's target seconds / (answered +
   abandoned), as routing computes it;
 - in IVR now: live contacts in self-service whose service's ``default_queue`` is the queue;
+- per agent the contact they are offered, talking to or wrapping up now;
 - handled: contacts whose wrap-up ended today (a transfer's first agent included); handle
   time = connected → wrap-up done (talk, hold and wrap-up, as the reports count AHT);
 - occupancy = time reserved, busy or in wrap-up / that plus time available
@@ -70,6 +71,7 @@ class AgentDay:
     state: str = "offline"
     since: float = 0.0  # when ``state`` began (clamped to the day's start)
     started: dict[str, float] = field(default_factory=dict)  # contact id -> connected at
+    contact_id: str | None = None  # the contact offered, connected or in wrap-up now
 
     def close_state(self, now: float) -> None:
         spent = max(0.0, now - self.since)
@@ -79,10 +81,16 @@ class AgentDay:
             self.available_s += spent
         self.since = now
 
-    def view(self) -> dict[str, Any]:
+    def view(self, contact: Contact | None) -> dict[str, Any]:
+        now = None
+        if self.contact_id is not None and contact is not None:
+            now = {"contact_id": self.contact_id, "phase": str(contact.phase), "ani": contact.ani,
+                   "queue": contact.queue}  # fmt: skip
+        elif self.contact_id is not None:  # gone from the core: the agent is wrapping it up
+            now = {"contact_id": self.contact_id, "phase": "wrap_up", "ani": "", "queue": None}
         return {"handled": self.handled, "aht_s": self.handle_s / self.handled if self.handled else None,
                 "working_s": round(self.working_s, 3), "available_s": round(self.available_s, 3),
-                "state": self.state, "since": self.since}  # fmt: skip
+                "state": self.state, "since": self.since, "contact": now}  # fmt: skip
 
 
 class TodayFigures:
@@ -112,6 +120,8 @@ class TodayFigures:
             ev.FlowEntered: self._ivr_changed,
             ev.IvrCompleted: self._ivr_changed,
             ev.ContactQueued: self._queued_in,
+            ev.AgentOffered: self._offered,
+            ev.OfferRejected: self._offer_gone,
             ev.ContactConnected: self._connected,
             ev.ContactAbandoned: self._abandoned,
             ev.ContactEnded: self._ended,
@@ -165,8 +175,18 @@ class TodayFigures:
         self._queue(e.queue).offered += 1
         self._queued[e.contact_id] = (e.queue, e.ts)
 
+    def _offered(self, e: ev.AgentOffered) -> None:
+        self._agent(e.agent_id).contact_id = e.contact_id
+
+    def _offer_gone(self, e: ev.OfferRejected) -> None:
+        agent = self._agent(e.agent_id)
+        if agent.contact_id == e.contact_id:
+            agent.contact_id = None
+
     def _connected(self, e: ev.ContactConnected) -> None:
-        self._agent(e.agent_id).started[e.contact_id] = e.ts
+        agent = self._agent(e.agent_id)
+        agent.started[e.contact_id] = e.ts
+        agent.contact_id = e.contact_id
         queued = self._queued.pop(e.contact_id, None)
         if queued is None:
             return  # not from a queue (an outbound call)
@@ -186,6 +206,8 @@ class TodayFigures:
 
     def _wrapped_up(self, e: ev.WrapUpCompleted) -> None:
         agent = self._agent(e.agent_id)
+        if agent.contact_id == e.contact_id:
+            agent.contact_id = None
         start = agent.started.pop(e.contact_id, None)
         if start is None:
             return
@@ -209,7 +231,7 @@ class TodayFigures:
         return {
             "day_start": self.day_start,
             "queues": {q: {**d.view(), "in_ivr": in_ivr[q]} for q, d in self.queues.items()},
-            "agents": {a: d.view() for a, d in self.agents.items()},
+            "agents": {a: d.view(self._contacts.get(d.contact_id or "")) for a, d in self.agents.items()},
         }
 
     def _changed(self) -> None:

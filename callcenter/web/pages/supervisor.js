@@ -1,10 +1,16 @@
 // The supervisor board: queues, agents and the latest routing decisions.
 //
 // Everything is live from the WebSocket, no polling: a snapshot on connect, then agent
-// state and device changes, routing decisions and queue figures (pushed at most every
-// 0.25 s after routing changes) as they happen. Times in state and the longest wait count
-// up on the page between messages, from when the server said they started. Rows are
-// updated in place, never rebuilt, so a state change the supervisor is choosing is kept.
+// state and device changes, routing decisions, queue figures and today's figures (each
+// pushed at most every 0.25 s after a change) as they happen. Times in state, the longest
+// wait and occupancy move on the page between messages, from when the server said the
+// current state or wait started. Rows are updated in place, never rebuilt, so a state
+// change the supervisor is choosing is kept.
+//
+// "Today" (server-side, since the server's local midnight: callcenter/board_today.py):
+// per queue offered/answered/abandoned, service level and callers in the IVR now; per
+// agent handled, AHT, occupancy and the current contact. The other queue figures (ASA,
+// AHT, abandon rate, "SL 15 min") are routing's sliding window.
 
 import {
   ApiError, LiveStream, api, clearSession, keepRenewed, clock, duration, el, label, loadSession, notify, percent, show,
@@ -24,6 +30,8 @@ const board = {
   decisions: [],
   queues: new Map(), // queue → { figures, longestSince } (client clock: the oldest caller's start)
   thresholds: null, // server.yaml board.thresholds, from the snapshot: tile colours and alerts
+  today: null, // { day_start, queues: {q: {...}}, agents: {a: {...}} } from the snapshot and "today" pushes
+  skew: 0, // browser clock minus server clock (s), so a server "since" counts on with Date.now()
   refreshTimer: null,
 };
 
@@ -100,6 +108,9 @@ function onMessage(msg) {
     case "queues":
       for (const q of msg.queues || []) renderQueue(q);
       break;
+    case "today":
+      applyToday(msg);
+      break;
     case "decision":
       addDecision(msg);
       break;
@@ -111,6 +122,7 @@ function onMessage(msg) {
 function applySnapshot(snap, withDecisions) {
   board.contacts = new Map((snap.contacts || []).map((c) => [c.contact_id, c]));
   board.thresholds = snap.thresholds || board.thresholds;
+  if (snap.today) setToday({ ...snap.today, ts: snap.ts });
   for (const q of snap.queues || []) renderQueue(q);
   for (const a of snap.agents || []) {
     board.agents.set(a.agent_id, { view: a, since: Date.now() - (a.in_state_s || 0) * 1000 });
@@ -141,6 +153,37 @@ function onAgentDevice(msg) {
   renderAgent(msg.agent_id);
 }
 
+function setToday(today) {
+  board.today = today;
+  if (today.ts) board.skew = Date.now() / 1000 - today.ts;
+}
+
+function applyToday(msg) {
+  setToday(msg);
+  for (const tr of document.querySelectorAll("#queue-rows tr[data-queue]")) fillQueueToday(tr.dataset.queue, tr);
+  for (const id of board.agents.keys()) renderAgent(id);
+  refreshWallboard();
+}
+
+function queueToday(queue) {
+  return (board.today && board.today.queues && board.today.queues[queue]) || null;
+}
+
+function agentToday(agentId) {
+  return (board.today && board.today.agents && board.today.agents[agentId]) || null;
+}
+
+const WORKING = new Set(["reserved", "busy", "wrap_up"]);
+
+// Occupancy today, counted on from the server's figures: the current state runs until now.
+function occupancyNow(t) {
+  if (!t) return null;
+  const running = Math.max(0, Date.now() / 1000 - board.skew - t.since);
+  const working = t.working_s + (WORKING.has(t.state) ? running : 0);
+  const ready = working + t.available_s + (t.state === "available" ? running : 0);
+  return ready > 0 ? (100 * working) / ready : null;
+}
+
 function addDecision(d) {
   board.decisions.unshift(d);
   board.decisions.length = Math.min(board.decisions.length, MAX_DECISIONS);
@@ -167,12 +210,13 @@ function renderQueue(q) {
   const tr = row(document.getElementById("queue-rows"), q.queue, "queue", () =>
     el("tr", {},
       el("th", { scope: "row", class: "c-name" }),
-      ...["waiting", "longest", "ewt", "sl", "asa", "aht", "abandon", "staff"].map((n) =>
+      ...["waiting", "ivr", "longest", "ewt", "sltoday", "today", "sl", "asa", "aht", "abandon", "staff"].map((n) =>
         el("td", { class: `num c-${n}` }))));
   cell(tr, "name").textContent = q.queue;
   cell(tr, "waiting").textContent = String(q.waiting);
   board.queues.set(q.queue, { figures: q, longestSince: q.waiting ? Date.now() - q.longest_wait_s * 1000 : null });
   tickQueue(q.queue, tr);
+  fillQueueToday(q.queue, tr);
   refreshWallboard();
   cell(tr, "ewt").textContent = duration(q.ewt_s);
   const sl = cell(tr, "sl");
@@ -186,6 +230,17 @@ function renderQueue(q) {
   tr.dataset.waiting = q.waiting > 0 ? "yes" : "no";
 }
 
+function fillQueueToday(queue, tr) {
+  const t = queueToday(queue);
+  const entry = board.queues.get(queue);
+  cell(tr, "ivr").textContent = t ? String(t.in_ivr) : "—";
+  cell(tr, "today").textContent = t ? `${t.offered} / ${t.answered} / ${t.abandoned}` : "—";
+  const sl = cell(tr, "sltoday");
+  sl.textContent = t ? percent(t.service_level) : "—";
+  const target = entry ? entry.figures.service_level_target : null;
+  sl.dataset.breach = t && target !== null && t.service_level !== null && t.service_level < target ? "yes" : "no";
+}
+
 // The longest wait counts up between pushes: the oldest caller keeps waiting.
 function tickQueue(queue, tr) {
   const { longestSince } = board.queues.get(queue);
@@ -193,8 +248,11 @@ function tickQueue(queue, tr) {
 }
 
 function refreshWallboard() {
-  updateWallboard([...board.queues.values()].map(({ figures, longestSince }) =>
-    ({ figures, longestS: longestSince === null ? null : (Date.now() - longestSince) / 1000 })), board.thresholds);
+  updateWallboard([...board.queues.values()].map(({ figures, longestSince }) => ({
+    figures,
+    longestS: longestSince === null ? null : (Date.now() - longestSince) / 1000,
+    today: queueToday(figures.queue),
+  })), board.thresholds);
 }
 
 function agentRow(agentId) {
@@ -233,11 +291,10 @@ function renderAgent(agentId) {
   badge.title = noPhone ? "No registered phone: no calls can reach this agent" : "";
   tr.dataset.state = view.state;
   cell(tr, "reason").textContent = view.reason ? `(${label(view.reason)})` : "";
-  cell(tr, "contact").textContent = contactText(view);
-  cell(tr, "handled").textContent = String(view.handled ?? "—");
-  // AHT and occupancy are routing's figures as of the last snapshot or state change made here.
-  cell(tr, "aht").textContent = duration(view.aht_s);
-  cell(tr, "occupancy").textContent = percent(view.occupancy);
+  const today = agentToday(agentId);
+  cell(tr, "contact").textContent = today ? todayContactText(today.contact) : contactText(view);
+  cell(tr, "handled").textContent = today ? String(today.handled) : "—";
+  cell(tr, "aht").textContent = duration(today ? today.aht_s : null);
   tickAgent(agentId, tr);
 }
 
@@ -249,18 +306,45 @@ function contactText(view) {
   return view.wrap_up_contact_id ? "Wrap-up" : "—";
 }
 
+// The contact an agent holds now, from today's figures (pushed whenever it changes).
+function todayContactText(c) {
+  if (!c) return "—";
+  if (c.phase === "wrap_up") return "Wrap-up";
+  return [c.ani || "anonymous", c.queue, label(c.phase)].filter(Boolean).join(" · ");
+}
+
 function tickAgent(agentId, tr) {
   cell(tr, "time").textContent = duration((Date.now() - board.agents.get(agentId).since) / 1000);
+  cell(tr, "occupancy").textContent = percent(occupancyNow(agentToday(agentId)));
 }
 
 function decisionText(d) {
   return [d.kind, label(d.kind), d.queue, d.task_id, d.agent_id, d.explanation].filter(Boolean).join(" ").toLowerCase();
 }
 
+// The filter lists offer what the log holds (and keep a chosen value that scrolled out).
+function fillFilter(id, values, name = String) {
+  const select = document.getElementById(id);
+  const chosen = select.value;
+  const all = [...new Set([...values.filter(Boolean), chosen].filter(Boolean))].sort();
+  const have = [...select.options].slice(1).map((o) => o.value);
+  if (have.join("\n") === all.join("\n")) return;
+  select.replaceChildren(el("option", { value: "" }, "any"), ...all.map((v) => el("option", { value: v }, name(v))));
+  select.value = chosen;
+}
+
 function renderDecisions() {
   const list = document.getElementById("decisions");
+  fillFilter("decision-queue", board.decisions.map((d) => d.queue));
+  fillFilter("decision-agent", board.decisions.map((d) => d.agent_id));
+  fillFilter("decision-kind", board.decisions.map((d) => d.kind), label);
+  const queue = document.getElementById("decision-queue").value;
+  const agent = document.getElementById("decision-agent").value;
+  const kind = document.getElementById("decision-kind").value;
   const words = document.getElementById("decision-filter").value.toLowerCase().split(/\s+/).filter(Boolean);
-  const shown = board.decisions.filter((d) => words.every((w) => decisionText(d).includes(w)));
+  const shown = board.decisions.filter((d) => (!queue || d.queue === queue) && (!agent || d.agent_id === agent) &&
+    (!kind || d.kind === kind) && words.every((w) => decisionText(d).includes(w)));
+  document.getElementById("decision-count").textContent = `(${shown.length} of ${board.decisions.length})`;
   list.replaceChildren(...shown.map((d) =>
     el("li", { dataset: { kind: d.kind, task: d.task_id || "" } },
       el("span", { class: "muted" }, clock(d.ts)), " ",
@@ -341,6 +425,9 @@ function wire() {
     bulkCount();
   });
   document.getElementById("decision-filter").addEventListener("input", renderDecisions);
+  for (const id of ["decision-queue", "decision-agent", "decision-kind"]) {
+    document.getElementById(id).addEventListener("change", renderDecisions);
+  }
   wireToggle();
   setInterval(() => {
     for (const tr of document.querySelectorAll("#agent-rows tr[data-agent]")) tickAgent(tr.dataset.agent, tr);

@@ -1,7 +1,9 @@
-// The wallboard: one large tile per queue (waiting, longest wait, service level against
-// its target, the window's offered/answered/abandoned), coloured by the thresholds of
-// server.yaml board.thresholds, and the alert banner listing every queue past one.
-// supervisor.js owns the stream and calls update() on every queue push and every second.
+// The wallboard: one large tile per queue (waiting, callers in the IVR, longest wait,
+// today's service level against its target, today's offered/answered/abandoned), coloured
+// by the thresholds of server.yaml board.thresholds, and the alert banner listing every
+// queue past one. supervisor.js owns the stream and calls update() on every queue or
+// "today" push and every second. Before the first "today" figures (an older server) the
+// tile shows routing's window figures instead.
 
 import { duration, el, percent } from "./common.js";
 
@@ -30,21 +32,23 @@ function tile(queue) {
   if (!node) {
     node = el("article", { class: "tile", dataset: { queue } },
       el("h2", {}, queue),
-      el("div", { class: "big" }, figure("waiting", "waiting"), figure("longest", "longest wait"),
-        figure("sl", "service level")),
+      el("div", { class: "big" }, figure("waiting", "waiting"), figure("ivr", "in IVR"),
+        figure("longest", "longest wait"), figure("sl", "service level today")),
       el("p", { class: "counts t-counts" }));
     box.append(node);
   }
   return node;
 }
 
-// queues: [{ figures, longestS }] (longestS counted on the page); thresholds from the snapshot.
+// queues: [{ figures, longestS, today }] (longestS counted on the page, today: the queue's
+// figures since midnight or null); thresholds from the snapshot.
 export function update(queues, thresholds) {
   if (!thresholds) return;
   const alerts = [];
-  for (const { figures: q, longestS } of queues) {
+  for (const { figures: q, longestS, today } of queues) {
     const node = tile(q.queue);
-    const sl = slLevel(q.service_level, thresholds);
+    const slValue = today ? today.service_level : q.service_level;
+    const sl = slLevel(slValue, thresholds);
     const wait = waitLevel(longestS ?? 0, thresholds);
     node.dataset.level = worst(sl, wait);
     const set = (name, text, level) => {
@@ -53,11 +57,13 @@ export function update(queues, thresholds) {
       if (level) v.dataset.level = level;
     };
     set("waiting", String(q.waiting));
+    set("ivr", today ? String(today.in_ivr) : "—");
     set("longest", longestS === null ? "—" : duration(longestS), wait);
-    set("sl", `${percent(q.service_level)} / ${q.service_level_target}%`, sl);
-    node.querySelector(".t-counts").textContent =
-      `offered ${q.offered} · answered ${q.answered} · abandoned ${q.abandoned} (last ${duration(q.window_s)})`;
-    if (sl !== "ok") alerts.push([sl, `${q.queue}: service level ${percent(q.service_level)} (${sl} at ${
+    set("sl", `${percent(slValue)} / ${q.service_level_target}%`, sl);
+    node.querySelector(".t-counts").textContent = today
+      ? `today: offered ${today.offered} · answered ${today.answered} · abandoned ${today.abandoned}`
+      : `offered ${q.offered} · answered ${q.answered} · abandoned ${q.abandoned} (last ${duration(q.window_s)})`;
+    if (sl !== "ok") alerts.push([sl, `${q.queue}: service level ${percent(slValue)} (${sl} at ${
       sl === "alarm" ? thresholds.service_level_alarm : thresholds.service_level_warn}%)`]);
     if (wait !== "ok") alerts.push([wait, `${q.queue}: longest wait ${duration(longestS)} (${wait} at ${
       duration(wait === "alarm" ? thresholds.longest_wait_alarm_s : thresholds.longest_wait_warn_s)})`]);
