@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from callcenter.board_today import TodayFigures
 from callcenter.bus import EventBus
 from callcenter.channels.voice import VoiceChannel
 from callcenter.config import AppConfig
@@ -50,6 +51,7 @@ from callcenter.speech import CachedTts, SphinxRecognizer, SphinxSettings
 from callcenter.throttle import AuthThrottle, policies_from_config
 from callcenter.web.app import create_app
 from callcenter.web.auth import Authenticator
+from callcenter.web.customers_api import CustomerDesk, settled
 from callcenter.web.desk_feed import DeskFeed
 from callcenter.web.hub import Hub
 from callcenter.web.interactions_api import InteractionReader
@@ -163,6 +165,15 @@ class Center:
         self.board_thresholds = s.board.thresholds.model_dump()
         self.app.state.interactions = InteractionReader(self.crm, self.privacy)  # /api/interactions
         self.webchat = install_webchat(self)  # chat widget, web forms (webchat.yaml); None without
+        # /api/customers/*: the desk's customer panel (search, link, contact points)
+        crm_written = settled(self.bus, self.crm_events)
+        self.app.state.customers = CustomerDesk(self.crm, self.privacy, self.current_contact,
+                                                self.core.contacts, crm_written)  # fmt: skip
+        # The board's figures since local midnight, live from the bus (callcenter/board_today.py)
+        service_queues = {name: svc.default_queue for name, svc in cfg.services.services.items()}
+        self.today = TodayFigures(self.hub.to_supervisors, cfg.routing.queues,
+                                  lambda q: cfg.routing.queues[q].service_level.seconds,
+                                  service_queues.get, self.core.contacts)  # fmt: skip
         self.voice: VoiceChannel | None = None  # once started
         self._http: uvicorn.Server | None = None
         self.http_port = s.http.port  # the bound port once started (differs when configured as 0)
@@ -190,6 +201,11 @@ class Center:
         self.desk.attach(self.bus)
         if self.webchat is not None:
             self.webchat.run()  # queue updates, resume grace and idle timeouts of web chats
+        try:  # the day so far from the records; the CRM being slow must not stop the server
+            await self.reports.seed_today(self.today)
+        except Exception:
+            log.exception("could not read today's figures from the records; the board counts from now")
+        self.today.attach(self.bus)
         if s.crm.webhooks:
             from crm_bridge.outbox import OutboxDispatcher
 
@@ -282,6 +298,7 @@ class Center:
             self._prerender.cancel()
         self.hub.on_desks = None  # desks closing now is the server stopping, not agents leaving
         self.presence.close()
+        self.today.close()
         self.hub.close_all()
         if self._http is not None:
             self._http.should_exit = True
@@ -442,6 +459,7 @@ class Center:
             "assignments": list(self.desk.recent_decisions),
             "active_calls": len(self.ua.calls),
             "thresholds": self.board_thresholds,  # server.yaml board.thresholds: the tiles' colours
+            "today": self.today.view(),  # since local midnight (callcenter/board_today.py)
         }
 
     def health(self) -> dict[str, Any]:
