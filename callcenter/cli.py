@@ -5,6 +5,8 @@
     callcenter db upgrade [--config DIR]    apply CRM schema migrations
     callcenter crm outbox list [--dead]     show pending / dead-lettered pushes
     callcenter crm outbox replay [ID ...]   re-queue dead letters (all when no ID is given)
+    callcenter email outbox list [--dead]   show outbound mail not sent (pending, dead, no relay)
+    callcenter email outbox replay [ID ...] re-queue dead mail (--no-relay: also mail kept without a relay)
     callcenter hash-password                print an argon2 hash (desktop logins) read from stdin
     callcenter ha1 USER [--realm R]         print SIP HA1 hashes for agents.yaml (password from stdin)
     callcenter simulate ...                 what-if: replay recorded or synthetic traffic (simulate_cli.py)
@@ -97,6 +99,30 @@ def cmd_outbox(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_email_outbox(args: argparse.Namespace) -> int:
+    """The outbound mail queue (callcenter/email/admin.py); ``--url`` instead of the config's database."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from callcenter.email.admin import outbox_list, outbox_replay
+
+    url = args.url or _load(args.config).server.database.url
+    try:
+        if args.action == "list":
+            rows = asyncio.run(outbox_list(url, dead_only=args.dead))
+            for row in rows:
+                print(json.dumps(row, default=str))
+            if not rows:
+                print("no dead letters" if args.dead else "nothing waiting")
+            return 0
+        n = asyncio.run(outbox_replay(url, args.ids or None, no_relay=args.no_relay))
+    except (SQLAlchemyError, OSError) as exc:
+        reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+        print(f"callcenter: cannot read the email outbox at {url}: {reason}", file=sys.stderr)
+        return 1
+    print(f"re-queued {n} message(s)")
+    return 0
+
+
 def cmd_hash_password(args: argparse.Namespace) -> int:
     from argon2 import PasswordHasher
 
@@ -141,6 +167,17 @@ def build_parser() -> argparse.ArgumentParser:
     ob.add_argument("--dead", action="store_true", help="list dead letters only")
     ob.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
     ob.set_defaults(func=cmd_outbox)
+
+    em = sub.add_parser("email", help="email channel administration")
+    em_sub = em.add_subparsers(dest="email_command", required=True)
+    eo = em_sub.add_parser("outbox", help="inspect and replay outbound mail")
+    eo.add_argument("action", choices=["list", "replay"])
+    eo.add_argument("ids", nargs="*")
+    eo.add_argument("--dead", action="store_true", help="list dead letters only")
+    eo.add_argument("--no-relay", action="store_true", help="replay also mail kept for lack of a relay")
+    eo.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
+    eo.add_argument("--url", default=None, help="database URL (default: the config's database.url)")
+    eo.set_defaults(func=cmd_email_outbox)
 
     hp = sub.add_parser("hash-password", help="argon2 hash for a desktop login")
     hp.set_defaults(func=cmd_hash_password)

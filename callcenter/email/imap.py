@@ -59,6 +59,7 @@ class ImapPoller:
         self.fetched = 0
         self.rounds = 0
         self.idling = False  # for tests and health: waiting in IDLE right now
+        self.last_error = ""  # why the last session ended ('' while none failed)
 
     def stop(self) -> None:
         self._stop.set()
@@ -70,8 +71,10 @@ class ImapPoller:
                 await self._session()
                 delay = 1.0
             except (TimeoutError, ImapError, OSError, aioimaplib.Abort, aioimaplib.Error) as exc:
+                self.last_error = str(exc) or type(exc).__name__
                 log.warning("imap %s: %s; reconnecting in %.0f s", self.cfg.name, exc, delay)
-            except Exception:
+            except Exception as exc:
+                self.last_error = f"{type(exc).__name__}: {exc}"
                 log.exception("imap %s: unexpected error; reconnecting in %.0f s", self.cfg.name, delay)
             self.idling = False
             with contextlib.suppress(TimeoutError):
@@ -178,7 +181,7 @@ class ImapPoller:
                 self.idling = False
                 stop.cancel()
                 if not push.done():
-                    client.stop_wait_server_push()
+                    await client.stop_wait_server_push()
                     push.cancel()
                 client.idle_done()
                 await asyncio.wait_for(idle, self.timeout)
