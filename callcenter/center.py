@@ -29,6 +29,7 @@ from callcenter.config import AppConfig
 from callcenter.contacts.callback_keeper import CallbackKeeper
 from callcenter.contacts.core import ContactCore
 from callcenter.contacts.errors import InvalidState, Unavailable
+from callcenter.email.service import install_email
 from callcenter.events import recorded_types
 from callcenter.ivr.crm_lookups import CrmLookups
 from callcenter.ivr.flows import load_flows
@@ -165,6 +166,7 @@ class Center:
         self.board_thresholds = s.board.thresholds.model_dump()
         self.app.state.interactions = InteractionReader(self.crm, self.privacy)  # /api/interactions
         self.webchat = install_webchat(self)  # chat widget, web forms (webchat.yaml); None without
+        self.email = install_email(self)  # mailboxes, SMTP/IMAP intake, replies (server.yaml email:)
         # /api/customers/*: the desk's customer panel (search, link, contact points)
         crm_written = settled(self.bus, self.crm_events)
         self.app.state.customers = CustomerDesk(self.crm, self.privacy, self.current_contact,
@@ -239,7 +241,12 @@ class Center:
         )
         self.ua.on_call = self.voice.on_call
         self.registrar.on_change(self.voice.softphone_changed)
-        await recover(self.crm, self.callback_keeper, self.voice.restore_callback)  # before SIP listens
+        # open email contacts go back in their queues instead of being closed as interrupted
+        email_kept = await self.email.restore() if self.email is not None else []
+        # before SIP listens
+        await recover(self.crm, self.callback_keeper, self.voice.restore_callback, keep=email_kept)
+        if self.email is not None:
+            await self.email.start()  # SMTP listener, IMAP pollers, processing, relay
         self.callback_keeper.attach(self.bus)
         self._prerender = asyncio.create_task(ivr.prerender(self.tts), name="tts-prerender")
         await self.registrar.start()
@@ -289,6 +296,8 @@ class Center:
             await self.ua.stop()
         if self.webchat is not None:
             await self.webchat.close()
+        if self.email is not None:
+            await self.email.close()
         self.core.close()
         if self.voice is not None:
             await self.voice.close()

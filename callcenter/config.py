@@ -21,6 +21,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from callcenter.configerrors import ConfigError, from_validation_error
+from callcenter.email.config import EmailCfg
 from callcenter.yamlkeys import UniqueKeyLoader, not_utf8
 
 
@@ -423,6 +424,7 @@ class ServerConfig(Strict):
     privacy: PrivacyCfg = PrivacyCfg()
     desk: DeskCfg = DeskCfg()
     board: BoardCfg = BoardCfg()  # the supervisor board's tile colours and alerts
+    email: EmailCfg = EmailCfg()  # the email channel: mailboxes, SMTP listener, IMAP, relay (docs/email.md)
 
     @model_validator(mode="before")
     @classmethod
@@ -645,6 +647,11 @@ def load_config(directory: Path | str) -> AppConfig:
     if unknown_queues:
         why = f"unknown queue(s) {sorted(unknown_queues)}"
         raise ConfigError([(str(d / "services.yaml"), "default_queue", why)])
+    mailboxes = enumerate(server.email.mailboxes)
+    mailbox_queues = [(i, m.queue) for i, m in mailboxes if m.queue not in routing.queues]
+    if mailbox_queues:
+        raise ConfigError([(str(d / "server.yaml"), f"email.mailboxes.{i}.queue", f"unknown queue {q!r}")
+                           for i, q in mailbox_queues])  # fmt: skip
     data_dir, flows_dir, problems = _paths(d, server)
     problems += _overflow_loops(d, routing)
     if problems:

@@ -15,7 +15,7 @@ listens, so no new call can mix with what is being cleaned up:
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 
 from callcenter.contacts.callback_keeper import CallbackKeeper
 from callcenter.contacts.contact import Contact
@@ -24,9 +24,11 @@ from crm_bridge.store import CrmStore
 log = logging.getLogger(__name__)
 
 
-async def recover(crm: CrmStore, keeper: CallbackKeeper, register: Callable[[Contact], None]) -> None:
+async def recover(crm: CrmStore, keeper: CallbackKeeper, register: Callable[[Contact], None],
+                  keep: Collection[str] = ()) -> None:  # fmt: skip
+    """``keep``: contacts another channel carried over (email contacts back in their queues)."""
     restored = await keeper.restore(register)
-    closed = await crm.close_interrupted(keep=set(restored))
+    closed = await crm.close_interrupted(keep=set(restored) | set(keep))
     log.info("recovery: %d interaction(s) left open by the previous run closed as interrupted, "
              "%d callback request(s) back in their queues; routing starts empty (no reservations "
              "carried over)", closed, len(restored),

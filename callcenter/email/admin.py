@@ -14,8 +14,19 @@ from sqlalchemy import select, update
 from crm_bridge.db import make_engine
 from crm_bridge.email_schema import email_outbound
 
-_COLUMNS = ("id", "kind", "state", "attempts", "last_error", "rcpt_to", "message_id", "contact_id",
-            "created_at", "updated_at", "sent_at")  # fmt: skip
+_COLUMNS = (
+    "id",
+    "kind",
+    "state",
+    "attempts",
+    "last_error",
+    "rcpt_to",
+    "message_id",
+    "contact_id",
+    "created_at",
+    "updated_at",
+    "sent_at",
+)
 
 
 async def outbox_list(url: str, *, dead_only: bool = False, limit: int = 1000) -> list[dict[str, Any]]:

@@ -35,6 +35,8 @@ class MailboxCfg(_Strict):
     queue: str
     skills: dict[str, int] = {}
     priority: int = Field(0, ge=0, le=100)
+    vip_priority: int = Field(10, ge=0, le=100)  # added for customers of these tiers (as the IVR does)
+    vip_tiers: list[str] = ["vip", "gold"]
     first_response_s: float = Field(4 * 3600, gt=0)  # the SLA target for the first reply
     auto_ack: bool = True  # send "we received your message, case #…" (at most once per thread a day)
     display_name: str = ""  # the From name of our replies

@@ -59,6 +59,10 @@ class EmailSink(Protocol):
         for an open one (``mail.joins``)."""
         ...
 
+    def acknowledged(self, mail: InboundEmail, queued: dict[str, Any], text: str) -> None:
+        """The auto-acknowledgement of ``mail`` was queued (``Outbound.send``'s answer)."""
+        ...
+
 
 def _store_attachments(files_dir: Path, parsed: ParsedEmail) -> list[dict[str, Any]]:
     out = []
@@ -130,12 +134,17 @@ class EmailProcessor:
             return await self.store.thread_of_token(token, parsed.from_addr)
         return None
 
-    async def process(self, row: dict[str, Any]) -> InboundEmail:
+    async def read(self, row: dict[str, Any]) -> tuple[MailboxCfg, ParsedEmail, list[dict[str, Any]]]:
+        """Parse a stored row and store its attachments (content-addressed: again is free)."""
         mailbox = self.cfg.mailbox(row["mailbox"]) or self.cfg.mailboxes[0]
         parsed = parse(row["raw"], envelope_from=row["envelope_from"], ours=self.ours)
         if row["mailbox"] != mailbox.address:
             parsed.flags.append("mailbox_not_configured")
         attachments = await asyncio.to_thread(_store_attachments, self.files_dir, parsed)
+        return mailbox, parsed, attachments
+
+    async def process(self, row: dict[str, Any]) -> InboundEmail:
+        mailbox, parsed, attachments = await self.read(row)
         joins = False
         if row["contact_id"]:  # decided before a crash: keep that decision
             contact_id, thread_id = row["contact_id"], row["thread_id"] or row["contact_id"]
@@ -169,6 +178,32 @@ class EmailProcessor:
         self.processed += 1
         return mail
 
+    async def restore(self, contact_ids: Sequence[str]) -> list[str]:
+        """After a restart: the email contacts whose records are still open (queued, offered
+        or with an agent when the server stopped) are delivered again — same contact id,
+        same event ids (kept once by the CRM) — so they go back in their queue instead of
+        being closed as interrupted. Returns the ids restored."""
+        restored = []
+        for contact_id in contact_ids:
+            rows = await self.store.contact_rows(contact_id)
+            if not rows:
+                continue
+            for n, row in enumerate(rows):
+                mailbox, parsed, attachments = await self.read(row)
+                mail = InboundEmail(
+                    row["id"],
+                    mailbox,
+                    parsed,
+                    contact_id,
+                    row["thread_id"] or contact_id,
+                    joins=n > 0,
+                    attachments=attachments,
+                    received_at=row["received_at"],
+                )
+                await self.sink.deliver(mail)
+            restored.append(contact_id)
+        return restored
+
     async def _acknowledge(self, mail: InboundEmail) -> None:
         """ "We received your message, case #…": real senders only, once per thread a day."""
         ack = self.cfg.auto_ack
@@ -177,10 +212,11 @@ class EmailProcessor:
         if await self.store.acked_since(mail.thread_id, self.store.clock() - DAY_S):
             return
         p = mail.parsed
-        await self.outbound.send(
+        text = ack.text.format(case=mail.thread_id)
+        queued = await self.outbound.send(
             to=[p.from_addr],
             subject=ack.subject.format(case=mail.thread_id),
-            text=ack.text.format(case=mail.thread_id),
+            text=text,
             contact_id=mail.contact_id,
             thread_id=mail.thread_id,
             mailbox=mail.mailbox.address,
@@ -189,3 +225,4 @@ class EmailProcessor:
             references=[*p.references, p.message_id],
             author="auto",
         )
+        self.sink.acknowledged(mail, queued, text)

@@ -177,6 +177,34 @@ class EmailStore:
             )
             return [dict(r._mapping) for r in res]
 
+    async def contact_rows(self, contact_id: str) -> list[dict[str, Any]]:
+        """The inbound messages a contact was routed with or joined by, oldest first."""
+        m = email_messages
+        async with self.crm.engine.connect() as conn:
+            res = await conn.execute(
+                select(m)
+                .where(
+                    m.c.contact_id == contact_id,
+                    m.c.direction == "in",
+                    m.c.state == "done",
+                    m.c.outcome.in_(["routed", "joined"]),
+                )
+                .order_by(m.c.received_at, m.c.id)
+            )
+            return [dict(r._mapping) for r in res]
+
+    async def open_email_contacts(self) -> list[str]:
+        """Email interactions whose record is still open: the server stopped while they waited."""
+        from crm_bridge.schema import interactions
+
+        async with self.crm.engine.connect() as conn:
+            res = await conn.execute(
+                select(interactions.c.id).where(
+                    interactions.c.channel == "email", interactions.c.status == "open"
+                )
+            )
+            return [r.id for r in res]
+
     async def message(self, row_id: str) -> dict[str, Any] | None:
         async with self.crm.engine.connect() as conn:
             row = (await conn.execute(select(email_messages).where(email_messages.c.id == row_id))).first()

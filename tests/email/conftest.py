@@ -99,6 +99,7 @@ class ListSink:
 
     delivered: list[InboundEmail] = field(default_factory=list)
     open: set[str] = field(default_factory=set)
+    acks: list[dict[str, Any]] = field(default_factory=list)
 
     def is_open(self, contact_id: str) -> bool:
         return contact_id in self.open
@@ -107,6 +108,9 @@ class ListSink:
         self.delivered.append(mail)
         if not mail.parsed.junk:
             self.open.add(mail.contact_id)
+
+    def acknowledged(self, mail: InboundEmail, queued: dict[str, Any], text: str) -> None:
+        self.acks.append(queued)
 
 
 @pytest.fixture

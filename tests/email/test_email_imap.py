@@ -24,8 +24,9 @@ def raw_mail(n: int) -> bytes:
 
 
 def imap_cfg(server: ImapServer, **over: object):  # -> ImapCfg
-    entry = {"name": "support-inbox", "url": f"imap://{server.user}@{server.host}:{server.port}/INBOX",
-             "password": server.password, "mailbox": "support@callcenter.local", "poll_s": 30, **over}  # fmt: skip
+    url = f"imap://{server.user}@{server.host}:{server.port}/INBOX"
+    entry = {"name": "support-inbox", "url": url, "password": server.password,
+             "mailbox": "support@callcenter.local", "poll_s": 30, **over}  # fmt: skip
     return demo_cfg(imap=[entry]).imap[0]
 
 
@@ -33,7 +34,7 @@ def folder_uids(server: ImapServer, folder: str, criteria: str) -> list[int]:
     c = server.client()
     try:
         c.select(folder)
-        typ, data = c.uid("SEARCH", None, criteria)
+        _typ, data = c.uid("SEARCH", None, criteria)
         return [int(x) for x in data[0].split()]
     finally:
         c.logout()

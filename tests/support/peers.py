@@ -58,6 +58,8 @@ def make_config_dir(
     server["data_dir"] = str(tmp / "var")
     server["database"]["url"] = f"sqlite+aiosqlite:///{tmp}/crm.db"
     server["crm"]["files_dir"] = str(tmp / "files")
+    if isinstance(server.get("email"), dict):  # the SMTP listener on a free port (the demo's is 2525)
+        server["email"].setdefault("smtp", {})["port"] = 0
     # The TTS cache is shared between tests on purpose: prompts render once per run.
     server["speech"]["tts_cache_dir"] = str(ROOT / "var" / "test-tts-cache")
     server["logging"]["format"] = "text"
