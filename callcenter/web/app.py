@@ -18,7 +18,6 @@ from typing import Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, HTTPException, Path, Request, WebSocket, WebSocketDisconnect
 from fastapi.responses import JSONResponse, Response
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
 
 from callcenter.contacts.errors import ContactError
@@ -26,7 +25,7 @@ from callcenter.privacy import Reader
 from callcenter.web.api_docs import mount_api_docs
 from callcenter.web.auth import Authenticator, LoginRefused, Principal
 from callcenter.web.backend import CtiBackend, http_status
-from callcenter.web.channel_api import mount_channel_scripts
+from callcenter.web.channel_api import mount_channel_scripts, principal
 from callcenter.web.customer_models import CustomerLookupOut
 from callcenter.web.customers_api import router as customers_router
 from callcenter.web.hub import Connection
@@ -97,20 +96,7 @@ class DtmfIn(BaseModel):
     digits: str = Field(pattern=r"^[0-9*#]{1,32}$")  # a keypad's keys; 32 covers an account number + PIN
 
 
-_bearer = HTTPBearer(auto_error=False)
-
-
-def _principal(
-    request: Request, cred: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
-) -> Principal:
-    auth: Authenticator = request.app.state.auth
-    p = auth.verify(cred.credentials) if cred else None
-    if p is None:
-        raise HTTPException(401, "missing or invalid token", {"WWW-Authenticate": "Bearer"})
-    return p
-
-
-Who = Annotated[Principal, Depends(_principal)]
+Who = Annotated[Principal, Depends(principal)]  # the token's user (channel_api.py: channels use it too)
 
 
 def create_app(

@@ -14,7 +14,7 @@ window.Desk.registerChannel("memo", {
     }
   },
   onEvent(msg) {
-    if (msg.type === "contact_message") document.body.dataset.memoMessages = String(
-      Number(document.body.dataset.memoMessages || "0") + 1);
+    if (msg.type === "contact_message" && msg.direction === "out") document.body.dataset.memoReplies = String(
+      Number(document.body.dataset.memoReplies || "0") + 1);
   },
 });

@@ -1,6 +1,13 @@
 // The agent desk: state, screen-pop, call controls and wrap-up, driven by the
 // agent's WebSocket stream; actions go through the REST API. The server is the
 // source of truth: the page only shows what the stream (or an API answer) says.
+//
+// An agent may hold several contacts at once (a call, emails, chats, faxes): the work
+// list shows them all (GET /api/agent/contacts, fetched again on every contact message)
+// with per-item Accept / Decline / End / Wrap-up. The call keeps its own panel (screen-pop,
+// call controls, wrap-up form); any other channel's item opens the channel panel, drawn by
+// that channel's script (desk_<channel>.js, loaded from /desk/channels.json), which
+// registers itself with Desk.registerChannel(name, { render(item, el, api), onEvent(msg) }).
 
 import {
   ApiError, LiveStream, api, clearSession, keepRenewed, duration, dateTime, el, label, loadSession, notify,
@@ -25,6 +32,20 @@ const desk = {
   connectedAt: null, // epoch ms when the call was connected, for the call timer
   draftTimer: null,
   softphone: true, // false: no registered phone, so no call can reach this agent
+  items: [], // the work list as last fetched: the agent's contacts, live then in wrap-up
+  selected: null, // key of the work-list item shown in the channel panel
+  listLoading: null, // the fetch in flight; listAgain: fetch once more after it
+  listAgain: false,
+  taskDraftTimer: null,
+};
+
+// Channel panels (desk_<channel>.js) register here; a channel without one gets a plain view.
+const channelPanels = new Map();
+window.Desk = {
+  registerChannel(name, panel) {
+    channelPanels.set(String(name), panel || {});
+    if (selectedItem() && selectedItem().channel === name) renderChannelPanel();
+  },
 };
 
 // ---------------------------------------------------------------- session
@@ -58,6 +79,9 @@ function signedOut(message = "") {
   desk.session = null;
   clearSession();
   resetContact();
+  desk.items = [];
+  desk.selected = null;
+  renderWorkList();
   show("desk", false);
   show("who", false);
   show("login", true);
@@ -80,11 +104,24 @@ async function call(path, body) {
 
 // ---------------------------------------------------------------- stream
 
+// The channel a contact message is about: every contact message names it (null: gone).
+function channelOf(msg) {
+  if (msg.channel) return msg.channel;
+  return msg.contact && msg.contact.channel ? msg.contact.channel : null;
+}
+
 function onMessage(msg) {
+  const channel = channelOf(msg);
+  if (msg.contact_id || msg.contact) refreshWorkList();
+  if (channel && channel !== "voice") { // not the call: the work list and the channel's panel
+    onTaskMessage(msg);
+    return;
+  }
   switch (msg.type) {
     case "snapshot":
       applyAgent(msg.agent);
       applySnapshotContact(msg.agent, msg.contact);
+      refreshWorkList();
       break;
     case "agent_state":
       if (msg.agent_id === desk.session.subject) setState(msg.state, msg.reason, 0);
@@ -148,6 +185,7 @@ function setPhone(registered) {
 }
 
 function applySnapshotContact(agent, contact) {
+  if (contact && contact.channel && contact.channel !== "voice") return; // the work list shows it
   if (agent && agent.wrap_up_contact_id) {
     if (contact && contact.contact_id === agent.wrap_up_contact_id && contact.ani !== undefined) {
       fillContact(contact);
@@ -474,6 +512,219 @@ async function saveDraft() {
   }
 }
 
+// ---------------------------------------------------------------- work list and channel panels
+
+const ITEM_PHASES = { offered: "Offered", dialling: "Dialling", connected: "Connected", wrap_up: "Wrap-up" };
+
+function itemKey(item) {
+  return `${item.contact_id}|${item.phase === "wrap_up" ? "wrap_up" : "live"}`;
+}
+
+function selectedItem() {
+  return desk.items.find((i) => itemKey(i) === desk.selected) || null;
+}
+
+// One fetch at a time; messages arriving meanwhile cost one more fetch, not one each.
+function refreshWorkList() {
+  if (!desk.session) return Promise.resolve();
+  if (desk.listLoading) {
+    desk.listAgain = true;
+    return desk.listLoading;
+  }
+  desk.listLoading = (async () => {
+    try {
+      const answer = await api("/api/agent/contacts", { token: desk.session.token });
+      desk.items = answer.contacts || [];
+      renderWorkList();
+    } catch (err) {
+      if (err instanceof ApiError && err.status === 401) signedOut("Your session has ended; please sign in again.");
+    } finally {
+      desk.listLoading = null;
+      if (desk.listAgain) {
+        desk.listAgain = false;
+        refreshWorkList();
+      }
+    }
+  })();
+  return desk.listLoading;
+}
+
+function itemTitle(item) {
+  const customer = item.customer && item.customer.name ? item.customer.name : "";
+  return customer || item.ani || "Unknown customer";
+}
+
+function renderWorkList() {
+  const list = document.getElementById("worklist-items");
+  show("worklist-empty", desk.items.length === 0);
+  list.replaceChildren(...desk.items.map(workItem));
+  if (desk.selected && !selectedItem()) { // the selected contact is over: its panel closes
+    const wrapKey = desk.selected.replace(/\|live$/, "|wrap_up");
+    desk.selected = desk.items.some((i) => itemKey(i) === wrapKey) ? wrapKey : null;
+  }
+  renderChannelPanel();
+  tick();
+}
+
+function workItem(item) {
+  const key = itemKey(item);
+  const offered = item.phase === "offered";
+  const select = () => {
+    desk.selected = key;
+    renderWorkList();
+  };
+  const timer = el("span", { class: "work-timer muted timer" });
+  const deadline = offered ? item.offer_deadline : item.phase === "wrap_up" ? item.wrap_up_deadline : null;
+  if (deadline) timer.dataset.deadline = String(deadline);
+  if (offered) timer.dataset.kind = "offer";
+  return el("li", {
+    class: "work-item",
+    "aria-current": key === desk.selected ? "true" : "false",
+    dataset: { contactId: item.contact_id, channel: item.channel, phase: item.phase },
+  },
+  el("button", { type: "button", class: "work-select", onclick: select },
+    el("span", { class: "work-channel" }, label(item.channel)),
+    el("span", { class: "work-name" }, itemTitle(item)),
+    " ",
+    el("span", { class: "badge phase work-phase" }, ITEM_PHASES[item.phase] || label(item.phase))),
+  timer,
+  offered && item.desk_accept ? el("button", { type: "button", class: "primary work-accept",
+    onclick: () => contactAction(item, "accept") }, "Accept") : null,
+  offered ? el("button", { type: "button", class: "work-decline",
+    onclick: () => contactAction(item, "decline") }, "Decline") : null,
+  item.phase === "connected" ? el("button", { type: "button", class: "danger work-end",
+    onclick: () => contactAction(item, "end") }, item.channel === "voice" ? "Hang up" : "End") : null,
+  item.phase === "wrap_up" && item.channel !== "voice" ? el("button", { type: "button", class: "work-wrapup",
+    onclick: select }, "Wrap-up") : null);
+}
+
+async function contactAction(item, action, body) {
+  const r = await call(`/api/contacts/${encodeURIComponent(item.contact_id)}/${action}`, body);
+  if (r && action === "accept") desk.selected = `${item.contact_id}|live`;
+  await refreshWorkList();
+  return r;
+}
+
+// What a channel panel may use: the agent's authenticated API and this contact's actions.
+function panelApi(item) {
+  const token = () => (desk.session ? desk.session.token : null);
+  const id = encodeURIComponent(item.contact_id);
+  return {
+    get: (path) => api(path, { token: token() }),
+    post: (path, body) => api(path, { token: token(), method: "POST", body }),
+    put: (path, body) => api(path, { token: token(), method: "PUT", body }),
+    accept: () => contactAction(item, "accept"),
+    decline: () => contactAction(item, "decline"),
+    end: () => contactAction(item, "end"),
+    transfer: (target) => contactAction(item, "transfer", { target }),
+    refresh: refreshWorkList,
+    contactUrl: (suffix = "") => `/api/contacts/${id}${suffix}`,
+    el,
+    label,
+    notify: (text, kind = "info") => notify("desk-notice", text, kind),
+  };
+}
+
+function renderChannelPanel() {
+  const item = selectedItem();
+  const panel = document.getElementById("channel-panel");
+  if (!item || item.channel === "voice") {
+    panel.hidden = true;
+    delete panel.dataset.contactId;
+    closeTaskWrapUp();
+    return;
+  }
+  panel.hidden = false;
+  panel.dataset.contactId = item.contact_id;
+  panel.dataset.channel = item.channel;
+  panel.dataset.phase = item.phase;
+  setText("channel-panel-title", `${label(item.channel)} ${item.contact_id}`);
+  setText("channel-panel-name", itemTitle(item));
+  setText("channel-panel-phase", ITEM_PHASES[item.phase] || label(item.phase));
+  document.getElementById("channel-panel-why").textContent = item.why_you || "";
+  const body = document.getElementById("channel-panel-body");
+  body.replaceChildren();
+  const channel = channelPanels.get(item.channel);
+  try {
+    if (channel && typeof channel.render === "function") channel.render(item, body, panelApi(item));
+    else body.append(el("p", { class: "muted" }, `No panel for ${label(item.channel)} contacts on this desk.`));
+  } catch (err) {
+    body.replaceChildren(el("p", { class: "notice", "data-kind": "error" },
+      `The ${label(item.channel)} panel failed: ${err && err.message ? err.message : err}`));
+  }
+  if (item.phase === "wrap_up") openTaskWrapUp(item);
+  else closeTaskWrapUp();
+}
+
+// The wrap-up form of the selected non-call contact; like the call's, bound to one contact.
+function openTaskWrapUp(item) {
+  const form = document.getElementById("task-wrapup-form");
+  if (form.dataset.contactId !== item.contact_id) {
+    closeTaskWrapUp();
+    form.dataset.contactId = item.contact_id;
+    document.getElementById("task-wrapup-disposition").replaceChildren(el("option", { value: "" }, "Choose…"),
+      ...(item.dispositions || []).map((d) => el("option", { value: d }, label(d))));
+    const draft = item.wrap_up || {};
+    form.elements.disposition.value = draft.disposition || "";
+    form.elements.notes.value = draft.notes || "";
+  }
+  form.hidden = false;
+}
+
+function closeTaskWrapUp() {
+  clearTimeout(desk.taskDraftTimer);
+  desk.taskDraftTimer = null;
+  const form = document.getElementById("task-wrapup-form");
+  form.reset();
+  delete form.dataset.contactId;
+  document.getElementById("task-wrapup-saved").textContent = "";
+  form.hidden = true;
+}
+
+async function saveTaskDraft() {
+  desk.taskDraftTimer = null;
+  const form = document.getElementById("task-wrapup-form");
+  const contactId = form.dataset.contactId;
+  if (!contactId || !desk.session) return;
+  const body = { disposition: form.elements.disposition.value, notes: form.elements.notes.value };
+  try {
+    await api(`/api/contacts/${encodeURIComponent(contactId)}/wrapup/draft`,
+      { token: desk.session.token, method: "PUT", body });
+    if (form.dataset.contactId === contactId) document.getElementById("task-wrapup-saved").textContent = "Draft saved";
+  } catch (err) {
+    if (err instanceof ApiError && err.status === 401) signedOut("Your session has ended; please sign in again.");
+  }
+}
+
+function onTaskMessage(msg) {
+  const channel = channelPanels.get(channelOf(msg));
+  if (channel && typeof channel.onEvent === "function") {
+    try {
+      channel.onEvent(msg);
+    } catch (err) {
+      console.warn("channel panel onEvent failed", err);
+    }
+  }
+  if (msg.type === "offer") {
+    notify("desk-notice", `New ${label(channelOf(msg))} contact offered.`, "info");
+    if (!selectedItem()) desk.selected = `${msg.contact.contact_id}|live`; // shown once the list has it
+  }
+}
+
+// Channel panels: the scripts of the channels the server runs (each registers with window.Desk).
+async function loadChannelScripts() {
+  let answer;
+  try {
+    answer = await api("/desk/channels.json");
+  } catch {
+    return; // the desk works without them: items show a plain view
+  }
+  for (const channel of answer.channels || []) {
+    if (document.querySelector(`script[data-channel="${CSS.escape(channel.name)}"]`)) continue;
+    document.head.append(el("script", { src: channel.script, dataset: { channel: channel.name } }));
+  }
+}
+
 // ---------------------------------------------------------------- timers
 
 function tick() {
@@ -489,6 +740,11 @@ function tick() {
   const countdown = document.getElementById("wrapup-countdown");
   countdown.textContent = desk.wrapDeadline === null ? ""
     : `Wrap-up ends in ${duration((desk.wrapDeadline - Date.now()) / 1000)}`;
+  for (const t of document.querySelectorAll(".work-timer[data-deadline]")) {
+    const left = Number(t.dataset.deadline) - Date.now() / 1000;
+    t.textContent = t.dataset.kind === "offer" ? `Accept within ${Math.max(0, Math.ceil(left))} s`
+      : `Wrap-up ends in ${duration(left)}`;
+  }
 }
 
 // ---------------------------------------------------------------- wiring
@@ -555,6 +811,27 @@ function wire() {
   const wrapForm = document.getElementById("wrapup-form");
   wrapForm.addEventListener("input", scheduleDraftSave);
   wrapForm.addEventListener("change", scheduleDraftSave);
+
+  const taskForm = document.getElementById("task-wrapup-form");
+  const scheduleTaskDraft = () => {
+    clearTimeout(desk.taskDraftTimer);
+    desk.taskDraftTimer = setTimeout(saveTaskDraft, DRAFT_SAVE_MS);
+  };
+  taskForm.addEventListener("input", scheduleTaskDraft);
+  taskForm.addEventListener("change", scheduleTaskDraft);
+  taskForm.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const contactId = taskForm.dataset.contactId;
+    if (!contactId) return;
+    clearTimeout(desk.taskDraftTimer);
+    const body = { disposition: taskForm.elements.disposition.value, notes: taskForm.elements.notes.value };
+    const r = await call(`/api/contacts/${encodeURIComponent(contactId)}/wrapup`, body);
+    if (!r) return;
+    closeTaskWrapUp();
+    notify("desk-notice", "Wrap-up saved.", "ok");
+    await refreshWorkList();
+  });
+  loadChannelScripts();
 
   setInterval(tick, 1000);
   resetContact();
