@@ -120,6 +120,17 @@ class ChatChannel(DeskTaskChannel):
                          author=session.name, text="",
                          meta={"from": "request", "transcript_to": address})  # fmt: skip
 
+    def transcript_result(self, session: ChatSession, state: str, email_id: Any) -> None:
+        """What became of the transcript email (pending, no_relay, unavailable, failed), on the
+        record even after the chat ended (the event joins the ended interaction)."""
+        if not session.contact_id:
+            return
+        self.core.publish(ev.ContactMessage(
+            contact_id=session.contact_id, direction="out", channel=self.name,
+            message_id=f"{session.id}:transcript-mail", author="web chat", text="",
+            meta={"from": "transcript", "to": session.transcript_to, "state": state,
+                  "email_id": email_id}))  # fmt: skip
+
     # ------------------------------------------------------------------ routing figures
 
     def staffed(self, queue: str) -> int:

@@ -48,12 +48,17 @@ class Refused(Exception):
 
 class WebChat:
     def __init__(self, cfg: WebChatConfig, services: Any, selfservice: SelfService, *,
-                 default_region: str = "GB", agent_name: Callable[[str], str] = str) -> None:  # fmt: skip
+                 default_region: str = "GB", agent_name: Callable[[str], str] = str,
+                 mailer: Callable[[], Any] | None = None) -> None:  # fmt: skip
         self.cfg = cfg
         self.services = services  # callcenter.ivr.services.ServicesConfig: business hours
         self.selfservice = selfservice
         self.region = default_region
         self.agent_name = agent_name
+        # The email channel's outbound queue (callcenter/email/outbound.py ``Outbound``), read
+        # when a transcript is sent: None while the server runs without email.
+        self.mailer = mailer or (lambda: None)
+        self._mailing: set[asyncio.Task[None]] = set()
         self.channel: ChatChannel | None = None  # set by the channel when it is built
         self.webform: WebFormChannel | None = None  # forms and offline messages
         self.sessions: dict[str, ChatSession] = {}  # token → session
@@ -79,6 +84,8 @@ class WebChat:
         for s in list(self.sessions.values()):
             if s.socket is not None:
                 s.socket.close()
+        if self._mailing:
+            await asyncio.wait(self._mailing, timeout=5)
 
     # ------------------------------------------------------------------ availability
 
@@ -238,13 +245,43 @@ class WebChat:
             self.channel.customer_gone(session.contact_id, reason, by)
 
     def transcript(self, session: ChatSession, email: str) -> None:
+        """The customer asks for the transcript by email: recorded now, sent when the chat ends
+        (at once if it has) through the email channel's outbound queue."""
         address = normalize_email(email or "") or ""
         if not address:
             raise Refused("invalid", "That email address does not look right.")
+        if not session.contact_id:
+            raise Refused("state", "Nothing has been said yet.")
         session.transcript_to = address
-        if self.channel is not None and session.contact_id:
+        if self.channel is not None:
             self.channel.transcript_requested(session, address)
-        session.send({"type": "transcript", "to": address})
+        session.send({"type": "transcript", "to": address, "state": "requested"})
+        if session.state == "ended":
+            self._mail_transcript(session)
+
+    def _mail_transcript(self, session: ChatSession) -> None:
+        if not session.transcript_to or session.transcript_sent:
+            return
+        session.transcript_sent = True
+        task = asyncio.create_task(self._send_transcript(session), name=f"transcript-{session.id}")
+        self._mailing.add(task)
+        task.add_done_callback(self._mailing.discard)
+
+    async def _send_transcript(self, session: ChatSession) -> None:
+        outbound = self.mailer()
+        state, email_id = "unavailable", None
+        if outbound is not None:
+            try:
+                sent = await outbound.send(to=[session.transcript_to], subject="Your chat with us",
+                                           text=transcript_text(session), contact_id=session.contact_id,
+                                           kind="transcript", author="web chat")  # fmt: skip
+                state, email_id = str(sent.get("state") or "pending"), sent.get("id")
+            except Exception:  # the chat is over either way; the record says the mail failed
+                log.exception("transcript of chat %s not queued", session.contact_id)
+                state = "failed"
+        if self.channel is not None:
+            self.channel.transcript_result(session, state, email_id)
+        session.send({"type": "transcript", "to": session.transcript_to, "state": state})
 
     async def offline_message(self, ip: str, data: dict[str, Any], session: ChatSession | None = None) -> str:
         """The message form (outside hours, nobody signed in): an interaction routed as a web form."""
@@ -355,6 +392,7 @@ class WebChat:
         self._system(session, text)
         self._state(session, "ended")
         self._last_queue_info.pop(session.token, None)
+        self._mail_transcript(session)
 
     def forget(self, session: ChatSession) -> None:
         self.sessions.pop(session.token, None)
@@ -396,3 +434,13 @@ class WebChat:
                         self._push_queue(session)
                 except Exception:  # one bad session must not stop the sweep for the others
                     log.exception("web chat sweep failed for session %s", session.id)
+
+
+def transcript_text(session: ChatSession) -> str:
+    """The chat as plain text for the customer's email: time, who, what."""
+    out = [f"Your chat with us ({session.topic}), reference {session.contact_id}", ""]
+    for line in session.lines:
+        when = datetime.fromtimestamp(line.ts, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+        who = {"customer": session.name or "You", "system": "—"}.get(line.kind, line.author or line.kind)
+        out.append(f"[{when}] {who}: {line.text}")
+    return "\n".join(out) + "\n"

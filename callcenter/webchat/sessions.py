@@ -75,6 +75,7 @@ class ChatSession:
     customer_id: str | None = None
     selfservice: list[dict[str, Any]] = field(default_factory=list)  # steps: asked, answered
     transcript_to: str = ""  # email address the customer asked the transcript to go to
+    transcript_sent: bool = False
     _seen: deque[str] = field(default_factory=lambda: deque(maxlen=SEEN_CLIENT_IDS))
 
     def add(self, kind: LineKind, author: str, text: str, meta: dict[str, Any] | None = None) -> Line:

@@ -32,7 +32,9 @@ def install_webchat(center: Center) -> WebChat | None:
 
     webchat = WebChat(cfg, center.cfg.services, SelfService(cfg.faq, CrmLookups(center.crm)),
                       default_region=center.cfg.server.database.default_region,
-                      agent_name=agent_name)  # fmt: skip
+                      agent_name=agent_name,
+                      # the email channel (callcenter/email/) is built after us; read it when mailing
+                      mailer=lambda: getattr(getattr(center, "email", None), "outbound", None))  # fmt: skip
     chat = ChatChannel(center.core, webchat, center.hub)
     webchat.webform = WebFormChannel(center.core, cfg.service)
     app = center.app

@@ -53,8 +53,9 @@ async def chat_rig(tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
 
     async def make(*, webchat: Callable[[dict[str, Any]], None] | None = None,
                    agents: Callable[[dict[str, Any]], None] | None = None,
-                   services: Callable[[dict[str, Any]], None] | None = None) -> Rig:  # fmt: skip
-        d = make_config_dir(tmp_path / f"rig{len(rigs)}", short_queues)
+                   services: Callable[[dict[str, Any]], None] | None = None,
+                   server: Callable[[dict[str, Any]], None] | None = None) -> Rig:  # fmt: skip
+        d = make_config_dir(tmp_path / f"rig{len(rigs)}", short_queues, server_edit=server)
         for name, change in (("webchat.yaml", webchat), ("agents.yaml", agents), ("services.yaml", services)):
             if change is not None:
                 edit_yaml(d / name, change)

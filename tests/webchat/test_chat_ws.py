@@ -3,6 +3,7 @@ agent's desktop (REST + the desk stream), down to the interaction record."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from typing import Any
 
@@ -253,3 +254,44 @@ async def test_outside_business_hours_the_widget_is_a_message_form(chat_rig: Any
     welcome = await grace.connect()
     assert welcome["open"] is False
     assert {t["reason"] for t in welcome["topics"]} == {"closed"}
+
+
+async def test_the_transcript_goes_out_by_email_when_the_chat_ends(chat_rig: Any, customers: Any) -> None:
+    from aiosmtpd.smtp import SMTP
+
+    received: list[Any] = []
+
+    class Sink:
+        async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+            received.append(envelope)
+            return "250 OK"
+
+    relay = await asyncio.get_running_loop().create_server(lambda: SMTP(Sink()), "127.0.0.1", 0)
+    port = relay.sockets[0].getsockname()[1]
+
+    def to_the_sink(server: dict[str, Any]) -> None:
+        server["email"]["outbound"] = {"relay": {"host": "127.0.0.1", "port": port, "starttls": False,
+                                                 "timeout_s": 5}}  # fmt: skip
+
+    try:
+        rig = await chat_rig(server=to_the_sink)
+        bob = await rig.desktop("1002")
+        grace = await customers(rig)
+        cid = await connected_chat(rig, grace, bob)
+        await bob.post(f"/api/chat/{cid}/messages", {"text": "Your parcel left today."})
+        n = await grace.send(type="transcript", email="grace@example.com")
+        asked = await grace.wait(lambda m: m["type"] == "transcript", start=n)
+        assert asked["state"] == "requested"  # sent when the chat ends
+        n = await grace.send(type="end")
+        queued = await grace.wait(lambda m: m["type"] == "transcript", start=n)
+        assert queued["state"] == "pending"
+        await eventually(lambda: received, 20, what="the transcript at the relay")
+        mail = received[0].content.decode()
+        assert received[0].rcpt_tos == ["grace@example.com"]
+        assert "Your parcel left today." in mail and "Bob Baker" in mail
+        record = await eventually(lambda: record_of(rig, cid), 10)
+        kinds = {m["meta"]["from"] for m in record["messages"]}
+        assert {"request", "transcript"} <= kinds
+    finally:
+        relay.close()
+        await relay.wait_closed()

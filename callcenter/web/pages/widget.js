@@ -186,7 +186,10 @@
           text: "Thank you — we have your message and will reply soon. Reference: " + msg.interaction_id }));
         break;
       case "transcript":
-        showNotice("We will email the transcript to " + msg.to + ".");
+        notice.dataset.code = "transcript_" + msg.state;
+        if (msg.state === "requested") showNotice("We will email the transcript to " + msg.to + " when the chat ends.");
+        else if (msg.state === "pending") showNotice("The transcript is on its way to " + msg.to + ".");
+        else showNotice("We could not email the transcript right now; your request is on record.");
         break;
       case "error":
         onError(msg);
