@@ -50,6 +50,7 @@ from collections import OrderedDict
 
 from callcenter.media.audio_files import load_for_codec
 from callcenter.media.dtmf_inband import detect_many
+from callcenter.media.mixer import CallMixer
 from callcenter.media.ports import PortRange
 from callcenter.media.session import RtpSession
 
@@ -103,6 +104,10 @@ class MediaEngine:
         self._active: dict[int, RtpSession] = {}  # sessions the clock must tick
         self._phase_active: list[dict[int, RtpSession]] = [{} for _ in range(phases)]
         self._slots_skipped = 0
+        # recorded or monitored calls (callcenter.media.mixer), by the customer leg's port;
+        # results of recordings whose call ended before they were collected, by recording id
+        self._mixers: dict[int, CallMixer] = {}
+        self.finished_recordings: dict[str, dict[str, object] | None] = {}
         self._clock: asyncio.Task[None] | None = None
         self.tick_no = 0
         self.ticks_run = 0
@@ -116,6 +121,8 @@ class MediaEngine:
         self._clock = asyncio.get_running_loop().create_task(self._run_clock(), name="media-clock")
 
     async def stop(self) -> None:
+        for port in list(self._mixers):
+            self._close_mixer(port)
         for s in list(self._sessions.values()):
             s.close()
         poller, self._poller = self._poller, None
@@ -236,7 +243,47 @@ class MediaEngine:
     def _phase_of(self, session: RtpSession) -> int:
         return (session.local_port >> 1) % self.phases
 
+    # ------------------------------------------------------------------ mixing
+    def mixer(self, anchor: RtpSession) -> CallMixer:
+        """The call's mixer, anchored on the customer's leg (created on first use)."""
+        mixer = self._mixers.get(anchor.local_port)
+        if mixer is None or mixer.anchor is not anchor:
+            mixer = self._mixers[anchor.local_port] = CallMixer(anchor)
+        return mixer
+
+    def drop_mixer_if_idle(self, anchor: RtpSession) -> None:
+        mixer = self._mixers.get(anchor.local_port)
+        if mixer is not None and mixer.idle:
+            del self._mixers[anchor.local_port]
+            mixer.close()
+
+    def _mix(self) -> None:
+        """Once per 20 ms tick, before any phase sends: every mixer's step."""
+        for port, mixer in list(self._mixers.items()):
+            try:
+                alive = mixer.tick()
+            except Exception:  # one call's mixing must not stop every call's audio
+                log.exception("mixer of the call on port %d failed; it stops", port)
+                alive = False
+            if not alive:
+                self._close_mixer(port)
+
+    def _close_mixer(self, port: int) -> None:
+        mixer = self._mixers.pop(port, None)
+        if mixer is None:
+            return
+        try:
+            rec_id, result = mixer.close()
+        except OSError:
+            log.exception("recording of the call on port %d could not be finished", port)
+            return
+        if rec_id:
+            self.finished_recordings[rec_id] = result  # collected by finish_recording(rec_id)
+
     def _release(self, session: RtpSession) -> None:
+        mixer = self._mixers.get(session.local_port)
+        if mixer is not None and mixer.anchor is session:
+            self._close_mixer(session.local_port)
         self._deactivate(session)
         group = self._inband_group(session)
         if group.get(session.local_port) is session:
@@ -286,6 +333,8 @@ class MediaEngine:
             self.tick_no = slot // phases
             # Send first: this phase's packets leave on time; what arrived is read right after
             # (a bridged leg's audio is relayed as it is read, so it waits for no tick).
+            if self._mixers and slot % phases == 0:
+                self._mix()
             self._tick(self._phase_active[slot % phases], self.tick_no, due)
             self._receive()
             group = self._inband[slot % len(self._inband)]

@@ -108,6 +108,8 @@ class RtpSession(OfferAnswerMixin):
         "_engine",
         "_fax",
         "_fd",
+        "_fed",
+        "_feed",
         "_inband",
         "_inband_mode",
         "_jitter_transit",
@@ -133,6 +135,7 @@ class RtpSession(OfferAnswerMixin):
         "_sock",
         "_srtp",
         "_stray_logged",
+        "_tap",
         "_te_rx",
         "_te_tx",
         "_tick_no",
@@ -218,6 +221,11 @@ class RtpSession(OfferAnswerMixin):
         self._pending_pcm = b""
         self._bridge: weakref.ref[RtpSession] | None = None
         self._fax: Any = None  # callcenter.fax.media_port.FaxPort, on a fax leg or listening for CNG
+        # callcenter.media.mixer: a recorded or monitored call's legs keep their received audio
+        # for the mixer (_tap); a leg the mixer feeds (_fed) sends its frame (_feed), not the relay
+        self._tap: Any = None
+        self._fed = False
+        self._feed: bytes | None = None
         self._relay_offset = 0
         self._relay_run = False
         self._relay_last_tick = -(10**9)
@@ -416,7 +424,7 @@ class RtpSession(OfferAnswerMixin):
 
     def _relay(self, payload: bytes, src_codec: str | None, src_ts: int, event: bool) -> None:
         """Send a packet received on the bridged leg, re-stamped into our own stream."""
-        if self._closed or not self._send_ok or self.remote is None:
+        if self._closed or not self._send_ok or self.remote is None or self._fed:
             return
         if self._play_buf or self._tone_buf or self._te_tx or self._dtmf_queue:
             self._relay_run = False  # our own media has the floor
@@ -500,11 +508,16 @@ class RtpSession(OfferAnswerMixin):
             if not can_send:
                 self._update_active()  # idle and nowhere to send: leave the clock's list
                 return
-            if self._bridge is not None and tick_no - self._relay_last_tick <= RELAY_IDLE_TICKS:
+            if self._fed:  # the mixer's frame for this tick (silence if it had none)
+                payload, self._feed = self._feed or self._silence, None
+                self._relay_run = False
+                marker, self._marker_next = self._marker_next, False
+            elif self._bridge is not None and tick_no - self._relay_last_tick <= RELAY_IDLE_TICKS:
                 return  # the relay is feeding this leg
-            self._relay_run = False
-            payload = self._silence
-            marker, self._marker_next = self._marker_next, False
+            else:
+                self._relay_run = False
+                payload = self._silence
+                marker, self._marker_next = self._marker_next, False
         if not can_send:
             return  # time passes (prompts keep their timing) but the peer gets nothing
         if len(payload) < FRAME and pt == self.payload_type:
@@ -602,9 +615,11 @@ class RtpSession(OfferAnswerMixin):
             self._flush_energy()
         if bridge is not None:
             bridge._relay(payload, codec, ts, False)
-        if self._recorder is None and self._on_audio is None and self._inband is None:
+        if self._recorder is None and self._on_audio is None and self._inband is None and self._tap is None:
             return
         pcm = g711.decode(codec, payload)
+        if self._tap is not None:
+            self._tap.push(pcm)
         if self._recorder is not None:
             self._recorder.write(pcm, ts)
         if self._inband is not None:
@@ -681,6 +696,7 @@ class RtpSession(OfferAnswerMixin):
         if self._recorder is not None:
             self.stop_recording()
         self._flush_energy()
+        self._tap = self._feed = None
         if self._fax is not None:
             self._fax.close()  # a running fax reports its result (call dropped) first
             self._fax = None

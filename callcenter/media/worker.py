@@ -184,6 +184,18 @@ class _Server:
         worker_command(self.sessions[sid], lambda kind, data: emit("fax", (sid, kind, data)),
                        action, args)
 
+    def do_mix(self, sid: int, action: str, args: tuple[Any, ...]) -> Any:
+        """A call's mixer (callcenter.media.mixer): recording, monitoring; "finish" also
+        answers for a call already closed (its result was kept by recording id)."""
+        from callcenter.media.mixer import run_command
+
+        anchor = self.sessions.get(sid)
+        if anchor is None:
+            if action == "finish":
+                return self.engine.finished_recordings.pop(args[0], None)
+            raise ValueError(f"no media session on port {sid}")
+        return run_command(self.engine, anchor, action, args, self.sessions.__getitem__)
+
     def do_close(self, sid: int) -> None:
         self._reported_rx.pop(sid, None)
         s = self.sessions.pop(sid, None)
