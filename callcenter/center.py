@@ -31,6 +31,7 @@ from callcenter.contacts.core import ContactCore
 from callcenter.contacts.errors import InvalidState, Unavailable
 from callcenter.email.service import install_email
 from callcenter.events import recorded_types
+from callcenter.fax.wiring import install_fax
 from callcenter.ivr.crm_lookups import CrmLookups
 from callcenter.ivr.flows import load_flows
 from callcenter.ivr.runner import IvrEngine
@@ -166,6 +167,7 @@ class Center:
         self.board_thresholds = s.board.thresholds.model_dump()
         self.app.state.interactions = InteractionReader(self.crm, self.privacy)  # /api/interactions
         self.webchat = install_webchat(self)  # chat widget, web forms (webchat.yaml); None without
+        self.fax = install_fax(self)  # fax services (flow fax) and CNG detection; None without
         self.email = install_email(self)  # mailboxes, SMTP/IMAP intake, replies (server.yaml email:)
         # /api/customers/*: the desk's customer panel (search, link, contact points)
         crm_written = settled(self.bus, self.crm_events)
@@ -239,7 +241,7 @@ class Center:
             offer_options_after_s=s.queueing.offer_options_after_s,
             callbacks=s.callbacks,
         )
-        self.ua.on_call = self.voice.on_call
+        self.ua.on_call = self.fax.wrap(self.voice.on_call) if self.fax else self.voice.on_call
         self.registrar.on_change(self.voice.softphone_changed)
         # open email contacts go back in their queues instead of being closed as interrupted
         email_kept = await self.email.restore() if self.email is not None else []
@@ -298,6 +300,8 @@ class Center:
             await self.webchat.close()
         if self.email is not None:
             await self.email.close()
+        if self.fax is not None:
+            await self.fax.close()
         self.core.close()
         if self.voice is not None:
             await self.voice.close()

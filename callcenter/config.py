@@ -400,6 +400,24 @@ class LoggingCfg(Strict):
     format: Literal["json", "text"] = "json"
 
 
+class FaxCfg(Strict):
+    """Fax over SIP (docs/fax.md). A service whose flow is ``fax`` receives faxes; calls to
+    the services in ``detect_on`` switch to fax reception when the caller's CNG tone is
+    heard while the IVR runs, and become a contact of ``detect_service``."""
+
+    ident: str = Field("", max_length=20, pattern=r"^[ -~]*$")  # our CSI: printable ASCII
+    ecm: bool = True  # error correction (T.30 Annex A): pages survive packet loss
+    t38: bool = True  # answer a T.38 re-INVITE; false: 488, the fax stays on G.711
+    detect_on: list[str] = []  # services (names) whose calls listen for CNG
+    detect_service: str = "fax-in"  # the service (queue, skills) a detected fax joins
+    skills: dict[str, int] = {"fax": 1}  # what a fax task requires of the agent
+    max_seconds: float = Field(900.0, gt=0)  # a reception longer than this is ended
+
+
+#: the flows shipped next to the package (the repository's ivr_flows/), when flows_dir is unset
+PACKAGED_FLOWS = Path(__file__).resolve().parent.parent / "ivr_flows"
+
+
 #: the flows shipped next to the package (the repository's ivr_flows/), when flows_dir is unset
 PACKAGED_FLOWS = Path(__file__).resolve().parent.parent / "ivr_flows"
 
@@ -424,6 +442,7 @@ class ServerConfig(Strict):
     privacy: PrivacyCfg = PrivacyCfg()
     desk: DeskCfg = DeskCfg()
     board: BoardCfg = BoardCfg()  # the supervisor board's tile colours and alerts
+    fax: FaxCfg = FaxCfg()
     email: EmailCfg = EmailCfg()  # the email channel: mailboxes, SMTP listener, IMAP, relay (docs/email.md)
 
     @model_validator(mode="before")

@@ -438,9 +438,10 @@ class _Fold:
         if r["end_reason"] == "server_restart":  # closed by crm_bridge.recovery after a crash
             return "interrupted"
         if r["channel"] == "fax":
-            if failed:
-                return "failed"
-            if ended or any(a.get("kind") == "fax_image" for a in self.attachments):
+            # T.30's own verdict travels in the document's message (meta t30_ok, reason)
+            if failed or any(m["meta"].get("t30_ok") is False for m in self.messages):
+                return "fax_failed"
+            if ended or self.messages or any(a.get("kind") == "fax_image" for a in self.attachments):
                 return "fax_received"
         if r["connected_at"] is not None:
             # The outcome follows the last segment: answered, then transferred, then left waiting.

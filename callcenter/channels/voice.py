@@ -179,11 +179,14 @@ class VoiceChannel:
             hangup=lambda: call.hangup("ivr_hangup"),
         )
         call.add_end_callback(lambda _c: port.caller_hung_up())
+        call.data["ivr_stop"] = port.caller_hung_up  # the fax channel's CNG hand-over ends the flow
         self.core.move(contact, Phase.SELF_SERVICE)
         try:
             result = await self.ivr.run(port, contact_id=contact.contact_id)
         finally:
             port.close()
+        if call.data.get("fax_contact_id"):
+            return  # a fax machine: the call is the fax channel's now (callcenter/fax/wiring.py)
         contact.ivr_path = tuple(result.path)
         contact.ivr_titles = self.ivr.path_titles(contact.ivr_path, contact.dnis)
         contact.ivr_data = jsonable(result.variables)

@@ -184,4 +184,4 @@ class IvrEngine:
 
 
 # Service flows handled by Python apps in callcenter/apps, not by YAML (the lead wires them).
-BUILTIN_APPS = frozenset({"echo"})
+BUILTIN_APPS = frozenset({"echo", "fax"})  # fax: callcenter/fax/wiring.py answers it

@@ -73,7 +73,7 @@ def test_outcomes() -> None:
     ]
     assert build_record("f", fax)["outcome"] == "fax_received"
     bad_fax = [*fax[:1], ev("ContactEnded", "f", 60, reason="failed")]
-    assert build_record("f", bad_fax)["outcome"] == "failed"
+    assert build_record("f", bad_fax)["outcome"] == "fax_failed"
     assert build_record("o", fax[:1])["outcome"] == ""  # still in progress
     assert build_record("o", fax[:1])["status"] == "open"
 
