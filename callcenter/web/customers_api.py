@@ -159,9 +159,8 @@ class CustomerDesk:
         wanted = [(p.kind, p.value) for p in points]
         try:
             await self.crm.set_contact_points(live_id, wanted, actor=reader.subject)
-        except InvalidContactPoints as exc:
-            detail = {"message": "some contact points are not valid", "problems": exc.problems}
-            raise HTTPException(422, detail) from None
+        except InvalidContactPoints as exc:  # every bad value named, nothing saved
+            raise HTTPException(422, f"nothing saved: {exc}") from None
         except ContactPointConflict as exc:
             raise HTTPException(409, str(exc)) from None
         customer = await self.crm.get_customer(live_id)
@@ -215,7 +214,7 @@ async def link(who: Who, contact_id: str, body: LinkIn) -> dict[str, Any]:
 
 @router.put("/api/customers/{customer_id}/contact-points",
             responses={409: {"description": "a number or address belongs to another customer"},
-                       422: {"description": "invalid values, each named in detail.problems"}})  # fmt: skip
+                       422: {"description": "invalid values, each named in detail"}})  # fmt: skip
 async def contact_points(who: Who, customer_id: str, body: PointsIn) -> dict[str, Any]:
     """The customer's phone numbers and email addresses become exactly ``points``."""
     desk, reader = who
