@@ -11,7 +11,7 @@ from callcenter.channels.chat import ChatChannel, WebFormChannel
 from callcenter.ivr.crm_lookups import CrmLookups
 from callcenter.web.channel_api import include_channel
 from callcenter.web.pages import PAGES_DIR
-from callcenter.webchat import agent_api, customer_ws, forms, pages
+from callcenter.webchat import agent_api, customer_ws, forms, pages, supervisor_api
 from callcenter.webchat.selfservice import SelfService
 from callcenter.webchat.service import WebChat
 
@@ -41,6 +41,7 @@ def install_webchat(center: Center) -> WebChat | None:
     app.include_router(pages.router())
     app.include_router(customer_ws.router(webchat))
     app.include_router(forms.router(webchat))
+    app.include_router(supervisor_api.router(chat))
     # One desk script for both: desk_chat.js registers the "chat" and "webform" panels.
     include_channel(app, "chat", router=agent_api.router(chat), script=PAGES_DIR / "desk_chat.js")
     return webchat

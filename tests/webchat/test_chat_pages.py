@@ -12,7 +12,7 @@ from typing import Any
 from playwright.async_api import expect
 
 from tests.support import eventually
-from tests.webchat.conftest import record_of
+from tests.webchat.conftest import connected_chat, record_of
 
 T = 30_000  # ms: the bound of every wait on a page
 W = "#cc-chat-widget"  # the widget's host; Playwright's CSS reaches into its shadow root
@@ -162,3 +162,19 @@ async def test_the_widget_on_a_site_that_may_not_use_it(chat_rig: Any, new_page:
     finally:
         server.close()
         await server.wait_closed()
+
+
+async def test_supervisor_sees_web_queues_and_load(chat_rig: Any, new_page: Any, customers: Any) -> None:
+    rig = await chat_rig()
+    bob = await rig.desktop("1002")
+    await connected_chat(rig, await customers(rig), bob)
+    await connected_chat(rig, await customers(rig), bob)
+    page = await new_page()
+    await page.goto(f"{rig.http}/supervisor")
+    await page.fill("#login-username", "supervisor")
+    await page.fill("#login-password", "demo-supervisor")
+    await page.click("#login-form button[type=submit]")
+    row = page.locator('#web-agents tr[data-agent="1002"] .web-load')
+    await expect(row).to_have_text("2 / 3", timeout=T)
+    await expect(page.locator('#web-queues tr[data-queue="support"]')).to_be_visible()
+    await expect(page.locator("#web-sessions")).to_contain_text("2 customers connected")

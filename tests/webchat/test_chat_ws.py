@@ -11,25 +11,7 @@ import pytest
 import websockets
 
 from tests.support import eventually
-from tests.webchat.conftest import record_of
-
-
-def offers(desk: Any, start: int = 0) -> Any:
-    return desk.wait(lambda m: m["type"] == "offer" and m["contact"]["channel"] == "chat", start=start)
-
-
-async def connected_chat(rig: Any, customer: Any, desk: Any, topic: str = "support") -> str:
-    """A customer who went through the pre-chat form and asked for a person, accepted by ``desk``."""
-    await customer.connect()
-    await customer.start_chat(topic=topic)
-    seen = len(desk.messages)
-    await customer.send(type="agent")
-    offer = await offers(desk, seen)
-    cid = offer["contact"]["contact_id"]
-    r = await desk.post(f"/api/contacts/{cid}/accept")
-    assert r.status_code == 200, r.text
-    await customer.wait(lambda m: m["type"] == "state" and m["state"] == "connected")
-    return cid
+from tests.webchat.conftest import connected_chat, offers, record_of
 
 
 async def test_from_self_service_to_the_agent_and_into_the_record(chat_rig: Any, customers: Any) -> None:
