@@ -178,3 +178,33 @@ async def test_supervisor_sees_web_queues_and_load(chat_rig: Any, new_page: Any,
     await expect(row).to_have_text("2 / 3", timeout=T)
     await expect(page.locator('#web-queues tr[data-queue="support"]')).to_be_visible()
     await expect(page.locator("#web-sessions")).to_contain_text("2 customers connected")
+
+
+async def test_desk_holds_two_chats_with_unread_counts(chat_rig: Any, new_page: Any, customers: Any) -> None:
+    rig = await chat_rig()
+    agent = await new_page()
+    await agent_desk(agent, rig.http)
+    first, second = await customers(rig), await customers(rig)
+    for customer in (first, second):
+        await customer.connect()
+        await customer.start_chat()
+        await customer.send(type="agent")
+    items = agent.locator('.work-item[data-channel="chat"]')
+    await expect(items).to_have_count(2, timeout=T)
+    for i in range(2):
+        await items.nth(i).locator(".work-accept").click()
+        await expect(items.nth(i)).to_have_attribute("data-phase", "connected", timeout=T)
+    await items.nth(0).locator(".work-select").click()
+    shown = await agent.locator("#channel-panel").get_attribute("data-contact-id")
+    other = await items.nth(1).get_attribute("data-contact-id")
+    assert shown != other
+    chats = rig.center.webchat
+    writer = first if chats.session_of(other) is chats.sessions[first.token] else second
+    await writer.send(type="say", text="Hello from the other chat", client_id="u1")
+    other_item = agent.locator(f'.work-item[data-contact-id="{other}"]')
+    await expect(other_item.locator(".chat-unread")).to_have_text("1", timeout=T)
+    await other_item.locator(".work-select").click()
+    await expect(agent.locator(".chat-view .chat-line.customer .chat-text").last).to_have_text(
+        "Hello from the other chat", timeout=T)  # fmt: skip
+    await expect(other_item.locator(".chat-unread")).to_have_count(0)
+    assert agent.errors == []
