@@ -26,7 +26,7 @@ from callcenter.channels.voice_waiting import WaitingTreatment
 from callcenter.config import CallbacksCfg
 from callcenter.contacts.contact import WAITING, Contact, Offer, Phase
 from callcenter.contacts.core import ContactCore, jsonable
-from callcenter.contacts.errors import ContactError, NotFound
+from callcenter.contacts.errors import ContactError, InvalidState, NotFound
 from callcenter.ivr.media_port import MediaCallPort
 from callcenter.ivr.runner import IvrEngine, IvrOutcome
 from callcenter.sip.b2bua import bridge_legs
@@ -44,6 +44,11 @@ REMOTE_END_REASONS = ("remote_bye", "cancelled")
 ON_BEHALF_END_REASONS = {"agent_hangup": "agent"}
 RING_SLACK_S = 5.0  # the router's RONA timer decides; the SIP ring timeout is only a backstop
 MEDIA_FAILED = "media_failed"  # the UA ends the calls of a media worker that died with this reason
+# The desk's Answer re-offers the ringing leg with these: phones that honour one of them answer at
+# once (Call-Info answer-after: Polycom, Yealink, Grandstream, baresip >= 1.1 with
+# sip_autoanswer=yes; Alert-Info info=alert-autoanswer: Snom, Cisco SPA; Answer-Mode: RFC 5373).
+AUTO_ANSWER_HEADERS = (("Alert-Info", "<http://www.notused.com>;info=alert-autoanswer"),
+                       ("Answer-Mode", "Auto"))  # fmt: skip
 
 
 def ended_by(leg: Call, party: str) -> str:
@@ -260,6 +265,21 @@ class VoiceChannel:
         legs = self.legs[contact.contact_id]
         legs.ringing = self.tasks.spawn(self._ring(contact, legs, offer), f"ring:{offer.agent_id}")
 
+    async def accept_from_desk(self, contact: Contact, offer: Offer) -> None:
+        """The desk's Answer while the agent's phone rings: the leg is CANCELled and offered
+        again with auto-answer headers, which a phone that supports them answers at once (the
+        answer then accepts the offer, as always for voice). A phone without the feature rings
+        again; the agent answers it by hand. Decline needs nothing of voice: the core's decline
+        withdraws the offer, which CANCELs the leg."""
+        legs = self.legs.get(contact.contact_id)
+        if legs is None or legs.ringing is None or legs.ringing.done() or contact.phase is not Phase.OFFERED:
+            raise InvalidState("the phone is not ringing")
+        if legs.ringing.get_name().startswith("auto-answer:"):
+            return  # asked already: the phone is answering
+        legs.ringing.cancel()  # place_call CANCELs the INVITE
+        legs.ringing = self.tasks.spawn(self._ring(contact, legs, offer, auto_answer=True),
+                                        f"auto-answer:{offer.agent_id}")  # fmt: skip
+
     def withdraw(self, contact: Contact) -> None:
         legs = self.legs.get(contact.contact_id)
         if legs is not None and legs.ringing is not None:
@@ -278,11 +298,13 @@ class VoiceChannel:
 
     # ------------------------------------------------------------------ offers
 
-    async def _ring(self, contact: Contact, legs: VoiceLegs, offer: Offer) -> None:
+    async def _ring(
+        self, contact: Contact, legs: VoiceLegs, offer: Offer, *, auto_answer: bool = False
+    ) -> None:
         """Alert the agent and connect; whatever goes wrong on the way ends the contact through
         the core (never half-open: the record closes, the agent is freed, the caller gets BYE)."""
         try:
-            await self._alert(contact, legs, offer)
+            await self._alert(contact, legs, offer, auto_answer=auto_answer)
         except Exception:
             cid = contact.contact_id
             log.exception("contact %s: alerting or connecting agent %s failed", cid, offer.agent_id,
@@ -312,7 +334,9 @@ class VoiceChannel:
         self.core.route(self.core.router.cancel, contact.contact_id, reason, agents=(agent,) if agent else ())
         self.core.fail(contact, reason)
 
-    async def _alert(self, contact: Contact, legs: VoiceLegs, offer: Offer) -> None:
+    async def _alert(
+        self, contact: Contact, legs: VoiceLegs, offer: Offer, *, auto_answer: bool = False
+    ) -> None:
         agent_id = offer.agent_id
         bindings = await self.registrar.contacts(self.agent_sip_users.get(agent_id, agent_id))
         if not bindings:
@@ -324,9 +348,15 @@ class VoiceChannel:
         binding = bindings[0]
         # The screen-pop first: present() returns once the desktop has it (or a stuck desktop
         # has had its SCREEN_POP_WAIT_S), so the desktop shows the customer before the phone rings.
-        if not await self.core.present(contact, offer):
+        # (The desk's Answer re-offers a leg of an offer presented already.)
+        present = self.core.present(contact, offer) if not auto_answer else None
+        shown = self.core.holds_offer(contact, offer) if present is None else await present
+        if not shown:
             return  # withdrawn meanwhile (abandon, RONA)
         customer = contact.customer or {}
+        headers = [("X-Interaction-Id", contact.contact_id), ("X-Queue", offer.queue)]
+        if auto_answer:
+            headers += [("Call-Info", f"<sip:{self.host}>;answer-after=0"), *AUTO_ANSWER_HEADERS]
         try:
             leg = await self.ua.place_call(
                 binding.uri,
@@ -334,7 +364,7 @@ class VoiceChannel:
                 transport=binding.transport,
                 from_uri=f"sip:{contact.ani or 'anonymous'}@{self.host}",
                 from_display=customer.get("name") or contact.ani or "Anonymous",
-                headers=[("X-Interaction-Id", contact.contact_id), ("X-Queue", offer.queue)],
+                headers=headers,
                 timeout=max(1.0, offer.deadline - time.monotonic()) + RING_SLACK_S,
                 media_near=legs.call.media,  # one media worker carries both legs
             )

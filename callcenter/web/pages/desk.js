@@ -589,7 +589,8 @@ function workItem(item) {
     el("span", { class: "badge phase work-phase" }, ITEM_PHASES[item.phase] || label(item.phase))),
   timer,
   offered && item.desk_accept ? el("button", { type: "button", class: "primary work-accept",
-    onclick: () => contactAction(item, "accept") }, "Accept") : null,
+    // A call: the phone is asked to answer itself (auto-answer headers; phones without it ring on)
+    onclick: () => contactAction(item, "accept") }, item.channel === "voice" ? "Answer" : "Accept") : null,
   offered ? el("button", { type: "button", class: "work-decline",
     onclick: () => contactAction(item, "decline") }, "Decline") : null,
   item.phase === "connected" ? el("button", { type: "button", class: "danger work-end",
