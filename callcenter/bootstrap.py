@@ -24,7 +24,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 # command → Debian package providing it
-RUNTIME_DEBS = {"espeak-ng": "espeak-ng", "sox": "sox", "npm": "npm"}  # npm: the pages' chart library
+RUNTIME_DEBS = {"espeak-ng": "espeak-ng", "sox": "sox", "npm": "npm",  # npm: the pages' chart library
+                "opusenc": "opus-tools"}  # call recordings: WAV -> Ogg Opus (docs/recording.md)
 # shared library (ctypes.util.find_library name) → Debian package providing it
 RUNTIME_LIBS = {"spandsp": "libspandsp2"}  # fax: T.30/T.38 engine, used through ctypes (docs/fax.md)
 TEST_DEBS = {
@@ -32,6 +33,9 @@ TEST_DEBS = {
     "baresip": "baresip",
     "redis-server": "redis-server",
     "chromium": "chromium",  # the web page tests drive it through Playwright
+    # the SIP edge of the multi-node tests (deploy/kamailio/); dispatcher, path, tm, rr, sl,
+    # maxfwd, textops, siputils, pv, xlog, sanity, ctl, jsonrpcs are all in this package
+    "kamailio": "kamailio",
 }
 
 

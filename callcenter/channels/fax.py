@@ -16,7 +16,9 @@ one that brought pages is routed even when T.30 ended badly, flagged partial.
 
 from __future__ import annotations
 
+import itertools
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -26,12 +28,15 @@ from callcenter.channels.desk_task import DeskTaskChannel
 from callcenter.config import FaxCfg
 from callcenter.contacts.contact import Contact
 from callcenter.contacts.core import ContactCore
+from callcenter.contacts.errors import InvalidState
 from callcenter.fax.document import FaxDocument, store_received
+from callcenter.fax.outbound import Attempt, prepare, send_with_retries
 from callcenter.fax.reception import ReceiveOptions, receive
 from callcenter.fax.terminal import FaxResult
 from callcenter.ivr.services import Service
 from callcenter.sip.calls import Call
 from crm_bridge.addresses import normalize_phone
+from crm_bridge.files import store_path
 
 log = logging.getLogger(__name__)
 
@@ -70,8 +75,14 @@ class FaxChannel(DeskTaskChannel):
     address_kind: ClassVar[str] = "phone"
 
     def __init__(self, core: ContactCore, cfg: FaxCfg, *, files_dir: Path, work_dir: Path,
-                 default_region: str, services: dict[str, Service]) -> None:
+                 default_region: str, services: dict[str, Service],
+                 dial: Callable[[str], Awaitable[Call]] | None = None,
+                 max_attempts: int = 3, retry_after_s: float = 300.0) -> None:  # fmt: skip
         super().__init__(core)
+        self.dial = dial  # places a call to a +E.164 number through the callback trunk
+        self.max_attempts = max_attempts
+        self.retry_after_s = retry_after_s
+        self._sends = itertools.count(1)
         self.cfg = cfg
         self.files_dir = files_dir
         self.work_dir = work_dir
@@ -132,6 +143,59 @@ class FaxChannel(DeskTaskChannel):
         await self.core.customer_context(contact, self.address_kind)
         if self.core.contacts.get(contact.contact_id) is contact:
             self.core.enqueue(contact, service.default_queue, 0, dict(self.cfg.skills))
+
+    # ------------------------------------------------------------------ sending
+
+    def send(self, contact: Contact, number: str, data: bytes, name: str, agent_id: str) -> int:
+        """Fax ``data`` (PDF, TIFF or an image) to ``number`` for the agent holding
+        ``contact``; returns the page count at once, the result arrives as a ContactMessage
+        (direction out) once sent or given up. Raises InvalidState/DocumentError."""
+        if self.dial is None:
+            raise InvalidState("faxes cannot be sent: callbacks.dial_uri is not configured")
+        e164 = normalize_phone(number, self.default_region)
+        if not e164:
+            raise InvalidState(f"not a phone number: {number!r}")
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        n = next(self._sends)
+        tiff = self.work_dir / f"out-{contact.contact_id}-{n}.tif"
+        pages = prepare(data, tiff)
+        self.tasks.spawn(self._send(contact, e164, tiff, name, agent_id, n, pages),
+                         f"fax-send:{contact.contact_id}:{n}")  # fmt: skip
+        return pages
+
+    async def _send(self, contact: Contact, number: str, tiff: Path, name: str, agent_id: str,
+                    n: int, pages: int) -> None:  # fmt: skip
+        dial = self.dial
+        assert dial is not None
+
+        def logged(a: Attempt) -> None:
+            log.info("fax send %s #%d attempt %d to %s: %s", contact.contact_id, n, a.number, number,
+                     a.error or (a.result.reason if a.result else "?"))  # fmt: skip
+
+        try:
+            attempts = await send_with_retries(
+                lambda: dial(number), tiff, ident=self.cfg.ident, ecm=self.cfg.ecm,
+                max_attempts=self.max_attempts, retry_after_s=self.retry_after_s,
+                max_seconds=self.cfg.max_seconds, on_attempt=logged)  # fmt: skip
+            stored = store_path(self.files_dir, tiff)
+        finally:
+            tiff.unlink(missing_ok=True)
+        last = attempts[-1]
+        ok = last.result is not None and last.result.ok
+        why = last.error or (last.result.reason if last.result else "")
+        attempts_meta = [
+            {"attempt": a.number, "error": a.error,
+             "result": {k: v for k, v in a.result.as_dict().items() if k not in ("path", "extra")}
+             if a.result else None}
+            for a in attempts
+        ]  # fmt: skip
+        sheet = {"name": name or f"fax-out-{n}.tif", "size": stored.size, "sha256": stored.sha256,
+                 "path": stored.path, "content_type": "image/tiff"}  # fmt: skip
+        text = f"Fax to {number}, {pages} page{'s' if pages != 1 else ''}: " + (
+            "sent" if ok else f"not sent ({why})")
+        self.message(contact, direction="out", message_id=f"fax-out-{contact.contact_id}-{n}",
+                     author=agent_id, text=text, attachments=[sheet],
+                     meta={"to": number, "sent": ok, "pages": pages, "attempts": attempts_meta})
 
     # ------------------------------------------------------------------ the desk
 

@@ -12,22 +12,26 @@ answered, is received as a fax contact of ``fax.detect_service``.
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, HTTPException
 from fastapi.responses import FileResponse
+from pydantic import BaseModel, Field
 
 from callcenter.channels.fax import FaxChannel
 from callcenter.configerrors import ConfigError
 from callcenter.fax import spandsp
 from callcenter.fax.media_port import detect_cng
+from callcenter.fax.outbound import DocumentError
 from callcenter.ivr.services import Service
 from callcenter.sip.calls import Call
 from callcenter.tasks import BackgroundTasks
-from callcenter.web.channel_api import HeldContact, include_channel
+from callcenter.web.channel_api import AgentId, HeldContact, include_channel
 from callcenter.web.pages import PAGES_DIR
 
 if TYPE_CHECKING:
@@ -35,6 +39,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 CallHandler = Callable[[Call], Awaitable[None]]
+MAX_SEND_BYTES = 20 * 1024 * 1024  # a document to fax, decoded
 FILE_TYPES = {"page1.png": ("png", "image/png"), "document.pdf": ("pdf", "application/pdf"),
               "document.tif": ("tif", "image/tiff")}  # fmt: skip
 
@@ -91,8 +96,28 @@ class FaxEntry:
         await self.tasks.close()
 
 
+class SendIn(BaseModel):
+    number: str = Field(min_length=3, max_length=40)
+    name: str = Field("", max_length=200)
+    content_base64: str = Field(min_length=4, max_length=MAX_SEND_BYTES * 4 // 3 + 8)
+
+
 def _router(channel: FaxChannel) -> APIRouter:
     router = APIRouter(tags=["fax"])
+
+    @router.post("/api/fax/{contact_id}/send", status_code=202)
+    async def send_fax(contact: HeldContact, agent_id: AgentId, body: SendIn) -> dict[str, Any]:
+        """Fax a document (PDF, TIFF or image, base64) to a number through the callback
+        trunk; the result is recorded on this contact as an outgoing message."""
+        try:
+            data = base64.b64decode(body.content_base64, validate=True)
+        except (binascii.Error, ValueError):
+            raise HTTPException(422, "content_base64 is not base64") from None
+        try:
+            pages = channel.send(contact, body.number, data, body.name, agent_id)
+        except DocumentError as exc:
+            raise HTTPException(422, str(exc)) from None
+        return {"queued": True, "pages": pages}
 
     @router.get("/api/fax/{contact_id}/{name}")
     async def fax_file(contact: HeldContact, name: str) -> FileResponse:
@@ -125,9 +150,15 @@ def install_fax(center: Center) -> FaxEntry | None:
     if not spandsp.available():
         raise ConfigError([(where, "fax", "SpanDSP is not installed (Debian package libspandsp2)")])
     data_dir = Path(center.cfg.server.data_dir)
+    trunk = center.cfg.server.callbacks
+
+    async def dial(number: str) -> Call:
+        return await center.ua.place_call(trunk.uri_for(number), timeout=trunk.ring_s)
+
     channel = FaxChannel(center.core, cfg, files_dir=Path(center.cfg.server.crm.files_dir),
                          work_dir=data_dir / "fax", default_region=center.cfg.server.database.default_region,
-                         services=services)  # fmt: skip
+                         services=services, dial=dial if trunk.dial_uri else None,
+                         max_attempts=trunk.max_attempts, retry_after_s=trunk.retry_after_s)  # fmt: skip
     include_channel(center.app, "fax", router=_router(channel), script=PAGES_DIR / "desk_fax.js")
     return FaxEntry(channel, center.cfg.services.resolve, set(cfg.detect_on),
                     detect_service or fax_services[0])
