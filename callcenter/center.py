@@ -25,6 +25,8 @@ from typing import TYPE_CHECKING, Any
 from callcenter.board_today import TodayFigures
 from callcenter.bus import EventBus
 from callcenter.channels.voice import VoiceChannel
+from callcenter.cluster.cluster import Cluster
+from callcenter.cluster.node import resolve_node_id
 from callcenter.config import AppConfig
 from callcenter.contacts.callback_keeper import CallbackKeeper
 from callcenter.contacts.core import ContactCore
@@ -42,7 +44,7 @@ from callcenter.privacy import Privacy, Reader
 from callcenter.recovery import recover
 from callcenter.reporting import ReportService
 from callcenter.sip.binding_file import FileBindingStore
-from callcenter.sip.bindings import RegisterPolicy
+from callcenter.sip.bindings import RedisBindingStore, RegisterPolicy
 from callcenter.sip.digest import Credentials
 from callcenter.sip.limits import SourceLimits
 from callcenter.sip.registrar import Registrar
@@ -83,6 +85,9 @@ class Center:
         self.flows_dir = flows_dir or cfg.flows_dir
         self.data_dir = cfg.data_dir
         self.bus = EventBus()
+        cl = cfg.server.cluster  # several nodes sharing Redis and PostgreSQL (docs/cluster.md)
+        self.node_id = resolve_node_id(cl.node_id)
+        self.cluster = Cluster(cl, self.node_id, self.bus) if cl.enabled else None
         self.hub = Hub()
         self.started_at = time.time()
         s = cfg.server
@@ -115,7 +120,9 @@ class Center:
             lockout=sip_lockout,
             account_delay=sip_delay,
             nonce_ttl=auth.nonce_ttl_s,
-            store=FileBindingStore(self.data_dir / "sip-bindings.json") if reg.persist else None,
+            store=(RedisBindingStore(self.cluster.redis, self.cluster.key("sip", "reg") + ":")
+                   if self.cluster is not None  # every node reaches every agent's phone
+                   else FileBindingStore(self.data_dir / "sip-bindings.json") if reg.persist else None),
         )
         self.ua = UserAgent(
             self.media,
@@ -147,7 +154,8 @@ class Center:
                               login_body_limit=s.http.limits.login_body_bytes)
         self._metrics = make_registry(self.supervisor_snapshot, {
             "sip": self.registrar.throttle.counts, "http": self.auth.throttle.counts},
-            sip_counts={"ua": self.ua.stats, "transport": self.transport.stats})  # fmt: skip
+            sip_counts={"ua": self.ua.stats, "transport": self.transport.stats},
+            node=self.node_id if self.cluster is not None else None)  # fmt: skip
         # Events reach the CRM in batches; several writers only where the database has
         # row locks to let them work in parallel (PostgreSQL), one for SQLite.
         writers = 1 if db.url.startswith("sqlite") else 2
@@ -167,8 +175,8 @@ class Center:
         self.board_thresholds = s.board.thresholds.model_dump()
         self.app.state.interactions = InteractionReader(self.crm, self.privacy)  # /api/interactions
         self.webchat = install_webchat(self)  # chat widget, web forms (webchat.yaml); None without
-        self.fax = install_fax(self)  # fax services (flow fax) and CNG detection; None without
         self.email = install_email(self)  # mailboxes, SMTP/IMAP intake, replies (server.yaml email:)
+        self.fax = install_fax(self)  # fax services (flow fax) and CNG detection; None without
         # /api/customers/*: the desk's customer panel (search, link, contact points)
         crm_written = settled(self.bus, self.crm_events)
         self.app.state.customers = CustomerDesk(self.crm, self.privacy, self.current_contact,
@@ -201,7 +209,13 @@ class Center:
             await seed_demo(self.crm)
         self.crm_events.start()
         self.reports.start()  # rollup refresh and the live queue history
-        self.bus.subscribe("crm", lambda event: self.crm_events.put(event.as_dict()), recorded_types())
+        remote = self.cluster.remote if self.cluster is not None else (lambda _e: False)
+        # another node's events reach this bus for the live views; that node wrote them to the CRM
+        self.bus.subscribe("crm", lambda e: None if remote(e) else self.crm_events.put(e.as_dict()),
+                           recorded_types())  # fmt: skip
+        if self.cluster is not None:
+            await self.cluster.start(self.crm.engine)
+            self.ua.healthy = self.cluster.healthy  # Kamailio's OPTIONS probe gets 503 when not
         self.desk.attach(self.bus)
         if self.webchat is not None:
             self.webchat.run()  # queue updates, resume grace and idle timeouts of web chats
@@ -246,7 +260,8 @@ class Center:
         # open email contacts go back in their queues instead of being closed as interrupted
         email_kept = await self.email.restore() if self.email is not None else []
         # before SIP listens
-        await recover(self.crm, self.callback_keeper, self.voice.restore_callback, keep=email_kept)
+        await recover(self.crm, self.callback_keeper, self.voice.restore_callback, keep=email_kept,
+                      sweep=self.cluster is None)  # fmt: skip
         if self.email is not None:
             await self.email.start()  # SMTP listener, IMAP pollers, processing, relay
         self.callback_keeper.attach(self.bus)
@@ -324,6 +339,8 @@ class Center:
         await self.tts.aclose()
         self.recognizer.close()
         await self.bus.close()
+        if self.cluster is not None:
+            await self.cluster.close()
         await self.reports.close()
         await self.crm_events.close()
         if self.outbox is not None and self._outbox_task is not None:
@@ -481,6 +498,8 @@ class Center:
             "uptime_s": round(time.time() - self.started_at, 1),
             "active_calls": len(self.ua.calls),
             "crm_backlog": self.crm_events.backlog,
+            **({"cluster": self.cluster.health(), "ok": self.voice is not None and self.cluster.healthy()}
+               if self.cluster is not None else {}),
         }
 
     def metrics(self) -> bytes:

@@ -418,8 +418,15 @@ class FaxCfg(Strict):
 PACKAGED_FLOWS = Path(__file__).resolve().parent.parent / "ivr_flows"
 
 
-#: the flows shipped next to the package (the repository's ivr_flows/), when flows_dir is unset
-PACKAGED_FLOWS = Path(__file__).resolve().parent.parent / "ivr_flows"
+class ClusterCfg(Strict):
+    """Several nodes behind a SIP edge (docs/cluster.md). Off: one node, nothing shared."""
+
+    enabled: bool = False
+    node_id: str = Field("", max_length=64, pattern=r"^[A-Za-z0-9._-]*$")  # "": <hostname>-<pid>
+    redis_url: str = "redis://127.0.0.1:6379/0"  # the bus bridge, node leases, SIP bindings
+    prefix: str = Field("callcenter", min_length=1, pattern=r"^[A-Za-z0-9:._-]+$")
+    lease_s: float = Field(10.0, ge=1.0, le=300.0)  # a node silent this long is taken over
+    probe_s: float = Field(1.0, gt=0, le=60.0)  # Redis/PostgreSQL reachability check (/healthz)
 
 
 class ServerConfig(Strict):
@@ -442,8 +449,9 @@ class ServerConfig(Strict):
     privacy: PrivacyCfg = PrivacyCfg()
     desk: DeskCfg = DeskCfg()
     board: BoardCfg = BoardCfg()  # the supervisor board's tile colours and alerts
-    fax: FaxCfg = FaxCfg()
     email: EmailCfg = EmailCfg()  # the email channel: mailboxes, SMTP listener, IMAP, relay (docs/email.md)
+    fax: FaxCfg = FaxCfg()
+    cluster: ClusterCfg = ClusterCfg()  # several nodes sharing Redis and PostgreSQL (docs/cluster.md)
 
     @model_validator(mode="before")
     @classmethod

@@ -31,12 +31,18 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(out, default=str)
 
 
-def setup_logging(level: str = "INFO", fmt: str = "json") -> None:
+def setup_logging(level: str = "INFO", fmt: str = "json", node: str = "") -> None:
+    """``node``: the cluster node id (callcenter/cluster), put on every line when set."""
     handler = logging.StreamHandler(sys.stderr)
+    if node:
+        from callcenter.cluster.node import NodeFilter
+
+        handler.addFilter(NodeFilter(node))
     if fmt == "json":
         handler.setFormatter(JsonFormatter())
     else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        tag = f" [{node}]" if node else ""
+        handler.setFormatter(logging.Formatter(f"%(asctime)s %(levelname)s{tag} %(name)s: %(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

@@ -25,10 +25,12 @@ log = logging.getLogger(__name__)
 
 
 async def recover(crm: CrmStore, keeper: CallbackKeeper, register: Callable[[Contact], None],
-                  keep: Collection[str] = ()) -> None:  # fmt: skip
-    """``keep``: contacts another channel carried over (email contacts back in their queues)."""
+                  keep: Collection[str] = (), *, sweep: bool = True) -> None:  # fmt: skip
+    """``keep``: contacts another channel carried over (email contacts back in their queues).
+    ``sweep=False`` in a cluster: other nodes' records are open because their calls are up;
+    a dead node's are closed by a survivor instead (callcenter/cluster/leases.py)."""
     restored = await keeper.restore(register)
-    closed = await crm.close_interrupted(keep=set(restored) | set(keep))
+    closed = await crm.close_interrupted(keep=set(restored) | set(keep)) if sweep else 0
     log.info("recovery: %d interaction(s) left open by the previous run closed as interrupted, "
              "%d callback request(s) back in their queues; routing starts empty (no reservations "
              "carried over)", closed, len(restored),

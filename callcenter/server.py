@@ -53,7 +53,11 @@ async def _main(cfg: AppConfig, flows_dir: Path | None) -> None:
 
 
 def run_server(cfg: AppConfig, flows_dir: Path | None = None) -> int:
-    setup_logging(cfg.server.logging.level, cfg.server.logging.format)
+    from callcenter.cluster.node import resolve_node_id
+
+    cluster = cfg.server.cluster  # a cluster node's id on every log line (docs/cluster.md)
+    setup_logging(cfg.server.logging.level, cfg.server.logging.format,
+                  node=resolve_node_id(cluster.node_id) if cluster.enabled else "")  # fmt: skip
     try:
         asyncio.run(_main(cfg, flows_dir))
     except OSError as exc:

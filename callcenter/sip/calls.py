@@ -490,6 +490,8 @@ class Call:
         ua = self.ua
         if ua is not None and status < 300:
             extra.append(("Contact", f"<{ua.contact_uri(self.transport, self.secure)}>"))
+        if 100 < status < 300:  # dialog-forming: echo the proxies' Record-Route (RFC 3261 12.1.1)
+            extra += [("Record-Route", v) for v in self.request.headers.get_all("Record-Route")]
         if headers:
             extra += headers
         return make_response(self.request, status, reason, to_tag=self.local_tag, headers=extra, body=body)

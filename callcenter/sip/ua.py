@@ -105,6 +105,9 @@ class UserAgent:
         self.sweep_interval = sweep_interval
         self.trying_delay = trying_delay
         self.max_calls = max_calls
+        # None: always healthy. Set by a cluster node (callcenter/cluster): OPTIONS answers 503
+        # while it cannot reach Redis or PostgreSQL, so Kamailio's dispatcher probe skips it.
+        self.healthy: Callable[[], bool] | None = None
         # per-source INVITE rate and concurrent calls (callcenter.sip.limits); None: off
         self.limiter = InviteLimiter(source_limits) if source_limits is not None else None
         self._calls_by_source: dict[str, int] = {}  # inbound calls up, by source IP
@@ -328,6 +331,9 @@ class UserAgent:
             txn.reply(481, "Call/Transaction Does Not Exist")
             return
         if method == "OPTIONS":
+            if self.healthy is not None and not self.healthy():  # a proxy's probe: send calls elsewhere
+                txn.reply(503, "Service Unavailable", headers=[("Retry-After", "5")])
+                return
             txn.reply(200, "OK", headers=self.options_headers())
             return
         if method == "INVITE":

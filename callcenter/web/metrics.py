@@ -131,7 +131,9 @@ def make_registry(
     snapshot: Callable[[], dict[str, Any]],
     auth_counts: Mapping[str, Mapping[str, int]] | None = None,
     sip_counts: Mapping[str, Mapping[str, int]] | None = None,
+    node: str | None = None,
 ) -> Callable[[], bytes]:
+    """``node``: a cluster node's id, put as label ``node`` on every sample."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(SnapshotCollector(snapshot))  # type: ignore[arg-type]
     if auth_counts is not None:
@@ -141,4 +143,22 @@ def make_registry(
     registry.register(LoopCollector())  # type: ignore[arg-type]
     # process_resident_memory_bytes, process_open_fds, CPU seconds (from /proc; Linux only)
     ProcessCollector(registry=registry)
+    if node:
+        labelled = CollectorRegistry(auto_describe=False)
+        labelled.register(NodeLabelled(registry, node))  # type: ignore[arg-type]
+        return lambda: generate_latest(labelled)
     return lambda: generate_latest(registry)
+
+
+class NodeLabelled:
+    """Every metric of ``inner`` with ``node=<id>`` added: one Prometheus scrape config
+    over all nodes keeps their series apart."""
+
+    def __init__(self, inner: CollectorRegistry, node: str) -> None:
+        self._inner = inner
+        self._node = node
+
+    def collect(self) -> Iterator[Metric]:
+        for metric in self._inner.collect():
+            metric.samples = [s._replace(labels={**s.labels, "node": self._node}) for s in metric.samples]
+            yield metric

@@ -1,0 +1,73 @@
+"""``Cluster``: what a node of a multi-node deployment runs besides the single-node server.
+
+Built by ``Center`` when ``cluster.enabled`` is true in server.yaml (docs/cluster.md):
+one Redis client for the event bridge, the node leases and the shared SIP bindings, and
+a background check of Redis and PostgreSQL for /healthz and the SIP OPTIONS answer that
+Kamailio's dispatcher probes.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from callcenter.bus import EventBus
+from callcenter.cluster.bridge import EventBridge
+from callcenter.cluster.leases import NodeLeases
+from callcenter.cluster.reach import Reachability
+from callcenter.config import ClusterCfg
+from callcenter.events import Event
+
+log = logging.getLogger(__name__)
+
+
+class Cluster:
+    def __init__(self, cfg: ClusterCfg, node: str, bus: EventBus) -> None:
+        self.cfg = cfg
+        self.node = node
+        # Every key shares one hash tag: on Redis Cluster they sit in one slot, so the
+        # multi-key commands (and routing's Lua scripts) are allowed.
+        self.tag = "{" + cfg.prefix + "}"
+        self.redis = Redis.from_url(cfg.redis_url, socket_timeout=2.0, socket_connect_timeout=1.0,
+                                    health_check_interval=5)  # fmt: skip
+        self.bridge = EventBridge(self.redis, self.key("events"), node, bus)
+        self.leases = NodeLeases(self.redis, self.key, node, cfg.lease_s, bus, self.bridge.remote)
+        self.reach: Reachability | None = None
+
+    def key(self, *parts: str) -> str:
+        return ":".join((self.tag, *parts))
+
+    def remote(self, event: Event) -> bool:
+        return self.bridge.remote(event)
+
+    async def start(self, engine: AsyncEngine | None) -> None:
+        self.reach = Reachability(self.redis, engine, self.cfg.probe_s)
+        await self.reach.check()
+        self.reach.start()
+        self.bridge.start()
+        self.leases.start()
+        if self.reach.redis_ok:
+            ended = await self.leases.take_over_own_past()
+            if ended:
+                log.warning("cluster: %d contact(s) left open by this node's previous run ended", ended)
+        log.info("cluster node %s joined (redis %s)", self.node, self.cfg.redis_url,
+                 extra={"redis": self.reach.redis_ok, "postgres": self.reach.postgres_ok})  # fmt: skip
+
+    def healthy(self) -> bool:
+        return self.reach is not None and self.reach.ok
+
+    def health(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"node": self.node, "events": dict(self.bridge.stats)}
+        if self.reach is not None:
+            out.update(self.reach.as_dict())
+        return out
+
+    async def close(self) -> None:
+        await self.leases.close(clean=True)
+        await self.bridge.close()
+        if self.reach is not None:
+            await self.reach.close()
+        await self.redis.aclose()
