@@ -20,6 +20,7 @@ from fastapi import Depends, FastAPI, HTTPException, Path, Request, WebSocket, W
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
+from callcenter.contacts.callback_worklist import pending_callbacks, take_callback
 from callcenter.contacts.errors import ContactError
 from callcenter.privacy import Reader
 from callcenter.web.api_docs import mount_api_docs
@@ -275,6 +276,18 @@ def create_app(
         """Autosave of this contact's wrap-up form; if its time runs out, the record gets it."""
         backend.ready.save_draft(agent_only(p), contact_id, body.disposition, body.notes)
         return {"status": "draft saved", "contact_id": contact_id}
+
+    @app.get("/api/agent/callbacks", tags=["contacts"])
+    async def agent_callbacks(p: Who) -> dict[str, Any]:
+        """The callback worklist: requests waiting in the queues the agent serves, oldest first."""
+        return {"callbacks": pending_callbacks(backend.ready, agent_only(p))}
+
+    @app.post("/api/agent/callbacks/{contact_id}/take", tags=["contacts"])
+    async def take_a_callback(contact_id: ContactId, p: Who) -> dict[str, str]:
+        """Take one callback: it is offered to this agent now (their phone rings, then the
+        customer is dialled); the agent goes Available."""
+        take_callback(backend.ready, agent_only(p), contact_id)
+        return {"status": "offered", "contact_id": contact_id}
 
     @app.get("/api/customers/lookup", tags=["agent"], response_model=CustomerLookupOut,
              responses={403: {"description": "an agent's lookup of a customer other than their current "

@@ -16,6 +16,7 @@ import {
 
 const TIER_BADGES = { vip: "VIP", gold: "Gold" }; // other tiers get no badge
 const DRAFT_SAVE_MS = 300; // autosave of the wrap-up form after the agent stops typing this long
+const CALLBACKS_REFRESH_MS = 15000; // the callback worklist is also fetched after every contact message
 
 const desk = {
   session: null,
@@ -527,6 +528,7 @@ function selectedItem() {
 // One fetch at a time; messages arriving meanwhile cost one more fetch, not one each.
 function refreshWorkList() {
   if (!desk.session) return Promise.resolve();
+  loadCallbacks();
   if (desk.listLoading) {
     desk.listAgain = true;
     return desk.listLoading;
@@ -712,6 +714,31 @@ function onTaskMessage(msg) {
   }
 }
 
+// The callback worklist: requests waiting in the agent's queues; Take offers one to this agent
+// now (their phone rings, then the customer is dialled) and makes them Available.
+async function loadCallbacks() {
+  if (!desk.session) return;
+  let answer;
+  try {
+    answer = await api("/api/agent/callbacks", { token: desk.session.token });
+  } catch {
+    return; // the list keeps what it had
+  }
+  const items = answer.callbacks || [];
+  show("callbacks-empty", items.length === 0);
+  document.getElementById("callback-items").replaceChildren(...items.map((cb) => el("li", {
+    class: "work-item callback-item", dataset: { contactId: cb.contact_id } },
+  el("span", { class: "work-select" },
+    el("span", { class: "work-name" }, cb.customer || cb.number || "Unknown customer"),
+    " ", el("span", { class: "muted" }, `${cb.number || ""} · ${cb.queue} · waiting ${duration(cb.waited_s)}`
+      + (cb.attempts ? ` · ${cb.attempts} attempt(s)` : ""))),
+  el("button", { type: "button", class: "primary callback-take", onclick: async () => {
+    const r = await call(`/api/agent/callbacks/${encodeURIComponent(cb.contact_id)}/take`);
+    if (r) notify("desk-notice", "Callback taken: answer your phone, then the customer is dialled.", "ok");
+    loadCallbacks();
+  } }, "Take"))));
+}
+
 // Channel panels: the scripts of the channels the server runs (each registers with window.Desk).
 async function loadChannelScripts() {
   let answer;
@@ -833,6 +860,8 @@ function wire() {
     await refreshWorkList();
   });
   loadChannelScripts();
+  document.getElementById("callbacks-refresh").addEventListener("click", loadCallbacks);
+  setInterval(loadCallbacks, CALLBACKS_REFRESH_MS);
 
   setInterval(tick, 1000);
   resetContact();
