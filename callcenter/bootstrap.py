@@ -25,7 +25,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 # command → Debian package providing it
 RUNTIME_DEBS = {"espeak-ng": "espeak-ng", "sox": "sox", "npm": "npm",  # npm: the pages' chart library
-                "opusenc": "opus-tools"}  # call recordings: WAV -> Ogg Opus (docs/recording.md)
+                "opusenc": "opus-tools",  # call recordings: WAV -> Ogg Opus (docs/recording.md)
+                "pdftoppm": "poppler-utils"}  # fax: a PDF to send, rendered into pages (docs/fax.md)
 # shared library (ctypes.util.find_library name) → Debian package providing it
 RUNTIME_LIBS = {"spandsp": "libspandsp2"}  # fax: T.30/T.38 engine, used through ctypes (docs/fax.md)
 TEST_DEBS = {
