@@ -6,10 +6,10 @@
 // a customer search to link the fax to a customer, and Accept / Close.
 //
 // The images are fetched with the agent's token (an <img src> could not carry it) and
-// shown from a blob URL. Text from the fax (the station id) goes in with textContent only.
+// shown from a data: URL. Text from the fax (the station id) goes in with textContent only.
 (function () {
   "use strict";
-  const blobs = new Map(); // contact id -> object URL of page 1, revoked when the fax leaves
+  const pages = new Map(); // contact id -> page 1 as a data: URL, dropped when the fax leaves
 
   // The desk's panel api fetches JSON only; images come as blobs with the session's token
   // (common.js keeps the session in sessionStorage under this key).
@@ -34,12 +34,22 @@
     return el("dl", { class: "fax-facts" }, ...rows.flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, v)]));
   }
 
+  // A data: URL, which the pages' Content-Security-Policy allows for images (blob: it does not).
+  function dataUrl(blob) {
+    return new Promise((resolve, reject) => {
+      const reader = new FileReader();
+      reader.onload = () => resolve(reader.result);
+      reader.onerror = () => reject(reader.error);
+      reader.readAsDataURL(blob);
+    });
+  }
+
   async function showPage(item, img) {
     const id = item.contact_id;
-    let url = blobs.get(id);
+    let url = pages.get(id);
     if (!url) {
-      url = URL.createObjectURL(await fetchBlob(item.view.page1));
-      blobs.set(id, url);
+      url = await dataUrl(await fetchBlob(item.view.page1));
+      pages.set(id, url);
     }
     img.src = url;
   }
@@ -119,9 +129,7 @@
 
   function onEvent(msg) {
     if (msg.type === "contact_ended" || msg.type === "wrapup_done") {
-      const url = blobs.get(msg.contact_id);
-      if (url) URL.revokeObjectURL(url);
-      blobs.delete(msg.contact_id);
+      pages.delete(msg.contact_id);
     }
   }
 
