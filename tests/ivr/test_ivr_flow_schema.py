@@ -12,7 +12,7 @@ from callcenter.ivr.flows import FlowLoadError, collect_flows, load_flows
 from callcenter.ivr.services import load_services
 
 ROOT = Path(__file__).resolve().parents[2]
-QUEUES = ["billing", "support", "sales", "general"]
+QUEUES = ["billing", "support", "sales", "general", "backoffice"]  # config/queues.yaml
 
 
 def write(tmp_path: Path, name: str, text: str) -> Path:
