@@ -154,7 +154,7 @@ class Deployment:
         await pg_admin(f'CREATE DATABASE "{self.db}"')
         await upgrade(self.db_url)  # once, before any node: no two nodes migrating at once
 
-    def configure(self, name: str, host: str, **cluster: Any) -> Path:
+    def configure(self, name: str, host: str, *, cluster_on: bool = True, **cluster: Any) -> Path:
         port = free_udp_tcp_port()
         self.addrs[name] = (host, port)
 
@@ -164,15 +164,16 @@ class Deployment:
             server["http"]["host"] = host
             server["database"]["url"] = self.db_url
             server["crm"]["seed_demo"] = False
-            server["cluster"] = {"enabled": True, "node_id": name, "prefix": self.prefix,
+            server["cluster"] = {"enabled": cluster_on, "node_id": name, "prefix": self.prefix,
                                  "redis_url": self.private_redis.url,
                                  "lease_s": LEASE_S, "probe_s": 0.5, **cluster}  # fmt: skip
 
         (self.tmp / name).mkdir()
         return make_config_dir(self.tmp / name, server_edit=edit)
 
-    async def start_node(self, name: str, host: str, **cluster: Any) -> Served:
-        cfg = self.configure(name, host, **cluster)
+    async def start_node(self, name: str, host: str, *, cluster_on: bool = True, **cluster: Any) -> Served:
+        """``cluster_on=False``: a single node as before (in-memory state, no Redis)."""
+        cfg = self.configure(name, host, cluster_on=cluster_on, **cluster)
         cwd = self.tmp / name / "cwd"
         cwd.mkdir()
         self.nodes[name] = await serve(cfg, cwd)
@@ -209,12 +210,14 @@ def kill(served: Served) -> None:
     os.killpg(served.proc.pid, signal.SIGKILL)
 
 
-def sipp_calls(kam: Kamailio, workdir: Path, calls: int, dnis: str = "600") -> list[str]:
+def sipp_calls(kam: Kamailio, workdir: Path, calls: int, dnis: str = "600", rate: float = 5,
+               hold_ms: int = 300) -> list[str]:  # fmt: skip
     """SIPp's UAC (its built-in one, with ACK and BYE along the route set: uac_routed.xml):
-    ``calls`` calls to ``dnis`` through the edge, each held 300 ms."""
+    ``calls`` calls to ``dnis`` through the edge at ``rate``/s, each held ``hold_ms``."""
     port = free_udp_port()
-    return ["sipp", "-sf", str(Path(__file__).with_name("uac_routed.xml")), f"{kam.sip[0]}:{kam.sip[1]}", "-s", dnis, "-m", str(calls),
-            "-r", "5", "-l", "5", "-d", "300", "-i", "127.0.0.1", "-p", str(port), "-nostdin",
+    return ["sipp", "-sf", str(Path(__file__).with_name("uac_routed.xml")), f"{kam.sip[0]}:{kam.sip[1]}",
+            "-s", dnis, "-m", str(calls), "-r", str(rate), "-l", str(max(5, int(rate * 2))),
+            "-d", str(hold_ms), "-i", "127.0.0.1", "-p", str(port), "-nostdin",
             "-timeout", "60s", "-timeout_error", "-trace_stat", "-stf", str(workdir / f"sipp-{port}.csv"),
             "-mi", "127.0.0.1", "-mp", str(free_udp_port(even=True, span=4))]  # fmt: skip
 
