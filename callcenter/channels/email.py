@@ -106,7 +106,8 @@ class EmailChannel(DeskTaskChannel):
             attributes=attributes,
             ts=mail.received_at or time.time(),
         )
-        thread = await self.store.thread(mail.thread_id)
+        # a new thread has nothing before this message: no query
+        thread = await self.store.thread(mail.thread_id) if mail.thread_id != mail.contact_id else []
         self.threads[contact.contact_id] = {
             "thread_id": mail.thread_id,
             "mailbox": mail.mailbox.address,

@@ -83,7 +83,14 @@ def _store_attachments(files_dir: Path, parsed: ParsedEmail) -> list[dict[str, A
 
 class EmailProcessor:
     def __init__(
-        self, cfg: EmailCfg, store: EmailStore, files_dir: Path, sink: EmailSink, outbound: Any | None = None
+        self,
+        cfg: EmailCfg,
+        store: EmailStore,
+        files_dir: Path,
+        sink: EmailSink,
+        outbound: Any | None = None,
+        *,
+        concurrency: int = 16,
     ) -> None:
         self.cfg = cfg
         self.store = store
@@ -91,6 +98,7 @@ class EmailProcessor:
         self.sink = sink
         self.outbound = outbound  # callcenter.email.outbound.Outbound, for acknowledgements
         self.ours = frozenset(m.address for m in cfg.mailboxes)
+        self.concurrency = concurrency
         self._wake = asyncio.Event()
         self._stop = asyncio.Event()
         self.processed = 0
@@ -115,10 +123,27 @@ class EmailProcessor:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), 5.0)  # a missed wake costs 5 s, not a message
 
-    async def run_once(self, limit: int = 100) -> int:
+    async def run_once(self, limit: int = 200) -> int:
+        """Process what is pending: one lane per envelope sender, in arrival order within a
+        lane (a customer's messages thread in the order they came), ``concurrency`` lanes
+        at a time (parsing, files and database round trips of different senders overlap)."""
         rows = await self.store.pending(limit)
+        lanes: dict[str, list[dict[str, Any]]] = {}
         for row in rows:
-            await self.process(row)
+            lanes.setdefault((row["envelope_from"] or "").lower() or row["id"], []).append(row)
+        gate = asyncio.Semaphore(self.concurrency)
+
+        async def lane(items: list[dict[str, Any]]) -> None:
+            for row in items:
+                async with gate:
+                    await self.process(row)
+
+        results = await asyncio.gather(*(lane(items) for items in lanes.values()), return_exceptions=True)
+        failed = [r for r in results if isinstance(r, BaseException)]
+        for exc in failed:
+            log.error("email processing failed; the message stays pending", exc_info=exc)
+        if failed:
+            raise failed[0]
         return len(rows)
 
     async def _thread(self, parsed: ParsedEmail) -> tuple[str, str] | None:
@@ -146,27 +171,14 @@ class EmailProcessor:
     async def process(self, row: dict[str, Any]) -> InboundEmail:
         mailbox, parsed, attachments = await self.read(row)
         joins = False
-        if row["contact_id"]:  # decided before a crash: keep that decision
-            contact_id, thread_id = row["contact_id"], row["thread_id"] or row["contact_id"]
-            joins = bool(row["summary"].get("joins")) and self.sink.is_open(contact_id)
-        else:
-            found = await self._thread(parsed)
-            contact_id = contact_id_for(row["id"])
-            thread_id = contact_id
-            if found is not None:
-                thread_id = found[1]
-                latest = await self.store.latest_contact(thread_id) or found[0]
-                if self.sink.is_open(latest):
-                    contact_id, joins = latest, True
-        summary = parsed.summary() | {"attachments": attachments, "joins": joins}
-        await self.store.assign(
-            row["id"],
-            contact_id=contact_id,
-            thread_id=thread_id,
-            sender=parsed.from_addr,
-            message_id=parsed.message_id[:512],
-            summary=summary,
-        )
+        found = await self._thread(parsed)
+        contact_id = contact_id_for(row["id"])  # processed again after a crash: the same contact
+        thread_id = contact_id
+        if found is not None:
+            thread_id = found[1]
+            latest = await self.store.latest_contact(thread_id) or found[0]
+            if self.sink.is_open(latest):
+                contact_id, joins = latest, True
         mail = InboundEmail(
             row["id"], mailbox, parsed, contact_id, thread_id, joins, attachments, row["received_at"]
         )
@@ -174,7 +186,17 @@ class EmailProcessor:
         outcome = "not_routed" if parsed.junk else ("joined" if joins else "routed")
         if not parsed.junk:
             await self._acknowledge(mail)
-        await self.store.done(row["id"], outcome)
+        summary = parsed.summary() | {"attachments": attachments, "joins": joins}
+        # one write: the decision and "done" together (a crash before it processes the row again)
+        await self.store.done(
+            row["id"],
+            outcome,
+            contact_id=contact_id,
+            thread_id=thread_id,
+            sender=parsed.from_addr,
+            message_id=parsed.message_id[:512],
+            summary=summary,
+        )
         self.processed += 1
         return mail
 

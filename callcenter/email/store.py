@@ -96,17 +96,13 @@ class EmailStore:
             )
             return [dict(r._mapping) for r in res]
 
-    async def assign(self, row_id: str, **values: Any) -> None:
-        """Record what processing decided (thread, contact, parsed summary) before routing."""
-        async with self.crm._write() as conn:
-            await conn.execute(update(email_messages).where(email_messages.c.id == row_id).values(**values))
-
-    async def done(self, row_id: str, outcome: str) -> None:
+    async def done(self, row_id: str, outcome: str, **values: Any) -> None:
+        """Processing is over: what it decided (contact, thread, parsed summary) and the outcome."""
         async with self.crm._write() as conn:
             await conn.execute(
                 update(email_messages)
                 .where(email_messages.c.id == row_id)
-                .values(state="done", outcome=outcome, processed_at=self.clock())
+                .values(state="done", outcome=outcome, processed_at=self.clock(), **values)
             )
 
     # -- threading ----------------------------------------------------------------
