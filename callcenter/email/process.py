@@ -1,11 +1,12 @@
 """From a committed raw message to a routed (or recorded) contact.
 
 ``EmailProcessor`` takes the inbound rows still ``new`` — oldest first, also the ones a
-killed server left behind — and for each: parses it, stores its attachments
-(crm_bridge/files.py: content-addressed, size + SHA-256), finds its thread, writes that
-decision to the row, hands it to the channel (``EmailSink``), then marks the row done.
-A crash before the mark processes the row again: its contact id is derived from the
-row, so the contact is the same and the CRM keeps its events once.
+killed server left behind, one lane per envelope sender — and for each: parses it, stores
+its attachments (crm_bridge/files.py: content-addressed, size + SHA-256), finds its
+thread, hands it to the channel (``EmailSink``), queues the acknowledgement, then writes
+the decision and ``done`` in one write. A crash before that processes the row again: its
+contact id is derived from the row, so the contact is the same and the CRM keeps its
+events once.
 
 Threading: a reply joins the thread of any message named in In-Reply-To or References
 (ours or the customer's); the ``[#<id>]`` subject token only when nothing there is
