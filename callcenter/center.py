@@ -64,6 +64,7 @@ from callcenter.web.metrics import make_registry
 from callcenter.web.presence import DeskPresence
 from callcenter.web.tokens import Tokens
 from callcenter.webchat.wiring import install_webchat
+from callcenter.webrtc.wiring import install_webrtc
 from crm_bridge.batching import EventBatcher
 from crm_bridge.store import CrmStore
 from routing.model import Presence
@@ -177,6 +178,7 @@ class Center:
         self.webchat = install_webchat(self)  # chat widget, web forms (webchat.yaml); None without
         self.email = install_email(self)  # mailboxes, SMTP/IMAP intake, replies (server.yaml email:)
         self.fax = install_fax(self)  # fax services (flow fax) and CNG detection; None without
+        self.phones = install_webrtc(self)  # the desk's browser phone (docs/webrtc.md); None when off
         # /api/customers/*: the desk's customer panel (search, link, contact points)
         crm_written = settled(self.bus, self.crm_events)
         self.app.state.customers = CustomerDesk(self.crm, self.privacy, self.current_contact,
@@ -271,6 +273,8 @@ class Center:
         await self.transport.start()
         self.ua.attach(self.transport)
         await self.ua.start()
+        if self.phones is not None:
+            await self.phones.start()  # the browser phones' SIP gateway (callcenter/webrtc)
         await self._start_http()
         log.info("callcenter started", extra={
             "sip": [f"{x.transport}:{x.host}:{x.port}" for x in s.sip.listen],
@@ -311,6 +315,9 @@ class Center:
         log.info("callcenter stopping: ending active calls")
         with contextlib.suppress(Exception):
             await self.ua.stop()
+        if self.phones is not None:
+            with contextlib.suppress(Exception):
+                await self.phones.close()
         if self.webchat is not None:
             await self.webchat.close()
         if self.email is not None:

@@ -18,7 +18,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    IPvAnyAddress,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from callcenter.configerrors import ConfigError, from_validation_error
 from callcenter.email.config import EmailCfg
@@ -418,6 +426,26 @@ class FaxCfg(Strict):
 PACKAGED_FLOWS = Path(__file__).resolve().parent.parent / "ivr_flows"
 
 
+class TurnCfg(Strict):
+    """A TURN server for browser phones behind NAT (not shipped: coturn or a provider's)."""
+
+    url: str = Field(pattern=r"^turns?:[^\s]+$")  # turn:host:3478?transport=udp, turns:host:5349
+    username: str = ""
+    credential: str = ""
+
+
+class WebRtcCfg(Strict):
+    """The desk's browser phone (docs/webrtc.md)."""
+
+    enabled: bool = True
+    # addresses our ICE host candidates are gathered on; []: every interface but loopback
+    # (aioice's rule). 127.0.0.1 serves a browser on this host (tests).
+    ice_hosts: list[IPvAnyAddress] = []
+    stun_url: str | None = Field(None, pattern=r"^stun:[^\s]+$")  # server-reflexive candidates behind 1:1 NAT
+    turn: TurnCfg | None = None
+    binding_ttl_s: float = Field(120.0, ge=30.0, le=3600.0)  # the gateway renews at a third of it
+
+
 class ClusterCfg(Strict):
     """Several nodes behind a SIP edge (docs/cluster.md). Off: one node, nothing shared."""
 
@@ -452,6 +480,7 @@ class ServerConfig(Strict):
     email: EmailCfg = EmailCfg()  # the email channel: mailboxes, SMTP listener, IMAP, relay (docs/email.md)
     fax: FaxCfg = FaxCfg()
     cluster: ClusterCfg = ClusterCfg()  # several nodes sharing Redis and PostgreSQL (docs/cluster.md)
+    webrtc: WebRtcCfg = WebRtcCfg()  # the desk's browser phone (docs/webrtc.md)
 
     @model_validator(mode="before")
     @classmethod

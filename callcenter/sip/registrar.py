@@ -195,6 +195,31 @@ class Registrar:
     async def is_registered(self, aor_user: str) -> bool:
         return bool(await self.store.get(aor_user, self._clock()))
 
+    async def add_binding(self, binding: Binding) -> None:
+        """A binding made without a REGISTER (the browser phone's gateway, callcenter/webrtc):
+        replaces the AOR's binding with the same Call-ID; listeners hear of a first binding."""
+        now = self._clock()
+
+        def update(current: list[Binding]) -> tuple[list[Binding], bool]:
+            live = [b for b in current if b.expires_at > now]
+            return [b for b in live if b.call_id != binding.call_id] + [binding], bool(live)
+
+        if not await self.store.update(binding.aor, now, update):
+            await self._notify(binding.aor, True)
+
+    async def remove_binding(self, aor_user: str, call_id: str) -> None:
+        """Drop the binding ``add_binding`` made; listeners hear of the AOR's last one going."""
+        now = self._clock()
+
+        def update(current: list[Binding]) -> tuple[list[Binding] | None, tuple[bool, bool]]:
+            live = [b for b in current if b.expires_at > now]
+            kept = [b for b in live if b.call_id != call_id]
+            return (kept if len(kept) != len(live) else None), (bool(live), bool(kept))
+
+        had, has = await self.store.update(aor_user, now, update)
+        if had and not has:
+            await self._notify(aor_user, False)
+
     async def start(self) -> None:
         """Start expiring bindings, after announcing the ones a persistent store kept (a restart):
         those phones are reachable at once."""

@@ -1,0 +1,123 @@
+"""The desk's browser phone end to end (issue 15): headless chromium with a fake microphone
+(a 440 Hz tone) signs in to the desk, switches to the browser phone and registers; a caller
+(our SIP UA with real RTP) goes through the IVR into the sales queue; the agent answers in
+the browser; audio flows both ways (the caller hears the browser's 440 Hz tone, the
+browser's inbound RTP carries the caller's 1 kHz tone with energy); hold stops and resume
+restarts the agent's audio; hang-up and transfer from the phone panel end the agent leg."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from callcenter import events as ev
+from tests.support.peers import tone_wav, watch
+from tests.support.polling import eventually
+from tests.web.browser_rig import PageErrors, playwright_api
+
+GRACE = "+441632960001"
+MIC_HZ = 440.0  # conftest.py: the fake microphone's tone
+T = 30_000
+expect = playwright_api().expect
+
+
+async def sign_in_browser_phone(page: Any, rig: Any, log: Any) -> None:
+    await page.goto(f"{rig.http}/desk")
+    await page.fill("#login-username", "1003")
+    await page.fill("#login-password", "demo-1003")
+    await page.click("#login-form button[type=submit]")
+    await expect(page.locator("#link")).to_have_text("live", timeout=T)
+    await expect(page.locator("#phone-state")).to_have_attribute("data-state", "off", timeout=T)
+    await page.check("#phone-mode-browser")
+    await expect(page.locator("#phone-state")).to_have_attribute("data-state", "registered", timeout=T)
+    await log.wait(ev.AgentDeviceChanged, agent_id="1003", softphone=True)
+    await page.click("#btn-available")
+    await log.wait(ev.AgentStateChanged, agent_id="1003", new="available")
+
+
+def dominant_hz(pcm: bytes) -> float:
+    a = np.frombuffer(pcm, dtype="<i2").astype(np.float64)
+    spectrum = np.abs(np.fft.rfft(a * np.hanning(a.size)))
+    return float(np.argmax(spectrum) * 8000 / a.size)
+
+
+class Ear:
+    """What the caller hears after the connect: the 20 ms PCM frames its leg received."""
+
+    def __init__(self, media: Any) -> None:
+        self.frames: list[bytes] = []
+        media.on_audio = self.frames.append
+
+    def loud(self, since: int = 0) -> bytes:
+        level = [np.sqrt(np.mean(np.frombuffer(f, "<i2").astype(np.float64) ** 2)) for f in self.frames[since:]]
+        return b"".join(f for f, lv in zip(self.frames[since:], level, strict=True) if lv > 300)
+
+
+async def inbound(page: Any) -> dict[str, Any]:
+    return await page.evaluate("window.DeskPhone.inboundAudio()")
+
+
+async def ring_and_answer(page: Any, rig: Any, log: Any, tmp_path: Path) -> tuple[Any, str]:
+    caller = await rig.caller()
+    call = await caller.call("5000", rig.sip, ani=GRACE)
+    call.media.send_dtmf("3")  # the IVR's sales option
+    offered = await log.wait(ev.AgentOffered, agent_id="1003")
+    await expect(page.locator("#phone-state")).to_have_attribute("data-state", "ringing", timeout=T)
+    await expect(page.locator("#phone-caller")).to_contain_text(GRACE)
+    await expect(page.locator("#pop-ani")).to_have_text(GRACE, timeout=T)  # the desk's screen-pop
+    await page.click("#phone-answer")
+    await log.wait(ev.ContactConnected, contact_id=offered.contact_id, agent_id="1003")
+    await expect(page.locator("#phone-state")).to_have_attribute("data-state", "in_call", timeout=T)
+    return call, offered.contact_id
+
+
+@pytest.mark.parametrize("phone_rig", [1, 2], indirect=True, ids=["media1", "media2"])
+async def test_browser_phone_call_audio_hold_hangup(phone_rig: Any, phone_browser: Any, tmp_path: Path) -> None:
+    rig, page = phone_rig, phone_browser
+    log = watch(rig)
+    errors = PageErrors(page)
+    await sign_in_browser_phone(page, rig, log)
+    bindings = await rig.center.registrar.contacts("1003")
+    assert bindings and bindings[0].user_agent == "callcenter browser phone"
+
+    call, cid = await ring_and_answer(page, rig, log, tmp_path)
+    ear = Ear(call.media)
+    play = call.media.play(str(tone_wav(tmp_path / "caller.wav", 30.0, 1000.0)), loop=True)
+    caller_tone = asyncio.ensure_future(play)  # the caller keeps talking (1 kHz)
+    try:
+        # browser → caller: the fake microphone's 440 Hz reaches the caller's ear
+        await eventually(lambda: len(ear.loud()) >= 320 * 25, 20, what="the caller hears the browser")
+        assert abs(dominant_hz(ear.loud()[-320 * 25:]) - MIC_HZ) < 20
+        # caller → browser: inbound RTP in chromium with audio energy
+        first = await inbound(page)
+
+        async def browser_hears() -> bool:
+            now = await inbound(page)
+            return now["packetsReceived"] > first["packetsReceived"] + 50 and \
+                now["totalAudioEnergy"] > first["totalAudioEnergy"] + 0.1
+
+        await eventually(browser_hears, 20, what="chromium receives the caller's audio")
+
+        # hold from the phone panel: the agent leg stops carrying the caller's audio
+        await page.click("#phone-hold")
+        await log.wait(ev.ContactHeld, contact_id=cid, on_hold=True)
+        await expect(page.locator("#phone-state")).to_have_text("On hold", timeout=T)
+        leg_rx = lambda: rig.center.phones.sessions["1003"].call.media.stats["rx_packets"]  # noqa: E731
+        held_at = leg_rx()
+        await page.click("#phone-hold")
+        await log.wait(ev.ContactHeld, contact_id=cid, on_hold=False)
+        await eventually(lambda: leg_rx() > held_at + 50, 20, what="audio again after resume")
+
+        # hang up in the browser: BYE to the caller, the contact ends by the agent
+        await page.click("#phone-hangup")
+        ended = await log.wait(ev.ContactEnded, contact_id=cid)
+        assert ended.ended_by == "agent"
+        assert await call.wait_ended(10)
+        await expect(page.locator("#phone-state")).to_have_attribute("data-state", "registered", timeout=T)
+    finally:
+        caller_tone.cancel()
+    assert errors.items == []
