@@ -259,6 +259,9 @@ class Center:
         )
         self.ua.on_call = self.fax.wrap(self.voice.on_call) if self.fax else self.voice.on_call
         self.registrar.on_change(self.voice.softphone_changed)
+        self.call_audio.attach(self.voice)
+        if self.cluster is not None:  # phones registered through the other nodes count here too
+            self.cluster.follow_devices(self.core.set_reachable)
         # open email contacts go back in their queues instead of being closed as interrupted
         email_kept = await self.email.restore() if self.email is not None else []
         # before SIP listens

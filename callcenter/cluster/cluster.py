@@ -9,6 +9,7 @@ Kamailio's dispatcher probes.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from redis.asyncio import Redis
@@ -19,7 +20,7 @@ from callcenter.cluster.bridge import EventBridge
 from callcenter.cluster.leases import NodeLeases
 from callcenter.cluster.reach import Reachability
 from callcenter.config import ClusterCfg
-from callcenter.events import Event
+from callcenter.events import AgentDeviceChanged, Event
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +35,7 @@ class Cluster:
         self.redis = Redis.from_url(cfg.redis_url, socket_timeout=2.0, socket_connect_timeout=1.0,
                                     health_check_interval=5)  # fmt: skip
         self.bridge = EventBridge(self.redis, self.key("events"), node, bus)
+        self.bus = bus
         self.leases = NodeLeases(self.redis, self.key, node, cfg.lease_s, bus, self.bridge.remote)
         self.reach: Reachability | None = None
 
@@ -55,6 +57,17 @@ class Cluster:
                 log.warning("cluster: %d contact(s) left open by this node's previous run ended", ended)
         log.info("cluster node %s joined (redis %s)", self.node, self.cfg.redis_url,
                  extra={"redis": self.reach.redis_ok, "postgres": self.reach.postgres_ok})  # fmt: skip
+
+    def follow_devices(self, set_reachable: Callable[[str, bool], None]) -> None:
+        """A phone registered through another node (the edge hashes REGISTERs over the nodes):
+        this node's router learns it too, so an agent signed in here is offered calls. The
+        change announced here again is not announced back (it is no change there)."""
+
+        def on_device(event: Event) -> None:
+            if isinstance(event, AgentDeviceChanged) and self.remote(event):
+                set_reachable(event.agent_id, event.softphone)
+
+        self.bus.subscribe("cluster-devices", on_device, (AgentDeviceChanged,))
 
     def healthy(self) -> bool:
         return self.reach is not None and self.reach.ok

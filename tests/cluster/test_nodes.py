@@ -30,7 +30,7 @@ from tests.cluster.rig import (
     start_kamailio,
 )
 from tests.support import eventually, require_tool
-from tests.support.peers import Caller, Desktop
+from tests.support.peers import Baresip, Caller, Desktop
 
 SALES = "3"  # the main menu's key for the sales queue (ivr_flows/main.yaml)
 
@@ -167,3 +167,54 @@ async def _status_is(served: Any, code: int) -> bool:
         return (await health(served))[0] == code
     except Exception:
         return False
+
+
+async def test_agent_registered_through_the_edge_is_called_through_it(deployment: Deployment,
+                                                                      tmp_path: Path) -> None:  # fmt: skip
+    """Carol's baresip registers with the edge only. Her desk is on the OTHER node than the
+    one that took the REGISTER: the binding is in Redis and the registration reaches that
+    node over the bridge, which then rings her through the edge for a caller that arrived
+    on it."""
+    dep = deployment
+    await dep.start_node("a", "127.0.0.2")
+    await dep.start_node("b", "127.0.0.3")
+    kam = await start_kamailio(tmp_path, [dep.addrs["a"], dep.addrs["b"]])
+    phone = Baresip(tmp_path / "baresip", "1003", "demo-1003", kam.sip)
+    caller = Caller()
+    desk = None
+    try:
+        await phone.start()
+
+        def registrar_node() -> str | None:
+            changes = ((name, ln) for name, served in dep.nodes.items() for ln in served.lines
+                       if ln.get("event") == "sip.register.change")  # fmt: skip
+            return next((name for name, ln in changes if ln.get("aor") == "1003"), None)
+
+        took = await eventually(registrar_node, 20, interval=0.05, what="a node took the REGISTER")
+        other = "b" if took == "a" else "a"
+        desk = Desktop(dep.nodes[other].http, "1003", "demo-1003")
+        await desk.login()
+        assert (await desk.post("/api/agent/state", {"state": "available"})).status_code == 200
+        await caller.start()
+        # Routing is per node (docs/cluster.md): place calls until one arrives on the desk's node.
+        for _attempt in range(3):
+            before = (await _calls_in(dep))[other]
+            call = await caller.call("5000", kam.sip, ani="+441632960002")
+            if (await _calls_in(dep))[other] > before:
+                break
+            await call.hangup()
+        else:
+            raise AssertionError(f"no call of three reached node {other}")
+        call.media.send_dtmf(SALES)
+        connected = await desk.wait(lambda m: m.get("type") == "connected", 30)
+        assert connected["contact_id"]
+        # The agent leg went from the desk's node to the edge, which relayed it to the phone.
+        node_ip = dep.addrs[other][0]
+        assert any("INVITE" in ln and f"from node {node_ip}" in ln for ln in kam.log), kam.log[-20:]
+        await call.hangup()
+    finally:
+        if desk is not None:
+            await desk.close()
+        await caller.stop()
+        await phone.stop()
+        await kam.stop()
