@@ -90,7 +90,7 @@ async def test_signing_in_again_leaves_the_agent_not_ready(rig: Any) -> None:
 
 
 async def test_an_agents_queues_are_those_their_skills_serve(rig: Any) -> None:
-    desk = await rig.desktop("1003", ready=False)  # sales 7, billing 5, technical 4
+    desk = await rig.desktop("1003", ready=False)  # sales 7, billing 5, technical 4, fax 5
     me = (await desk.get("/api/agent/me")).json()
-    assert sorted(me["queues"]) == ["general", "sales"]  # billing needs 6, support technical 5
+    assert sorted(me["queues"]) == ["backoffice", "general", "sales"]  # billing needs 6, support technical 5
     assert sorted(me["transfer_queues"]) == sorted(rig.center.router.queues)

@@ -14,8 +14,8 @@ from tests.support import ROOT
 
 def test_demo_files_load_with_the_demo_agents() -> None:
     cfg = load_config_files(ROOT / "config/skills.yaml", ROOT / "config/queues.yaml", DEMO_AGENTS)
-    assert set(cfg.skills) == {"billing", "technical", "sales", "english", "spanish"}
-    assert set(cfg.queues) == {"billing", "support", "sales", "general"}
+    assert set(cfg.skills) == {"billing", "technical", "sales", "english", "spanish", "fax"}
+    assert set(cfg.queues) == {"billing", "support", "sales", "general", "backoffice"}
     assert cfg.queues["billing"].service_level.percent == 80
     assert cfg.queues["billing"].service_level.seconds == 20
     assert cfg.queues["billing"].overflow == "general"
