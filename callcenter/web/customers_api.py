@@ -12,10 +12,11 @@ customer with their recent interactions, edit their phones and emails.
 
 Agents and supervisors (token as for the rest of the API). The privacy policy
 (server.yaml ``privacy``, callcenter/privacy.py) decides what an agent may do: with
-``lookup: current`` an agent searches only while handling a contact (to identify its
-caller), links only a contact they hold or handled, and reads or edits only the customer
-of the contact they hold; with ``lookup: any`` every customer. Found on
-``app.state.customers`` (set by Center); without it, 503.
+``lookup: current`` an agent searches only while holding a contact (offered, connected or
+in wrap-up: to identify its caller), links only a contact they hold or handled, reads only
+the customers of contacts they hold or handled, and edits only the customer of a contact
+they hold; with ``lookup: any`` reads every customer. Found on ``app.state.customers`` (set
+by Center); without it, 503.
 """
 
 from __future__ import annotations
@@ -60,9 +61,10 @@ class CustomerDesk:
     """What the panel's routes do, given the CRM, the privacy policy and the live contacts.
 
     ``current(agent)`` is the agent's current contact as the desk sees it (the backend's
-    ``current_contact``: offered, connected or in wrap-up); ``contacts`` the live contacts by
-    id; ``settle()`` waits until the CRM has written every event published so far (a link
-    right after the call arrived needs its record)."""
+    ``current_contact``); ``contacts`` the live contacts by id; ``settle()`` waits until the
+    CRM has written every event published so far (a link right after the call arrived needs
+    its record). With the contact core set (``core``: the app's backend's, see ``_desk``),
+    every contact the agent holds counts, wrap-ups included."""
 
     def __init__(
         self,
@@ -77,38 +79,52 @@ class CustomerDesk:
         self._current = current
         self._contacts = contacts
         self._settle = settle
+        self.core: Any = None  # the multi-contact core (live_contacts, wrap_up_contacts), when known
 
-    def _held(self, reader: Reader) -> str | None:
-        current = self._current(reader.subject) if reader.role == "agent" else None
-        return str(current["contact_id"]) if current and current.get("contact_id") else None
+    def _held(self, reader: Reader) -> dict[str, Contact | None]:
+        """The contacts the agent holds now by id (offered, connected, in wrap-up); the
+        Contact is None where only the desk's current contact is known of it."""
+        if reader.role != "agent":
+            return {}
+        held: dict[str, Contact | None] = {}
+        if self.core is not None:
+            held.update({c.contact_id: c for c in self.core.live_contacts(reader.subject)})
+            held.update({c.contact_id: c for c, _draft in self.core.wrap_up_contacts(reader.subject)})
+        current = self._current(reader.subject)
+        if current and current.get("contact_id") and current["contact_id"] not in held:
+            held[str(current["contact_id"])] = self._contacts.get(str(current["contact_id"]))
+        return held
 
-    async def _serving(self, reader: Reader) -> str | None:
-        """The (live) customer id of the agent's current contact, if it has one."""
-        held = self._held(reader)
-        if held is None:
-            return None
-        live = self._contacts.get(held)
-        if live is not None and live.customer and live.customer.get("id"):
-            found = await self.crm.get_customer(str(live.customer["id"]))  # follows a merge
-            return str(found["id"]) if found else None
-        record = await self.crm.interaction(held)  # in wrap-up the contact lives only in the CRM
-        if record is None or not record["customer_id"]:
-            return None
-        found = await self.crm.get_customer(record["customer_id"])
-        return str(found["id"]) if found else None
+    async def _serving(self, reader: Reader) -> set[str]:
+        """The (live) customer ids of the contacts the agent holds."""
+        ids: set[str] = set()
+        for contact_id, contact in self._held(reader).items():
+            cid = contact.customer.get("id") if contact is not None and contact.customer else None
+            if not cid:  # known only to the CRM (e.g. in wrap-up on an older core)
+                record = await self.crm.interaction(contact_id)
+                cid = record["customer_id"] if record else None
+            found = await self.crm.get_customer(str(cid)) if cid else None  # follows a merge
+            if found is not None:
+                ids.add(str(found["id"]))
+        return ids
 
     async def _may_read(self, reader: Reader, customer_id: str) -> None:
-        if self.privacy.rules(reader).lookup == "any":
+        if self.privacy.rules(reader).lookup == "any" or customer_id in await self._serving(reader):
             return
-        if customer_id != await self._serving(reader):
-            raise AccessDenied("you may read or change only the customer of your current contact")
+        # A customer whose contact the agent handled: their own record shows it already.
+        if reader.role == "agent" and await self.crm.search_interactions(
+            agent_id=reader.subject, customer_id=customer_id, limit=1
+        ):
+            return
+        raise AccessDenied("you may read only the customers of contacts you hold or handled")
 
     async def search(self, reader: Reader, q: str) -> list[dict[str, Any]]:
-        if self.privacy.rules(reader).lookup != "any" and self._held(reader) is None:
+        held = list(self._held(reader))
+        if self.privacy.rules(reader).lookup != "any" and not held:
             raise AccessDenied("you may search customers only while handling a contact")
         found = await self.crm.search_customers(q)
         log.info("customer search", extra={"reader": reader.subject, "role": reader.role,
-                 "contact_id": self._held(reader) or "", "customers": [c["id"] for c in found]})  # fmt: skip
+                 "contact_id": ",".join(held), "customers": [c["id"] for c in found]})  # fmt: skip
         return found
 
     async def customer(self, reader: Reader, customer_id: str) -> dict[str, Any]:
@@ -127,7 +143,7 @@ class CustomerDesk:
 
     async def link(self, reader: Reader, contact_id: str, customer_id: str) -> dict[str, Any]:
         held = self._held(reader)
-        if reader.role == "agent" and contact_id != held:
+        if reader.role == "agent" and contact_id not in held:
             record = await self.crm.interaction(contact_id)
             if record is None or record["agent_id"] != reader.subject:
                 raise AccessDenied("you may link only a contact you are handling or handled")
@@ -139,7 +155,7 @@ class CustomerDesk:
         customer = await self.crm.get_customer(live_id)
         assert customer is not None  # link_contact found it
         recent = await self._recent(reader, live_id, exclude=contact_id)
-        contact = self._contacts.get(contact_id)
+        contact = held.get(contact_id) or self._contacts.get(contact_id)
         if contact is not None:  # the screen-pop (and a desk reload) shows the customer from now on
             contact.customer = jsonable(customer) | {"id": live_id}
             contact.recent = [jsonable(r) for r in recent]
@@ -154,8 +170,8 @@ class CustomerDesk:
             raise HTTPException(404, "no such customer")
         live_id = str(found["id"])
         # Editing is for the customer in front of the agent, whatever the lookup rule says.
-        if reader.role == "agent" and live_id != await self._serving(reader):
-            raise AccessDenied("you may change only the customer of your current contact")
+        if reader.role == "agent" and live_id not in await self._serving(reader):
+            raise AccessDenied("you may change only the customer of a contact you hold")
         wanted = [(p.kind, p.value) for p in points]
         try:
             await self.crm.set_contact_points(live_id, wanted, actor=reader.subject)
@@ -165,8 +181,8 @@ class CustomerDesk:
             raise HTTPException(409, str(exc)) from None
         customer = await self.crm.get_customer(live_id)
         assert customer is not None
-        for contact in self._contacts.values():  # live screen-pops of this customer stay true
-            if contact.customer and contact.customer.get("id") == live_id:
+        for contact in [*self._contacts.values(), *self._held(reader).values()]:  # screen-pops stay true
+            if contact is not None and contact.customer and contact.customer.get("id") == live_id:
                 contact.customer = jsonable(customer) | {"id": live_id}
         return {"customer": customer}
 
@@ -180,6 +196,10 @@ def _desk(
     service = getattr(request.app.state, "customers", None)
     if service is None:
         raise HTTPException(503, "customer records are not available on this server")
+    if service.core is None:  # the backend's contact core: every contact an agent holds
+        core = getattr(getattr(request.app.state, "backend", None), "core", None)
+        if hasattr(core, "wrap_up_contacts"):
+            service.core = core
     return service, Reader(p.subject, p.role)
 
 

@@ -9,8 +9,8 @@
 // stylesheet link, and follows the desk's current contact without touching desk.js:
 //   - desk.js (or any script) may call window.DeskCustomer.show(contactId, customer), or
 //     dispatch document event "desk:contact" with detail {contact_id, customer};
-//   - otherwise it watches the screen-pop's interaction id (#pop-id) and asks the server
-//     (GET /api/agent/contact) for the contact's customer.
+//   - otherwise it watches the screen-pop's interaction id (#pop-id) and finds the contact's
+//     customer in the agent's work list (GET /api/agent/contacts).
 // After a link it dispatches "desk:customer-linked" with detail {contact_id, customer,
 // recent}, so the screen-pop can show the customer too. Every value goes into textContent.
 
@@ -154,10 +154,11 @@ async function followPop() {
   }
   let customer;
   try {
-    const current = await api("/api/agent/contact", { token: token() });
-    if (current && current.contact_id === contactId && current.customer !== undefined) customer = current.customer;
+    const list = await api("/api/agent/contacts", { token: token() });
+    const item = (list.contacts || []).find((c) => c.contact_id === contactId);
+    if (item) customer = item.customer;
   } catch {
-    // no current contact (any more): the panel still serves the interaction shown
+    // the server is unreachable for a moment: the panel still serves the interaction shown
   }
   await show(contactId, customer);
 }
