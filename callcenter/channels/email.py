@@ -274,20 +274,46 @@ class EmailChannel(DeskTaskChannel):
         if contact is not None:
             self._outgoing(contact, queued, text, mail.parsed.from_addr, "auto", "ack")
 
-    def _outgoing(self, contact: Contact, queued: dict[str, Any], text: str, to: str, author: str,
-                  kind: str) -> dict[str, Any]:  # fmt: skip
+    def _outgoing(
+        self, contact: Contact, queued: dict[str, Any], text: str, to: str, author: str, kind: str
+    ) -> dict[str, Any]:
         """A message we queued: shown on the thread, recorded as an outgoing ContactMessage."""
         entry = self._remember(contact.contact_id)
-        shown = {"id": queued["id"], "direction": "out", "message_id": queued["message_id"],
-                 "from": entry.get("mailbox", ""), "to": [to], "cc": [], "subject": queued["subject"],
-                 "text": text, "ts": time.time(), "attachments": [], "flags": [], "junk": "",
-                 "contact_id": contact.contact_id, "kind": kind, "author": author,
-                 "state": queued["state"]}  # fmt: skip
+        shown = {
+            "id": queued["id"],
+            "direction": "out",
+            "message_id": queued["message_id"],
+            "from": entry.get("mailbox", ""),
+            "to": [to],
+            "cc": [],
+            "subject": queued["subject"],
+            "text": text,
+            "ts": time.time(),
+            "attachments": [],
+            "flags": [],
+            "junk": "",
+            "contact_id": contact.contact_id,
+            "kind": kind,
+            "author": author,
+            "state": queued["state"],
+        }
         entry["messages"].append(shown)
         not_sent = "" if queued["state"] == "pending" else "not sent: no relay"
-        self.message(contact, direction="out", message_id=queued["message_id"], author=author, text=text,
-                     meta={"subject": queued["subject"], "to": [to], "kind": kind, "state": queued["state"],
-                           "outbound_id": queued["id"], "not_sent": not_sent})  # fmt: skip
+        self.message(
+            contact,
+            direction="out",
+            message_id=queued["message_id"],
+            author=author,
+            text=text,
+            meta={
+                "subject": queued["subject"],
+                "to": [to],
+                "kind": kind,
+                "state": queued["state"],
+                "outbound_id": queued["id"],
+                "not_sent": not_sent,
+            },
+        )
         return shown
 
     async def refresh_states(self, contact: Contact) -> dict[str, Any]:
@@ -301,6 +327,42 @@ class EmailChannel(DeskTaskChannel):
                 st = states[m["message_id"]]
                 m["state"], m["last_error"] = st["state"], st["last_error"]
         return self.view(contact)
+
+    def figures(self, now: float | None = None) -> list[dict[str, Any]]:
+        """Per queue, the email contacts in the center now, for supervisors: waiting, offered,
+        with an agent, the oldest wait, and first responses due within the hour or overdue."""
+        now = time.time() if now is None else now
+        out: dict[str, dict[str, Any]] = {}
+        for contact in self.core.contacts.values():
+            if contact.channel != self.name or contact.phase in CLOSED or not contact.queue:
+                continue
+            q = out.setdefault(
+                contact.queue,
+                {
+                    "queue": contact.queue,
+                    "waiting": 0,
+                    "offered": 0,
+                    "with_agent": 0,
+                    "oldest_wait_s": 0.0,
+                    "due_within_hour": 0,
+                    "overdue": 0,
+                },
+            )
+            if contact.phase is Phase.QUEUED:
+                q["waiting"] += 1
+                q["oldest_wait_s"] = max(q["oldest_wait_s"], now - (contact.queued_at or now))
+            elif contact.phase is Phase.OFFERED:
+                q["offered"] += 1
+            elif contact.phase is Phase.CONNECTED:
+                q["with_agent"] += 1
+            entry = self.threads.get(contact.contact_id) or {}
+            due = entry.get("first_response_due")
+            if due is not None and entry.get("first_response_at") is None:
+                if due < now:
+                    q["overdue"] += 1
+                elif due < now + 3600:
+                    q["due_within_hour"] += 1
+        return sorted(out.values(), key=lambda q: q["queue"])
 
     # ------------------------------------------------------------------ Channel protocol
 

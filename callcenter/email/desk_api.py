@@ -4,19 +4,21 @@
 ``quote`` is false); ``GET /api/email/{id}/thread`` is the thread with our replies' send
 state now; ``GET /api/email/{id}/attachments/{sha256}`` downloads an attachment of the
 thread (always as a download: never rendered in the desk's origin). Only the agent holding
-the email may (404 for anyone else's, 409 before Accept).
+the email may (404 for anyone else's, 409 before Accept). ``GET /api/email/queues`` gives
+supervisors the email figures per queue (waiting, oldest, first responses due and overdue).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter, Depends, HTTPException
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
 
-from callcenter.web.channel_api import AgentId, HeldContact
+from callcenter.web.auth import Principal
+from callcenter.web.channel_api import AgentId, HeldContact, principal
 
 if TYPE_CHECKING:
     from callcenter.channels.email import EmailChannel
@@ -54,5 +56,14 @@ def router(channel: EmailChannel, files_dir: Path) -> APIRouter:
                         headers={"X-Content-Type-Options": "nosniff"},
                     )
         raise HTTPException(404, "no such attachment in this thread")
+
+    @r.get("/api/email/queues")
+    async def queues(p: Annotated[Principal, Depends(principal)]) -> list[dict[str, Any]]:
+        """Supervisors: per queue, emails waiting, offered, with an agent, the oldest wait,
+        first responses due within the hour and overdue (routing's queue figures count the
+        same contacts together with the calls)."""
+        if p.role != "supervisor":
+            raise HTTPException(403, "supervisor role required")
+        return channel.figures()
 
     return r

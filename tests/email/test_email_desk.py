@@ -181,6 +181,12 @@ async def test_vip_priority_robots_and_no_relay(email_rig: Any) -> None:
     assert robot["outcome"] == "not_routed"
     rec = await record_of(rig, robot["contact_id"])
     assert rec["status"] == "ended" and rec["end_reason"].startswith("not_routed")
+    # supervisors see the email figures per queue; agents may not
+    sup = await rig.desktop("supervisor")
+    (support,) = (await sup.get("/api/email/queues")).json()
+    assert (support["queue"], support["waiting"], support["overdue"]) == ("support", 1, 0)
+    agent = await rig.desktop("1001", ready=False)
+    assert (await agent.get("/api/email/queues")).status_code == 403
     # the acknowledgement went to Grace only, and is kept: no relay
     acks = await rig.center.email.store.outbound_state([vip.contact_id])
     assert [a["state"] for a in acks.values()] == ["no_relay"]
