@@ -28,6 +28,7 @@ def check_all(directory: Path, flows_dir: Path | None = None) -> tuple[AppConfig
 
     ``flows_dir`` (the ``--flows`` option) overrides ``server.yaml: flows_dir``.
     """
+    from callcenter.fax.config_check import fax_problems
     from callcenter.ivr.check import service_problems
 
     cfg = load_config(directory)
@@ -39,6 +40,7 @@ def check_all(directory: Path, flows_dir: Path | None = None) -> tuple[AppConfig
     services_file = str(cfg.directory / "services.yaml")
     if cfg.flows_dir.is_dir():  # else every service's flow would be reported missing too
         problems += [(services_file, key, why) for key, why in service_problems(cfg.services, flows, queues)]
+    problems += fax_problems(cfg)  # fax.detect_on / detect_service / SpanDSP (docs/fax.md)
     if problems:
         raise ConfigError(problems)
     return cfg, flows

@@ -25,7 +25,7 @@ from pydantic import BaseModel, Field
 
 from callcenter.channels.fax import FaxChannel
 from callcenter.configerrors import ConfigError
-from callcenter.fax import spandsp
+from callcenter.fax.config_check import fax_problems
 from callcenter.fax.media_port import detect_cng
 from callcenter.fax.outbound import DocumentError
 from callcenter.ivr.services import Service
@@ -139,16 +139,10 @@ def install_fax(center: Center) -> FaxEntry | None:
     fax_services = [s for s in services.values() if s.flow == "fax"]
     if not fax_services and not cfg.detect_on:
         return None
-    where = "server.yaml"
-    unknown = [name for name in cfg.detect_on if name not in services]
-    if unknown:
-        raise ConfigError([(where, "fax.detect_on", f"unknown service(s) {', '.join(unknown)}")])
+    problems = fax_problems(center.cfg)  # check-config reports these too
+    if problems:
+        raise ConfigError(problems)
     detect_service = services.get(cfg.detect_service)
-    if cfg.detect_on and (detect_service is None or detect_service.flow != "fax"):
-        raise ConfigError([(where, "fax.detect_service",
-                            f"{cfg.detect_service!r} is not a service with flow fax")])
-    if not spandsp.available():
-        raise ConfigError([(where, "fax", "SpanDSP is not installed (Debian package libspandsp2)")])
     data_dir = Path(center.cfg.server.data_dir)
     trunk = center.cfg.server.callbacks
 
