@@ -201,6 +201,9 @@ def _junk(msg: Message, envelope_from: str | None, from_addr: str, ours: frozens
         return f"precedence_{precedence}"
     if msg.get("X-Autoreply") is not None or msg.get("X-Autorespond") is not None:
         return "x_autoreply"
+    if envelope_from is None:  # fetched from a mailbox: the delivering MTA wrote the envelope here
+        return_path = msg.get("Return-Path")
+        envelope_from = None if return_path is None else str(return_path)
     if envelope_from is not None and envelope_from.strip("<> ") == "":
         return "null_sender"
     if msg.get_content_type() == "multipart/report":

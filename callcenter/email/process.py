@@ -163,7 +163,9 @@ class EmailProcessor:
     async def read(self, row: dict[str, Any]) -> tuple[MailboxCfg, ParsedEmail, list[dict[str, Any]]]:
         """Parse a stored row and store its attachments (content-addressed: again is free)."""
         mailbox = self.cfg.mailbox(row["mailbox"]) or self.cfg.mailboxes[0]
-        parsed = parse(row["raw"], envelope_from=row["envelope_from"], ours=self.ours)
+        # Only SMTP has an envelope; IMAP's sender is in the Return-Path header (parse reads it)
+        sender = row["envelope_from"] if row["source"] == "smtp" else None
+        parsed = parse(row["raw"], envelope_from=sender, ours=self.ours)
         if row["mailbox"] != mailbox.address:
             parsed.flags.append("mailbox_not_configured")
         attachments = await asyncio.to_thread(_store_attachments, self.files_dir, parsed)

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import SmtpSink
+from conftest import ImapServer, SmtpSink
 from test_email_intake import mail, send
 
 from callcenter.center import Center
@@ -25,8 +25,15 @@ from tests.support.rig import Rig
 
 T = 30_000  # ms: the bound of every wait on a page
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-background-networking", "--disable-gpu",
-                 "--no-first-run", "--disable-component-update", "--disable-sync"]  # fmt: skip
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-background-networking",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-component-update",
+    "--disable-sync",
+]
 MARKUP = '<img src=x onerror="window.__pwned=1"> see <b>bold</b>'
 
 
@@ -43,11 +50,16 @@ async def email_rig(tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
     """``await email_rig(relay_port=None)``: a started server with the demo email config."""
     rigs: list[Rig] = []
 
-    async def make(relay_port: int | None = None, name: str = "rig") -> Rig:
+    async def make(
+        relay_port: int | None = None, name: str = "rig", imap: dict[str, Any] | None = None
+    ) -> Rig:
         def edit(server: dict[str, Any]) -> None:
+            if imap is not None:
+                server["email"]["imap"] = [imap]
             if relay_port is not None:
-                server["email"]["outbound"] = {"relay": {"host": "127.0.0.1", "port": relay_port,
-                                                         "starttls": False, "timeout_s": 5}}  # fmt: skip
+                server["email"]["outbound"] = {
+                    "relay": {"host": "127.0.0.1", "port": relay_port, "starttls": False, "timeout_s": 5}
+                }
 
         d = make_config_dir(tmp_path / name, short_queues, server_edit=edit)
         center = Center(load_config(d), flows_dir=ROOT / "ivr_flows")
@@ -132,8 +144,13 @@ async def test_accept_reply_close_in_the_desk(email_rig: Any, page: Any, smtp_si
 
     await page.fill(".email-reply-text", "Found them: they were in the drawer.")
     await page.click(".email-send")
-    await eventually(lambda: any(e.rcpt_tos == ["ada@example.com"] and b"drawer" in e.original_content
-                                 for e in smtp_sink.received), 20, what="the reply at the relay")  # fmt: skip
+    await eventually(
+        lambda: any(
+            e.rcpt_tos == ["ada@example.com"] and b"drawer" in e.original_content for e in smtp_sink.received
+        ),
+        20,
+        what="the reply at the relay",
+    )
     reply = next(e for e in smtp_sink.received if b"drawer" in e.original_content)
     sent = email.message_from_bytes(reply.original_content, policy=email.policy.default)
     assert sent["In-Reply-To"] == "<desk1@example.com>"
@@ -155,7 +172,10 @@ async def test_accept_reply_close_in_the_desk(email_rig: Any, page: Any, smtp_si
     assert record["channel"] == "email" and record["agent_id"] == "1002"
     assert record["customer_id"] == "c-demo-ada-lovelace"
     assert [(x["direction"], x["author"]) for x in record["messages"]] == [
-        ("in", "ada@example.com"), ("out", "auto"), ("out", "1002")]  # the acknowledgement, the reply
+        ("in", "ada@example.com"),
+        ("out", "auto"),
+        ("out", "1002"),
+    ]  # the acknowledgement, the reply
     assert any(a.get("name") == "notes.pdf" for a in record["attachments"])
     assert page.errors == []
 
@@ -164,10 +184,18 @@ async def test_vip_priority_robots_and_no_relay(email_rig: Any) -> None:
     rig = await email_rig()
     port = smtp_port(rig)
     # Grace Hopper is a VIP (demo CRM): her email gets the mailbox's vip_priority
-    await send(port, mail("grace@example.com", "Urgent", "please", msgid="vip@example.com"),
-               mail_from="grace@example.com")  # fmt: skip
-    await send(port, mail("bot@example.com", "Out of office", "away", msgid="ooo@example.com",
-                          Auto_Submitted="auto-replied"), mail_from="bot@example.com")  # fmt: skip
+    await send(
+        port,
+        mail("grace@example.com", "Urgent", "please", msgid="vip@example.com"),
+        mail_from="grace@example.com",
+    )
+    await send(
+        port,
+        mail(
+            "bot@example.com", "Out of office", "away", msgid="ooo@example.com", Auto_Submitted="auto-replied"
+        ),
+        mail_from="bot@example.com",
+    )
     core = rig.center.core
 
     def email_contacts() -> list[Any]:
@@ -198,8 +226,10 @@ async def _done(store: Any, n: int) -> list[dict[str, Any]] | None:
     from crm_bridge.email_schema import email_messages as m
 
     async with store.crm.engine.connect() as conn:
-        rows = [dict(r._mapping) for r in await conn.execute(
-            select(m).where(m.c.direction == "in", m.c.state == "done"))]  # fmt: skip
+        rows = [
+            dict(r._mapping)
+            for r in await conn.execute(select(m).where(m.c.direction == "in", m.c.state == "done"))
+        ]
     return rows if len(rows) >= n else None
 
 
@@ -208,7 +238,8 @@ async def test_restart_puts_a_waiting_email_back_in_its_queue(email_rig: Any) ->
     await send(smtp_port(rig), mail("ada@example.com", "Waiting", "nobody here", msgid="w1@example.com"))
     core = rig.center.core
     (contact,) = await eventually(
-        lambda: [c for c in core.contacts.values() if c.channel == "email" and str(c.phase) == "queued"], 15)
+        lambda: [c for c in core.contacts.values() if c.channel == "email" and str(c.phase) == "queued"], 15
+    )
     cid = contact.contact_id
     await rig.center.stop()  # nobody took it: the record stays open
     rig.center = Center(rig.center.cfg, flows_dir=ROOT / "ivr_flows")
@@ -219,3 +250,36 @@ async def test_restart_puts_a_waiting_email_back_in_its_queue(email_rig: Any) ->
     # the same message (and its acknowledgement), each kept once
     assert rec["status"] == "open" and [m["direction"] for m in rec["messages"]] == ["in", "out"]
     assert "duplicate_arrival" not in rec["flags"]
+
+
+async def test_imap_mailbox_through_the_server(email_rig: Any, imap_server: ImapServer) -> None:
+    url = f"imap://{imap_server.user}@{imap_server.host}:{imap_server.port}/INBOX"
+    rig = await email_rig(
+        imap={
+            "name": "inbox",
+            "url": url,
+            "password": imap_server.password,
+            "mailbox": "sales@callcenter.local",
+            "poll_s": 30,
+        }
+    )
+    imap_server.deliver(
+        mail(
+            "ada@example.com",
+            "Upgrade?",
+            "price list please",
+            msgid="imapq@example.com",
+            to="sales@callcenter.local",
+        )
+    )
+    core = rig.center.core
+    (contact,) = await eventually(
+        lambda: [c for c in core.contacts.values() if c.channel == "email" and str(c.phase) == "queued"], 20
+    )
+    assert contact.queue == "sales" and contact.service == "sales-email"
+    c = imap_server.client()
+    try:
+        c.select("INBOX")
+        assert c.uid("SEARCH", None, "UNSEEN")[1] == [b""]  # flagged once committed
+    finally:
+        c.logout()

@@ -122,6 +122,12 @@ def test_loop_guard(headers: bytes, envelope_from: str, why: str) -> None:
     assert parse(raw, envelope_from=envelope_from, ours=OURS).junk == why
 
 
+def test_a_bounce_fetched_by_imap_is_known_by_its_return_path() -> None:
+    raw = b"Return-Path: <>\r\nFrom: mailer-daemon@example.com\r\nSubject: failed\r\n\r\nx\r\n"
+    assert parse(raw, envelope_from=None).junk == "null_sender"
+    assert parse(b"From: a@example.com\r\nSubject: hi\r\n\r\nx\r\n", envelope_from=None).junk == ""
+
+
 def test_mail_from_our_own_mailbox_is_a_loop() -> None:
     raw = b"From: support@callcenter.local\r\nSubject: x\r\n\r\nx\r\n"
     assert parse(raw, envelope_from="support@callcenter.local", ours=OURS).junk == "own_address"
