@@ -265,8 +265,20 @@ class Center:
         # open email contacts go back in their queues instead of being closed as interrupted
         email_kept = await self.email.restore() if self.email is not None else []
         # before SIP listens
+        cluster = self.cluster
         await recover(self.crm, self.callback_keeper, self.voice.restore_callback, keep=email_kept,
-                      sweep=self.cluster is None)  # fmt: skip
+                      sweep=cluster is None,
+                      take=cluster.leases.claim_callback if cluster else None)  # fmt: skip
+        if cluster is not None:  # a dead node's callback requests come back in this node's queues
+            voice = self.voice
+
+            async def take_callbacks(ids: set[str]) -> list[str]:
+                async def mine(cid: str) -> bool:
+                    return cid in ids
+
+                return await self.callback_keeper.restore(voice.restore_callback, mine)
+
+            cluster.leases.on_callbacks = take_callbacks
         if self.email is not None:
             await self.email.start()  # SMTP listener, IMAP pollers, processing, relay
         self.callback_keeper.attach(self.bus)

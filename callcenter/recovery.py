@@ -15,7 +15,7 @@ listens, so no new call can mix with what is being cleaned up:
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Collection
+from collections.abc import Awaitable, Callable, Collection
 
 from callcenter.contacts.callback_keeper import CallbackKeeper
 from callcenter.contacts.contact import Contact
@@ -25,11 +25,13 @@ log = logging.getLogger(__name__)
 
 
 async def recover(crm: CrmStore, keeper: CallbackKeeper, register: Callable[[Contact], None],
-                  keep: Collection[str] = (), *, sweep: bool = True) -> None:  # fmt: skip
+                  keep: Collection[str] = (), *, sweep: bool = True,
+                  take: Callable[[str], Awaitable[bool]] | None = None) -> None:  # fmt: skip
     """``keep``: contacts another channel carried over (email contacts back in their queues).
     ``sweep=False`` in a cluster: other nodes' records are open because their calls are up;
-    a dead node's are closed by a survivor instead (callcenter/cluster/leases.py)."""
-    restored = await keeper.restore(register)
+    a dead node's are closed by a survivor instead (callcenter/cluster/leases.py). ``take``:
+    which kept callback requests are this node's to restore (a cluster's claim)."""
+    restored = await keeper.restore(register, take)
     closed = await crm.close_interrupted(keep=set(restored) | set(keep)) if sweep else 0
     log.info("recovery: %d interaction(s) left open by the previous run closed as interrupted, "
              "%d callback request(s) back in their queues; routing starts empty (no reservations "

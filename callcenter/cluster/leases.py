@@ -9,6 +9,14 @@ waiting and ringing callers are gone and their records are closed, not re-queued
 event id is derived from the contact (``<contact>:node_lost``), so if two survivors or
 a restart of the same node end the same contact the record gets one end, not two.
 
+Callback requests are the exception: they have no media, so they are handed over, not
+ended. A node claims each callback request it takes (``cb:<contact>``, set on
+``CallbackRequested``); the survivor that takes a dead node over moves that node's claimed
+requests to itself and puts them back in its queues (``on_callbacks``: the callback
+keeper's restore, limited to those ids), with their original place. At start-up a node
+restores only the kept requests it can claim (``claim_callback``): its own, or unclaimed
+ones, never another live node's.
+
 Agents are not stuck reserved: a node's reservations live in its own router, which
 died with it (routing is per node, docs/cluster.md).
 """
@@ -18,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
@@ -29,6 +37,7 @@ from callcenter.bus import EventBus
 log = logging.getLogger(__name__)
 
 LOST_REASON = "node_lost"
+CLAIM_TTL_S = 7 * 24 * 3600  # a callback request's claim outlives any request
 
 
 def lost_event_id(contact_id: str) -> str:
@@ -48,9 +57,12 @@ class NodeLeases:
         self.bus = bus
         self._task: asyncio.Task[None] | None = None
         self.taken_over: list[str] = []  # nodes this one has taken over (for logs and tests)
+        # set by Center: put these callback requests (ids) back in this node's queues
+        self.on_callbacks: Callable[[set[str]], Awaitable[object]] | None = None
 
     def start(self) -> None:
-        self.bus.subscribe("cluster-open", self._track, (ev.ContactArrived, ev.ContactEnded))
+        tracked = (ev.ContactArrived, ev.ContactEnded, ev.CallbackRequested)
+        self.bus.subscribe("cluster-open", self._track, tracked)
         self._task = asyncio.create_task(self._run(), name="cluster-leases")
 
     async def close(self, *, clean: bool) -> None:
@@ -70,23 +82,45 @@ class NodeLeases:
         try:
             if isinstance(event, ev.ContactArrived):
                 await self.redis.sadd(self.key("open", self.node), event.contact_id)
+            elif isinstance(event, ev.CallbackRequested):
+                await self.redis.set(self.key("cb", event.contact_id), self.node, ex=CLAIM_TTL_S)
             else:
                 await self.redis.srem(self.key("open", self.node), event.contact_id)
         except (RedisError, OSError) as exc:
             log.warning("cluster: open-contact set not updated for %s: %s", event.contact_id, exc)
 
     async def take_over_own_past(self) -> int:
-        """At start-up: what a previous run of this node id left open is ended now."""
-        return await self._end_open(self.node)
+        """At start-up: what a previous run of this node id left open is ended now, except
+        its callback requests, which the start-up recovery restores (``claim_callback``)."""
+        ended, _kept = await self._end_open(self.node)
+        return ended
 
-    async def _end_open(self, node: str) -> int:
-        contact_ids = sorted(m.decode() if isinstance(m, bytes) else m
-                             for m in await self.redis.smembers(self.key("open", node)))  # fmt: skip
-        for cid in contact_ids:
+    async def claim_callback(self, contact_id: str) -> bool:
+        """May this node restore a kept callback request? Yes if unclaimed or its own."""
+        key = self.key("cb", contact_id)
+        if await self.redis.set(key, self.node, nx=True, ex=CLAIM_TTL_S):
+            return True
+        owner = await self.redis.get(key)
+        return (owner.decode() if isinstance(owner, bytes) else owner) == self.node
+
+    async def _end_open(self, node: str) -> tuple[int, set[str]]:
+        """End ``node``'s open contacts except its claimed callback requests, which become
+        this node's (returned; left in place when ``node`` is this node)."""
+        ended, handed = 0, set()
+        for raw in await self.redis.smembers(self.key("open", node)):
+            cid = raw.decode() if isinstance(raw, bytes) else raw
+            owner = await self.redis.get(self.key("cb", cid))
+            if (owner.decode() if isinstance(owner, bytes) else owner) == node:
+                if node != self.node:
+                    await self.redis.set(self.key("cb", cid), self.node, ex=CLAIM_TTL_S)
+                    await self.redis.smove(self.key("open", node), self.key("open", self.node), cid)
+                    handed.add(cid)
+                continue
             self.bus.publish(ev.ContactEnded(contact_id=cid, event_id=lost_event_id(cid),
                                              reason=LOST_REASON, ended_by="system"))  # fmt: skip
-        await self.redis.delete(self.key("open", node))
-        return len(contact_ids)
+            await self.redis.srem(self.key("open", node), cid)
+            ended += 1
+        return ended, handed
 
     async def _renew(self) -> None:
         await self.redis.set(self.key("node", self.node), "1", px=self.lease_ms)
@@ -100,11 +134,18 @@ class NodeLeases:
                 continue
             if not await self.redis.set(self.key("takeover", node), self.node, nx=True, px=self.lease_ms):
                 continue  # another survivor is on it
-            ended = await self._end_open(node)
+            ended, handed = await self._end_open(node)
             await self.redis.srem(self.key("nodes"), node)
             self.taken_over.append(node)
-            log.warning("cluster: node %s lost its lease; %d open contact(s) ended as %s",
-                        node, ended, LOST_REASON, extra={"lost_node": node, "ended": ended})  # fmt: skip
+            log.warning("cluster: node %s lost its lease; %d open contact(s) ended as %s, %d callback "
+                        "request(s) taken over", node, ended, LOST_REASON, len(handed),
+                        extra={"lost_node": node, "ended": ended,
+                               "callbacks_taken": len(handed)})  # fmt: skip
+            if handed and self.on_callbacks is not None:
+                try:
+                    await self.on_callbacks(handed)
+                except Exception:
+                    log.exception("cluster: taken-over callback requests could not be restored")
 
     async def _run(self) -> None:
         every = self.lease_ms / 3000.0

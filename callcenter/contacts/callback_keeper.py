@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 from callcenter import events as ev
@@ -68,12 +68,17 @@ class CallbackKeeper:
             self._kept.discard(cid)
             await self.store.drop_pending_callback(cid)
 
-    async def restore(self, register: Callable[[Contact], None]) -> list[str]:
+    async def restore(
+        self, register: Callable[[Contact], None], take: Callable[[str], Awaitable[bool]] | None = None
+    ) -> list[str]:
         """Back into their queues with their first creation time; ``register`` gives each
-        to its channel. Returns the contact ids (their records stay open)."""
+        to its channel. Returns the contact ids (their records stay open). ``take``: only the
+        requests it says yes to (a cluster node: those it owns, not another live node's)."""
         restored = []
         for row in await self.store.pending_callbacks():
             cid, d = row["contact_id"], row["data"]
+            if take is not None and not await take(cid):
+                continue
             contact = Contact(
                 cid, "voice", d["ani"], d["dnis"], d["service"], arrived_at=d["arrived_at"],
                 _phase=Phase.CALLBACK,  # restored as it was, not a transition: nothing to announce
