@@ -41,6 +41,7 @@ from callcenter.media.engine import MediaEngine
 from callcenter.media.worker import MediaPool
 from callcenter.moh import render_moh
 from callcenter.privacy import Privacy, Reader
+from callcenter.recording.wiring import install_call_audio
 from callcenter.recovery import recover
 from callcenter.reporting import ReportService
 from callcenter.sip.binding_file import FileBindingStore
@@ -111,6 +112,8 @@ class Center:
         creds = {
             a.sip.username: Credentials(a.sip.ha1_md5, a.sip.ha1_sha256) for a in cfg.agent_secrets.values()
         }
+        creds.update({u.sip.username: Credentials(u.sip.ha1_md5, u.sip.ha1_sha256)  # monitoring phones
+                      for u in cfg.supervisors.values() if u.sip is not None})  # fmt: skip
         reg = s.sip.registration
         auth = s.sip.auth
         sip_lockout, sip_delay = policies_from_config(auth)
@@ -178,6 +181,7 @@ class Center:
         self.webchat = install_webchat(self)  # chat widget, web forms (webchat.yaml); None without
         self.email = install_email(self)  # mailboxes, SMTP/IMAP intake, replies (server.yaml email:)
         self.fax = install_fax(self)  # fax services (flow fax) and CNG detection; None without
+        self.call_audio = install_call_audio(self)  # recording (recording.yaml), listen/whisper/barge
         self.phones = install_webrtc(self)  # the desk's browser phone (docs/webrtc.md); None when off
         # /api/customers/*: the desk's customer panel (search, link, contact points)
         crm_written = settled(self.bus, self.crm_events)
@@ -340,6 +344,8 @@ class Center:
         if self.fax is not None:
             await self.fax.close()
         self.core.close()
+        with contextlib.suppress(Exception):
+            await self.call_audio.close()  # recordings finish (transcode) before the process goes
         if self.voice is not None:
             await self.voice.close()
         with contextlib.suppress(Exception):

@@ -521,6 +521,7 @@ class Supervisor(Strict):
     username: str
     name: str = ""
     password_hash: str = Field(pattern=r"^\$argon2")
+    sip: SipAccount | None = None  # the phone the server calls to listen/whisper/barge (docs/recording.md)
 
 
 class AppConfig(BaseModel):
@@ -538,6 +539,7 @@ class AppConfig(BaseModel):
     data_dir: Path
     flows_dir: Path = PACKAGED_FLOWS
     webchat: Any = None  # callcenter.webchat.config.WebChatConfig from webchat.yaml; None = no web channel
+    recording: Any = None  # callcenter.recording.config.RecordingSettings from recording.yaml; None = none
 
 
 # --- loading -----------------------------------------------------------------
@@ -687,6 +689,13 @@ def _webchat(path: Path, routing: Any, services: Any) -> Any:
     return cfg
 
 
+def _recording(path: Path, data_dir: Path, services: Any, routing: Any) -> Any:
+    """recording.yaml (call recording policy), optional."""
+    from callcenter.recording.config import load
+
+    return load(path, data_dir, set(services.services), set(routing.queues))
+
+
 def load_config(directory: Path | str) -> AppConfig:
     """Load and cross-check a whole config directory, or raise ConfigError."""
     from callcenter.ivr.services import load_services  # local: keeps import of this module light
@@ -724,4 +733,5 @@ def load_config(directory: Path | str) -> AppConfig:
         data_dir=data_dir,
         flows_dir=flows_dir,
         webchat=webchat,
+        recording=_recording(d / "recording.yaml", data_dir, services, routing),
     )

@@ -96,6 +96,7 @@ class IvrInputCollected(Event):
     confidence: float = 1.0
     matched: bool = True  # False: no option or valid answer (value is then "", heard what was said/keyed)
     heard: str = ""  # the raw input when it matched nothing
+    sensitive: bool = False  # a field marked sensitive (card number): value and heard are never kept
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -293,3 +294,37 @@ class ContactMessage(Event):
     # Each: {name, size, sha256, path, content_type} (stored with crm_bridge.files).
     attachments: list[dict[str, Any]] = field(default_factory=list)
     meta: dict[str, Any] = field(default_factory=dict)  # channel specifics (subject, headers, pages)
+
+
+# --- call recording and supervisor monitoring (appended: callcenter/recording, callcenter/monitoring) ---
+
+
+@dataclass(frozen=True, kw_only=True)
+class RecordingPaused(Event):
+    """The call's recording paused (PCI: silence in both channels) or resumed. ``by``: an
+    agent id, "api", or "ivr" (a field marked sensitive is being collected)."""
+
+    paused: bool
+    by: str = ""
+    reason: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class AttachmentAdded(Event):
+    """A file of the contact (a call recording: kind "call_recording", with path, size,
+    sha256, duration_s, format, channels, paused and hold intervals)."""
+
+    attachment: dict[str, Any]
+
+
+@dataclass(frozen=True, kw_only=True)
+class MonitorSession(Event):
+    """A supervisor listened to, whispered to or barged into a call: one event when the
+    session ends (or failed), with every mode it was in and when."""
+
+    supervisor: str
+    agent_id: str = ""
+    started: float = 0.0
+    ended: float = 0.0
+    modes: list[dict[str, Any]] = field(default_factory=list)  # [{mode, from, to}]
+    result: str = "ended"  # ended | failed:<why>

@@ -38,6 +38,8 @@ TYPE_RANK: dict[str, int] = {
             "CallbackAttempted",
             "ContactMessage",
             "AttachmentAdded",
+            "RecordingPaused",
+            "MonitorSession",
             "ContactAbandoned",
             "ContactEnded",
             "WrapUpCompleted",
@@ -129,6 +131,7 @@ class _Fold:
         self.ivr_data: dict[str, Any] = {}
         self.ivr_outcome = ""
         self.attributes: dict[str, Any] = {}
+        self.extra_attrs: dict[str, list[dict[str, Any]]] = {}  # recording pauses, monitor sessions
         self.attachments: list[dict[str, Any]] = []
         self.messages: list[dict[str, Any]] = []
         self.message_ids: set[str] = set()
@@ -360,6 +363,20 @@ class _Fold:
         att["event_id"] = _str(ev.get("event_id"))
         self.attachments.append(att)
 
+    def on_RecordingPaused(self, ev: Mapping[str, Any], ts: float) -> None:
+        """PCI pause/resume of the call recording (the intervals are also in the recording's
+        attachment, in seconds of the file)."""
+        self.extra_attrs.setdefault("recording_pauses", []).append(
+            {"ts": ts, "paused": bool(ev.get("paused")), "by": _str(ev.get("by"))})
+
+    def on_MonitorSession(self, ev: Mapping[str, Any], ts: float) -> None:
+        """A supervisor's listen/whisper/barge session on the call."""
+        self.extra_attrs.setdefault("monitoring", []).append({
+            "supervisor": _str(ev.get("supervisor")), "agent_id": _str(ev.get("agent_id")),
+            "from": _float(ev.get("started")), "to": _float(ev.get("ended")),
+            "modes": [_dict(m) for m in ev.get("modes") or [] if isinstance(m, Mapping)],
+            "result": _str(ev.get("result")), "event_id": _str(ev.get("event_id"))})
+
     def on_ContactMessage(self, ev: Mapping[str, Any], ts: float) -> None:
         """One email, chat line, form submission or fax document. A message the channel
         delivered twice (same message id, another event) is kept once, flagged."""
@@ -493,6 +510,7 @@ class _Fold:
         if agent_segs and agent_segs[-1]["end"] is not None:
             wrap_from = agent_segs[-1]["end"]
         attrs = dict(self.attributes)
+        attrs.update(self.extra_attrs)
         if self.ivr_outcome:
             attrs["ivr_outcome"] = self.ivr_outcome
         if self.abandoned is not None:

@@ -183,6 +183,9 @@ class GatherBody(_Strict):
     invalid: Text | None = None
     min_confidence: float | None = Field(None, ge=0, le=1)
     on_fail: str | None = None  # step when retries run out; None = continue with empty value
+    # A card number or the like: the call recording pauses while it is collected, and the
+    # value is never in an event, a log line or the IVR's result (docs/recording.md)
+    sensitive: bool = False
 
     @model_validator(mode="after")
     def _mode(self) -> GatherBody:

@@ -9,9 +9,10 @@ voice channel) the result with the outcome as an :class:`IvrOutcome`.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
@@ -121,6 +122,8 @@ class IvrEngine:
         self.lookups = lookups or NoLookups()
         self.clock = clock
         self.voicemail_dir = Path(voicemail_dir)
+        # Run before every flow (callcenter/recording: the recording consent announcement).
+        self.before_flow: Callable[[CallPort, str], Awaitable[None]] | None = None
 
     def path_titles(self, path: tuple[str, ...], dnis: str) -> tuple[str, ...]:
         """The call's IVR path in words, for the agent: each step's title, else its id."""
@@ -179,6 +182,10 @@ class IvrEngine:
                                    data={"service": service.name, "app": service.flow}))  # fmt: skip
             return IvrResult(outcome=IvrOutcome.APP, path=path, variables={"app": service.flow})
         stepper = self.stepper(contact_id=contact_id, ani=port.ani, dnis=port.dnis)
+        if self.before_flow is not None:
+            # a hang-up here: the flow's first step finds the caller gone, ends as a hang-up
+            with contextlib.suppress(CallEnded):
+                await self.before_flow(port, contact_id)
         result = await drive(stepper, port, self.lookups)
         return dataclasses.replace(result, outcome=IvrOutcome(result.outcome))
 

@@ -28,6 +28,7 @@ from callcenter.events import (
     IvrCompleted,
     IvrInputCollected,
     PromptPlayed,
+    RecordingPaused,
     VoicemailRecorded,
 )
 from callcenter.ivr.flow_model import (
@@ -203,6 +204,7 @@ class FlowStepper:
             "priority": 0,
         }
         self.collected: dict[str, str] = {}  # what the caller answered, by variable name
+        self.sensitive: set[str] = set()  # variables of sensitive fields: never in an event or the result
         self.path: list[str] = []
         self._pending: UserInput | None = None  # type-ahead from an interrupted say
         self._language_chosen = False  # the caller picked a language: the CRM must not override
@@ -254,7 +256,7 @@ class FlowStepper:
             log.exception("IVR event handler failed for %s", event.type)
 
     def _finish(self, outcome: str, *, ended_by: str = "", **kw: Any) -> IvrResult:
-        variables = {k: v for k, v in self.vars.items() if k not in _SYSTEM_VARS}
+        variables = {k: v for k, v in self.vars.items() if k not in _SYSTEM_VARS and k not in self.sensitive}
         customer = self.vars.get("customer") or {}
         data: dict[str, Any] = {
             "service": self.service.name,
@@ -263,7 +265,7 @@ class FlowStepper:
             "ani": self.vars.get("ani"),
             "dnis": self.vars.get("dnis"),
             "customer_id": customer.get("id") if isinstance(customer, dict) else None,
-            "collected": dict(self.collected),
+            "collected": {k: v for k, v in self.collected.items() if k not in self.sensitive},
             "variables": variables,
         }
         if ended_by:
@@ -498,8 +500,12 @@ class FlowStepper:
 
     def _collected(self, label: str, name: str, got: UserInput, value: str | None) -> None:
         """The record of one answer; ``value`` None = it matched nothing, and the record must
-        not read as if it had (a no-match recognised as "one" at confidence 0.0)."""
-        if value is not None:
+        not read as if it had (a no-match recognised as "one" at confidence 0.0). A sensitive
+        field's answer is recorded as given or not, never what it was."""
+        if name in self.sensitive:
+            self.emit(IvrInputCollected, step=label, name=name, value="", how=got.how,
+                      matched=value is not None, sensitive=True)  # fmt: skip
+        elif value is not None:
             self.emit(IvrInputCollected, step=label, name=name, value=value, how=got.how,
                       confidence=got.confidence)  # fmt: skip
         else:
@@ -519,6 +525,20 @@ class FlowStepper:
         return None
 
     def _gather(self, step: GatherStep, label: str, after: str | None) -> Generator[Action, Any, str | None]:
+        if not step.gather.sensitive:
+            return (yield from self._gather_field(step, label, after))
+        # PCI: the recording is silent from before the prompt (keys typed ahead) until the
+        # field is done, however the step ends (a hang-up closes this generator too)
+        self.sensitive.add(step.gather.name)
+        self.emit(RecordingPaused, paused=True, by="ivr", reason=f"sensitive field at {label}")
+        try:
+            return (yield from self._gather_field(step, label, after))
+        finally:
+            self.emit(RecordingPaused, paused=False, by="ivr", reason=f"sensitive field at {label}")
+
+    def _gather_field(
+        self, step: GatherStep, label: str, after: str | None
+    ) -> Generator[Action, Any, str | None]:
         g = step.gather
         barge_ok = step.barge_in is not False
         rules = _rules(g.digits) if g.digits else None

@@ -1,0 +1,1 @@
+"""Supervisor listen / whisper / barge on connected calls (docs/recording.md)."""
