@@ -404,7 +404,9 @@ class _Fold:
             }
         )
         for att in files:
-            self.attachments.append({"kind": "message", **att, "message_id": message_id, "event_id": event_id})
+            self.attachments.append(
+                {"kind": "message", **att, "message_id": message_id, "event_id": event_id}
+            )
 
     def on_ContactAbandoned(self, ev: Mapping[str, Any], ts: float) -> None:
         self.abandoned = {"where": _str(ev.get("where")), "waited_s": _float(ev.get("waited_s"))}
