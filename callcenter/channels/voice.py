@@ -22,6 +22,7 @@ from pathlib import Path
 from callcenter import events as ev
 from callcenter.apps.echo import EchoTest
 from callcenter.channels.voice_callback import GONE_LEG, CallbackDialler
+from callcenter.channels.voice_outbound import OutboundDialler
 from callcenter.channels.voice_waiting import WaitingTreatment
 from callcenter.config import CallbacksCfg
 from callcenter.contacts.contact import WAITING, Contact, Offer, Phase
@@ -114,6 +115,7 @@ class VoiceChannel:
             offer_options_after_s=offer_options_after_s,
         )
         self.dialler = CallbackDialler(self, callbacks or CallbacksCfg())
+        self.outbound = OutboundDialler(self)  # click-to-dial from the desk
         core.add_channel("voice", self)
 
     @property
@@ -262,6 +264,8 @@ class VoiceChannel:
         )
 
     def present(self, contact: Contact, offer: Offer) -> None:
+        if self.outbound.foreign(contact, offer):
+            return  # an agent's outbound call is theirs only: dropped, nobody else is rung
         legs = self.legs[contact.contact_id]
         legs.ringing = self.tasks.spawn(self._ring(contact, legs, offer), f"ring:{offer.agent_id}")
 
@@ -281,12 +285,14 @@ class VoiceChannel:
                                         f"auto-answer:{offer.agent_id}")  # fmt: skip
 
     def withdraw(self, contact: Contact) -> None:
+        self.outbound.withdrawn(contact)
         legs = self.legs.get(contact.contact_id)
         if legs is not None and legs.ringing is not None:
             legs.ringing.cancel()  # place_call CANCELs the INVITE
             legs.ringing = None
 
     def forget(self, contact: Contact) -> None:
+        self.outbound.forget(contact)
         legs = self.legs.pop(contact.contact_id, None)
         if legs is not None:
             legs.stop_treatment()

@@ -49,6 +49,7 @@ TRANSITIONS: dict[tuple[Phase, Phase], type[ev.Event] | None] = {
     (P.ARRIVED, P.SELF_SERVICE): None,
     (P.ARRIVED, P.ENDED): ev.ContactEnded,
     (P.ARRIVED, P.QUEUED): ev.ContactQueued,  # no self-service first (an email, a chat, a fax)
+    (P.ARRIVED, P.CALLBACK): ev.ContactQueued,  # an agent's outbound call, waiting for their phone
     (P.SELF_SERVICE, P.QUEUED): ev.ContactQueued,
     (P.SELF_SERVICE, P.CALLBACK): ev.ContactQueued,
     (P.SELF_SERVICE, P.EXTERNAL): None,

@@ -80,6 +80,12 @@ class HoldIn(BaseModel):
     on_hold: bool
 
 
+class DialIn(BaseModel):
+    number: str | None = Field(None, pattern=r"^\+?[0-9 ()./-]{3,32}$")
+    customer_id: str | None = Field(None, min_length=1, max_length=64)
+    queue: str | None = Field(None, max_length=128)  # whose books it goes on; default: the agent's first
+
+
 class ContactWrapUpIn(BaseModel):
     disposition: str = Field(min_length=1, max_length=64)
     notes: str = Field("", max_length=10_000)
@@ -276,6 +282,21 @@ def create_app(
         """Autosave of this contact's wrap-up form; if its time runs out, the record gets it."""
         backend.ready.save_draft(agent_only(p), contact_id, body.disposition, body.notes)
         return {"status": "draft saved", "contact_id": contact_id}
+
+    @app.post("/api/agent/dial", tags=["contacts"])
+    async def dial(body: DialIn, p: Who) -> dict[str, str]:
+        """Click-to-dial: the agent's phone rings first; once answered, the customer (``number``,
+        or ``customer_id``'s first phone) is dialled through ``callbacks.dial_uri``."""
+        if (body.number is None) == (body.customer_id is None):
+            raise HTTPException(422, "give either number or customer_id")
+        voice = backend.ready.channels.get("voice")
+        outbound = getattr(voice, "outbound", None)
+        if outbound is None:
+            raise HTTPException(503, "no voice channel")
+        contact = await outbound.dial(agent_only(p), number=body.number, customer_id=body.customer_id,
+                                      queue=body.queue)  # fmt: skip
+        return {"status": "ringing your phone", "contact_id": contact.contact_id,
+                "number": contact.callback_number or ""}  # fmt: skip
 
     @app.get("/api/agent/callbacks", tags=["contacts"])
     async def agent_callbacks(p: Who) -> dict[str, Any]:

@@ -43,6 +43,8 @@ const desk = {
 // Channel panels (desk_<channel>.js) register here; a channel without one gets a plain view.
 const channelPanels = new Map();
 window.Desk = {
+  // Click-to-dial, also for other panels (the customer panel): { number } or { customer_id }.
+  dial: (target) => dial(target),
   registerChannel(name, panel) {
     channelPanels.set(String(name), panel || {});
     if (selectedItem() && selectedItem().channel === name) renderChannelPanel();
@@ -157,7 +159,8 @@ function onMessage(msg) {
       break;
     case "dialling":
       if (msg.contact && msg.contact.contact_id === desk.contactId) {
-        setPhase("dialling", `Calling the customer back on ${msg.number} (attempt ${msg.attempt})`);
+        setPhase("dialling", msg.contact.service === "outbound" ? `Calling ${msg.number}`
+          : `Calling the customer back on ${msg.number} (attempt ${msg.attempt})`);
       }
       break;
     case "callback_result":
@@ -380,8 +383,10 @@ function onOffer(msg) {
   fillRecent(msg.recent);
   setWhy(msg.why_you, msg.routing);
   const callback = msg.contact && msg.contact.callback_number;
-  setPhase("ringing", callback ? `Callback to ${callback} — answer on your phone, then we dial`
-                              : "Ringing — answer on your phone");
+  const outbound = msg.contact && msg.contact.service === "outbound";
+  setPhase("ringing", outbound ? `Call to ${callback} — answer on your phone, then we dial`
+    : callback ? `Callback to ${callback} — answer on your phone, then we dial`
+      : "Ringing — answer on your phone");
   setRingDeadline(msg.contact && msg.contact.ring_deadline);
   loadTransferTargets(); // fresh agent states for a transfer during this call
 }
@@ -739,6 +744,13 @@ async function loadCallbacks() {
   } }, "Take"))));
 }
 
+// Click-to-dial: the agent's phone rings first; once they answer, the server dials the customer.
+async function dial(target) {
+  const r = await call("/api/agent/dial", target);
+  if (r) notify("desk-notice", `Answer your phone: then ${r.number} is dialled.`, "ok");
+  return r;
+}
+
 // Channel panels: the scripts of the channels the server runs (each registers with window.Desk).
 async function loadChannelScripts() {
   let answer;
@@ -861,6 +873,10 @@ function wire() {
   });
   loadChannelScripts();
   document.getElementById("callbacks-refresh").addEventListener("click", loadCallbacks);
+  document.getElementById("dial-form").addEventListener("submit", async (e) => {
+    e.preventDefault();
+    if (await dial({ number: document.getElementById("dial-number").value.trim() })) e.target.reset();
+  });
   setInterval(loadCallbacks, CALLBACKS_REFRESH_MS);
 
   setInterval(tick, 1000);
