@@ -101,6 +101,7 @@ async def test_link_unknown_caller_and_edit_contact_points(
         await hit.get_by_role("button", name="This is the caller").click()
         await expect(panel).to_have_attribute("data-linked", "yes", timeout=T)
         await expect(panel.locator("#cp-name")).to_have_text("Alan Turing")
+        await expect(page.locator("#pop-name")).to_have_text("Alan Turing")  # the screen-pop too
         # Recent interactions with the notes of the earlier call (Carol's own: shown).
         earlier = panel.locator(f'#cp-recent tr[data-id="{first}"]')
         await expect(earlier.locator(".cp-notes")).to_have_text("Wants the rotors by Friday", timeout=T)

@@ -11,8 +11,10 @@
 //     dispatch document event "desk:contact" with detail {contact_id, customer};
 //   - otherwise it watches the screen-pop's interaction id (#pop-id) and finds the contact's
 //     customer in the agent's work list (GET /api/agent/contacts).
-// After a link it dispatches "desk:customer-linked" with detail {contact_id, customer,
-// recent}, so the screen-pop can show the customer too. Every value goes into textContent.
+// After a link it dispatches "desk:customer-linked" (cancelable) with detail {contact_id,
+// customer, recent}: a listener that refreshes the screen-pop itself calls preventDefault();
+// otherwise the panel writes the customer's name into the pop's #pop-name. Every value goes
+// into textContent.
 
 import { ApiError, api, dateTime, el, label, loadSession, notify } from "./common.js";
 
@@ -199,7 +201,12 @@ async function link(customer) {
   renderRecent(linked.recent);
   document.getElementById("cp-results").replaceChildren();
   notify("cp-notice", `Linked to ${linked.customer.name || linked.customer.id}.`, "ok");
-  document.dispatchEvent(new CustomEvent("desk:customer-linked", { detail: linked }));
+  const linkedEvent = new CustomEvent("desk:customer-linked", { detail: linked, cancelable: true });
+  const popName = document.getElementById("pop-name");
+  const shown = (document.getElementById("pop-id") || {}).textContent === linked.contact_id;
+  if (document.dispatchEvent(linkedEvent) && popName && shown) {
+    popName.textContent = linked.customer.name || linked.customer.id;
+  }
 }
 
 function addPoint(event) {
