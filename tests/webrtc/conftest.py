@@ -46,6 +46,16 @@ async def phone_rig(rig_factory: Any, request: Any) -> Any:
 
 
 @pytest.fixture
+async def short_ring_rig(rig_factory: Any) -> Any:
+    """As ``phone_rig``, with the 2 s ring of tests/support/rig.py (RONA comes quickly)."""
+    from tests.support.rig import short_ring
+
+    r = await rig_factory(short_ring, server_edit=loopback_ice)
+    mount_pages(r.center.app)
+    return r
+
+
+@pytest.fixture
 async def phone_browser(tmp_path: Path) -> AsyncIterator[Any]:
     mic = tone_wav(tmp_path / "mic.wav", seconds=60.0, freq=MIC_HZ)
     args = [*CHROMIUM_ARGS, "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",

@@ -53,8 +53,9 @@ class Ear:
         media.on_audio = self.frames.append
 
     def loud(self, since: int = 0) -> bytes:
-        level = [np.sqrt(np.mean(np.frombuffer(f, "<i2").astype(np.float64) ** 2)) for f in self.frames[since:]]
-        return b"".join(f for f, lv in zip(self.frames[since:], level, strict=True) if lv > 300)
+        frames = self.frames[since:]
+        level = [np.sqrt(np.mean(np.frombuffer(f, "<i2").astype(np.float64) ** 2)) for f in frames]
+        return b"".join(f for f, lv in zip(frames, level, strict=True) if lv > 300)
 
 
 async def inbound(page: Any) -> dict[str, Any]:
@@ -76,7 +77,9 @@ async def ring_and_answer(page: Any, rig: Any, log: Any, tmp_path: Path) -> tupl
 
 
 @pytest.mark.parametrize("phone_rig", [1, 2], indirect=True, ids=["media1", "media2"])
-async def test_browser_phone_call_audio_hold_hangup(phone_rig: Any, phone_browser: Any, tmp_path: Path) -> None:
+async def test_browser_phone_call_audio_hold_hangup(
+    phone_rig: Any, phone_browser: Any, tmp_path: Path
+) -> None:
     rig, page = phone_rig, phone_browser
     log = watch(rig)
     errors = PageErrors(page)
@@ -121,3 +124,71 @@ async def test_browser_phone_call_audio_hold_hangup(phone_rig: Any, phone_browse
     finally:
         caller_tone.cancel()
     assert errors.items == []
+
+
+async def test_browser_phone_transfer_to_a_queue(phone_rig: Any, phone_browser: Any, tmp_path: Path) -> None:
+    """Transfer from the phone panel: the caller moves to the support queue (nobody staffs it,
+    so the caller waits there), the browser's leg ends, the agent gets a wrap-up and the
+    line stays registered for the next call."""
+    rig, page = phone_rig, phone_browser
+    log = watch(rig)
+    await sign_in_browser_phone(page, rig, log)
+    call, cid = await ring_and_answer(page, rig, log, tmp_path)
+    await page.fill("#phone-transfer-target", "queue:support")
+    await page.click("#phone-transfer button[type=submit]")
+    moved = await log.wait(ev.ContactTransferred, contact_id=cid)
+    assert moved.from_agent == "1003" and moved.target == "queue:support"
+    await log.wait(ev.WrapUpStarted, agent_id="1003")
+    await expect(page.locator("#phone-state")).to_have_attribute("data-state", "registered", timeout=T)
+    assert call.is_active  # the caller stayed on the line, waiting in the new queue
+    assert "1003" in rig.center.phones.sessions and rig.center.phones.sessions["1003"].call is None
+
+
+async def test_decline_and_unanswered_ring_go_back_to_routing(
+    short_ring_rig: Any, phone_browser: Any
+) -> None:
+    """Decline in the browser refuses the offer (routing does not offer that contact to her
+    again, she stays available); the next caller's ring nobody answers ends as RONA, as with
+    a SIP phone (the short ring of tests/support/rig.py), and the panel stops ringing."""
+    rig, page = short_ring_rig, phone_browser
+    log = watch(rig)
+    await sign_in_browser_phone(page, rig, log)
+    caller = await rig.caller()
+    first = await caller.call("5000", rig.sip, ani=GRACE)
+    first.media.send_dtmf("3")
+    offered = await log.wait(ev.AgentOffered, agent_id="1003")
+    await expect(page.locator("#phone-state")).to_have_attribute("data-state", "ringing", timeout=T)
+    await page.click("#phone-decline")
+    declined = await log.wait(ev.OfferRejected, agent_id="1003")
+    assert declined.contact_id == offered.contact_id
+    await expect(page.locator("#phone-state")).to_have_attribute("data-state", "registered", timeout=T)
+    # A second caller is offered to her; nobody answers this time: RONA.
+    second = await caller.call("5000", rig.sip, ani="+441632960999")
+    second.media.send_dtmf("3")
+    again = await eventually(lambda: [o for o in log.of(ev.AgentOffered, agent_id="1003")
+                                      if o.contact_id != offered.contact_id], 30, what="the second offer")
+    await expect(page.locator("#phone-state")).to_have_attribute("data-state", "ringing", timeout=T)
+    rona = await log.wait(ev.OfferRejected, agent_id="1003", contact_id=again[0].contact_id)
+    assert rona.reason == "rona"
+    await expect(page.locator("#phone-state")).to_have_attribute("data-state", "registered", timeout=T)
+    assert first.is_active and second.is_active  # both still waiting in the queue
+
+
+async def test_phone_socket_needs_an_agent_token(phone_rig: Any) -> None:
+    import websockets
+
+    from callcenter.web.tokens import ws_subprotocols
+
+    url = phone_rig.http.replace("http:", "ws:") + "/api/phone/ws"
+    for protocols in (ws_subprotocols("not-a-token"), None):
+        async with websockets.connect(url, subprotocols=protocols) as ws:
+            with pytest.raises(websockets.ConnectionClosed) as closed:
+                await ws.recv()
+            assert closed.value.rcvd.code == 4401
+    desk = await phone_rig.desktop("1003", ready=False)
+    async with websockets.connect(url, subprotocols=ws_subprotocols(desk.token)) as ws:
+        await ws.send("{not json")
+        assert "not a JSON object" in await ws.recv()
+        await ws.send('{"type": "offer", "sdp": "v=0 garbage"}')
+        assert "offer refused" in await ws.recv()
+    assert not await phone_rig.center.registrar.is_registered("1003")
