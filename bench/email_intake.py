@@ -18,36 +18,32 @@ Peer in the same run: a raw aiosmtpd sink that writes each message to a file (fs
 like the database commit) and answers 250 — the ceiling for "accept and keep the bytes",
 no parsing, no database, no routing. The ratio is reported.
 
-    python bench/email.py           # 2,000 messages per run
-    python bench/email.py --quick   # < 1 minute: 300 messages per run
+    python bench/email_intake.py           # 2,000 messages per run
+    python bench/email_intake.py --quick   # < 1 minute: 300 messages per run
 
-Results: bench/results/email.json. Two cores shared with other work (the database server
+Results: bench/results/email_intake.json. Two cores shared with other work (the database server
 and the load generator included): the figures are a lower bound.
 """
 
 from __future__ import annotations
 
+import argparse
+import asyncio
+import json
+import os
+import platform
+import shutil
 import sys
+import tempfile
+import time
+import uuid
 from pathlib import Path
-
-# This file is called email.py: its folder must not shadow the standard library's email package.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
-
-import argparse  # noqa: E402
-import asyncio  # noqa: E402
-import json  # noqa: E402
-import os  # noqa: E402
-import platform  # noqa: E402
-import shutil  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-import uuid  # noqa: E402
-from typing import Any  # noqa: E402
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 ROOT = Path(__file__).resolve().parents[1]
-RESULTS = Path(__file__).with_name("results") / "email.json"
+RESULTS = Path(__file__).with_name("results") / "email_intake.json"
 PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres", "database": "postgres"}
 ATTACHMENT_BYTES = 1 << 20
 
