@@ -60,7 +60,9 @@ class AgentPhones:
     logs: list[Path] = field(default_factory=list)
 
     async def start(self, center: Any, ids: list[str], target: str, tmp: Path, *,
-                    max_calls: int, run_s: float) -> None:  # fmt: skip
+                    max_calls: int, run_s: float, scenario: Path | None = None) -> None:  # fmt: skip
+        """``scenario``: the answering scenario (default ``agent_uas.xml``; bench/webrtc.py's
+        streams a tone once answered)."""
         registered = asyncio.Event()
         bound: set[str] = set()
 
@@ -85,7 +87,7 @@ class AgentPhones:
             logf = tmp / f"agent{k}.log"
             self.logs.append(logf)
             self.procs.append(await asyncio.create_subprocess_exec(
-                *sipp(port=port, loops=1000), "-sf", str(SCENARIOS / "agent_uas.xml"),
+                *sipp(port=port, loops=1000), "-sf", str(scenario or SCENARIOS / "agent_uas.xml"),
                 "-m", str(max_calls), "-timeout", f"{int(run_s)}s",
                 "-trace_logs", "-log_file", str(logf), "-trace_err",
                 "-error_file", str(tmp / f"agent{k}_errors.log"),

@@ -28,6 +28,8 @@ from callcenter.media.rtp import RtpParseError, build, parse
 from callcenter.webrtc.audio import SAMPLES, rms
 from callcenter.webrtc.line import PhoneLine
 
+LEVEL_EVERY = 25  # the levels in stats() are sampled twice a second, not computed per packet
+
 
 class BrowserLegMedia(OfferAnswerMixin):
     def __init__(self, host: str) -> None:
@@ -80,7 +82,8 @@ class BrowserLegMedia(OfferAnswerMixin):
         with contextlib.suppress(OSError):
             self._sock.sendto(packet, self.remote)
             self.stats["tx_packets"] += 1
-            self.stats["tx_rms"] = rms(pcm)
+            if self.stats["tx_packets"] % LEVEL_EVERY == 1:
+                self.stats["tx_rms"] = rms(pcm)
 
     def _readable(self) -> None:
         for _ in range(16):
@@ -97,12 +100,12 @@ class BrowserLegMedia(OfferAnswerMixin):
             if packet.payload_type != self._pt:
                 continue  # telephone-event or comfort noise: the browser needs neither
             self.last_rx = time.monotonic()
-            pcm = g711.decode(self.codec, packet.payload)
             self.stats["rx_packets"] += 1
-            self.stats["rx_rms"] = rms(pcm)
+            if self.stats["rx_packets"] % LEVEL_EVERY == 1:
+                self.stats["rx_rms"] = rms(g711.decode(self.codec, packet.payload))
             line = self.line
             if line is not None:
-                line.track.push(pcm)
+                line.track.push_g711(self.codec, packet.payload)
 
     # MediaSession members the gateway side never uses ------------------------------------
     async def play(self, source: PlaySource, *, interrupt_on_dtmf: bool = False, loop: bool = False) -> bool:

@@ -41,7 +41,7 @@ def ice_servers(turn_url: str | None, username: str | None, credential: str | No
     return [RTCIceServer(urls=turn_url, username=username, credential=credential)]
 
 
-def _gather_on(connection: Any, hosts: Sequence[str]) -> None:
+def gather_on(connection: Any, hosts: Sequence[str]) -> None:
     """Make an aioice Connection gather host candidates on ``hosts`` only."""
     if not hasattr(connection, "get_component_candidates"):
         raise RuntimeError("aioice changed: Connection.get_component_candidates is missing")
@@ -92,11 +92,13 @@ class PhoneLine:
         audio[0].direction = "sendrecv"
         if self.ice_hosts:
             for t in self.pc.getTransceivers():
-                _gather_on(t.sender.transport.transport.iceGatherer._connection, self.ice_hosts)
+                gather_on(t.sender.transport.transport.iceGatherer._connection, self.ice_hosts)
         answer = await self.pc.createAnswer()
         await self.pc.setLocalDescription(answer)
         codecs = audio[0]._codecs if hasattr(audio[0], "_codecs") else []
         self.codec = codecs[0].mimeType.split("/")[1] if codecs else ""
+        if self.codec in ("PCMU", "PCMA"):
+            self.track.use_g711(self.codec)
         return self.pc.localDescription.sdp
 
     def _on_state(self) -> None:
