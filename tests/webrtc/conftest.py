@@ -11,6 +11,7 @@ told apart from anything the server plays.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -55,12 +56,13 @@ async def short_ring_rig(rig_factory: Any) -> Any:
     return r
 
 
-@pytest.fixture
-async def phone_browser(tmp_path: Path) -> AsyncIterator[Any]:
+@contextlib.asynccontextmanager
+async def chromium_with_mic(tmp_path: Path, *extra: str) -> AsyncIterator[Any]:
+    """A page in headless chromium whose microphone is the 440 Hz tone."""
     mic = tone_wav(tmp_path / "mic.wav", seconds=60.0, freq=MIC_HZ)
     args = [*CHROMIUM_ARGS, "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
             f"--use-file-for-fake-audio-capture={mic}", "--allow-loopback-in-peer-connection",
-            "--autoplay-policy=no-user-gesture-required"]  # fmt: skip
+            "--autoplay-policy=no-user-gesture-required", *extra]  # fmt: skip
     api = playwright_api()
     async with api.async_playwright() as pw:
         b = await pw.chromium.launch(executable_path=chromium_path(), args=args)
@@ -69,3 +71,9 @@ async def phone_browser(tmp_path: Path) -> AsyncIterator[Any]:
             yield await ctx.new_page()
         finally:
             await b.close()
+
+
+@pytest.fixture
+async def phone_browser(tmp_path: Path) -> AsyncIterator[Any]:
+    async with chromium_with_mic(tmp_path) as page:
+        yield page

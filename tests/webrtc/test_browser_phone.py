@@ -192,3 +192,27 @@ async def test_phone_socket_needs_an_agent_token(phone_rig: Any) -> None:
         await ws.send('{"type": "offer", "sdp": "v=0 garbage"}')
         assert "offer refused" in await ws.recv()
     assert not await phone_rig.center.registrar.is_registered("1003")
+
+
+async def test_phone_choice_is_per_login(phone_rig: Any, phone_browser: Any) -> None:
+    """Switching to "SIP phone" takes the browser's line off the registrar (the agent has no
+    voice device until a SIP phone registers); after a log-out the next login starts on
+    "SIP phone" again, whatever the last one chose."""
+    rig, page = phone_rig, phone_browser
+    log = watch(rig)
+    await sign_in_browser_phone(page, rig, log)
+    assert await rig.center.registrar.is_registered("1003")
+    await page.check("#phone-mode-sip")
+    await log.wait(ev.AgentDeviceChanged, agent_id="1003", softphone=False)
+    assert not await rig.center.registrar.is_registered("1003")
+    await expect(page.locator("#phone-browser")).to_be_hidden()
+    await page.check("#phone-mode-browser")
+    await expect(page.locator("#phone-state")).to_have_attribute("data-state", "registered", timeout=T)
+    await page.click("#btn-logout")
+    await eventually(lambda: "1003" not in rig.center.phones.sessions, 20, what="the line closed at log-out")
+    await page.fill("#login-username", "1003")
+    await page.fill("#login-password", "demo-1003")
+    await page.click("#login-form button[type=submit]")
+    await expect(page.locator("#link")).to_have_text("live", timeout=T)
+    await expect(page.locator("#phone-mode-sip")).to_be_checked()
+    assert not await rig.center.registrar.is_registered("1003")
