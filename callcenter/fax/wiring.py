@@ -26,7 +26,7 @@ from pydantic import BaseModel, Field
 from callcenter.channels.fax import FaxChannel
 from callcenter.configerrors import ConfigError
 from callcenter.fax.config_check import fax_problems
-from callcenter.fax.media_port import detect_cng
+from callcenter.fax.media_port import detect_cng, forget
 from callcenter.fax.outbound import DocumentError
 from callcenter.ivr.services import Service
 from callcenter.sip.calls import Call
@@ -59,11 +59,16 @@ class FaxEntry:
             if service.flow == "fax":
                 await self.channel.on_call(call, service)
                 return
-            if service.name in self.detect_on:
-                detect_cng(call.media, lambda: self._fax_heard(call))
-            await voice_on_call(call)
-            if call.data.get("fax_contact_id"):  # the fax reception runs to its end first
-                await self.tasks_done(call)
+            if service.name not in self.detect_on:
+                await voice_on_call(call)
+                return
+            detect_cng(call.media, lambda: self._fax_heard(call))
+            try:
+                await voice_on_call(call)
+                if call.data.get("fax_contact_id"):  # the fax reception runs to its end first
+                    await self.tasks_done(call)
+            finally:
+                forget(call.media)  # the listener's caller-side state, fax or not
 
         return on_call
 
