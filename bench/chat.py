@@ -247,6 +247,7 @@ async def run_agents(port: int, m: int, peer: bool, deadline_s: float) -> None:
     errors: dict[str, int] = {}
     available = 0
     all_ready = asyncio.Event()
+    logins = asyncio.Semaphore(8)
     tasks: set[asyncio.Task[Any]] = set()
 
     def error(what: str) -> None:
@@ -274,8 +275,8 @@ async def run_agents(port: int, m: int, peer: bool, deadline_s: float) -> None:
                 replies += 1
 
     async def desk(k: int, http: httpx.AsyncClient) -> None:
-        user = str(3001 + k)
-        r = await http.post("/api/login", json={"username": user, "password": PASSWORD})
+        async with logins:  # the server hashes 2 passwords at once and queues 16 (429 beyond)
+            r = await http.post("/api/login", json={"username": str(3001 + k), "password": PASSWORD})
         r.raise_for_status()
         token = r.json()["token"]
         headers = {"Authorization": f"Bearer {token}"}
