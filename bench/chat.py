@@ -595,9 +595,10 @@ async def orchestrate(args: argparse.Namespace) -> None:
         peer = next((r for r in rows if r["n"] == ours["n"] and r["kind"] == "peer"), {})
         a, b = ours.get("c2a_p99_ms"), peer.get("c2a_p99_ms")
         ours["ratio_p99_vs_peer"] = a / b if a and b else None
+        ratio = "—" if ours["ratio_p99_vs_peer"] is None else f"{ours['ratio_p99_vs_peer']:.2f}"
         print(
             f"{ours['n']:>6} {fmt(ours.get('held')):>6} {fmt(ours.get('c2a_p50_ms')):>9} {fmt(a):>9} "
-            f"{fmt(peer.get('c2a_p50_ms')):>9} {fmt(b):>9} {fmt(ours['ratio_p99_vs_peer']):>9} "
+            f"{fmt(peer.get('c2a_p50_ms')):>9} {fmt(b):>9} {ratio:>9} "
             f"{fmt(ours.get('a2c_p99_ms')):>9} {fmt(ours.get('server_rss_mb')):>8} "
             f"{fmt(ours.get('server_cpu_pct')):>6}"
         )
