@@ -165,7 +165,7 @@ async def serve_ours(n: int, m: int) -> None:
     center = Center(load_config(bench_config(tmp, n, m)), flows_dir=ROOT / "ivr_flows")
     await center.start()
     settle_gc()
-    answer({"port": center.http_port})
+    answer({"port": center.http_port, "tmp": str(tmp)})
     try:
         async for cmd in commands():
             if cmd == "count":  # the sessions held now, and those with an agent and a live socket
@@ -493,10 +493,12 @@ async def stage(kind: str, n: int, m: int, rate: float, duration: float, connect
     flag = ["--peer"] if peer else []
     procs: list[asyncio.subprocess.Process] = []
     step = "server start"
+    tmp: str | None = None
     try:
         server = await child("--role", "serve-peer" if peer else "serve", "--n", str(n), "--m", str(m))
         procs.append(server)
-        port = str((await line(server, 120))["port"])
+        started = await line(server, 120)
+        port, tmp = str(started["port"]), started.get("tmp")
         step = "agents available"
         agents = await child("--role", "agents", "--port", port, "--m", str(m), "--deadline", "60", *flag)
         procs.append(agents)
@@ -547,6 +549,8 @@ async def stage(kind: str, n: int, m: int, rate: float, duration: float, connect
                 p.kill()
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(p.wait(), 10)
+        if tmp:  # the server was killed, not stopped: its data directory is left behind
+            shutil.rmtree(tmp, ignore_errors=True)
     return row
 
 
