@@ -201,6 +201,7 @@ async def test_on_demand_recording_from_the_desk_with_beep(
 
     status = desk.locator("#recording-status")
     await expect(status).to_have_text("Not recorded", timeout=T)
+    await expect(desk.locator("#btn-record")).to_be_visible()
     assert rig.center.app.state.recording.state(cid) == {"recording": False}
     await ears.next(150)  # 3 s of the call unrecorded: no beep
     before = len(ears.frames)

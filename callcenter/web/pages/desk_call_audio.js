@@ -40,7 +40,9 @@ function showMonitor(msg) {
   badge.hidden = !on;
 }
 
+// rec: GET/POST /api/contacts/{id}/recording; null (or policy "never" and not recording): nothing shown
 function showRecording(rec, error = "") {
+  if (rec && !rec.recording && rec.policy === "never") rec = null;
   audio.recording = rec;
   const node = box();
   const status = node.querySelector("#recording-status");
@@ -76,7 +78,7 @@ async function onCall(contactId) {
     const rec = await api(`/api/contacts/${encodeURIComponent(contactId)}/recording`, { token: session.token });
     if (audio.contactId === contactId) showRecording(rec);
   } catch (err) {
-    // 404 "not configured": this server records nothing, so the desk shows nothing about it
+    // 404: the call ended meanwhile (the line goes with the next message)
     showRecording(null, err instanceof ApiError && err.status === 404 ? "" : err.message);
   }
 }
