@@ -137,3 +137,4 @@ def test_purge_without_recording_config_says_so(tmp_path: Path) -> None:
     d = make_config_dir(tmp_path)
     run = purge_cli(d)
     assert run.returncode == 0 and "nothing is recorded, nothing to purge" in run.stdout
+

@@ -5,8 +5,9 @@ registered as the supervisor's own SIP phone (1700 Hz). From the supervisor page
 live call, switch to Whisper (the agent's desk says so, the customer still hears only the
 agent), Stop; the monitor session is in the record; the call's recording plays in the record
 view through a signed link fetched with a Range request answered 206, and the agent's own
-requests for it are refused. From the desk: an on-demand recording started by the agent, the
-periodic beep heard by the customer only once recording runs, and a PCI pause/resume."""
+requests for it (and for the list of calls to monitor) are refused. From the desk: an
+on-demand recording started by the agent, the periodic beep heard by the customer only once
+recording runs, and a PCI pause/resume."""
 
 from __future__ import annotations
 
@@ -166,11 +167,13 @@ async def test_supervisor_monitors_and_plays_back_from_the_page(
                { method: "POST", headers: { Authorization: `Bearer ${token}` } });
              const forged = await fetch(src.replace("sig=", "sig=0"), { headers: { Range: "bytes=0-99" } });
              const unsigned = await fetch(src.split("?")[0], { headers: { Range: "bytes=0-99" } });
-             return [link.status, forged.status, unsigned.status];
+             const auth = { headers: { Authorization: `Bearer ${token}` } };
+             const calls = await fetch("/api/monitor/calls", auth);
+             return [link.status, forged.status, unsigned.status, calls.status];
            }""",
         [att["id"], src],
     )
-    assert refused[0] == 403 and refused[1] == 403 and refused[2] in (403, 422)
+    assert refused[0] == 403 and refused[1] == 403 and refused[2] in (403, 422) and refused[3] == 403
 
 
 async def record_has_recording(desk: Any, cid: str) -> bool:

@@ -5,8 +5,8 @@
 // Monitoring: POST /api/monitor makes the server call the supervisor's registered SIP phone
 // (agents.yaml supervisors: sip); once it answers, the mode buttons switch the mix
 // (PUT /api/monitor/{id}) and Stop ends it (DELETE). The card is refreshed from
-// GET /api/supervisor/snapshot and GET /api/monitor every POLL_MS while the board is shown,
-// and at once after each action.
+// GET /api/monitor/calls (connected calls with their sessions) every POLL_MS while the board
+// is shown, and at once after each action; the board's own snapshot is left to its stream.
 //
 // Playback: an <audio> element cannot send the bearer token, so the page asks for a signed,
 // short-lived link (POST /api/recordings/{id}/link) and the browser then fetches it with HTTP
@@ -49,16 +49,14 @@ function card() {
 async function refresh() {
   const s = session();
   if (!s) return;
+  card();
   try {
-    const [snap, sessions] = await Promise.all([
-      api("/api/supervisor/snapshot", { token: s.token }),
-      api("/api/monitor", { token: s.token }),
-    ]);
+    const calls = await api("/api/monitor/calls", { token: s.token });
     const before = new Map(state.sessions.filter((m) => m.supervisor === s.subject).map((m) => [m.id, m]));
-    state.calls = (snap.contacts || []).filter((c) => c.channel === "voice" && c.phase === "connected" && c.agent_id);
-    state.sessions = sessions;
+    state.calls = calls;
+    state.sessions = calls.map((c) => c.monitor).filter(Boolean);
     for (const [id, m] of before) {
-      if (!sessions.some((x) => x.id === id)) gone(m);
+      if (!state.sessions.some((x) => x.id === id)) gone(m);
     }
     render(s);
   } catch (err) {
@@ -91,7 +89,7 @@ function render(s) {
 }
 
 function callRow(s, c) {
-  const m = state.sessions.find((x) => x.contact_id === c.contact_id);
+  const m = c.monitor;
   const mine = m && m.supervisor === s.subject;
   const talking = c.connected_at ? duration(Date.now() / 1000 - c.connected_at) : "—";
   let status = "—";
@@ -105,7 +103,7 @@ function callRow(s, c) {
   }, name));
   const stop = el("button", { type: "button", class: "c-stop", disabled: !mine || state.busy,
     onclick: () => stopMonitor(s, m) }, "Stop");
-  const sig = JSON.stringify([c.ani, c.queue, c.agent_id, m || null, state.busy]);
+  const sig = JSON.stringify([c.ani, c.queue, c.agent_id, m, state.busy]);
   return el("tr", { dataset: { contact: c.contact_id, mode: mine ? m.mode : "", monitor: mine ? m.state : "", sig } },
     el("td", { class: "mono" }, c.ani || "anonymous"), el("td", {}, c.queue || "—"), el("td", {}, c.agent_id),
     el("td", { class: "num c-talking" }, talking), el("td", { class: "c-status" }, status),
