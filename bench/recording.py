@@ -2,22 +2,24 @@
 
 Each call is what the server holds for a connected call: a customer leg and an agent leg in
 a media worker (``MediaPool``, as ``rtp.workers: N``), bridged. The customer's phone (an
-``RtpSession`` of this process) talks: it loops a few sentences of offline speech
-(espeak-ng through ``CachedTts``). The worker relays it to the agent's side, which is the
-kernel-timestamping receiver of bench/media.py (a separate process) measuring each
-packet's lateness against its stream's 20 ms cadence. The agent side sends nothing, so the
-recording's right channel is silence (its cost per tick is the same: one frame written).
+``RtpSession`` of this process) talks into the customer leg: it loops a few sentences of
+offline speech (espeak-ng through ``CachedTts``); that is the recording's left channel. The
+agent leg plays a looped prompt from the worker's own 20 ms clock to the kernel-timestamping
+receiver of bench/media.py (a separate process), which measures each packet's lateness
+against its stream's cadence: the criterion of bench/media.py and bench/sip_load.py's
+capacity (> 1 % of packets more than 5 ms late), i.e. whether the recording's work in the
+tick makes the worker's clock late. (Nothing comes back from the receiver, so the right
+channel is silence; its cost per tick is the same: one frame written.)
 
 At each level N, in the same run and on the same calls, alternating (2-3 pairs): a window
 unrecorded, then every call recorded (``MixControl.start_recording``: the stereo WAV written
-by the worker's tick) for a window, then the recordings finished. Per level: late packets (> 5 ms, the
-criterion of bench/media.py) unrecorded vs recorded, the workers' CPU (/proc) and what
-recording adds per call, the WAV bytes written per minute. N is raised until more than 1 %
-of the recorded calls' packets are late. Then the background transcode (transcode.py,
-opus-tools) of a recorded WAV and of a minute of speech on both channels: Opus bytes per
-minute and opusenc CPU per minute of audio.
+by the worker's tick) for a window, then the recordings finished. Per level: late packets
+unrecorded vs recorded, the workers' CPU (/proc) and what recording adds per call, the WAV
+bytes written per minute. N is raised until more than 1 % of the recorded calls' packets are
+late. Then the background transcode (transcode.py, opus-tools) of a recorded WAV and of a
+minute of speech on both channels: Opus bytes per minute and opusenc CPU per audio minute.
 
-    python bench/recording.py            # full ramp (~10 s windows) → results/recording.json
+    python bench/recording.py            # full ramp (~6 s windows) → results/recording.json
     python bench/recording.py --quick    # < 1 minute → results/recording_quick.json
 
 All traffic is on 127.0.0.1. The machine has 2 cores shared by the talking phones, the
@@ -77,7 +79,7 @@ async def speech_pcm(cache: Path) -> bytes:
 
 
 class Calls:
-    """N bridged calls in the workers, each with a talking customer phone."""
+    """N bridged calls in the workers: a talking customer phone, the agent leg playing."""
 
     def __init__(self, pool: MediaPool, phones: MediaEngine, rx_port: int, speech: bytes) -> None:
         self.pool, self.phones, self.speech = pool, phones, speech
@@ -102,6 +104,7 @@ class Calls:
             start = (len(self.customers) * 4160) % len(self.speech) // 320 * 320
             speech = self.speech[start:] + self.speech[:start]
             self.talking.append(loop.create_task(phone.play(speech, loop=True)))
+            self.talking.append(loop.create_task(agent.play(self.speech, loop=True)))  # the measured stream
             self.customers.append(customer)
 
     async def close(self) -> None:
@@ -261,7 +264,7 @@ def main() -> None:
     if shutil.which("opusenc") is None or shutil.which("espeak-ng") is None:
         sys.exit("bench/recording.py needs opus-tools (opusenc, opusdec) and espeak-ng")
     levels = [int(x) for x in args.levels.split(",") if x] or (
-        [100, 300] if args.quick else [100, 250, 500, 750, 1000, 1250])
+        [100, 300] if args.quick else [100, 200, 300, 400, 500, 750, 1000])
     win, warmup, pairs = (3.0, 2.0, 2) if args.quick else (6.0, 3.0, 3)
     load = os.getloadavg()
     started = time.time()
