@@ -7,6 +7,7 @@
     callcenter crm outbox replay [ID ...]   re-queue dead letters (all when no ID is given)
     callcenter email outbox list [--dead]   show outbound mail not sent (pending, dead, no relay)
     callcenter email outbox replay [ID ...] re-queue dead mail (--no-relay: also mail kept without a relay)
+    callcenter recordings purge [--dry-run] delete call recordings past retention, each one logged
     callcenter hash-password                print an argon2 hash (desktop logins) read from stdin
     callcenter ha1 USER [--realm R]         print SIP HA1 hashes for agents.yaml (password from stdin)
     callcenter simulate ...                 what-if: replay recorded or synthetic traffic (simulate_cli.py)
@@ -187,7 +188,10 @@ def build_parser() -> argparse.ArgumentParser:
     h.add_argument("--realm", default="callcenter.local")
     h.set_defaults(func=cmd_ha1)
 
+    from callcenter.recording.purge import register as register_recordings
     from callcenter.simulate_cli import register as register_simulate
+
+    register_recordings(sub, DEFAULT_CONFIG)  # callcenter recordings purge (recording/purge.py)
 
     register_simulate(sub, DEFAULT_CONFIG)  # callcenter simulate: the what-if simulator
     return p

@@ -15,6 +15,16 @@ from callcenter.config import AppConfig
 
 def missing_system_packages(cfg: AppConfig) -> list[str]:
     """One line per missing piece: what is missing, why, and the Debian package."""
+    missing = []
+    if cfg.recording is not None:
+        missing += [f"{tool} is not installed (recording.yaml: call recordings are transcoded to Ogg Opus "
+                    "with opusenc and checked with opusdec); install the Debian package opus-tools: "
+                    "apt-get install opus-tools"
+                    for tool in ("opusenc", "opusdec") if shutil.which(tool) is None][:1]  # fmt: skip
+    return missing + _speech(cfg)
+
+
+def _speech(cfg: AppConfig) -> list[str]:
     engine = cfg.server.speech.engine
     if engine == "espeak-ng" and shutil.which("espeak-ng") is None:
         return ["espeak-ng is not installed (speech.engine: espeak-ng runs it for the IVR's prompts); "

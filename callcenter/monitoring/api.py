@@ -1,6 +1,7 @@
 """HTTP for monitor sessions (supervisor token): start one on a connected call, switch its
-mode, stop it, list them. Refusals (not a supervisor, no phone, not a connected call)
-are answered with their reason and logged by the service."""
+mode, stop it, list them, and the connected calls that can be monitored. Refusals (not a
+supervisor, no phone, not a connected call) are answered with their reason and logged by
+the service."""
 
 from __future__ import annotations
 
@@ -64,6 +65,13 @@ def make_router() -> APIRouter:
             raise HTTPException(exc.status, str(exc)) from None
         svc.stop(session_id, f"stopped by {who.subject}")
         return {"stopped": session_id}
+
+    @router.get("/api/monitor/calls")
+    async def calls(request: Request, who: Who) -> list[dict[str, Any]]:
+        """Connected calls, each with its monitor session or null (the supervisor page)."""
+        if who.role != "supervisor":
+            raise HTTPException(403, "only supervisors may monitor calls")
+        return _svc(request).calls()
 
     @router.get("/api/monitor")
     async def sessions(request: Request, who: Who) -> list[dict[str, Any]]:

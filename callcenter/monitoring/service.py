@@ -214,6 +214,23 @@ class MonitorService:
     def list(self) -> list[dict[str, Any]]:
         return [s.view() for s in self.sessions.values()]
 
+    def calls(self) -> list[dict[str, Any]]:
+        """The calls a supervisor could monitor now (connected, with an agent's leg), each
+        with its monitor session if it has one: the supervisor page's Calls in progress."""
+        voice = self.voice
+        if voice is None:
+            return []
+        by_contact = {s.contact_id: s.view() for s in self.sessions.values()}
+        out = []
+        for contact in voice.core.contacts.values():
+            legs = voice.legs.get(contact.contact_id)
+            if contact.phase is not Phase.CONNECTED or legs is None or legs.agent_call is None:
+                continue
+            out.append({"contact_id": contact.contact_id, "ani": contact.ani, "queue": contact.queue,
+                        "agent_id": contact.agent_id, "connected_at": contact.connected_at,
+                        "monitor": by_contact.get(contact.contact_id)})  # fmt: skip
+        return out
+
     async def close(self) -> None:
         for sid in list(self.sessions):
             self.stop(sid, "server stopping")

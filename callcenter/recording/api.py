@@ -22,6 +22,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import FileResponse
 from pydantic import BaseModel
 
+from callcenter.recording.config import policy_for
 from callcenter.recording.service import RecordingRefused, RecordingService
 from callcenter.web.auth import Principal
 from callcenter.web.channel_api import principal
@@ -51,9 +52,13 @@ def make_router() -> APIRouter:
 
     @router.get("/api/contacts/{contact_id}/recording")
     async def recording_state(contact_id: str, request: Request, who: Who) -> dict[str, Any]:
-        svc = _service(request)
-        _may_control(request, who, contact_id)
-        return svc.state(contact_id)
+        """The call's recording and its policy ("never" too when nothing is configured, so a
+        desk asks without an error and shows nothing)."""
+        contact = _may_control(request, who, contact_id)
+        svc: RecordingService | None = getattr(request.app.state, "recording", None)
+        if svc is None:
+            return {"recording": False, "policy": "never"}
+        return _state(svc, contact)
 
     @router.post("/api/contacts/{contact_id}/recording")
     async def recording_action(contact_id: str, body: RecordingAction, request: Request,
@@ -69,7 +74,7 @@ def make_router() -> APIRouter:
         except RecordingRefused as exc:
             raise HTTPException(409, str(exc)) from None
         log.info("recording %s of contact %s by %s", body.action, contact_id, by)
-        return svc.state(contact_id)
+        return _state(svc, contact)
 
     @router.post("/api/recordings/{rec_id}/link")
     async def playback_link(rec_id: str, request: Request, who: Who) -> dict[str, Any]:
@@ -105,6 +110,10 @@ def make_router() -> APIRouter:
                             headers={"Cache-Control": "private, no-store"})  # fmt: skip
 
     return router
+
+
+def _state(svc: RecordingService, contact: Any) -> dict[str, Any]:
+    return {**svc.state(contact.contact_id), "policy": policy_for(svc.cfg, contact.service, contact.queue)}
 
 
 def _may_control(request: Request, who: Principal, contact_id: str) -> Any:

@@ -143,6 +143,9 @@ class RecordingService:
         wav = self.dir / f"{rec_id}.wav"
         ctl.start_recording(rec_id, str(wav))
         rec = Active(rec_id, contact_id, ctl, wav, time.time(), service, queue)
+        contact = self.voice.core.contacts.get(contact_id) if self.voice is not None else None
+        if contact is not None and contact.agent_id:  # started on demand, on a connected call
+            rec.agents.append(contact.agent_id)
         self.active[contact_id] = rec
         log.info("recording %s of contact %s started (%s)", rec_id, contact_id, queue or service,
                  extra={"contact_id": contact_id})  # fmt: skip

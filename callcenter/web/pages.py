@@ -35,9 +35,10 @@ VENDOR = {
 }
 ASSETS_PREFIX = "/pages"
 
-# 'self' in connect-src covers ws:/wss: to the same host in CSP Level 3 browsers.
+# 'self' in connect-src covers ws:/wss: to the same host in CSP Level 3 browsers; media-src
+# 'self' lets the record view's <audio> play call recordings (/recordings/..., docs/recording.md).
 CSP = (
-    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; media-src 'self'; "
     "connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 )
 # no-cache = revalidate every time: an upgraded server never runs against stale page code.

@@ -114,6 +114,7 @@ function channelOf(msg) {
 }
 
 function onMessage(msg) {
+  document.dispatchEvent(new CustomEvent("desk:message", { detail: msg })); // add-ons: desk_call_audio.js
   const channel = channelOf(msg);
   if (msg.contact_id || msg.contact) refreshWorkList();
   if (channel && channel !== "voice") { // not the call: the work list and the channel's panel

@@ -74,6 +74,7 @@ async function openRecord(id, tr) {
     el("li", { dataset: { type: e.type } }, el("span", { class: "muted" }, clock(e.ts)), " ",
       el("span", { class: "badge kind" }, e.type), " ", el("span", { class: "mono" }, payloadText(e.payload)))));
   document.getElementById("record").hidden = false;
+  document.dispatchEvent(new CustomEvent("supervisor:record", { detail: found })); // recordings: supervisor_monitor.js
 }
 
 document.getElementById("search-form").addEventListener("submit", search);
