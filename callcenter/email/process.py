@@ -32,6 +32,12 @@ from crm_bridge.files import store_bytes
 
 log = logging.getLogger(__name__)
 
+# A message larger than this is parsed (and its attachments hashed and written) in a worker
+# thread: a 1 MB message takes the stdlib parser tens of milliseconds, which would hold up
+# every SMTP session and routing decision in the loop; small ones are parsed in place
+# (a thread hop costs more than they do).
+OFF_LOOP_BYTES = 64 * 1024
+
 
 @dataclass(slots=True)
 class InboundEmail:
@@ -170,10 +176,23 @@ class EmailProcessor:
         mailbox = self.cfg.mailbox(row["mailbox"]) or self.cfg.mailboxes[0]
         # Only SMTP has an envelope; IMAP's sender is in the Return-Path header (parse reads it)
         sender = row["envelope_from"] if row["source"] == "smtp" else None
-        parsed = parse(row["raw"], envelope_from=sender, ours=self.ours)
+        raw = row["raw"]
+
+        def work() -> tuple[ParsedEmail, list[dict[str, Any]]]:
+            parsed = parse(raw, envelope_from=sender, ours=self.ours)
+            return parsed, _store_attachments(self.files_dir, parsed)
+
+        if len(raw) > OFF_LOOP_BYTES:
+            parsed, attachments = await asyncio.to_thread(work)
+        else:
+            parsed = parse(raw, envelope_from=sender, ours=self.ours)
+            attachments = (
+                await asyncio.to_thread(_store_attachments, self.files_dir, parsed)
+                if parsed.attachments
+                else []
+            )
         if row["mailbox"] != mailbox.address:
             parsed.flags.append("mailbox_not_configured")
-        attachments = await asyncio.to_thread(_store_attachments, self.files_dir, parsed)
         return mailbox, parsed, attachments
 
     async def process(self, row: dict[str, Any]) -> InboundEmail:
