@@ -32,6 +32,7 @@ import asyncio
 import json
 import os
 import platform
+import resource
 import shutil
 import sys
 import tempfile
@@ -101,10 +102,38 @@ async def load(port: int, total: int, clients: int) -> dict[str, Any]:
         stdout=asyncio.subprocess.PIPE,
         cwd=ROOT,
     )
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     out, _ = await proc.communicate()
     if proc.returncode != 0:
         raise RuntimeError(f"load generator failed ({proc.returncode})")
-    return json.loads(out)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    return json.loads(out) | {"cpu_s": cpu}
+
+
+async def database_cpu_s(crm: Any) -> float:
+    """CPU seconds of the PostgreSQL backends serving this (scratch) database, from /proc
+    (the server is on this machine); 0 for SQLite, whose work is in this process. A
+    pooled connection closed during the run is missed: a lower bound."""
+    from sqlalchemy import text
+
+    if crm.engine.dialect.name != "postgresql":
+        return 0.0
+    async with crm.engine.connect() as conn:
+        pids = [
+            r.pid
+            for r in await conn.execute(
+                text("SELECT pid FROM pg_stat_activity WHERE datname = current_database()")
+            )
+        ]
+    ticks = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        ticks += int(fields[11]) + int(fields[12])  # utime, stime
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def pct(values: list[float], p: float) -> float:
@@ -134,7 +163,7 @@ def routing_config() -> Any:
 
 
 async def run_channel(url: str, tmp: Path, total: int, clients: int) -> dict[str, Any]:
-    from sqlalchemy import func, select
+    from sqlalchemy import event, func, select
 
     from callcenter.bus import EventBus
     from callcenter.contacts.core import ContactCore
@@ -149,6 +178,8 @@ async def run_channel(url: str, tmp: Path, total: int, clients: int) -> dict[str
 
     crm = CrmStore(url, tmp / "files")
     await crm.start()
+    connects = [0]  # new database connections during the run (the pool's churn)
+    event.listen(crm.engine.sync_engine, "connect", lambda *_a: connects.__setitem__(0, connects[0] + 1))
     bus = EventBus()
     router = Router(routing_config())
     core = ContactCore(router=router, bus=bus, crm=crm)
@@ -167,6 +198,7 @@ async def run_channel(url: str, tmp: Path, total: int, clients: int) -> dict[str
     service = EmailService(cfg, core, crm, tmp / "files")
     await service.start()
     assert service.smtp is not None
+    cpu0 = time.process_time()
     try:
         sent = await load(service.smtp.port, total, clients)
 
@@ -197,6 +229,7 @@ async def run_channel(url: str, tmp: Path, total: int, clients: int) -> dict[str
                 break
             await asyncio.sleep(0.05)
         finished = time.time()
+        cpu = time.process_time() - cpu0
         async with crm.engine.connect() as conn:
             lag = [
                 r.processed_at - r.received_at
@@ -207,6 +240,7 @@ async def run_channel(url: str, tmp: Path, total: int, clients: int) -> dict[str
                 )
             ]
         queued = sum(1 for c in core.contacts.values() if c.channel == "email" and str(c.phase) == "queued")
+        db_cpu = await database_cpu_s(crm)
     finally:
         await service.close()
         core.close()
@@ -222,6 +256,11 @@ async def run_channel(url: str, tmp: Path, total: int, clients: int) -> dict[str
         "queued": queued,
         "lost": len(lat) - min(done, recs, queued),
         "msgs_per_s": total / (finished - sent["start"]),
+        "cpu_ms_per_msg": cpu / total * 1000,
+        "db_cpu_ms_per_msg": db_cpu / total * 1000,
+        "load_cpu_ms_per_msg": sent["cpu_s"] / total * 1000,
+        "db_connects": connects[0],
+        "writers_per_commit": service.store.group.writers / max(1, service.store.group.transactions),
         "intake_p50_ms": pct(lat, 50) * 1000,
         "intake_p99_ms": pct(lat, 99) * 1000,
         "routed_p50_ms": pct(lag, 50) * 1000,
@@ -260,17 +299,22 @@ async def run_sink(tmp: Path, total: int, clients: int) -> dict[str, Any]:
     server = await asyncio.get_running_loop().create_server(
         lambda: SMTP(sink, data_size_limit=4 * ATTACHMENT_BYTES), "127.0.0.1", 0
     )
+    cpu0 = time.process_time()
     try:
         sent = await load(server.sockets[0].getsockname()[1], total, clients)
     finally:
         server.close()
         await server.wait_closed()
+    cpu = time.process_time() - cpu0
     lat = sent["latencies"]
     return {
         "messages": total,
         "acknowledged": len(lat),
         "files": len(list(tmp.glob("*.eml"))),
         "msgs_per_s": total / (sent["end"] - sent["start"]),
+        "cpu_ms_per_msg": cpu / total * 1000,
+        "db_cpu_ms_per_msg": 0.0,
+        "load_cpu_ms_per_msg": sent["cpu_s"] / total * 1000,
         "intake_p50_ms": pct(lat, 50) * 1000,
         "intake_p99_ms": pct(lat, 99) * 1000,
     }
@@ -328,14 +372,20 @@ async def main() -> None:
 
     peer = rows["raw aiosmtpd file sink (peer)"]["msgs_per_s"]
     print(f"\n{total} messages, {args.clients} SMTP connections, 1 MB attachment in 10 %\n")
-    head = f"{'run':34} {'msg/s':>8} {'vs peer':>8} {'250 p50':>9} {'250 p99':>9}"
-    print(f"{head} {'→routed p99':>12} {'lost':>5}")
+    head = f"{'run':34} {'msg/s':>8} {'vs peer':>8} {'250 p50':>9} {'250 p99':>9} {'→routed p99':>12}"
+    print(f"{head} {'lost':>5}   CPU ms/msg: server + database + load = total → 2-core bound")
     for name, r in rows.items():
         ratio = r["msgs_per_s"] / peer if peer else float("nan")
+        cpu = r["cpu_ms_per_msg"] + r["db_cpu_ms_per_msg"] + r["load_cpu_ms_per_msg"]
+        r["cpu_bound_msgs_per_s"] = 2 * 1000 / cpu  # every core busy with nothing else
         print(
             f"{name:34} {r['msgs_per_s']:8.1f} {ratio:8.2f} {r['intake_p50_ms']:7.1f}ms "
             f"{r['intake_p99_ms']:7.1f}ms {r.get('routed_p99_ms', float('nan')):10.1f}ms {r.get('lost', 0):5}"
+            f"   {r['cpu_ms_per_msg']:.1f} + {r['db_cpu_ms_per_msg']:.1f} + {r['load_cpu_ms_per_msg']:.1f}"
+            f" = {cpu:.1f} → {r['cpu_bound_msgs_per_s']:.0f}/s"
         )
+    print("server: this process (listener, processing, routing, CRM writer); database: the PostgreSQL")
+    print("backends of the bench database; load: the SMTP load generator (builds the messages)")
     RESULTS.parent.mkdir(exist_ok=True)
     RESULTS.write_text(
         json.dumps(

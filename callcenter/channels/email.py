@@ -332,22 +332,24 @@ class EmailChannel(DeskTaskChannel):
         """Per queue, the email contacts in the center now, for supervisors: waiting, offered,
         with an agent, the oldest wait, and first responses due within the hour or overdue."""
         now = time.time() if now is None else now
-        out: dict[str, dict[str, Any]] = {}
+
+        def empty(queue: str) -> dict[str, Any]:
+            return {
+                "queue": queue,
+                "waiting": 0,
+                "offered": 0,
+                "with_agent": 0,
+                "oldest_wait_s": 0.0,
+                "due_within_hour": 0,
+                "overdue": 0,
+            }
+
+        # every mailbox's queue, also when empty (the board shows a quiet queue as 0)
+        out = {mb.queue: empty(mb.queue) for mb in self.cfg.mailboxes}
         for contact in self.core.contacts.values():
             if contact.channel != self.name or contact.phase in CLOSED or not contact.queue:
                 continue
-            q = out.setdefault(
-                contact.queue,
-                {
-                    "queue": contact.queue,
-                    "waiting": 0,
-                    "offered": 0,
-                    "with_agent": 0,
-                    "oldest_wait_s": 0.0,
-                    "due_within_hour": 0,
-                    "overdue": 0,
-                },
-            )
+            q = out.setdefault(contact.queue, empty(contact.queue))  # transferred to another queue
             if contact.phase is Phase.QUEUED:
                 q["waiting"] += 1
                 q["oldest_wait_s"] = max(q["oldest_wait_s"], now - (contact.queued_at or now))

@@ -27,7 +27,7 @@ import aiosmtplib
 
 from callcenter.email.config import MailboxCfg, OutboundCfg
 from callcenter.email.parse import case_token
-from callcenter.email.store import EmailStore
+from callcenter.email.store import EmailStore, Write
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +107,13 @@ class Outbound:
     def relay(self) -> bool:
         return self.cfg.relay is not None
 
-    async def send(
+    async def send(self, **message: Any) -> dict[str, Any]:
+        """Queue a message; returns {id, message_id, state, subject} (``prepare``'s arguments)."""
+        queued, writes = self.prepare(**message)
+        await self.store.commit(writes)
+        return queued
+
+    def prepare(
         self,
         *,
         to: Sequence[str],
@@ -121,9 +127,11 @@ class Outbound:
         references: Sequence[str] = (),
         attachments: Sequence[tuple[str, str, bytes]] = (),
         author: str = "",
-    ) -> dict[str, Any]:
-        """Queue a message; returns {id, message_id, state, subject}. ``mailbox``: our
-        sending address (default: the first configured). ``kind``: reply | ack | transcript."""
+    ) -> tuple[dict[str, Any], list[Write]]:
+        """Compose a message and the writes that queue it: {id, message_id, state, subject},
+        and the writes for ``EmailStore.commit`` (processing commits an acknowledgement
+        with its row's decision). ``mailbox``: our sending address (default: the first
+        configured). ``kind``: reply | ack | transcript."""
         mb = self.mailboxes.get(mailbox or "") or next(iter(self.mailboxes.values()))
         composed = compose(
             mailbox=mb,
@@ -148,7 +156,7 @@ class Outbound:
             "kind": kind,
             "attachments": [{"name": n, "content_type": c, "size": len(d)} for n, c, d in attachments],
         }
-        out_id = await self.store.enqueue_outbound(
+        out_id, writes = self.store.outbound_writes(
             raw=composed.raw,
             kind=kind,
             message_id=composed.message_id,
@@ -161,7 +169,7 @@ class Outbound:
             relay=self.relay,
         )
         state = "pending" if self.relay else "no_relay"
-        return {"id": out_id, "message_id": composed.message_id, "state": state, "subject": subject}
+        return {"id": out_id, "message_id": composed.message_id, "state": state, "subject": subject}, writes
 
 
 class OutboundDispatcher:

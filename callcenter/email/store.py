@@ -4,6 +4,9 @@ queue, the IMAP pollers' positions.
 Written through the CRM store's engine and write discipline (``CrmStore._write``: one
 writer at a time on SQLite, transactions on PostgreSQL; ``_retrying``: wait out a
 database restart), so email shares the store's no-loss rules instead of a second set.
+The hot writes (intake, a processed row's decision with its acknowledgement) go through
+``GroupCommit``: concurrent writers share a transaction, each still returns only after
+its own rows are committed.
 """
 
 from __future__ import annotations
@@ -11,10 +14,13 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Sequence
+from functools import cached_property
 from typing import Any
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, bindparam, or_, select, update
+from sqlalchemy.sql import Executable
 
+from callcenter.email.group_commit import GroupCommit
 from crm_bridge.db import is_postgres, upsert
 from crm_bridge.email_schema import email_imap_state, email_messages, email_outbound
 from crm_bridge.store import CrmStore
@@ -33,10 +39,33 @@ def contact_id_for(message_row_id: str) -> str:
     return uuid.uuid5(_CONTACT_NS, message_row_id).hex
 
 
+Write = tuple[Executable, list[dict[str, Any]]]  # a statement and its rows, for GroupCommit
+
+
 class EmailStore:
     def __init__(self, crm: CrmStore, clock: Any = time.time) -> None:
         self.crm = crm
         self.clock = clock
+        self.group = GroupCommit(crm)
+
+    # one object per statement, so GroupCommit merges the same statement's rows (built on
+    # first use: the engine, which picks the dialect's upsert, exists once the store started)
+    @cached_property
+    def _insert_in(self) -> Executable:
+        # no conflict target: a repeated source_key (or, never, id) adds nothing
+        return upsert(self.crm.engine, email_messages).on_conflict_do_nothing().returning(email_messages.c.id)
+
+    @cached_property
+    def _set_done(self) -> Executable:
+        return update(email_messages).where(email_messages.c.id == bindparam("b_row_id"))
+
+    @cached_property
+    def _insert_outbound(self) -> Executable:
+        return email_outbound.insert()
+
+    @cached_property
+    def _insert_out_message(self) -> Executable:
+        return email_messages.insert()
 
     # -- intake -------------------------------------------------------------------
 
@@ -78,14 +107,9 @@ class EmailStore:
             for mb in mailboxes
         ]
 
-        async def op() -> list[str]:
-            async with self.crm._write() as conn:
-                # no conflict target: a repeated source_key (or, never, id) adds nothing
-                stmt = upsert(self.crm.engine, email_messages).on_conflict_do_nothing()
-                res = await conn.execute(stmt.returning(email_messages.c.id), rows)
-                return [r.id for r in res]
-
-        return await self.crm._retrying(op)
+        ours = {r["id"] for r in rows}
+        committed = await self.group.write([(self._insert_in, rows)])
+        return [r.id for r in committed.get(id(self._insert_in), []) if r.id in ours]
 
     async def pending(self, limit: int = 100) -> list[dict[str, Any]]:
         """Inbound rows committed but not processed yet, oldest first."""
@@ -96,14 +120,37 @@ class EmailStore:
             )
             return [dict(r._mapping) for r in res]
 
-    async def done(self, row_id: str, outcome: str, **values: Any) -> None:
-        """Processing is over: what it decided (contact, thread, parsed summary) and the outcome."""
-        async with self.crm._write() as conn:
-            await conn.execute(
-                update(email_messages)
-                .where(email_messages.c.id == row_id)
-                .values(state="done", outcome=outcome, processed_at=self.clock(), **values)
-            )
+    def done_write(
+        self,
+        row_id: str,
+        outcome: str,
+        *,
+        contact_id: str,
+        thread_id: str,
+        sender: str,
+        message_id: str,
+        summary: dict[str, Any],
+    ) -> Write:
+        """Processing is over: what it decided (contact, thread, parsed summary) and the
+        outcome, for ``commit`` (every row the same columns: one executemany for a batch)."""
+        values = {
+            "b_row_id": row_id,
+            "state": "done",
+            "outcome": outcome,
+            "processed_at": self.clock(),
+            "contact_id": contact_id,
+            "thread_id": thread_id,
+            "sender": sender,
+            "message_id": message_id,
+            "summary": summary,
+        }
+        return (self._set_done, [values])
+
+    async def commit(self, writes: Sequence[Write]) -> None:
+        """``writes`` in one transaction (shared with concurrent writers); returns once committed."""
+        await self.group.write(writes)
+        if any(stmt is self._insert_outbound for stmt, _rows in writes):
+            self.crm.outbox_signal.set()
 
     # -- threading ----------------------------------------------------------------
 
@@ -208,7 +255,7 @@ class EmailStore:
 
     # -- outbound -----------------------------------------------------------------
 
-    async def enqueue_outbound(
+    def outbound_writes(
         self,
         *,
         raw: bytes,
@@ -221,61 +268,56 @@ class EmailStore:
         mailbox: str,
         summary: dict[str, Any],
         relay: bool,
-    ) -> str:
-        """Queue a message to send (state ``pending``; ``no_relay`` when none is configured)
-        and register its Message-ID with the thread, in one transaction."""
+    ) -> tuple[str, list[Write]]:
+        """A message to send (state ``pending``; ``no_relay`` when none is configured) and
+        its entry in the thread: its id and the writes, to commit together."""
         now = self.clock()
         out_id = "o-" + uuid.uuid4().hex
-        async with self.crm._write() as conn:
-            await conn.execute(
-                email_outbound.insert(),
-                [
-                    {
-                        "id": out_id,
-                        "contact_id": contact_id,
-                        "thread_id": thread_id,
-                        "kind": kind,
-                        "message_id": message_id,
-                        "mail_from": mail_from,
-                        "rcpt_to": list(rcpt_to),
-                        "raw": raw,
-                        "state": "pending" if relay else "no_relay",
-                        "attempts": 0,
-                        "next_attempt_at": now,
-                        "lease_until": None,
-                        "last_error": "" if relay else "not sent: no relay configured",
-                        "sent_at": None,
-                        "created_at": now,
-                        "updated_at": now,
-                    }
-                ],
-            )
-            await conn.execute(
-                email_messages.insert(),
-                [
-                    {
-                        "id": out_id,
-                        "direction": "out",
-                        "mailbox": mailbox,
-                        "source": kind,
-                        "source_key": None,
-                        "envelope_from": mail_from,
-                        "envelope_to": list(rcpt_to),
-                        "raw": b"",
-                        "size": len(raw),
-                        "received_at": now,
-                        "state": "done",
-                        "message_id": message_id,
-                        "contact_id": contact_id,
-                        "thread_id": thread_id,
-                        "sender": mailbox,
-                        "outcome": kind,
-                        "summary": summary,
-                        "processed_at": now,
-                    }
-                ],
-            )
-        self.crm.outbox_signal.set()
+        queued = {
+            "id": out_id,
+            "contact_id": contact_id,
+            "thread_id": thread_id,
+            "kind": kind,
+            "message_id": message_id,
+            "mail_from": mail_from,
+            "rcpt_to": list(rcpt_to),
+            "raw": raw,
+            "state": "pending" if relay else "no_relay",
+            "attempts": 0,
+            "next_attempt_at": now,
+            "lease_until": None,
+            "last_error": "" if relay else "not sent: no relay configured",
+            "sent_at": None,
+            "created_at": now,
+            "updated_at": now,
+        }
+        entry = {
+            "id": out_id,
+            "direction": "out",
+            "mailbox": mailbox,
+            "source": kind,
+            "source_key": None,
+            "envelope_from": mail_from,
+            "envelope_to": list(rcpt_to),
+            "raw": b"",
+            "size": len(raw),
+            "received_at": now,
+            "state": "done",
+            "message_id": message_id,
+            "contact_id": contact_id,
+            "thread_id": thread_id,
+            "sender": mailbox,
+            "outcome": kind,
+            "summary": summary,
+            "processed_at": now,
+        }
+        return out_id, [(self._insert_outbound, [queued]), (self._insert_out_message, [entry])]
+
+    async def enqueue_outbound(self, **message: Any) -> str:
+        """Queue a message to send and register its Message-ID with the thread, in one
+        transaction (``outbound_writes``' arguments)."""
+        out_id, writes = self.outbound_writes(**message)
+        await self.commit(writes)
         return out_id
 
     async def acked_since(self, thread_id: str, since: float) -> bool:
