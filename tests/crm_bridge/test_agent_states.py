@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import delete
 
 from crm_bridge.agent_states import agent_state_report
-from crm_bridge.migrate import upgrade
+from crm_bridge.migrate import alembic_config, upgrade
 from crm_bridge.schema import agent_state_events
 from crm_bridge.store import CrmStore
 
@@ -58,15 +58,21 @@ async def test_time_in_state_and_occupancy(store: CrmStore) -> None:
     assert {r["agent_id"]: r for r in again["states"]}["a1"] == a1
 
 
+def _downgrade(sync_conn: Any, revision: str) -> None:
+    from alembic import command
+
+    cfg = alembic_config()
+    cfg.attributes["connection"] = sync_conn
+    command.downgrade(cfg, revision)
+
+
 async def test_migration_fills_the_table_from_the_timeline(tmp_path: Path) -> None:
     url = f"sqlite+aiosqlite:///{tmp_path / 'crm.sqlite3'}"
     async with CrmStore(url, tmp_path / "files") as store:
         await store.apply_events(day())
-        async with store.engine.begin() as conn:  # as a store from before 0004 would have it
+        async with store.engine.begin() as conn:  # back to a store from before 0004 (later ones too)
             await conn.execute(delete(agent_state_events))
-            await conn.exec_driver_sql("DELETE FROM alembic_version")
-            await conn.exec_driver_sql("INSERT INTO alembic_version VALUES ('0003')")
-            await conn.exec_driver_sql("DROP TABLE agent_state_events")
+            await conn.run_sync(_downgrade, "0003")
     await upgrade(url)
     async with CrmStore(url, tmp_path / "files") as store:
         report = await agent_state_report(store.engine, T0, T0 + 1800)
