@@ -14,6 +14,7 @@ import uvicorn
 from browser_rig import PageErrors, playwright_api
 from fastapi import FastAPI
 
+from callcenter.web.channel_api import mount_channel_scripts
 from callcenter.web.pages import mount_pages
 
 pw = playwright_api()
@@ -24,6 +25,7 @@ expect = pw.expect
 async def origin() -> AsyncIterator[str]:
     app = FastAPI()
     mount_pages(app)
+    mount_channel_scripts(app)  # the desk page asks which channel panels to load
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     sock.listen(16)
