@@ -318,6 +318,8 @@ class Consults:
     def _target_gone(self, c: Consult) -> None:
         if self.active.get(c.contact.contact_id) is not c or c.state not in ("talking", "conference"):
             return
+        if c.leg is None:
+            return  # hung up by us (cancel, the end of the call): _over says why
         conference = c.state == "conference"
         if c.mix is not None:
             c.mix.unmonitor()
