@@ -193,7 +193,7 @@ class Consults:
                            dest=tuple(b.source), transport=b.transport, target_agent=value)  # type: ignore[arg-type]
         if kind == "queue":
             raise Invalid("a consultation goes to an agent or a number; a queue takes a blind transfer")
-        number = normalize_phone(value if kind == "number" else target, ch.default_region)
+        number = normalize_phone(value if kind in ("number", "tel") else target, ch.default_region)
         if number is None:
             raise Invalid(f"not a phone number: {value or target!r}")
         if not ch.dialler.can_dial_out:

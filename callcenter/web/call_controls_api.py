@@ -72,9 +72,10 @@ def make_router() -> APIRouter:
 
     @router.get("/api/contacts/{contact_id}/consult")
     async def consult_state(contact_id: ContactId, request: Request, p: Who) -> dict[str, Any]:
+        """The consultation on the call (null: none) and the agent's mute, for a desk reloaded mid-call."""
         consults = _consults(request)
-        _core(request).held_contact(_agent(p), contact_id)
-        return {"contact_id": contact_id, "consult": consults.view(contact_id)}
+        contact = _core(request).held_contact(_agent(p), contact_id)
+        return {"contact_id": contact_id, "consult": consults.view(contact_id), "muted": contact.muted}
 
     @router.post("/api/contacts/{contact_id}/consult/complete")
     async def complete(contact_id: ContactId, request: Request, p: Who) -> dict[str, Any]:

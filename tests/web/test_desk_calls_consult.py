@@ -70,11 +70,14 @@ class TonePhone:
         await call.answer()
         self.current = call
         call.media.on_audio = self.ears
-        asyncio.ensure_future(call.media.play(tone(self.hz, 1.0), loop=True))
+        talking = asyncio.ensure_future(call.media.play(tone(self.hz, 1.0), loop=True))
         await call.ended.wait()
+        await talking
 
 
-async def tone_phone(rig: Any, hz: float, *, agent: str | None = None, reject: int | None = None) -> TonePhone:
+async def tone_phone(
+    rig: Any, hz: float, *, agent: str | None = None, reject: int | None = None
+) -> TonePhone:
     caller = Caller()
     await caller.start()
     rig.callers.append(caller)
@@ -102,14 +105,17 @@ async def setup(rig_factory: Any, media_workers: int = 1) -> tuple[Any, TonePhon
 
 
 async def customer_to_carol(rig: Any, log: Any) -> tuple[Any, Ears, str]:
+    seen = len(log.events)
     caller = await rig.caller()
     call = await caller.call("5000", rig.sip, ani=GRACE)
     ears = Ears()
     call.media.on_audio = ears
     call.media.send_dtmf("3")  # sales: Carol
-    cid = (await log.wait(ev.ContactQueued)).contact_id
+    queued = await eventually(lambda: next((e for e in log.events[seen:] if isinstance(e, ev.ContactQueued)),
+                                           None), 30, what="the call queued")  # fmt: skip
+    cid = queued.contact_id
     await log.wait(ev.ContactConnected, contact_id=cid, agent_id="1003", timeout=40)
-    asyncio.ensure_future(call.media.play(tone(C, 1.0), loop=True))
+    call.data["talking"] = asyncio.ensure_future(call.media.play(tone(C, 1.0), loop=True))
     return call, ears, cid
 
 
