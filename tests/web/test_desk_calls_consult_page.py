@@ -48,17 +48,17 @@ async def test_warm_transfer_and_conference_from_the_page(rig_factory: Any, new_
     call, ears, cid = await customer_to_carol(rig, log)
     await expect(page.locator("#controls")).to_be_visible(timeout=T)
     await expect(mute).to_be_enabled(timeout=T)
-    assert heard(await ears.next()) == {A}
+    await ears.expect(lambda w: heard(w) == {A})
 
     # Mute from the page: the desk shows it, the customer hears nothing of Carol; then unmute.
     await mute.click()
     await expect(page.locator("#mute-status")).to_be_visible(timeout=T)
     await expect(mute).to_have_text("Unmute")
     await expect(mute).to_have_attribute("aria-pressed", "true")
-    assert rms(await ears.next()) < 50
+    await ears.expect(lambda w: rms(w) < 50)
     await mute.click()
     await expect(page.locator("#mute-status")).to_be_hidden(timeout=T)
-    assert heard(await ears.next()) == {A}
+    await ears.expect(lambda w: heard(w) == {A})
 
     # The picker says who has a phone; consult Bob, then complete the transfer.
     await expect(page.locator("#transfer-agents option[value='agent:1002']")).to_have_attribute(
@@ -72,12 +72,12 @@ async def test_warm_transfer_and_conference_from_the_page(rig_factory: Any, new_
     await expect(page.locator("#transfer-submit")).to_be_disabled()
     await expect(page.locator("#btn-hold")).to_be_disabled()
     await expect(consult).to_be_disabled()
-    assert heard(await bob.ears.next()) == {A}
+    await bob.ears.expect(lambda w: heard(w) == {A})
     await page.click("#consult-complete")
     await log.wait(ev.ContactConnected, contact_id=cid, agent_id="1002")
     await expect(page.locator("#wrapup")).to_be_visible(timeout=T)
     await expect(page.locator("#consult")).to_be_hidden()
-    assert heard(await ears.next()) == {X}
+    await ears.expect(lambda w: heard(w) == {X})
     await page.select_option("#wrapup-disposition", "escalated")
     await page.fill("#wrapup-notes", "handed to Bob")
     await page.click("#wrapup-form button[type=submit]")
@@ -96,12 +96,12 @@ async def test_warm_transfer_and_conference_from_the_page(rig_factory: Any, new_
     await expect(status).to_contain_text("Conference with", timeout=T)
     await expect(page.locator("#consult-complete")).to_have_text("Leave conference")
     await expect(page.locator("#consult-conference")).to_be_disabled()
-    assert heard(await ears2.next()) == {A, X}
-    assert heard(await number.ears.next()) == {CUSTOMER_HZ, A}
+    await ears2.expect(lambda w: heard(w) == {A, X})
+    await number.ears.expect(lambda w: heard(w) == {CUSTOMER_HZ, A})
     await page.click("#consult-complete")
     await log.wait(ev.WrapUpStarted, contact_id=cid2, agent_id="1003")
     await expect(page.locator("#wrapup")).to_be_visible(timeout=T)
-    assert heard(await ears2.next()) == {X}
+    await ears2.expect(lambda w: heard(w) == {X})
     await page.select_option("#wrapup-disposition", "escalated")
     await page.click("#wrapup-form button[type=submit]")
     await log.wait(ev.WrapUpCompleted, contact_id=cid2, agent_id="1003")
