@@ -264,6 +264,9 @@ class Center:
         self.ua.on_call = self.fax.wrap(self.voice.on_call) if self.fax else self.voice.on_call
         self.registrar.on_change(self.voice.softphone_changed)
         self.call_audio.attach(self.voice)
+        monitoring = self.call_audio.monitoring  # the mixer's third seat: a conference or a supervisor
+        self.voice.consults.monitored = lambda cid: any(
+            m.contact_id == cid for m in monitoring.sessions.values())
         if self.cluster is not None:  # phones registered through the other nodes count here too
             self.cluster.follow_devices(self.core.set_reachable)
         # open email contacts go back in their queues instead of being closed as interrupted
@@ -422,10 +425,14 @@ class Center:
         """What the desk's transfer picker offers: every queue, and the other agents with their
         state now (a transfer to an agent queues the caller with that agent preferred)."""
         agents = [
-            {"agent_id": a, "name": agent.name, "state": str(self.router.agent_state(a))}
+            {"agent_id": a, "name": agent.name, "state": str(self.router.agent_state(a)),
+             "reason": agent.reason, "phone": agent.softphone}
             for a, agent in self.router.agents.items() if a != agent_id
         ]  # fmt: skip
-        return {"queues": list(self.router.queues), "agents": agents}
+        # numbers: typed by the agent; dialled through callbacks.dial_uri (a consultation, or a
+        # blind transfer when the trunk is not set: then through the SIP address as typed)
+        can_dial = self.voice is not None and self.voice.dialler.can_dial_out
+        return {"queues": list(self.router.queues), "agents": agents, "numbers": {"consult": can_dial}}
 
     def current_contact(self, agent_id: str) -> dict[str, Any] | None:
         core = self.ready

@@ -328,3 +328,43 @@ class MonitorSession(Event):
     ended: float = 0.0
     modes: list[dict[str, Any]] = field(default_factory=list)  # [{mode, from, to}]
     result: str = "ended"  # ended | failed:<why>
+
+
+# --- desk call controls: mute, consultation, conference (callcenter/channels/voice_consult.py) ---
+
+
+@dataclass(frozen=True, kw_only=True)
+class ContactMuted(Event):
+    """The agent muted or unmuted themselves on a call (the customer hears silence)."""
+
+    recorded: ClassVar[bool] = False
+    agent_id: str
+    muted: bool
+
+
+@dataclass(frozen=True, kw_only=True)
+class ConsultUpdated(Event):
+    """A consultation (warm transfer) moved on: calling | talking | conference | over; for the
+    agent's desk (``label`` names the target for people, ``reason`` says why it is over)."""
+
+    recorded: ClassVar[bool] = False
+    agent_id: str
+    target: str  # agent:ID | number:+E164
+    label: str = ""
+    state: str = "calling"
+    reason: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Consultation(Event):
+    """One consultation of the call, when it is over: who was consulted, when they answered,
+    the conference (if any) with its participants, and how it ended."""
+
+    agent_id: str
+    target: str  # agent:ID | number:+E164
+    started: float = 0.0
+    answered: float | None = None
+    conference_from: float | None = None
+    ended: float = 0.0
+    participants: list[str] = field(default_factory=list)  # customer, agent:ID, the target
+    result: str = "cancelled"  # completed | cancelled | conference_left | target_left | failed:<why>

@@ -40,6 +40,7 @@ TYPE_RANK: dict[str, int] = {
             "AttachmentAdded",
             "RecordingPaused",
             "MonitorSession",
+            "Consultation",
             "ContactAbandoned",
             "ContactEnded",
             "WrapUpCompleted",
@@ -375,6 +376,15 @@ class _Fold:
             "supervisor": _str(ev.get("supervisor")), "agent_id": _str(ev.get("agent_id")),
             "from": _float(ev.get("started")), "to": _float(ev.get("ended")),
             "modes": [_dict(m) for m in ev.get("modes") or [] if isinstance(m, Mapping)],
+            "result": _str(ev.get("result")), "event_id": _str(ev.get("event_id"))})
+
+    def on_Consultation(self, ev: Mapping[str, Any], ts: float) -> None:
+        """A consultation (warm transfer) of the call, and its three-way conference if any."""
+        self.extra_attrs.setdefault("consultations", []).append({
+            "agent_id": _str(ev.get("agent_id")), "target": _str(ev.get("target")),
+            "from": _float(ev.get("started")), "answered": _float(ev.get("answered")),
+            "conference_from": _float(ev.get("conference_from")), "to": _float(ev.get("ended")),
+            "participants": [_str(p) for p in ev.get("participants") or []],
             "result": _str(ev.get("result")), "event_id": _str(ev.get("event_id"))})
 
     def on_ContactMessage(self, ev: Mapping[str, Any], ts: float) -> None:

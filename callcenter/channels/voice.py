@@ -22,6 +22,7 @@ from pathlib import Path
 from callcenter import events as ev
 from callcenter.apps.echo import EchoTest
 from callcenter.channels.voice_callback import GONE_LEG, CallbackDialler
+from callcenter.channels.voice_consult import Consults
 from callcenter.channels.voice_outbound import OutboundDialler
 from callcenter.channels.voice_waiting import WaitingTreatment
 from callcenter.config import CallbacksCfg
@@ -116,6 +117,7 @@ class VoiceChannel:
         )
         self.dialler = CallbackDialler(self, callbacks or CallbacksCfg())
         self.outbound = OutboundDialler(self)  # click-to-dial from the desk
+        self.consults = Consults(self)  # consultation (warm transfer) and conference
         core.add_channel("voice", self)
 
     @property
@@ -241,7 +243,10 @@ class VoiceChannel:
 
     def waiting(self, contact: Contact) -> None:
         legs = self.legs[contact.contact_id]
-        if legs.call.is_active:
+        if legs.call.is_active and self.consults.completing(contact):
+            # handed to the consulted agent in a moment: music, no "you are number 1"
+            legs.treatment = self.tasks.spawn(self.waiting_room.music(legs), "consult-music")
+        elif legs.call.is_active:
             legs.treatment = self.tasks.spawn(
                 self.waiting_room.treat(contact, legs), f"treat:{contact.contact_id}"
             )
@@ -266,6 +271,8 @@ class VoiceChannel:
     def present(self, contact: Contact, offer: Offer) -> None:
         if self.outbound.foreign(contact, offer):
             return  # an agent's outbound call is theirs only: dropped, nobody else is rung
+        if self.consults.present(contact, offer):
+            return  # a warm transfer: the consulted agent's phone is answered already
         legs = self.legs[contact.contact_id]
         legs.ringing = self.tasks.spawn(self._ring(contact, legs, offer), f"ring:{offer.agent_id}")
 
@@ -293,6 +300,7 @@ class VoiceChannel:
 
     def forget(self, contact: Contact) -> None:
         self.outbound.forget(contact)
+        self.consults.forget(contact)
         legs = self.legs.pop(contact.contact_id, None)
         if legs is not None:
             legs.stop_treatment()
@@ -451,6 +459,8 @@ class VoiceChannel:
         legs = self.legs[contact.contact_id]
         if legs.agent_call is None:
             return False
+        if self.consults.holds(contact):
+            raise InvalidState("the consultation holds the caller: complete, conference or cancel it")
         caller, agent_media = legs.call.media, legs.agent_call.media
         if not await legs.call.hold(on_hold):
             log.info(
@@ -474,12 +484,21 @@ class VoiceChannel:
         if legs.agent_call is not None:
             legs.agent_call.terminate("agent_hangup")
 
+    def mute(self, contact: Contact, muted: bool) -> None:
+        """The agent's audio becomes silence at the server (any phone): the customer, and a
+        conference's third party, hear nothing from them; they still hear everyone."""
+        legs = self.legs[contact.contact_id]
+        if legs.agent_call is None:
+            raise InvalidState("no call on your phone to mute")
+        legs.agent_call.media.set_muted(muted)
+
     def send_digits(self, contact: Contact, digits: str) -> None:
         """RFC 4733 events on the customer's leg (in-band tones if it has no telephone-event);
         they take the floor from the agent's relayed audio while they play."""
         self.legs[contact.contact_id].call.media.send_dtmf(digits)
 
     def release_agent(self, contact: Contact) -> None:
+        self.consults.agent_released(contact)  # a blind transfer ends a consultation in progress
         legs = self.legs[contact.contact_id]
         leg = legs.agent_call
         legs.stop_treatment()  # hold music, if the agent transfers a held call
@@ -494,6 +513,14 @@ class VoiceChannel:
 
     async def transfer_out(self, contact: Contact, address: str) -> None:
         legs = self.legs[contact.contact_id]
+        consulted = self.consults.take_leg(contact)
+        if consulted is not None:  # a warm transfer to a number: its leg is up already
+            await legs.call.hold(False)
+            if contact.phase is Phase.TRANSFERRING and consulted.is_active:
+                self._bridge_external(contact, legs, consulted)
+            else:
+                consulted.terminate("caller_gone")
+            return
         legs.treatment = self.tasks.spawn(self.waiting_room.music(legs), "transfer-music")
         try:
             leg = await self.ua.place_call(address, timeout=30.0, media_near=legs.call.media)

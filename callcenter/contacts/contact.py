@@ -123,6 +123,7 @@ class Contact:
     agent_id: str | None = None  # the agent offered, dialling or connected
     connected_at: float | None = None
     on_hold: bool = False
+    muted: bool = False  # the agent's audio toward the customer is silenced (voice)
     callback_number: str | None = None  # the number to dial back, when the server can dial out
     callback_attempts: int = 0
 
@@ -170,6 +171,7 @@ class Contact:
             "connected_at": self.connected_at,
             "waited_s": round(self.waited_s(), 3),
             "on_hold": self.on_hold,
+            "muted": self.muted,
             "callback_number": self.callback_number,
             "ring_deadline": self.ring_deadline(),
         }

@@ -625,6 +625,18 @@ class ContactCore:
         if held:
             self.publish(ev.ContactHeld(contact_id=contact.contact_id, agent_id=agent_id, on_hold=on_hold))
 
+    def set_mute(self, agent_id: str, muted: bool, contact_id: str | None = None) -> None:
+        """The agent's own audio toward the customer (and a conference) becomes silence, or not."""
+        contact = self.connected_contact(agent_id, contact_id)
+        mute = getattr(self.channels[contact.channel], "mute", None)
+        if mute is None:
+            raise InvalidState(f"a {contact.channel} contact has no microphone to mute")
+        if contact.muted == muted:
+            return
+        mute(contact, muted)
+        contact.muted = muted
+        self.publish(ev.ContactMuted(contact_id=contact.contact_id, agent_id=agent_id, muted=muted))
+
     def hangup(self, agent_id: str, contact_id: str | None = None) -> None:
         """The agent ends the conversation (a call's hang-up, an email or chat closed)."""
         contact = self.connected_contact(agent_id, contact_id)
@@ -711,16 +723,26 @@ class ContactCore:
         self.channels[contact.channel].release_agent(contact)
         self._let_go(agent_id, contact.contact_id)
         contact.agent_id = None
-        contact.on_hold = False
+        contact.on_hold = contact.muted = False
         self.move(
             contact,
             Phase.TRANSFERRING,
             ev.ContactTransferred(contact_id=contact.contact_id, from_agent=agent_id, target=target),
         )
 
-    def _requeue(
-        self, contact: Contact, agent_id: str, queue: str, target: str, *, preferred_agent: str | None = None
+    def hand_to_agent(
+        self, contact: Contact, agent_id: str, target_agent: str, queue: str, priority: int
     ) -> None:
+        """A warm transfer's end: the agent lets go, the contact goes to ``queue`` with
+        ``target_agent`` preferred at ``priority`` (the voice channel then connects the leg it
+        already has to them: voice_consult.py). The agent gets a wrap-up for their part."""
+        self._requeue(contact, agent_id, queue, f"agent:{target_agent}", preferred_agent=target_agent,
+                      priority=priority)  # fmt: skip
+
+    def _requeue(
+        self, contact: Contact, agent_id: str, queue: str, target: str, *, preferred_agent: str | None = None,
+        priority: int | None = None,
+    ) -> None:  # fmt: skip
         self._release_agent(contact, agent_id, target)
         served, contact.queue = contact.queue, queue
         contact.connected_at = None
@@ -740,6 +762,7 @@ class ContactCore:
             queue,
             required=contact.skills,
             preferred_agent=preferred_agent,
+            priority=priority,
             agents=(agent_id,),
         )
         # The transferring agent's part gets its disposition and notes; routing frees them at once.

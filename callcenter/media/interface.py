@@ -85,6 +85,14 @@ class MediaSession(Protocol):
 
     def finish_recording(self) -> asyncio.Future[Recording | None]: ...
 
+    def set_muted(self, on: bool) -> None:
+        """Replace what this leg receives by silence for everyone it reaches (relay, mixer,
+        recorder): the agent's mute, at the server, for any phone."""
+        ...
+
+    @property
+    def muted(self) -> bool: ...
+
     # bridging ------------------------------------------------------------------------
     def bridge(self, other: Self) -> None:
         """Relay each leg's RTP to the other; both legs are of the same kind."""

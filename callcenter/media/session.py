@@ -128,6 +128,7 @@ class RtpSession(OfferAnswerMixin):
         "_relay_last_tick",
         "_relay_offset",
         "_relay_run",
+        "_rx_muted",
         "_rx_ssrc",
         "_sdp_remote",
         "_send_ok",
@@ -226,6 +227,9 @@ class RtpSession(OfferAnswerMixin):
         self._tap: Any = None
         self._fed = False
         self._feed: bytes | None = None
+        # muted: what this leg receives reaches nobody (relay, mixer, recorder) as anything but
+        # silence; the agent's mute, done here so it works for any phone
+        self._rx_muted = False
         self._relay_offset = 0
         self._relay_run = False
         self._relay_last_tick = -(10**9)
@@ -398,6 +402,16 @@ class RtpSession(OfferAnswerMixin):
         fut: asyncio.Future[Recording | None] = asyncio.get_running_loop().create_future()
         fut.set_result(self.stop_recording())
         return fut
+
+    # ------------------------------------------------------------------ mute
+    def set_muted(self, on: bool) -> None:
+        """Replace what this leg receives by silence before it is relayed, mixed or recorded
+        (the agent's mute); digits (RFC 4733) still pass."""
+        self._rx_muted = on
+
+    @property
+    def muted(self) -> bool:
+        return self._rx_muted
 
     # ------------------------------------------------------------------ bridging
     def bridge(self, other: RtpSession) -> None:
@@ -613,6 +627,8 @@ class RtpSession(OfferAnswerMixin):
         self._energy_buf += payload
         if len(self._energy_buf) >= ENERGY_BATCH:
             self._flush_energy()
+        if self._rx_muted:  # the statistics above keep what really arrived
+            payload = bytes((g711.SILENCE_BYTE[codec],)) * len(payload)
         if bridge is not None:
             bridge._relay(payload, codec, ts, False)
         if self._recorder is None and self._on_audio is None and self._inband is None and self._tap is None:

@@ -158,6 +158,9 @@ class _Server:
     def do_unbridge(self, sid: int) -> None:
         self.sessions[sid].unbridge()
 
+    def do_mute(self, sid: int, on: bool) -> None:
+        self.sessions[sid].set_muted(on)
+
     def do_tap(self, sid: int, on: bool) -> None:
         """Forward the received audio (20 ms PCM frames) to the SIP process's listener."""
         out = self._audio
@@ -466,7 +469,7 @@ class ProxySession(OfferAnswerMixin):
     """
 
     __slots__ = (
-        "__weakref__", "_closed", "_on_audio", "_on_dtmf", "_peer", "_plays", "_worker",
+        "__weakref__", "_closed", "_muted", "_on_audio", "_on_dtmf", "_peer", "_plays", "_worker",
         "last_rx", "local_port", "negotiator",
     )
 
@@ -479,6 +482,7 @@ class ProxySession(OfferAnswerMixin):
         self._on_audio: Any = None
         self._plays: dict[int, asyncio.Future[bool]] = {}
         self._peer: weakref.ref[ProxySession] | None = None  # mirrors the worker's bridge
+        self._muted = False  # mirrors the worker's session
         self.last_rx: float | None = None
 
     @property
@@ -586,6 +590,15 @@ class ProxySession(OfferAnswerMixin):
         self._drop_bridge()
         if not self._closed:
             self._worker.post("unbridge", self.local_port)
+
+    def set_muted(self, on: bool) -> None:
+        self._muted = on
+        if not self._closed:
+            self._worker.post("mute", self.local_port, on)
+
+    @property
+    def muted(self) -> bool:
+        return self._muted
 
     @property
     def bridged_to(self) -> ProxySession | None:

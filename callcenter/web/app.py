@@ -26,6 +26,7 @@ from callcenter.privacy import Reader
 from callcenter.web.api_docs import mount_api_docs
 from callcenter.web.auth import Authenticator, LoginRefused, Principal
 from callcenter.web.backend import CtiBackend, http_status
+from callcenter.web.call_controls_api import make_router as call_controls_router
 from callcenter.web.channel_api import mount_channel_scripts, principal
 from callcenter.web.customer_models import CustomerLookupOut
 from callcenter.web.customers_api import router as customers_router
@@ -392,6 +393,7 @@ def create_app(
 
     app.include_router(reports_router)  # /api/reports/*: supervisor reports and what-if
     app.include_router(interactions_router)  # /api/interactions: search and record view
+    app.include_router(call_controls_router())  # mute, consultation and conference (desk call controls)
     app.include_router(customers_router)  # /api/customers/*: the desk's customer panel
     mount_pages(app)  # /desk and /supervisor: the browser front ends of this API
     mount_channel_scripts(app)  # /desk/channels.json: the channels' desk panels (channel_api.py)

@@ -64,6 +64,8 @@ class DeskFeed:
             ev.WrapUpCompleted: self._wrap_up_done,
             ev.ContactHeld: self._hold,
             ev.ContactTransferred: self._transferred,
+            ev.ContactMuted: self._muted,
+            ev.ConsultUpdated: self._consult,
             ev.ContactMessage: self._message,
         }
 
@@ -179,6 +181,13 @@ class DeskFeed:
     def _hold(self, e: ev.ContactHeld) -> None:
         self.hub.to_agent(e.agent_id, {"type": "hold", "on_hold": e.on_hold, "contact_id": e.contact_id,
                                        "channel": self._channel(e.contact_id)})  # fmt: skip
+
+    def _muted(self, e: ev.ContactMuted) -> None:
+        self.hub.to_agent(e.agent_id, {"type": "mute", "muted": e.muted, "contact_id": e.contact_id})
+
+    def _consult(self, e: ev.ConsultUpdated) -> None:
+        self.hub.to_agent(e.agent_id, {"type": "consult", "contact_id": e.contact_id, "target": e.target,
+                                       "label": e.label, "state": e.state, "reason": e.reason})  # fmt: skip
 
     def _transferred(self, e: ev.ContactTransferred) -> None:
         message = {"type": "transferred", "contact_id": e.contact_id, "channel": self._channel(e.contact_id),

@@ -45,6 +45,12 @@ const channelPanels = new Map();
 window.Desk = {
   // Click-to-dial, also for other panels (the customer panel): { number } or { customer_id }.
   dial: (target) => dial(target),
+  // For the call-controls script (desk_calls.js): POST with the desk's error notice, the
+  // picker's choice, and the call as the desk sees it ("desk:call" events announce changes).
+  post: (path, body) => call(path, body),
+  get: (path) => api(path, { token: desk.session.token }),
+  transferTarget: () => transferTarget(),
+  get call() { return { contactId: desk.contactId, phase: desk.phase, onHold: desk.onHold }; },
   registerChannel(name, panel) {
     channelPanels.set(String(name), panel || {});
     if (selectedItem() && selectedItem().channel === name) renderChannelPanel();
@@ -116,6 +122,7 @@ function channelOf(msg) {
 function onMessage(msg) {
   document.dispatchEvent(new CustomEvent("desk:message", { detail: msg })); // add-ons: desk_call_audio.js
   const channel = channelOf(msg);
+  document.dispatchEvent(new CustomEvent("desk:stream", { detail: msg })); // desk_calls.js: mute, consult
   if (msg.contact_id || msg.contact) refreshWorkList();
   if (channel && channel !== "voice") { // not the call: the work list and the channel's panel
     onTaskMessage(msg);
@@ -260,6 +267,7 @@ function enableButtons() {
   for (const id of ["btn-hold", "btn-hangup", "transfer-submit"]) document.getElementById(id).disabled = !connected;
   for (const key of document.querySelectorAll("#keypad button")) key.disabled = !connected;
   document.getElementById("wrapup-submit").disabled = desk.phase !== "wrap_up";
+  document.dispatchEvent(new CustomEvent("desk:call", { detail: { contactId: desk.contactId, phase: desk.phase } }));
 }
 
 function setPhase(phase, text) {
@@ -301,8 +309,11 @@ async function loadTransferTargets() {
   document.getElementById("transfer-queues").replaceChildren(
     ...targets.queues.map((q) => el("option", { value: `queue:${q}` }, q)));
   document.getElementById("transfer-agents").replaceChildren(...targets.agents.map((a) =>
-    el("option", { value: `agent:${a.agent_id}`, "data-state": a.state },
-      `${a.name || a.agent_id} (${a.agent_id}) — ${label(a.state)}`)));
+    el("option", { value: `agent:${a.agent_id}`, "data-state": a.state, "data-phone": a.phone ? "yes" : "no" },
+      `${a.name || a.agent_id} (${a.agent_id}) — ${label(a.state)}${a.reason ? ` (${label(a.reason)})` : ""}` +
+      (a.phone ? "" : " · no phone"))));
+  document.getElementById("transfer-target").dataset.consultNumbers = targets.numbers && targets.numbers.consult
+    ? "yes" : "no";
   select.value = chosen;
   if (select.value !== chosen) select.value = "";
 }
