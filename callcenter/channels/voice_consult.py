@@ -311,6 +311,12 @@ class Consults:
         self._over(c, self._done(c), "")
         if not await legs.call.hold(False):  # the customer's phone: sendrecv again
             log.info("caller's phone refused the resume re-INVITE", extra={"contact_id": contact.contact_id})
+        if legs.agent_call is leg and contact.phase is Phase.CONNECTED:
+            # As VoiceChannel.hold does after its resume re-INVITE: whatever the caller's leg was
+            # given meanwhile (hold music's last play) must not keep the floor from the bridge.
+            legs.stop_treatment()
+            legs.call.media.stop_playing()
+            legs.call.media.bridge(leg.media)
 
     def _done(self, c: Consult) -> str:
         return "conference_left" if c.conference_from is not None else "completed"

@@ -53,8 +53,13 @@ def make_router() -> APIRouter:
     @router.get("/api/contacts/{contact_id}/recording")
     async def recording_state(contact_id: str, request: Request, who: Who) -> dict[str, Any]:
         """The call's recording and its policy ("never" too when nothing is configured, so a
-        desk asks without an error and shows nothing)."""
-        contact = _may_control(request, who, contact_id)
+        desk asks without an error and shows nothing). A contact that is not (or no longer)
+        one of the caller's live calls gets the same empty answer, ``live: false``, not a 404:
+        a desk asking just as the call ends is not an error, and the answer tells nothing."""
+        try:
+            contact = _may_control(request, who, contact_id)
+        except HTTPException:
+            return {"recording": False, "policy": "never", "live": False}
         svc: RecordingService | None = getattr(request.app.state, "recording", None)
         if svc is None:
             return {"recording": False, "policy": "never"}

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
+
+from tests.support.polling import eventually
 
 RATE = 8000
 CUSTOMER_HZ, AGENT_HZ, SUPERVISOR_HZ = 500.0, 1100.0, 1700.0
@@ -35,3 +39,34 @@ def heard(pcm: bytes | np.ndarray) -> set[float]:
 def rms(pcm: bytes | np.ndarray) -> float:
     x = np.frombuffer(pcm, dtype="<i2") if isinstance(pcm, bytes | bytearray) else np.asarray(pcm)
     return float(np.sqrt(np.mean(x.astype(np.float64) ** 2))) if len(x) else 0.0
+
+
+class Ears:
+    """What one phone receives (``media.on_audio``), 20 ms frames."""
+
+    def __init__(self) -> None:
+        self.frames: list[bytes] = []
+
+    def __call__(self, frame: bytes) -> None:
+        self.frames.append(frame)
+
+    async def next(self, n: int = 30) -> bytes:
+        start = len(self.frames) + 15  # a switch reaches the phone within a few frames
+        await eventually(lambda: len(self.frames) >= start + n, timeout=15, what="audio")
+        return b"".join(self.frames[start : start + n])
+
+    async def expect(self, check: Callable[[bytes], bool], what: str = "audio") -> None:
+        """Successive 0.6 s windows until one passes ``check`` (a switch takes effect within a
+        few frames, later on a loaded machine); fails after 15 s with the last window's tones."""
+        last = b""
+
+        async def window() -> bool:
+            nonlocal last
+            last = await self.next()
+            return check(last)
+
+        try:
+            await eventually(window, timeout=15, interval=0.0, what=what)
+        except TimeoutError:
+            raise AssertionError(f"{what}: the last window held {sorted(heard(last))}, "
+                                 f"rms {rms(last):.0f}") from None

@@ -26,7 +26,7 @@ import yaml
 from callcenter import events as ev
 from callcenter.center import Center
 from callcenter.config import load_config
-from tests.monitoring.tones import AGENT_HZ, CUSTOMER_HZ, SUPERVISOR_HZ, heard, rms, tone
+from tests.monitoring.tones import AGENT_HZ, CUSTOMER_HZ, SUPERVISOR_HZ, Ears, heard, rms, tone
 from tests.support import eventually
 from tests.support.peers import ROOT, Baresip, make_config_dir, tone_wav, watch
 from tests.support.rig import Rig
@@ -88,21 +88,6 @@ async def phone_with_tone(rig: Rig, user: str, password: str, hz: float) -> Bare
     tone_wav(p.workdir / "talk.wav", freq=hz)  # aufile opens it when a call's audio starts
     await asyncio.wait_for(registered.wait(), 20)
     return p
-
-
-class Ears:
-    """What the customer's phone receives, 20 ms frames."""
-
-    def __init__(self) -> None:
-        self.frames: list[bytes] = []
-
-    def __call__(self, frame: bytes) -> None:
-        self.frames.append(frame)
-
-    async def next(self, n: int = 30) -> bytes:
-        start = len(self.frames) + 10  # a switch reaches the phone within a few frames
-        await eventually(lambda: len(self.frames) >= start + n, timeout=15)
-        return b"".join(self.frames[start : start + n])
 
 
 def decode(path: Path, out: Path) -> np.ndarray:

@@ -27,6 +27,16 @@ CHROMIUM_ARGS = [
 VIEWPORT = {"width": 1280, "height": 900}
 
 
+
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+
+
+def artifacts(name: str) -> Path:
+    """A folder under test-artifacts/ (git-ignored, kept after the run) for a test's screenshots."""
+    folder = ARTIFACTS / name
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
 def playwright_api() -> ModuleType:
     try:
         import playwright.async_api as api

@@ -7,11 +7,10 @@ The same counts are read back from the CRM records (what a restarted server seed
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from typing import Any
 
 import pytest
-from browser_rig import PageErrors, playwright_api, supervisor_signed_in, watch
+from browser_rig import PageErrors, artifacts, playwright_api, supervisor_signed_in, watch
 
 from callcenter import events as ev
 from callcenter.board_today import TodayFigures, local_midnight
@@ -23,7 +22,6 @@ expect = pw.expect
 
 ALAN = "+441632960002"  # demo customer, standard tier
 T = 30_000  # ms
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 
 
 @pytest.mark.parametrize(("width", "height"), [(1366, 768), (390, 844)], ids=["laptop", "phone"])
@@ -41,8 +39,7 @@ async def test_today_figures_live_on_the_board(
         polled.append(route.request.url)
         await route.abort()
 
-    shots = ARTIFACTS / f"supervisor-today-{width}x{height}"
-    shots.mkdir(parents=True, exist_ok=True)
+    shots = artifacts(f"supervisor-today-{width}x{height}")
     try:
         await supervisor_signed_in(page, rig.http)
         await page.route("**/api/supervisor/snapshot", refuse)

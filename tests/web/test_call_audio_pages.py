@@ -28,12 +28,11 @@ from callcenter.center import Center
 from callcenter.config import load_config
 from callcenter.recording.service import BEEP_HZ
 from callcenter.web.pages import mount_pages
-from tests.monitoring.tones import AGENT_HZ, CUSTOMER_HZ, SUPERVISOR_HZ, band_shares, heard, tone
+from tests.monitoring.tones import AGENT_HZ, CUSTOMER_HZ, SUPERVISOR_HZ, Ears, band_shares, heard, tone
 from tests.recording.test_recorded_call import (
     CARD,
     SUP_PASS,
     SUP_USER,
-    Ears,
     phone_with_tone,
     recorded_config,
 )
@@ -235,6 +234,9 @@ async def test_on_demand_recording_from_the_desk_with_beep(
     carol = await rig.desktop("1003")
     r = await carol.post(f"/api/contacts/{cid}/recording", {"action": "start"})
     assert r.status_code == 404 and "no live contact" in r.text
+    # asking for its state just as it ended is not an error for the desk, and tells nothing
+    r = await carol.get(f"/api/contacts/{cid}/recording")
+    assert r.status_code == 200 and r.json() == {"recording": False, "policy": "never", "live": False}
 
 
 def test_beep_is_distinct_from_the_parties_tones() -> None:

@@ -8,11 +8,10 @@ name and nothing saved; an agent with no contact may not search."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
-from browser_rig import PageErrors, playwright_api, watch
+from browser_rig import PageErrors, artifacts, playwright_api, watch
 
 from callcenter import events as ev
 from crm_bridge.demo import ALAN
@@ -26,7 +25,6 @@ T = 30_000  # ms
 ALAN_PHONE = "+441632960002"
 GRACE_PHONE = "+441632960001"  # another demo customer's number
 UNKNOWN = "+447700900123"
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 SEND = """async ([method, path, body]) => {
   const session = JSON.parse(sessionStorage.getItem("callcenter.session"));
   const r = await fetch(path, { method,
@@ -56,8 +54,7 @@ async def test_link_unknown_caller_and_edit_contact_points(
     ctx = await browser.new_context(viewport={"width": width, "height": height})
     page = await ctx.new_page()
     errors = PageErrors(page)
-    shots = ARTIFACTS / f"desk-customer-{width}x{height}"
-    shots.mkdir(parents=True, exist_ok=True)
+    shots = artifacts(f"desk-customer-{width}x{height}")
     send = lambda method, path, body=None: page.evaluate(SEND, [method, path, body])  # noqa: E731
     try:
         await page.goto(f"{rig.http}/desk")

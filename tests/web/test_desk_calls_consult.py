@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -21,7 +20,7 @@ import pytest
 from callcenter import events as ev
 from callcenter.sip.bindings import Binding
 from callcenter.sip.calls import Call
-from tests.monitoring.tones import AGENT_HZ, CUSTOMER_HZ, SUPERVISOR_HZ, heard, rms, tone
+from tests.monitoring.tones import AGENT_HZ, CUSTOMER_HZ, SUPERVISOR_HZ, Ears, heard, rms, tone
 from tests.support.peers import Caller, watch
 from tests.support.polling import eventually
 from tests.support.rig import callback_rig
@@ -30,37 +29,6 @@ C, A, X = CUSTOMER_HZ, AGENT_HZ, SUPERVISOR_HZ  # customer, agent, the consulted
 GRACE = "+441632960001"
 OTHER = "+441632960999"
 _ids = itertools.count(1)
-
-
-class Ears:
-    """What one phone receives, 20 ms frames."""
-
-    def __init__(self) -> None:
-        self.frames: list[bytes] = []
-
-    def __call__(self, frame: bytes) -> None:
-        self.frames.append(frame)
-
-    async def next(self, n: int = 30) -> bytes:
-        start = len(self.frames) + 15  # a switch reaches the phone within a few frames
-        await eventually(lambda: len(self.frames) >= start + n, timeout=15, what="audio")
-        return b"".join(self.frames[start : start + n])
-
-    async def expect(self, check: Callable[[bytes], bool], what: str = "audio") -> None:
-        """Successive 0.6 s windows until one passes ``check`` (a switch takes effect within a
-        few frames, later on a loaded machine); fails after 15 s with the last window's tones."""
-        last = b""
-
-        async def window() -> bool:
-            nonlocal last
-            last = await self.next()
-            return check(last)
-
-        try:
-            await eventually(window, timeout=15, interval=0.0, what=what)
-        except TimeoutError:
-            raise AssertionError(f"{what}: the last window held {sorted(heard(last))}, "
-                                 f"rms {rms(last):.0f}") from None
 
 
 class TonePhone:

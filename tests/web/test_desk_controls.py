@@ -9,10 +9,9 @@ call timer runs; after the caller hangs up only the wrap-up submit applies.
 from __future__ import annotations
 
 import time
-from pathlib import Path
 from typing import Any
 
-from browser_rig import PageErrors, playwright_api, watch
+from browser_rig import PageErrors, artifacts, playwright_api, watch
 from test_desk_page import GRACE, T, sign_in
 
 from callcenter import events as ev
@@ -23,7 +22,7 @@ expect = pw.expect
 CALL_BUTTONS = ("#btn-hold", "#btn-hangup", "#transfer-submit")
 
 
-async def test_countdown_timer_and_buttons_follow_the_call(rig: Any, new_page: Any, tmp_path: Path) -> None:
+async def test_countdown_timer_and_buttons_follow_the_call(rig: Any, new_page: Any) -> None:
     log = watch(rig)
     phone = await rig.phone("1003", answer="manual")
     page = await new_page()
@@ -68,9 +67,9 @@ async def test_countdown_timer_and_buttons_follow_the_call(rig: Any, new_page: A
     await expect(page.locator("#btn-available")).to_be_disabled()
     await expect(page.locator("#wrapup-submit")).to_be_disabled()
     await page.set_viewport_size({"width": 1366, "height": 768})
-    await page.screenshot(path=str(tmp_path / "desk-call-1366x768.png"))
+    await page.screenshot(path=str(artifacts("desk-call") / "1366x768.png"))
     await page.set_viewport_size({"width": 390, "height": 844})
-    await page.screenshot(path=str(tmp_path / "desk-call-390x844.png"), full_page=True)
+    await page.screenshot(path=str(artifacts("desk-call") / "390x844.png"), full_page=True)
 
     # The caller hangs up: only the wrap-up submit applies.
     await call.hangup()

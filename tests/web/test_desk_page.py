@@ -9,10 +9,9 @@ agent submits the wrap-up form, and the CRM's interaction record carries it.
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from typing import Any
 
-from browser_rig import PageErrors, playwright_api, watch
+from browser_rig import PageErrors, artifacts, playwright_api, watch
 
 from callcenter import events as ev
 
@@ -44,7 +43,7 @@ async def carol_available(rig: Any, new_page: Any, log: Any, *, phone: bool = Tr
     return page, errors
 
 
-async def test_agent_desk_through_a_whole_call(rig: Any, new_page: Any, tmp_path: Path) -> None:
+async def test_agent_desk_through_a_whole_call(rig: Any, new_page: Any) -> None:
     log = watch(rig)
     phone = await rig.phone("1003")  # Carol: sales; baresip answers automatically
     page = await new_page()
@@ -143,5 +142,5 @@ async def test_agent_desk_through_a_whole_call(rig: Any, new_page: Any, tmp_path
     assert record["queue"] == "sales"
     assert record["outcome"] == "answered"
 
-    await page.screenshot(path=str(tmp_path / "desk.png"), full_page=True)
+    await page.screenshot(path=str(artifacts("desk-whole-call") / "desk.png"), full_page=True)
     assert errors.items == []

@@ -5,11 +5,10 @@ real browser at a laptop's and a phone's viewport, with screenshots kept as test
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from typing import Any
 
 import pytest
-from browser_rig import PageErrors, playwright_api, supervisor_signed_in, watch
+from browser_rig import PageErrors, artifacts, playwright_api, supervisor_signed_in, watch
 
 from callcenter import events as ev
 from tests.support import eventually
@@ -20,7 +19,6 @@ expect = pw.expect
 
 ALAN = "+441632960002"  # demo standard customer
 T = 30_000  # ms
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 # Low wait thresholds so one waiting caller crosses both within seconds.
 BOARD = {"thresholds": {"service_level_warn": 80, "service_level_alarm": 70,
                         "longest_wait_warn_s": 1, "longest_wait_alarm_s": 3}}  # fmt: skip
@@ -36,8 +34,7 @@ async def test_wallboard_alerts_bulk_change_and_search(
     ctx = await browser.new_context(viewport={"width": width, "height": height})
     page = await ctx.new_page()
     errors = PageErrors(page)
-    shots = ARTIFACTS / f"supervisor-board-{width}x{height}"
-    shots.mkdir(parents=True, exist_ok=True)
+    shots = artifacts(f"supervisor-board-{width}x{height}")
     try:
         await supervisor_signed_in(page, rig.http)
 

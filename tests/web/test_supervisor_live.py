@@ -7,10 +7,9 @@ without a registered phone shows "Available — no phone" until the phone regist
 from __future__ import annotations
 
 import time
-from pathlib import Path
 from typing import Any
 
-from browser_rig import PageErrors, playwright_api, supervisor_signed_in, watch
+from browser_rig import PageErrors, artifacts, playwright_api, supervisor_signed_in, watch
 
 from callcenter import events as ev
 from callcenter.web.pages import mount_pages
@@ -31,7 +30,7 @@ def seconds(text: str) -> int:
     return total
 
 
-async def test_board_is_live_from_the_stream(rig_factory: Any, new_page: Any, tmp_path: Path) -> None:
+async def test_board_is_live_from_the_stream(rig_factory: Any, new_page: Any) -> None:
     rig = await rig_factory(short_ring)
     mount_pages(rig.center.app)
     log = watch(rig)
@@ -92,5 +91,5 @@ async def test_board_is_live_from_the_stream(rig_factory: Any, new_page: Any, tm
     await expect(sales.locator(".c-waiting")).to_have_text("0", timeout=T)
     await expect(sales.locator(".c-longest")).to_have_text("—")
     assert polled == []  # nothing was polled
-    await page.screenshot(path=str(tmp_path / "supervisor-live.png"), full_page=True)
+    await page.screenshot(path=str(artifacts("supervisor-live") / "board.png"), full_page=True)
     assert errors.items == []

@@ -3,10 +3,9 @@ table, changing an agent's state from the page, and routing decisions as they ha
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
-from browser_rig import PageErrors, playwright_api, watch
+from browser_rig import PageErrors, artifacts, playwright_api, watch
 
 from callcenter import events as ev
 
@@ -17,9 +16,7 @@ ALAN = "+441632960002"  # demo standard customer
 T = 30_000  # ms
 
 
-async def test_supervisor_sees_live_states_queues_and_decisions(
-    rig: Any, new_page: Any, tmp_path: Path
-) -> None:
+async def test_supervisor_sees_live_states_queues_and_decisions(rig: Any, new_page: Any) -> None:
     log = watch(rig)
     page = await new_page()
     errors = PageErrors(page)
@@ -98,5 +95,5 @@ async def test_supervisor_sees_live_states_queues_and_decisions(
     await expect(sales.locator(".c-waiting")).to_have_text("0", timeout=T)
     await expect(sales.locator(".c-abandon")).not_to_have_text("—", timeout=T)
 
-    await page.screenshot(path=str(tmp_path / "supervisor.png"), full_page=True)
+    await page.screenshot(path=str(artifacts("supervisor-page") / "board.png"), full_page=True)
     assert errors.items == []
