@@ -22,7 +22,7 @@ from callcenter.sip.registrar import Registrar
 from callcenter.sip.transport import SipTransportLayer
 from callcenter.sip.ua import UserAgent
 from callcenter.throttle import LockoutPolicy
-from tests.support import free_udp_port, require_tool
+from tests.support import free_udp_port, free_udp_tcp_port, require_tool
 
 SCENARIOS = Path(__file__).parent / "sipp_register"
 REALM = "callcenter.test"
@@ -80,7 +80,7 @@ async def server() -> AsyncIterator[Server]:
         ua.on_message(msg, addr, rec)
 
     # one free port for both UDP and TCP, as SIP servers usually listen
-    port = free_udp_port()
+    port = free_udp_tcp_port()
     layer = SipTransportLayer([("udp", "127.0.0.1", port), ("tcp", "127.0.0.1", port)], on_message)
     await layer.start()
     for t in layer.transports:
@@ -114,7 +114,7 @@ async def run_sipp(
     tcp: bool = False,
 ) -> SippResult:
     sipp = require_tool("sipp", "sip-tester")
-    port = free_udp_port()
+    port = free_udp_port(tcp=tcp)  # SIPp binds its -p port for the transport it uses
     args = [
         sipp,
         "-sf",
