@@ -414,6 +414,8 @@ class Center:
         draft = self.core.drafts.get(agent_id)
         stats["wrap_up"] = draft.as_dict() if draft else None  # the form as saved, and time left
         stats["dispositions"] = self.core.dispositions(agent_id)  # the wrap-up form's choices
+        # The customer panel offers search while idle only where the policy lets agents look anyone up.
+        stats["customer_lookup"] = self.privacy.rules(Reader(agent_id, "agent")).lookup
         return stats
 
     async def agent_today(self, agent_id: str) -> dict[str, Any]:

@@ -1,9 +1,10 @@
 """Consultation (warm transfer) and three-way conference on a connected call.
 
-The agent consults another agent (their registered phone) or a number (through
-``callbacks.dial_uri``): the customer is put on hold with music, the server calls the target
-with its media on the customer's worker, and once it answers the agent's leg is bridged to
-the target's — they talk privately. Then:
+The agent consults another agent (their registered phone), a queue (whoever serves it and
+is free now: the longest idle; nobody free is a refusal, as waiting is a blind transfer's
+job) or a number (through ``callbacks.dial_uri``): the customer is put on hold with music,
+the server calls the target with its media on the customer's worker, and once it answers
+the agent's leg is bridged to the target's — they talk privately. Then:
 
 - **Complete**: the customer goes to the target and the agent into wrap-up. An outside
   number: the customer's leg is bridged to the target's, as a blind transfer out would
@@ -173,6 +174,8 @@ class Consults:
     async def _target(self, contact: Contact, agent_id: str, target: str) -> Consult:
         kind, _, value = target.partition(":")
         core, ch = self.core, self.channel
+        if kind == "queue":  # whoever is free there now; a queue's wait is for a blind transfer
+            kind, value = "agent", self._free_agent_in(value, agent_id)
         if kind == "agent":
             agent = core.router.agents.get(value)
             if agent is None:
@@ -191,14 +194,26 @@ class Consults:
             b = bindings[0]
             return Consult(contact, agent_id, f"agent:{value}", f"{agent.name or value} ({value})", b.uri,
                            dest=tuple(b.source), transport=b.transport, target_agent=value)  # type: ignore[arg-type]
-        if kind == "queue":
-            raise Invalid("a consultation goes to an agent or a number; a queue takes a blind transfer")
         number = normalize_phone(value if kind in ("number", "tel") else target, ch.default_region)
         if number is None:
             raise Invalid(f"not a phone number: {value or target!r}")
         if not ch.dialler.can_dial_out:
             raise InvalidState("calling a number needs callbacks.dial_uri (the trunk) in server.yaml")
         return Consult(contact, agent_id, f"number:{number}", number, ch.dialler.cfg.uri_for(number))
+
+    def _free_agent_in(self, queue: str, agent_id: str) -> str:
+        """The agent a consultation to ``queue`` calls: of those serving it who are Available,
+        idle and reachable, the one idle longest (as routing's default strategy picks)."""
+        router = self.core.router
+        if queue not in router.queues:
+            raise NotFound(f"no queue {queue!r}")
+        free = [a for a in router.agents.values()
+                if a.id != agent_id and a.presence is Presence.AVAILABLE and not a.tasks and a.softphone
+                and queue in router.queues_served(a.id)]  # fmt: skip
+        if not free:
+            raise InvalidState(f"nobody in {queue} is free to consult now; "
+                               "a blind transfer waits in the queue")
+        return min(free, key=lambda a: a.idle_seq).id
 
     async def _dial(self, c: Consult, legs: VoiceLegs) -> None:
         ch = self.channel

@@ -290,6 +290,10 @@ def create_app(
         or ``customer_id``'s first phone) is dialled through ``callbacks.dial_uri``."""
         if (body.number is None) == (body.customer_id is None):
             raise HTTPException(422, "give either number or customer_id")
+        customers = getattr(app.state, "customers", None)
+        if body.customer_id is not None and customers is not None:
+            # dialling a customer shows their number: the same rule as reading them
+            await customers.may_read(Reader(p.subject, p.role), body.customer_id)
         voice = backend.ready.channels.get("voice")
         outbound = getattr(voice, "outbound", None)
         if outbound is None:

@@ -26,7 +26,8 @@ class MuteIn(BaseModel):
 
 
 class ConsultIn(BaseModel):
-    target: str = Field(min_length=1, max_length=200, description="agent:ID, number:+E164, or a phone number")
+    target: str = Field(min_length=1, max_length=200,
+                        description="agent:ID, queue:NAME (who is free there), number:+E164, or a number")
 
 
 def _agent(p: Principal) -> str:
@@ -65,8 +66,8 @@ def make_router() -> APIRouter:
 
     @router.post("/api/contacts/{contact_id}/consult", status_code=202)
     async def consult(contact_id: ContactId, body: ConsultIn, request: Request, p: Who) -> dict[str, Any]:
-        """Consult an agent or a number: the customer is held, the target called; the desk is told
-        (``consult`` messages) when they answer, decline or hang up."""
+        """Consult an agent, a queue's free agent or a number: the customer is held, the target
+        called; the desk is told (``consult`` messages) when they answer, decline or hang up."""
         c = await _consults(request).start(_agent(p), contact_id, body.target.strip())
         return {"contact_id": contact_id, "target": c.target, "label": c.label, "state": c.state}
 

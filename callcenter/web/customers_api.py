@@ -108,7 +108,8 @@ class CustomerDesk:
                 ids.add(str(found["id"]))
         return ids
 
-    async def _may_read(self, reader: Reader, customer_id: str) -> None:
+    async def may_read(self, reader: Reader, customer_id: str) -> None:
+        """AccessDenied unless ``reader`` may read this customer (lookup rule, held or handled)."""
         if self.privacy.rules(reader).lookup == "any" or customer_id in await self._serving(reader):
             return
         # A customer whose contact the agent handled: their own record shows it already.
@@ -131,7 +132,7 @@ class CustomerDesk:
         found = await self.crm.get_customer(customer_id)
         if found is None:
             raise HTTPException(404, "no such customer")
-        await self._may_read(reader, str(found["id"]))
+        await self.may_read(reader, str(found["id"]))
         return {"customer": found, "recent": await self._recent(reader, str(found["id"]))}
 
     async def _recent(self, reader: Reader, customer_id: str, exclude: str = "") -> list[dict[str, Any]]:

@@ -97,9 +97,12 @@ class Baresip:
 
     def __init__(self, workdir: Path, user: str, password: str, registrar: tuple[str, int],
                  *, answer: str = "auto", tls_ca: Path | None = None, mediaenc: str | None = None,
-                 ) -> None:  # fmt: skip
+                 net_interface: str = "127.0.0.1") -> None:  # fmt: skip
         """``tls_ca``: register over TLS (``registrar`` is then our TLS listener), trusting
-        that CA; ``mediaenc``: baresip's media encryption for the account ("srtp-mand")."""
+        that CA; ``mediaenc``: baresip's media encryption for the account ("srtp-mand");
+        ``net_interface``: the address baresip writes in its SDP (another host address
+        while it still talks to us over loopback: the multi-homed phone of issue 19)."""
+        self.net_interface = net_interface
         self.tls_ca = tls_ca
         self.mediaenc = mediaenc
         self.workdir = workdir
@@ -132,7 +135,7 @@ class Baresip:
         host, port = self.registrar
         rtp = random.randrange(43000, 47000) & ~1
         (d / "config").write_text(f"""poll_method epoll
-net_interface 127.0.0.1
+net_interface {self.net_interface}
 sip_listen 127.0.0.1:{self.sip_port}
 audio_source aufile,{wav}
 audio_player aubridge,nil

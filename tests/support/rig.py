@@ -141,9 +141,12 @@ class CustomerPhone:
 
 
 async def callback_rig(
-    rig_factory: Any, phone: CustomerPhone, media_workers: int = 1, **callbacks: Any
+    rig_factory: Any, phone: CustomerPhone, media_workers: int = 1, server: dict[str, Any] | None = None,
+    **callbacks: Any,
 ) -> Any:
+    """The demo server whose trunk (``callbacks.dial_uri``) reaches ``phone``; ``server``: more
+    top-level server.yaml sections."""
     settings = {"dial_uri": f"sip:{{digits}}@127.0.0.1:{phone.port}", "ring_s": 10} | callbacks
     return await rig_factory(short_ring, server_patch={
-        "queueing": {"announce_every_s": 30, "offer_options_after_s": 0}, "callbacks": settings},
-        media_workers=media_workers)  # fmt: skip
+        "queueing": {"announce_every_s": 30, "offer_options_after_s": 0}, "callbacks": settings,
+        **(server or {})}, media_workers=media_workers)  # fmt: skip

@@ -137,9 +137,9 @@ async def test_mute_then_warm_transfer_to_an_agent(rig_factory: Any, media_worke
     await desk.wait(lambda m: m.get("type") == "mute" and m["muted"] is False)
     await ears.expect(lambda w: heard(w) == {A})
 
-    # Refusals: a queue is for blind transfer; yourself; nothing to complete yet.
+    # Refusals: a queue with nobody free (Bob is not ready); yourself; nothing to complete yet.
     r = await desk.post(f"/api/contacts/{cid}/consult", {"target": "queue:support"})
-    assert r.status_code == 422 and "blind transfer" in r.json()["detail"]
+    assert r.status_code == 409 and "nobody in support is free" in r.json()["detail"]
     r = await desk.post(f"/api/contacts/{cid}/consult", {"target": "agent:1003"})
     assert r.status_code == 409
     r = await desk.post(f"/api/contacts/{cid}/consult/complete")
@@ -170,10 +170,14 @@ async def test_mute_then_warm_transfer_to_an_agent(rig_factory: Any, media_worke
     assert (str(rig.center.router.agent_state("1002")), rig.center.router.agents["1002"].reason) == (
         "not_ready", "login")  # fmt: skip
 
-    # Consult again and complete: the customer talks to Bob, Carol goes to wrap-up.
+    # Bob is free now: consult the support queue (that is Bob) and complete: the customer
+    # talks to Bob, Carol goes to wrap-up.
+    r = await bob_desk.post("/api/agent/state", {"state": "available"})
+    assert r.status_code == 200, r.text
     mark = len(desk.messages)
-    r = await desk.post(f"/api/contacts/{cid}/consult", {"target": "agent:1002"})
+    r = await desk.post(f"/api/contacts/{cid}/consult", {"target": "queue:support"})
     assert r.status_code == 202, r.text
+    assert r.json()["target"] == "agent:1002"
     await desk.wait(lambda m: m.get("type") == "consult" and m["state"] == "talking", start=mark)
     r = await desk.post(f"/api/contacts/{cid}/consult/complete")
     assert r.status_code == 200, r.text

@@ -92,7 +92,7 @@ function onStream(msg) {
 async function consult() {
   const target = window.Desk.transferTarget();
   if (!target || target === "tel:") {
-    notify("desk-notice", "Choose an agent or type a number to consult.", "error");
+    notify("desk-notice", "Choose a queue or an agent, or type a number, to consult.", "error");
     return;
   }
   const r = await window.Desk.post(contactPath("consult"), { target });

@@ -5,6 +5,12 @@
 // customer's phone numbers and email addresses, and see their recent interactions with
 // the notes the privacy policy lets this agent read. API: callcenter/web/customers_api.py.
 //
+// Click-to-dial from a customer: with no contact in hand, each of the customer's numbers
+// has a Call button (POST /api/agent/dial through window.Desk.dial: the agent's phone rings,
+// then the customer is dialled). After a contact ends the panel keeps that customer ("Last
+// customer": the agent handled them, so the policy lets them read and call them back); where
+// the policy is `lookup: any` the search is there while idle too, to find anyone to call.
+//
 // Kept out of desk.js: the panel builds its own card (after the screen-pop) and its own
 // stylesheet link, and follows the desk's current contact without touching desk.js:
 //   - desk.js (or any script) may call window.DeskCustomer.show(contactId, customer), or
@@ -20,7 +26,9 @@ import { ApiError, api, dateTime, el, label, loadSession, notify } from "./commo
 
 const panel = {
   contactId: null,
-  customer: null, // the linked customer (not provisional), or null
+  customer: null, // the linked customer (not provisional), or null; kept after the contact ends
+  policyLoaded: false,
+  lookup: "current", // server.yaml privacy.agent.lookup, from GET /api/agent/me: "any" = search while idle
   editing: [], // [{kind, value}] in the contact-point editor
 };
 
@@ -56,13 +64,13 @@ function build() {
   el("div", { id: "cp-points-box", hidden: true },
     el("h3", {}, "Phone numbers and email addresses"),
     el("ul", { id: "cp-points", class: "cp-points" }),
-    el("form", { id: "cp-add", class: "row" },
+    el("form", { id: "cp-add", class: "row cp-edit" },
       el("select", { id: "cp-add-kind", "aria-label": "Kind" },
         el("option", { value: "phone" }, "Phone"), el("option", { value: "email" }, "Email")),
       el("input", { id: "cp-add-value", maxlength: 320, required: true, "aria-label": "Number or address",
         placeholder: "+441632960000 or name@example.com", autocomplete: "off" }),
       el("button", { type: "submit" }, "Add")),
-    el("button", { id: "cp-save", type: "button", class: "primary", disabled: true }, "Save contact details")),
+    el("button", { id: "cp-save", type: "button", class: "primary cp-edit", disabled: true }, "Save contact details")),
   el("div", { id: "cp-recent-box", hidden: true },
     el("h3", {}, "Recent interactions"),
     el("div", { class: "cp-scroll" },
@@ -93,11 +101,16 @@ function setCustomer(customer) {
 
 function renderPoints(changed) {
   const list = document.getElementById("cp-points");
+  // Editing is for the customer of the contact in hand; calling is for when there is none.
+  const editing = Boolean(panel.contactId);
   list.replaceChildren(...panel.editing.map((p, i) => el("li", { dataset: { kind: p.kind, value: p.value } },
     el("span", { class: "badge kind" }, label(p.kind)), " ", el("span", { class: "mono" }, p.value), " ",
-    el("button", { type: "button", class: "quiet", "aria-label": `Remove ${p.value}`,
-      onclick: () => { panel.editing.splice(i, 1); renderPoints(true); } }, "Remove"))));
+    editing ? el("button", { type: "button", class: "quiet", "aria-label": `Remove ${p.value}`,
+      onclick: () => { panel.editing.splice(i, 1); renderPoints(true); } }, "Remove") : null,
+    !editing && p.kind === "phone" ? el("button", { type: "button", class: "primary cp-call",
+      "aria-label": `Call ${p.value}`, onclick: () => callOut({ number: p.value }) }, "Call") : null)));
   if (!panel.editing.length) list.append(el("li", { class: "muted" }, "None"));
+  for (const node of document.querySelectorAll("#customer-panel .cp-edit")) node.hidden = !editing;
   document.getElementById("cp-save").disabled = !changed;
 }
 
@@ -115,15 +128,25 @@ function renderRecent(recent) {
 // ---------------------------------------------------------------- following the contact
 
 async function show(contactId, customer) {
+  const card = document.getElementById("customer-panel");
   if (!contactId) {
+    // No contact: the last customer stays (to call back), or an empty panel to search from.
     panel.contactId = null;
-    document.getElementById("customer-panel").hidden = true;
+    card.dataset.contact = "";
+    document.getElementById("cp-title").textContent = panel.customer ? "Last customer" : "Customers";
+    document.getElementById("cp-search").hidden = panel.lookup !== "any";
+    document.getElementById("cp-results").replaceChildren();
+    if (!panel.customer) document.getElementById("cp-name").textContent = "Find a customer to call";
+    renderPoints(false);
+    card.hidden = !panel.customer && panel.lookup !== "any";
     return;
   }
   const fresh = contactId !== panel.contactId;
   panel.contactId = contactId;
-  document.getElementById("customer-panel").hidden = false;
-  document.getElementById("customer-panel").dataset.contact = contactId;
+  card.hidden = false;
+  card.dataset.contact = contactId;
+  document.getElementById("cp-title").textContent = "Customer";
+  document.getElementById("cp-search").hidden = false;
   if (fresh) {
     document.getElementById("cp-results").replaceChildren();
     document.getElementById("cp-recent-box").hidden = true;
@@ -183,7 +206,8 @@ async function search(event) {
     el("span", { class: "customer-name" }, c.name || "(no name)"), " ",
     c.attributes && c.attributes.account ? el("span", { class: "muted" }, `account ${c.attributes.account} `) : null,
     el("span", { class: "mono muted small" }, c.contact_points.map((p) => p.value).join(", ")), " ",
-    el("button", { type: "button", class: "primary", onclick: () => link(c) }, "This is the caller"))));
+    panel.contactId ? el("button", { type: "button", class: "primary", onclick: () => link(c) }, "This is the caller")
+      : el("button", { type: "button", onclick: () => open(c) }, "Open"))));
   notify("cp-notice", found.customers.length ? "" : `No customer matches “${q}”.`, "info");
 }
 
@@ -207,6 +231,19 @@ async function link(customer) {
   if (document.dispatchEvent(linkedEvent) && popName && shown) {
     popName.textContent = linked.customer.name || linked.customer.id;
   }
+}
+
+// Idle: a customer found by search becomes the panel's customer, with their numbers to call.
+async function open(customer) {
+  document.getElementById("cp-results").replaceChildren();
+  await loadCustomer(customer.id);
+  document.getElementById("cp-title").textContent = "Customer";
+  renderPoints(false);
+}
+
+async function callOut(target) {
+  if (!window.Desk || panel.contactId) return;
+  await window.Desk.dial(target); // the desk says "answer your phone" or why not
 }
 
 function addPoint(event) {
@@ -237,8 +274,29 @@ async function savePoints() {
 
 // ---------------------------------------------------------------- wiring
 
+// The policy decides whether the idle panel may search (an agent's lookup: current or any).
+async function loadPolicy() {
+  if (panel.policyLoaded || !token()) return;
+  try {
+    const me = await api("/api/agent/me", { token: token() });
+    panel.lookup = me.customer_lookup || "current";
+    panel.policyLoaded = true;
+  } catch {
+    return; // not signed in yet (or a supervisor): the panel stays as it is
+  }
+  if (!panel.contactId) await show(null);
+}
+
 build();
 window.DeskCustomer = { show };
+// "desk:call" comes once the desk is signed in and on every change of the call's phase: a
+// call wrapped up ("done") leaves its screen-pop on view, but no contact in hand.
+document.addEventListener("desk:call", async (e) => {
+  await loadPolicy();
+  const detail = e.detail || {};
+  if (detail.phase === "done" && detail.contactId && detail.contactId === panel.contactId) await show(null);
+});
+loadPolicy();
 document.addEventListener("desk:contact", (e) => show(e.detail && e.detail.contact_id, e.detail && e.detail.customer));
 const popId = document.getElementById("pop-id");
 const popBody = document.getElementById("pop-body");
