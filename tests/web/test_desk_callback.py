@@ -51,10 +51,12 @@ async def test_desk_shows_a_callback_being_dialled(rig_factory: Any, new_page: A
     assert errors.items == []
 
 
-async def _customer(rig_factory: Any) -> tuple[CustomerPhone, Any]:
+async def _customer(rig_factory: Any, server: dict[str, Any] | None = None) -> tuple[CustomerPhone, Any]:
+    """The demo server with a trunk to a customer's phone (a SIP UA of ours on loopback);
+    ``server``: more server.yaml sections."""
     caller = Caller()
     await caller.start()
     phone = CustomerPhone(caller)
-    rig = await callback_rig(rig_factory, phone)
+    rig = await callback_rig(rig_factory, phone, server=server)
     rig.callers.append(caller)  # stopped with the rig
     return phone, rig

@@ -23,7 +23,7 @@ from callcenter.sip.calls import Call
 from tests.monitoring.tones import AGENT_HZ, CUSTOMER_HZ, SUPERVISOR_HZ, Ears, heard, rms, tone
 from tests.support.peers import Caller, watch
 from tests.support.polling import eventually
-from tests.support.rig import callback_rig
+from tests.support.rig import CustomerPhone, callback_rig
 
 C, A, X = CUSTOMER_HZ, AGENT_HZ, SUPERVISOR_HZ  # customer, agent, the consulted party
 GRACE = "+441632960001"
@@ -31,21 +31,15 @@ OTHER = "+441632960999"
 _ids = itertools.count(1)
 
 
-class TonePhone:
-    """A SIP phone that answers every call (or refuses it with ``reject``) and plays ``hz``."""
+class TonePhone(CustomerPhone):
+    """A SIP phone that answers every call at once (or refuses it with ``reject``), plays
+    ``hz`` and keeps what it hears."""
 
     def __init__(self, caller: Caller, hz: float, reject: int | None = None) -> None:
-        self.caller = caller
+        super().__init__(caller, reject)
         self.hz = hz
-        self.reject = reject
         self.ears = Ears()
-        self.calls: asyncio.Queue[Call] = asyncio.Queue()
         self.current: Call | None = None
-        caller.ua.on_call = self._incoming
-
-    @property
-    def port(self) -> int:
-        return self.caller.transport.get("udp").local[1]
 
     async def _incoming(self, call: Call) -> None:
         await self.calls.put(call)
@@ -82,7 +76,7 @@ async def setup(rig_factory: Any, media_workers: int = 1) -> tuple[Any, TonePhon
     number_caller = Caller()
     await number_caller.start()
     number = TonePhone(number_caller, X)
-    rig = await callback_rig(rig_factory, number, media_workers=media_workers)  # type: ignore[arg-type]
+    rig = await callback_rig(rig_factory, number, media_workers=media_workers)
     rig.callers.append(number_caller)
     carol = await tone_phone(rig, A, agent="1003")
     bob = await tone_phone(rig, X, agent="1002")

@@ -29,7 +29,7 @@ async def test_warm_transfer_and_conference_from_the_page(rig_factory: Any, new_
     number_caller = Caller()
     await number_caller.start()
     number = TonePhone(number_caller, X)
-    rig = await callback_rig(rig_factory, number)  # type: ignore[arg-type]
+    rig = await callback_rig(rig_factory, number)
     rig.callers.append(number_caller)
     mount_pages(rig.center.app)
     log = watch(rig)

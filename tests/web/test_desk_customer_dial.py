@@ -11,24 +11,19 @@ from __future__ import annotations
 from typing import Any
 
 from browser_rig import PageErrors, playwright_api, watch
-from test_desk_callback import ALAN
+from test_desk_callback import ALAN, _customer
 from test_desk_page import GRACE, T, sign_in
 
 from callcenter import events as ev
 from callcenter.web.pages import mount_pages
-from tests.support.peers import Caller
-from tests.support.rig import CustomerPhone, callback_rig
+from tests.support.rig import CustomerPhone
 
 expect = playwright_api().expect
 
 
 async def dialling_rig(rig_factory: Any, server: dict[str, Any] | None = None) -> tuple[CustomerPhone, Any]:
     """The demo server with a trunk to a customer phone, and Carol's baresip registered."""
-    caller = Caller()
-    await caller.start()
-    customer = CustomerPhone(caller)
-    rig = await callback_rig(rig_factory, customer, server=server)
-    rig.callers.append(caller)  # stopped with the rig
+    customer, rig = await _customer(rig_factory, server)
     mount_pages(rig.center.app)
     await rig.phone("1003")  # answers automatically
     return customer, rig
