@@ -23,11 +23,17 @@ queue never takes more than its ``max_size`` even with several processes.
 
 Scope compared with the in-memory router: statistics are per process (queue
 length and position are read from Redis), and ``transfer`` is not offered.
+
+Redis Cluster: every key carries the hash tag ``{prefix}``, so one router's whole
+state lives in one slot and each script touches a single node, as Cluster requires.
+The router talks to that slot's primary directly (:func:`slot_owner` gives a client
+for it); after a Cluster failover moves the slot, make the router again.
 """
 
 from __future__ import annotations
 
 import heapq
+import inspect
 import itertools
 import json
 import time
@@ -36,6 +42,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import NoScriptError
 
 from routing import redis_lua as lua
@@ -88,6 +95,18 @@ def _sort_key(q: Queue, created: float, priority: int) -> float:
     an earlier virtual arrival; without aging priority outranks any age."""
     rate = q.aging.priority_per_minute / 60.0
     return created - priority / rate if rate > 0 else created - priority * _NO_AGING_SCALE
+
+
+async def slot_owner(cluster: RedisCluster, prefix: str = "callcenter:routing") -> Redis:
+    """A client to the Redis Cluster primary that holds the slot of ``prefix``'s hash tag:
+    what :class:`RedisRouter` needs on a Cluster (its scripts run on connections it holds,
+    and every key they touch is in that slot). The connection settings are the cluster's."""
+    await cluster.initialize()
+    node = cluster.get_node_from_key("{" + prefix + "}")
+    # The cluster's connection settings (credentials, timeouts...) that a plain client takes.
+    accepted = set(inspect.signature(Redis.__init__).parameters) - {"host", "port"}
+    options = {k: v for k, v in cluster.connection_kwargs.items() if k in accepted}
+    return Redis(host=node.host, port=node.port, **options)
 
 
 class RedisRouter:
