@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from callcenter.board_today import TodayFigures
+from callcenter.board_today import TodayFigures, local_midnight
 from callcenter.bus import EventBus
 from callcenter.channels.voice import VoiceChannel
 from callcenter.cluster.cluster import Cluster
@@ -419,9 +419,10 @@ class Center:
         return stats
 
     async def agent_today(self, agent_id: str) -> dict[str, Any]:
-        """The agent's own figures since midnight UTC (as the reports count days), from the records."""
+        """The agent's own figures since the server's local midnight (the day the supervisor
+        board counts too), from the records."""
         now = time.time()
-        return await self.reports.agent_figures(agent_id, now - now % 86_400, now)
+        return await self.reports.agent_figures(agent_id, local_midnight(now), now)
 
     def transfer_targets(self, agent_id: str) -> dict[str, Any]:
         """What the desk's transfer picker offers: every queue, and the other agents with their

@@ -14,6 +14,7 @@ from test_desk_page import T, carol_available
 from test_desk_wrap_up import answered_and_hung_up
 
 from callcenter import events as ev
+from callcenter.board_today import local_midnight
 
 pw = playwright_api()
 expect = pw.expect
@@ -36,8 +37,7 @@ async def test_today_card_shows_the_agents_own_figures(rig: Any, new_page: Any) 
     await rig.center.bus.drain()
     await rig.center.crm_events.flush()
 
-    now = time.time()
-    figures = await rig.center.reports.agent_figures("1003", now - now % 86_400, now)
+    figures = await rig.center.reports.agent_figures("1003", local_midnight(time.time()), time.time())
     assert figures["handled"] == 1 and figures["aht_s"] > 0
     assert figures["states"]["busy_s"] > 0
     await page.reload()
@@ -45,6 +45,9 @@ async def test_today_card_shows_the_agents_own_figures(rig: Any, new_page: Any) 
     await expect(page.locator("#today-aht")).to_have_text(mmss(figures["aht_s"]))
     await expect(page.locator("#today-busy")).not_to_have_text("—")
 
+    # The desk's day is the board's: from the server's local midnight.
+    mine = (await (await rig.desktop("1003", ready=False)).get("/api/agent/today")).json()
+    assert mine["from"] == local_midnight(time.time()) == rig.center.today.day_start
     r = await (await rig.desktop("supervisor")).get("/api/agent/today")
     assert r.status_code == 403  # an agent's own figures: agents only
     assert errors.items == []
