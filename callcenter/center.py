@@ -171,6 +171,9 @@ class Center:
         self.desk = DeskFeed(self.hub, self.core.find, pop_view=self.privacy.screen_pop,
                              dispositions=self.core.dispositions,
                              holders=self.core.agents_holding)  # fmt: skip
+        if self.cluster is not None:  # supervisors see every node's queues (cluster/queue_view.py)
+            self.core.node = self.node_id
+            self.desk.queue_view = self.cluster.follow_queues(self.core.queue_figures)
         self.presence = DeskPresence(s.desk.presence_grace_s, self._desk_gone)
         self.hub.on_desks = self.presence.desks_changed
         self.reports = ReportService(lambda: self.crm.engine, s.reports, cfg.routing, cfg.agents,
@@ -521,7 +524,8 @@ class Center:
         started = self.voice is not None
         return {
             "ts": time.time(),
-            "queues": self.core.queue_figures() if started else [],
+            "queues": (self.cluster.queues.figures() if self.cluster is not None and self.cluster.queues
+                       else self.core.queue_figures()) if started else [],
             "agents": [self.agent_view(a) for a in self.router.agents],
             "contacts": [c.summary() for c in self.core.contacts.values()],
             "assignments": list(self.desk.recent_decisions),

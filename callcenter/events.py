@@ -250,10 +250,12 @@ class RoutingDecided(Event):
 
 @dataclass(frozen=True, kw_only=True)
 class QueueFigures(Event):
-    """Every queue's statistics, at most every few hundred ms while routing is busy."""
+    """Every queue's statistics, at most every few hundred ms while routing is busy; ``node``:
+    the node whose router counted them (several nodes: callcenter/cluster/queue_view.py)."""
 
     recorded: ClassVar[bool] = False
     queues: list[dict[str, Any]]
+    node: str = ""
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -8,6 +8,8 @@ Kamailio's dispatcher probes.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -18,9 +20,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from callcenter.bus import EventBus
 from callcenter.cluster.bridge import EventBridge
 from callcenter.cluster.leases import NodeLeases
+from callcenter.cluster.queue_view import ClusterQueues, Figures
 from callcenter.cluster.reach import Reachability
 from callcenter.config import ClusterCfg
-from callcenter.events import AgentDeviceChanged, Event
+from callcenter.events import AgentDeviceChanged, Event, QueueFigures
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +41,8 @@ class Cluster:
         self.bus = bus
         self.leases = NodeLeases(self.redis, self.key, node, cfg.lease_s, bus, self.bridge.remote)
         self.reach: Reachability | None = None
+        self.queues: ClusterQueues | None = None  # every node's queue figures (follow_queues)
+        self._heartbeat: asyncio.Task[None] | None = None
 
     def key(self, *parts: str) -> str:
         return ":".join((self.tag, *parts))
@@ -51,6 +56,7 @@ class Cluster:
         self.reach.start()
         self.bridge.start()
         self.leases.start()
+        self._heartbeat = asyncio.create_task(self._publish_queues(), name="cluster-queue-figures")
         if self.reach.redis_ok:
             ended = await self.leases.take_over_own_past()
             if ended:
@@ -69,16 +75,36 @@ class Cluster:
 
         self.bus.subscribe("cluster-devices", on_device, (AgentDeviceChanged,))
 
+    def follow_queues(self, local: Callable[[], Figures]) -> Callable[[QueueFigures], Figures]:
+        """Keep every node's queue figures; returns what the desk feed sends supervisors for a
+        ``QueueFigures`` from any node (the cluster's sum). This node republishes its own every
+        third of a lease, so the others can tell a quiet node from a dead one."""
+        self.queues = ClusterQueues(self.node, local, stale_s=self.cfg.lease_s)
+        return self.queues.on_figures
+
+    async def _publish_queues(self) -> None:
+        every = self.cfg.lease_s / 3
+        while True:
+            await asyncio.sleep(every)
+            if self.queues is not None:
+                self.bus.publish(QueueFigures(queues=self.queues.local(), node=self.node))
+
     def healthy(self) -> bool:
         return self.reach is not None and self.reach.ok
 
     def health(self) -> dict[str, Any]:
         out: dict[str, Any] = {"node": self.node, "events": dict(self.bridge.stats)}
+        if self.queues is not None:  # the other nodes whose queue figures the board counts
+            out["queue_figures_from"] = self.queues.nodes()
         if self.reach is not None:
             out.update(self.reach.as_dict())
         return out
 
     async def close(self) -> None:
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._heartbeat
         await self.leases.close(clean=True)
         await self.bridge.close()
         if self.reach is not None:

@@ -66,6 +66,7 @@ class ContactCore:
         self.router = router
         self.bus = bus
         self.crm = crm
+        self.node = ""  # this node's id when it is one of several (its queue figures say whose)
         self.kept_skills = frozenset(kept_skills)  # skills a transfer keeps (the caller's language)
         self.channels: dict[str, Channel] = {}
         self.routing = RoutingDriver(router, self._on_decision)
@@ -223,7 +224,7 @@ class ContactCore:
 
     def _push_queues(self) -> None:
         self._queue_push = None
-        self.publish(ev.QueueFigures(queues=self.queue_figures()))
+        self.publish(ev.QueueFigures(queues=self.queue_figures(), node=self.node))
 
     def sync_agents(self, agent_ids: tuple[str, ...] | list[str] = ()) -> None:
         for agent_id in agent_ids:

@@ -50,6 +50,8 @@ class DeskFeed:
         self._dispositions = dispositions or (lambda _agent, _contact: [])
         self._holders = holders or (lambda _contact: [])  # contact id → the agents holding it
         self.recent_decisions: deque[dict[str, Any]] = deque(maxlen=RECENT_DECISIONS)
+        # Several nodes: figures from any node → the whole cluster's (callcenter/cluster/queue_view.py)
+        self.queue_view: Callable[[ev.QueueFigures], list[dict[str, Any]]] | None = None
         self._handlers: dict[type[ev.Event], Callable[[Any], list[asyncio.Future[None]] | None]] = {
             ev.AgentStateChanged: self._agent_state,
             ev.AgentDeviceChanged: self._agent_device,
@@ -97,7 +99,8 @@ class DeskFeed:
         self.hub.to_supervisors(message)
 
     def _queues(self, e: ev.QueueFigures) -> None:
-        self.hub.to_supervisors({"type": "queues", "queues": e.queues, "ts": e.ts})
+        queues = self.queue_view(e) if self.queue_view is not None else e.queues
+        self.hub.to_supervisors({"type": "queues", "queues": queues, "ts": e.ts})
 
     def _decision(self, e: ev.RoutingDecided) -> None:
         info = {**e.decision, "ts": e.ts}

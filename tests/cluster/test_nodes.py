@@ -63,6 +63,10 @@ async def _calls_in(dep: Deployment) -> dict[str, float]:
     return out
 
 
+def _waiting(queues: list[dict[str, Any]]) -> int:
+    return next(int(q["waiting"]) for q in queues if q["queue"] == "sales")
+
+
 def _today_sales(desk: Desktop) -> dict[str, Any] | None:
     today = [m for m in desk.messages if m.get("type") == "today"]
     return today[-1]["queues"].get("sales") if today else None
@@ -101,6 +105,18 @@ async def test_two_nodes_behind_kamailio(deployment: Deployment, tmp_path: Path)
 
         await eventually(both_offered, 30, interval=0.1, what="both supervisors counting 2 offered")
 
+        # ...and both callers waiting: each node's board adds the other node's queue figures,
+        # in the snapshot and in the live "queues" messages.
+        async def both_waiting() -> bool:
+            for desk in desks:
+                snap = (await desk.get("/api/supervisor/snapshot")).json()
+                live = [m for m in desk.messages if m.get("type") == "queues"]
+                if not live or _waiting(snap["queues"]) != 2 or _waiting(live[-1]["queues"]) != 2:
+                    return False
+            return True
+
+        await eventually(both_waiting, 30, interval=0.1, what="both supervisors seeing 2 waiting in sales")
+
         # Kill -9 the node holding the first caller (queued): the survivor closes its record
         # after the lease, once; the caller's media died with that node.
         rows = await eventually(lambda: _rows(dep.db_url, select(interactions.c.id, interactions.c.status)),
@@ -117,6 +133,14 @@ async def test_two_nodes_behind_kamailio(deployment: Deployment, tmp_path: Path)
 
         lost = await eventually(lost_closed, 30, interval=0.2, what="dead node's record closed by b")
         assert len(lost) == 1
+
+        # The dead node's queue figures stop counting on the survivor's board.
+        async def one_waiting() -> bool:
+            snap = (await desks[1].get("/api/supervisor/snapshot")).json()
+            return _waiting(snap["queues"]) == 1
+
+        await eventually(one_waiting, 30, interval=0.2, what="b's board without a's caller")
+        assert (await health(survivor))[1]["cluster"]["queue_figures_from"] == []
         assert any(ln.get("lost_node") == first_node for ln in survivor.lines)
 
         # New calls during the failure go to the survivor (Kamailio fails over on the timeout
