@@ -173,7 +173,7 @@ class Center:
                              holders=self.core.agents_holding)  # fmt: skip
         if self.cluster is not None:  # supervisors see every node's queues (cluster/queue_view.py)
             self.core.node = self.node_id
-            self.desk.queue_view = self.cluster.follow_queues(self.core.queue_figures)
+            self.desk.queue_view = self.cluster.follow_queues(self.core.queue_figures, self._signed_in_views)
         self.presence = DeskPresence(s.desk.presence_grace_s, self._desk_gone)
         self.hub.on_desks = self.presence.desks_changed
         self.reports = ReportService(lambda: self.crm.engine, s.reports, cfg.routing, cfg.agents,
@@ -520,13 +520,24 @@ class Center:
         customers = [c.customer for c in self.core.live_contacts(agent_id)]
         return [str(c["id"]) for c in customers if c and c.get("id")]
 
+    def _agent_views(self) -> list[dict[str, Any]]:
+        """Every agent as the board shows them; several nodes: an agent signed in on another
+        node as that node sees them (callcenter/cluster/queue_view.py)."""
+        views = [self.agent_view(a) for a in self.router.agents]
+        queues = self.cluster.queues if self.cluster is not None else None
+        return queues.agents(views) if queues is not None else views
+
+    def _signed_in_views(self) -> list[dict[str, Any]]:
+        router = self.router
+        return [self.agent_view(a) for a in router.agents if str(router.agent_state(a)) != "offline"]
+
     def supervisor_snapshot(self) -> dict[str, Any]:
         started = self.voice is not None
         return {
             "ts": time.time(),
             "queues": (self.cluster.queues.figures() if self.cluster is not None and self.cluster.queues
                        else self.core.queue_figures()) if started else [],
-            "agents": [self.agent_view(a) for a in self.router.agents],
+            "agents": self._agent_views(),
             "contacts": [c.summary() for c in self.core.contacts.values()],
             "assignments": list(self.desk.recent_decisions),
             "active_calls": len(self.ua.calls),

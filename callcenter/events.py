@@ -259,6 +259,16 @@ class QueueFigures(Event):
 
 
 @dataclass(frozen=True, kw_only=True)
+class NodeAgents(Event):
+    """Several nodes: the agents signed in on ``node``, as its supervisor snapshot shows them
+    (sent every third of a lease; the other nodes' boards show them too)."""
+
+    recorded: ClassVar[bool] = False
+    node: str
+    agents: list[dict[str, Any]]
+
+
+@dataclass(frozen=True, kw_only=True)
 class CustomerRecordRead(Event):
     """A supervisor's read of a customer, or an agent's read that shows other agents'
     interactions (callcenter.privacy). Not part of any interaction record: a read may

@@ -23,7 +23,7 @@ from callcenter.cluster.leases import NodeLeases
 from callcenter.cluster.queue_view import ClusterQueues, Figures
 from callcenter.cluster.reach import Reachability
 from callcenter.config import ClusterCfg
-from callcenter.events import AgentDeviceChanged, Event, QueueFigures
+from callcenter.events import AgentDeviceChanged, Event, NodeAgents, QueueFigures
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +42,7 @@ class Cluster:
         self.leases = NodeLeases(self.redis, self.key, node, cfg.lease_s, bus, self.bridge.remote)
         self.reach: Reachability | None = None
         self.queues: ClusterQueues | None = None  # every node's queue figures (follow_queues)
+        self._signed_in: Callable[[], Figures] = list
         self._heartbeat: asyncio.Task[None] | None = None
 
     def key(self, *parts: str) -> str:
@@ -75,11 +76,16 @@ class Cluster:
 
         self.bus.subscribe("cluster-devices", on_device, (AgentDeviceChanged,))
 
-    def follow_queues(self, local: Callable[[], Figures]) -> Callable[[QueueFigures], Figures]:
-        """Keep every node's queue figures; returns what the desk feed sends supervisors for a
-        ``QueueFigures`` from any node (the cluster's sum). This node republishes its own every
-        third of a lease, so the others can tell a quiet node from a dead one."""
+    def follow_queues(self, local: Callable[[], Figures], signed_in: Callable[[], Figures]
+                      ) -> Callable[[QueueFigures], Figures]:  # fmt: skip
+        """Keep every node's queue figures and signed-in agents (``local``: this node's
+        figures, ``signed_in``: its signed-in agents' views); returns what the desk feed sends
+        supervisors for a ``QueueFigures`` from any node (the cluster's sum). This node
+        republishes both every third of a lease, so the others can tell a quiet node from a
+        dead one."""
         self.queues = ClusterQueues(self.node, local, stale_s=self.cfg.lease_s)
+        self._signed_in = signed_in
+        self.bus.subscribe("cluster-agents", self.queues.heard, (NodeAgents,))
         return self.queues.on_figures
 
     async def _publish_queues(self) -> None:
@@ -88,6 +94,7 @@ class Cluster:
             await asyncio.sleep(every)
             if self.queues is not None:
                 self.bus.publish(QueueFigures(queues=self.queues.local(), node=self.node))
+                self.bus.publish(NodeAgents(node=self.node, agents=self._signed_in()))
 
     def healthy(self) -> bool:
         return self.reach is not None and self.reach.ok

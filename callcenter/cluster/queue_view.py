@@ -1,4 +1,4 @@
-"""Queue figures across the nodes: what a supervisor on any node sees.
+"""Queue figures and agents across the nodes: what a supervisor on any node sees.
 
 Routing is per node (docs/cluster.md): each node's router counts the contacts that arrived
 on it and the agents signed in on it. Every node publishes its figures (``QueueFigures``,
@@ -14,6 +14,12 @@ abandon rate are weighted by their denominator (answered + abandoned), which mak
 exact; ASA by answered contacts (exact); AHT by answered (close: handled contacts are not
 in the figures); occupancy by staffed agents; estimated waits are the mean over the nodes,
 since the edge spreads new calls evenly over them.
+
+Agents sign in on one node; the others know them as signed out. Every heartbeat also
+carries the node's signed-in agents as its snapshot shows them (``NodeAgents``), and a
+node's board shows an agent signed out here with the view another node sent (``node``
+says which), until that node goes stale. Between heartbeats the board is kept live by the
+agents' state events, which the bridge carries as it carries every event.
 """
 
 from __future__ import annotations
@@ -73,7 +79,8 @@ def merge_figures(per_node: Iterable[Figures]) -> Figures:
 
 
 class ClusterQueues:
-    """This node's figures (``local()``) plus the latest of every other node."""
+    """This node's figures (``local()``) plus the latest of every other node, and the
+    agents signed in on the other nodes."""
 
     def __init__(self, node: str, local: Callable[[], Figures], stale_s: float,
                  clock: Callable[[], float] = time.monotonic) -> None:  # fmt: skip
@@ -82,17 +89,39 @@ class ClusterQueues:
         self.stale_s = stale_s
         self.clock = clock
         self._remote: dict[str, tuple[float, Figures]] = {}  # node -> (heard at, figures)
+        self._agents: dict[str, tuple[float, Figures]] = {}  # node -> (heard at, its agents)
 
-    def heard(self, event: ev.QueueFigures) -> None:
-        """Keep another node's figures (this node's own are read fresh from its router)."""
-        if event.node and event.node != self.node:
+    def heard(self, event: ev.QueueFigures | ev.NodeAgents) -> None:
+        """Keep another node's figures or agents (this node's own are read fresh)."""
+        if not event.node or event.node == self.node:
+            return
+        if isinstance(event, ev.NodeAgents):
+            self._agents[event.node] = (self.clock(), event.agents)
+        else:
             self._remote[event.node] = (self.clock(), event.queues)
 
-    def figures(self) -> Figures:
+    def _prune(self) -> None:
         now = self.clock()
-        for node in [n for n, (at, _q) in self._remote.items() if now - at > self.stale_s]:
-            del self._remote[node]  # silent past its heartbeats: gone, or cut off from Redis
+        for kept in (self._remote, self._agents):
+            for node in [n for n, (at, _q) in kept.items() if now - at > self.stale_s]:
+                del kept[node]  # silent past its heartbeats: gone, or cut off from Redis
+
+    def figures(self) -> Figures:
+        self._prune()
         return merge_figures([self.local(), *(q for _at, q in self._remote.values())])
+
+    def agents(self, local: Figures) -> Figures:
+        """``local`` (this node's agent views) with each agent signed out here but signed in
+        on another node shown as that node sees them."""
+        self._prune()
+        now = self.clock()
+        # time in state counts on from when the other node sent the view
+        elsewhere = {
+            a["agent_id"]: a | {"node": node, "in_state_s": float(a.get("in_state_s") or 0) + now - at}
+            for node, (at, views) in self._agents.items()
+            for a in views
+        }
+        return [elsewhere.get(a["agent_id"], a) if a.get("state") == "offline" else a for a in local]
 
     def on_figures(self, event: ev.QueueFigures) -> Figures:
         """What supervisors are sent when any node's figures change: the whole cluster's."""
@@ -101,5 +130,5 @@ class ClusterQueues:
 
     def nodes(self) -> list[str]:
         """The other nodes whose figures count now (for /healthz)."""
-        self.figures()
+        self._prune()
         return sorted(self._remote)

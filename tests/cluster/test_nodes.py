@@ -80,6 +80,7 @@ async def test_two_nodes_behind_kamailio(deployment: Deployment, tmp_path: Path)
     kam: Kamailio = await start_kamailio(tmp_path, [dep.addrs["a"], dep.addrs["b"]])
     caller = Caller()
     desks = [Desktop(n.http, "supervisor", "demo-supervisor") for n in (a, b)]
+    carol = Desktop(b.http, "1003", "demo-1003")
     try:
         # Ops: the node id on every log line and metric; /healthz says Redis and PostgreSQL are reachable.
         for name, served in (("a", a), ("b", b)):
@@ -116,6 +117,18 @@ async def test_two_nodes_behind_kamailio(deployment: Deployment, tmp_path: Path)
             return True
 
         await eventually(both_waiting, 30, interval=0.1, what="both supervisors seeing 2 waiting in sales")
+
+        # An agent signed in on node b shows on node a's board as b sees her.
+        await carol.login()
+        r = await carol.post("/api/agent/state", {"state": "available"})
+        assert r.status_code == 200, r.text
+
+        async def carol_on_a() -> bool:
+            snap = (await desks[0].get("/api/supervisor/snapshot")).json()
+            view = next(x for x in snap["agents"] if x["agent_id"] == "1003")
+            return (view["state"], view.get("node")) == ("available", "b")
+
+        await eventually(carol_on_a, 30, interval=0.2, what="node a's board showing Carol, signed in on b")
 
         # Kill -9 the node holding the first caller (queued): the survivor closes its record
         # after the lease, once; the caller's media died with that node.
@@ -180,7 +193,7 @@ async def test_two_nodes_behind_kamailio(deployment: Deployment, tmp_path: Path)
 
         await eventually(edge_routes_again, 30, interval=0.5, what="a call through the edge again")
     finally:
-        for desk in desks:
+        for desk in [*desks, carol]:
             await desk.close()
         await caller.stop()
         await kam.stop()

@@ -53,3 +53,17 @@ def test_another_nodes_figures_count_until_they_go_stale() -> None:
     assert view.figures()[0]["waiting"] == 3 and view.nodes() == ["b"]
     now[0] += 2.0  # b silent past its heartbeats: dead or cut off
     assert view.figures()[0]["waiting"] == 1 and view.nodes() == []
+
+
+def test_an_agent_signed_in_on_another_node_shows_as_that_node_sees_them() -> None:
+    now = [100.0]
+    view = ClusterQueues("a", list, stale_s=10.0, clock=lambda: now[0])
+    here = [{"agent_id": "1001", "state": "available", "in_state_s": 5.0},
+            {"agent_id": "1003", "state": "offline", "in_state_s": 0.0}]  # fmt: skip
+    view.heard(ev.NodeAgents(node="b", agents=[{"agent_id": "1003", "state": "busy", "in_state_s": 12.0}]))
+    now[0] += 2.0
+    shown = view.agents(here)
+    assert shown[0] == here[0]  # signed in here: this node's own view
+    assert (shown[1]["state"], shown[1]["node"], shown[1]["in_state_s"]) == ("busy", "b", 14.0)
+    now[0] += 9.0  # b silent: its agents are signed out as far as this board knows
+    assert view.agents(here) == here
