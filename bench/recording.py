@@ -21,6 +21,8 @@ minute of speech on both channels: Opus bytes per minute and opusenc CPU per aud
 
     python bench/recording.py            # full ramp (~6 s windows) → results/recording.json
     python bench/recording.py --quick    # < 1 minute → results/recording_quick.json
+    python bench/recording.py --realtime # workers (rtp.realtime_priority) and receiver at
+                                         # SCHED_RR, as on a busy host → *_realtime.json
 
 All traffic is on 127.0.0.1. The machine has 2 cores shared by the talking phones, the
 workers, the receiver and other sessions' work: figures are lower bounds; the load average
@@ -226,10 +228,12 @@ def print_row(r: dict[str, Any]) -> None:
 
 
 async def run(levels: list[int], win: float, warmup: float, pairs: int, workers: int,
-              tmp: Path) -> dict[str, Any]:  # fmt: skip
+              tmp: Path, realtime: bool = False) -> dict[str, Any]:  # fmt: skip
     speech = await speech_pcm(tmp / "tts")
-    rcv = media_bench.Receiver(False)
-    pool = MediaPool("127.0.0.1", 30000, 39999, workers=workers)
+    rcv = media_bench.Receiver(realtime)
+    # realtime: the workers at SCHED_RR 10, what server.yaml's rtp.realtime_priority does
+    pool = MediaPool("127.0.0.1", 30000, 39999, workers=workers,
+                     **({"realtime_priority": 10} if realtime else {}))  # fmt: skip
     phones = MediaEngine("127.0.0.1", 40000, 49999)
     await pool.start()
     await phones.start()
@@ -260,6 +264,8 @@ def main() -> None:
     p.add_argument("--quick", action="store_true", help="< 1 minute: two levels, short windows")
     p.add_argument("--workers", type=int, default=2, help="media worker processes (rtp.workers)")
     p.add_argument("--levels", default="", help="comma-separated call counts (default: by mode)")
+    p.add_argument("--realtime", action="store_true",
+                   help="media workers (rtp.realtime_priority) and the receiver at SCHED_RR")
     args = p.parse_args()
     if shutil.which("opusenc") is None or shutil.which("espeak-ng") is None:
         sys.exit("bench/recording.py needs opus-tools (opusenc, opusdec) and espeak-ng")
@@ -269,9 +275,10 @@ def main() -> None:
     load = os.getloadavg()
     started = time.time()
     with tempfile.TemporaryDirectory(prefix="bench-recording-") as tmp:
-        result = asyncio.run(run(levels, win, warmup, pairs, args.workers, Path(tmp)))
+        result = asyncio.run(run(levels, win, warmup, pairs, args.workers, Path(tmp), args.realtime))
     result.update({
         "benchmark": "recording", "quick": args.quick, "media_workers": args.workers,
+        "scheduling": "SCHED_RR (workers, receiver)" if args.realtime else "normal",
         "window_s": win, "window_pairs": pairs,
         "criterion": "receiver-side: >1 % of packets more than 5 ms late vs the stream cadence",
         "load_average_at_start": load, "duration_s": round(time.time() - started, 1),
@@ -285,7 +292,8 @@ def main() -> None:
     print(f"recorded calls with ≤ 1 % late packets: {result['recorded_capacity_calls']} "
           f"({args.workers} media workers; load average at start {load[0]:.2f})")
     RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / ("recording_quick.json" if args.quick else "recording.json")
+    out = RESULTS / ("recording" + ("_quick" if args.quick else "") + ("_realtime" if args.realtime else "")
+                     + ".json")
     out.write_text(json.dumps(result, indent=2))
     print(f"→ {out.relative_to(HERE.parent)}")
 

@@ -288,6 +288,7 @@ class MediaWorker:
         self._failed = False
         # Told the sessions that lost their media when the process dies (MediaPool sets it).
         self.on_died: Callable[[list[ProxySession]], None] | None = None
+        self._stopping = False  # stop() asked it to exit: its end of the pipe closing is expected
 
     @property
     def alive(self) -> bool:
@@ -300,6 +301,8 @@ class MediaWorker:
         if self._failed:
             return
         self._failed = True
+        if self._stopping:  # it exits because it was told to: the end of a shutdown, not a death
+            return
         lost = list(self.sessions.values())
         log.critical("media worker %s died: its %d calls have no media", self.ports.port_min, len(lost))
         self._disconnect("media worker died")
@@ -333,6 +336,7 @@ class MediaWorker:
     async def stop(self) -> None:
         if self._conn is None:
             return
+        self._stopping = True
         with contextlib.suppress(WorkerError, OSError, asyncio.TimeoutError):
             await asyncio.wait_for(self.call("shutdown"), 5)
         for s in list(self.sessions.values()):

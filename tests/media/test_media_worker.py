@@ -207,3 +207,20 @@ async def test_worker_ignores_sigterm_until_told_to_stop() -> None:
     assert (await worker.engine_stats())["sessions"] == 0  # still serving
     await worker.stop()
     assert not worker._proc.is_alive()
+
+
+async def test_stopping_the_pool_with_calls_up_is_no_worker_death(caplog: pytest.LogCaptureFixture) -> None:
+    """A shutdown stops the workers while sessions are still up: their pipes closing then is
+    the end they were asked for, not a death (no CRITICAL "died" line, no on_died)."""
+    lo, _ = port_range(1024)
+    pool = MediaPool("127.0.0.1", lo, lo + 1023, workers=2)
+    await pool.start()
+    died: list[int] = []
+    for w in pool.workers:
+        w.on_died = lambda lost: died.append(len(lost))
+    legs = [pool.allocate() for _ in range(400)]
+    assert {leg.worker for leg in legs} == set(pool.workers)
+    await asyncio.gather(*(leg.fetch_stats() for leg in legs))  # every worker holds live sessions
+    await pool.stop()
+    assert died == []
+    assert not [r for r in caplog.records if "died" in r.getMessage()]
