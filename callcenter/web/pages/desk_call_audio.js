@@ -3,7 +3,9 @@
 //     when the server is configured to say so: recording.yaml monitor_show_listen), from the
 //     stream's {"type": "monitor"} messages;
 //   - the call's recording: its state, "Record" where the policy is on_demand, and the PCI
-//     "Pause recording" / "Resume recording" (GET/POST /api/contacts/{id}/recording).
+//     "Pause recording" / "Resume recording" (GET/POST /api/contacts/{id}/recording); a
+//     change made by someone else (a supervisor through the API, the IVR) arrives live as the
+//     stream's {"type": "recording"} message, which carries the same body.
 // desk.js hands every stream message over as a "desk:message" event; nothing else is shared.
 // Text only through textContent (el()).
 
@@ -102,6 +104,9 @@ function onMessage(msg) {
       break;
     case "monitor":
       showMonitor(msg);
+      break;
+    case "recording":
+      if (msg.contact_id && msg.contact_id === audio.contactId) showRecording(msg);
       break;
     case "wrapup":
     case "transferred":
