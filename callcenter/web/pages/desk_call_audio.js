@@ -17,7 +17,8 @@ const MONITOR_TEXT = {
   barge: (who) => `Supervisor ${who} has joined the call`,
 };
 
-const audio = { contactId: null, recording: null };
+// streamed: a {"type": "recording"} message came for this call, newer than an answer in flight
+const audio = { contactId: null, recording: null, streamed: false };
 
 function box() {
   let node = document.getElementById("call-audio");
@@ -73,12 +74,13 @@ async function act(action) {
 
 async function onCall(contactId) {
   audio.contactId = contactId;
+  audio.streamed = false;
   box().hidden = false;
   showMonitor(null);
   const session = loadSession("agent");
   try {
     const rec = await api(`/api/contacts/${encodeURIComponent(contactId)}/recording`, { token: session.token });
-    if (audio.contactId === contactId) showRecording(rec);
+    if (audio.contactId === contactId && !audio.streamed) showRecording(rec);
   } catch (err) {
     // 404: the call ended meanwhile (the line goes with the next message)
     showRecording(null, err instanceof ApiError && err.status === 404 ? "" : err.message);
@@ -106,7 +108,10 @@ function onMessage(msg) {
       showMonitor(msg);
       break;
     case "recording":
-      if (msg.contact_id && msg.contact_id === audio.contactId) showRecording(msg);
+      if (msg.contact_id && msg.contact_id === audio.contactId) {
+        audio.streamed = true;
+        showRecording(msg);
+      }
       break;
     case "wrapup":
     case "transferred":
