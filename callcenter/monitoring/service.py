@@ -1,7 +1,9 @@
 """Supervisor listen / whisper / barge on a connected call.
 
-The server calls the supervisor's registered SIP phone (their ``sip`` account in
-agents.yaml ``supervisors``) with its media on the call's worker (``media_near`` the
+The server calls the supervisor's registered phone (their ``sip`` account in agents.yaml
+``supervisors``: a SIP phone, or the supervisor page's browser phone, whose gateway binds
+that SIP user like an agent's, callcenter/webrtc/gateway.py) with auto-answer headers (the
+supervisor has just asked for the call) and its media on the call's worker (``media_near`` the
 customer's leg), and once it answers mixes it into the call through the call's
 ``CallMixer`` (callcenter/media/mixer.py): listen — the supervisor hears both sides and
 nobody hears them; whisper — the agent hears the supervisor, the customer does not;
@@ -24,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from callcenter import events as ev
+from callcenter.channels.voice import AUTO_ANSWER_HEADERS
 from callcenter.contacts.contact import Phase
 from callcenter.media.mixer import MODES, MixControl
 from callcenter.sip.calls import Call, CallFailed
@@ -129,7 +132,8 @@ class MonitorService:
             leg = await voice.ua.place_call(
                 b.uri, dest=tuple(b.source), transport=b.transport,
                 from_uri=f"sip:monitor@{voice.host}", from_display=f"Monitor {s.contact_id[:8]}",
-                headers=[("X-Interaction-Id", s.contact_id), ("X-Monitor-Mode", s.mode)],
+                headers=[("X-Interaction-Id", s.contact_id), ("X-Monitor-Mode", s.mode),
+                         ("Call-Info", f"<sip:{voice.host}>;answer-after=0"), *AUTO_ANSWER_HEADERS],
                 timeout=RING_S, media_near=legs.call.media,
             )
         except CallFailed as exc:

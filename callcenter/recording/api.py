@@ -4,9 +4,10 @@ supervisor's token), and playback.
 Playback: a browser's ``<audio>`` cannot send our bearer token, and a token in a URL ends
 up in logs and history. So an authorised user asks for a link (``POST
 /api/recordings/{id}/link``: supervisors; the agents of the call too when
-``agents_play_own``) and gets a URL signed with a per-process key that expires in
-``LINK_TTL_S``; ``GET /recordings/{id}.ogg?exp=&sig=`` then serves the file with HTTP
-range requests (206, ``Accept-Ranges: bytes``), which is what lets the player seek.
+``agents_play_own``) and gets a URL signed with the key in ``<data_dir>/recording-link.key``
+(wiring.py: it survives a restart) that expires in ``LINK_TTL_S``; ``GET
+/recordings/{id}.ogg?exp=&sig=`` then serves the file with HTTP range requests (206,
+``Accept-Ranges: bytes``), which is what lets the player seek.
 """
 
 from __future__ import annotations

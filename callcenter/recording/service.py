@@ -10,6 +10,11 @@ Pauses (PCI): ``RecordingPaused`` events — from the desk/API (``pause``) or fr
 while a field marked ``sensitive`` is collected — make the mixer write silence in both
 channels; the intervals come back with the file.
 
+The agent's desk is told live: every change of a call's recording state (started, paused,
+resumed — by the agent, a supervisor through the API, or the IVR) goes to the call's agent
+as ``{"type": "recording", "contact_id", "recording", "id", "paused", "policy"}`` on the
+desk's stream, the same body ``GET /api/contacts/{id}/recording`` answers.
+
 Ends with the contact: the WAV is transcoded to Ogg Opus off the event loop
 (transcode.py), verified, stored as an attachment file (crm_bridge/files.py: size,
 SHA-256), the WAV removed, and an ``AttachmentAdded`` event puts it in the record with
@@ -39,6 +44,7 @@ from crm_bridge.files import store_path
 if TYPE_CHECKING:
     from callcenter.bus import EventBus
     from callcenter.channels.voice import VoiceChannel
+    from callcenter.web.hub import Hub
 
 log = logging.getLogger(__name__)
 CHANNELS = {"left": "customer", "right": "agent"}
@@ -64,9 +70,11 @@ class Active:
 
 
 class RecordingService:
-    def __init__(self, cfg: RecordingConfig, bus: EventBus, *, directory: Path, files_dir: Path) -> None:
+    def __init__(self, cfg: RecordingConfig, bus: EventBus, *, directory: Path, files_dir: Path,
+                 hub: Hub | None = None, link_key: bytes | None = None) -> None:  # fmt: skip
         self.cfg = cfg
         self.bus = bus
+        self.hub = hub  # the desks, told of their call's recording state (None: nobody to tell)
         self.dir = directory
         self.index_dir = directory / "index"
         self.files_dir = files_dir
@@ -74,7 +82,8 @@ class RecordingService:
         self.active: dict[str, Active] = {}  # by contact id
         self.services: dict[str, str] = {}  # contact id -> service, while the contact lives
         self.tasks = BackgroundTasks(log)
-        self.link_key = secrets.token_bytes(32)  # signs playback links (api.py)
+        # signs playback links (api.py): the server passes the one kept in data_dir (wiring.py)
+        self.link_key = link_key if link_key is not None else secrets.token_bytes(32)
 
     def attach(self, voice: VoiceChannel) -> None:
         self.voice = voice
@@ -147,6 +156,7 @@ class RecordingService:
         if contact is not None and contact.agent_id:  # started on demand, on a connected call
             rec.agents.append(contact.agent_id)
         self.active[contact_id] = rec
+        self._tell(rec)
         log.info("recording %s of contact %s started (%s)", rec_id, contact_id, queue or service,
                  extra={"contact_id": contact_id})  # fmt: skip
         if self.cfg.beep_every_s > 0:
@@ -178,6 +188,16 @@ class RecordingService:
                 rec.paused_by -= {b for b in rec.paused_by if b != "ivr"}  # any agent/API resume
         if bool(rec.paused_by) != was:
             rec.ctl.pause(bool(rec.paused_by))
+            self._tell(rec)
+
+    def _tell(self, rec: Active) -> None:
+        """The call's agent's desk: the recording's state now (whoever changed it)."""
+        contact = self.voice.core.contacts.get(rec.contact_id) if self.voice is not None else None
+        if self.hub is None or contact is None or not contact.agent_id:
+            return  # in the IVR: the desk asks when the call reaches it
+        self.hub.to_agent(contact.agent_id, {
+            "type": "recording", "contact_id": rec.contact_id, **self.state(rec.contact_id),
+            "policy": policy_for(self.cfg, rec.service, rec.queue)})  # fmt: skip
 
     def state(self, contact_id: str) -> dict[str, Any]:
         rec = self.active.get(contact_id)

@@ -11,6 +11,9 @@ from callcenter.monitoring.api import make_router as monitor_router
 from callcenter.monitoring.service import MonitorService
 from callcenter.recording.api import make_router as recording_router
 from callcenter.recording.service import RecordingService
+from callcenter.web.tokens import load_or_create_key
+
+LINK_KEY_FILE = "recording-link.key"
 
 if TYPE_CHECKING:
     from callcenter.center import Center
@@ -33,13 +36,26 @@ class CallAudio:
             await self.recording.close()
 
 
+def link_key(data_dir: Path) -> bytes:
+    """The key that signs playback links: ``<data_dir>/recording-link.key``, created once
+    (random, mode 0600), so a link given before a restart still plays after it. Nodes of a
+    cluster that serve each other's links share this file (docs/recording.md)."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        return load_or_create_key(data_dir / LINK_KEY_FILE, what="recording link key",
+                                  event="recording.link_key")  # fmt: skip
+    except OSError as exc:
+        raise ValueError(f"{data_dir / LINK_KEY_FILE}: cannot use it: {exc.strerror}") from None
+
+
 def install_call_audio(center: Center) -> CallAudio:
     cfg = center.cfg
     settings = cfg.recording
     recording = None
     if settings is not None:
         recording = RecordingService(settings.config, center.bus, directory=settings.directory,
-                                     files_dir=Path(cfg.server.crm.files_dir))  # fmt: skip
+                                     files_dir=Path(cfg.server.crm.files_dir), hub=center.hub,
+                                     link_key=link_key(cfg.data_dir))  # fmt: skip
     phones = {u.username: u.sip.username for u in cfg.supervisors.values() if u.sip is not None}
     show_listen = settings.config.monitor_show_listen if settings is not None else False
     monitoring = MonitorService(center.bus, center.hub, phones, show_listen=show_listen)

@@ -60,8 +60,9 @@ class Principal:
     started_at: int = 0  # the login (Unix seconds): the session ends session_max_s later
 
 
-def load_or_create_key(path: Path) -> bytes:
-    """The signing key in ``path`` (created once, 0600, if missing)."""
+def load_or_create_key(path: Path, what: str = "token signing key", event: str = "http.jwt_key") -> bytes:
+    """The signing key in ``path`` (created once, 0600, if missing); ``what`` and ``event``
+    name it in the log lines and errors."""
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
@@ -69,13 +70,13 @@ def load_or_create_key(path: Path) -> bytes:
     else:
         with os.fdopen(fd, "w") as f:
             f.write(secrets.token_hex(_MIN_KEY_BYTES) + "\n")
-        log.info("created the token signing key", extra={"event": "http.jwt_key.created", "path": str(path)})
+        log.info("created the %s", what, extra={"event": f"{event}.created", "path": str(path)})
     if path.stat().st_mode & 0o077:
-        log.warning("token signing key file is readable by others; chmod 600 it",
-                    extra={"event": "http.jwt_key.permissions", "path": str(path)})  # fmt: skip
+        log.warning("%s file is readable by others; chmod 600 it", what,
+                    extra={"event": f"{event}.permissions", "path": str(path)})  # fmt: skip
     key = path.read_bytes().strip()
     if len(key) < _MIN_KEY_BYTES:
-        raise ValueError(f"{path}: the token signing key must be at least {_MIN_KEY_BYTES} bytes")
+        raise ValueError(f"{path}: the {what} must be at least {_MIN_KEY_BYTES} bytes")
     return key
 
 

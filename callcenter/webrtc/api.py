@@ -6,8 +6,9 @@ the CTI API (hold, transfer, keypad, hang-up on the caller's leg), so the browse
 only an SDP exchange and Answer/Decline/Hang-up; the SIP side stays inside the server.
 
 The socket authenticates like the desk's ``/ws``: subprotocols ``[callcenter.v1, token]``
-(an agent's token; anything else is closed with 4401 after the handshake, so the page
-learns why). Over TLS (``http.tls``) it is WSS on the same port.
+(an agent's token, or a supervisor's whose ``supervisors`` entry has a ``sip`` account, so
+monitoring can ring the supervisor page; anything else is closed with 4401 after the
+handshake, so the page learns why). Over TLS (``http.tls``) it is WSS on the same port.
 
 Messages (JSON text frames):
 
@@ -33,7 +34,7 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
 from callcenter.web.app import Who
 from callcenter.web.tokens import WS_PROTOCOL
-from callcenter.webrtc.gateway import BrowserPhones, PhoneSession
+from callcenter.webrtc.gateway import BrowserPhones, PhoneSession, owner
 
 log = logging.getLogger(__name__)
 MAX_MESSAGE = 64 * 1024  # an SDP offer is a few kB
@@ -53,8 +54,9 @@ def phone_router(phones: BrowserPhones, client_config: dict[str, Any]) -> APIRou
         ours = len(offered) == 2 and offered[0] == WS_PROTOCOL
         p = websocket.app.state.auth.verify(offered[1]) if ours else None
         await websocket.accept(subprotocol=WS_PROTOCOL if ours else None)
-        if p is None or p.role != "agent":
-            await websocket.close(code=4401)
+        key = owner(p.role, p.subject) if p is not None else ""
+        if p is None or (p.role != "agent" and key not in phones.sip_users):
+            await websocket.close(code=4401)  # a supervisor without a SIP account has no line
             return
         lock = asyncio.Lock()
 
@@ -83,7 +85,7 @@ def phone_router(phones: BrowserPhones, client_config: dict[str, Any]) -> APIRou
                         await send({"type": "error", "reason": "offer without sdp"})
                         continue
                     try:
-                        session, answer = await phones.connect(p.subject, sdp, send)
+                        session, answer = await phones.connect(key, sdp, send)
                     except Exception as exc:  # an unusable offer: say why, keep the socket
                         log.info("browser phone offer refused: %s", exc, extra={"agent_id": p.subject})
                         await send({"type": "error", "reason": f"offer refused: {exc}"})

@@ -10,7 +10,12 @@ when the offer is withdrawn, same BYE on either side's hang-up); the browser rin
 Answer makes the gateway answer the INVITE with the leg's audio routed to the line.
 
 An INVITE carrying ``Call-Info: ...;answer-after=0`` (the desk's own Answer button
-re-offers the call that way, as to a desk phone) is answered at once.
+re-offers the call that way, as to a desk phone; a supervisor's monitor call comes that way
+too) is answered at once.
+
+Supervisors with a SIP account (agents.yaml ``supervisors: sip``) get a line the same way,
+from the supervisor page: their session is keyed ``supervisor:<username>`` (``owner``), so it
+never collides with an agent id, and their SIP user's binding is what monitoring calls.
 """
 
 from __future__ import annotations
@@ -39,9 +44,14 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 CONNECT_TIMEOUT_S = 20.0  # ICE + DTLS must be up within this after the offer
 
 
+def owner(role: str, subject: str) -> str:
+    """The key of a login's line: the agent id, or ``supervisor:<username>``."""
+    return subject if role == "agent" else f"supervisor:{subject}"
+
+
 @dataclass(eq=False)
 class PhoneSession:
-    agent_id: str
+    agent_id: str  # the owner (``owner()``): an agent id, or supervisor:<username>
     sip_user: str
     line: PhoneLine
     send: Send
@@ -70,7 +80,7 @@ class BrowserPhones:
         media_timeout_s: float = 60.0,
     ) -> None:
         self.registrar = registrar
-        self.sip_users = sip_users  # agent id -> SIP user (the AOR the voice channel looks up)
+        self.sip_users = sip_users  # owner() -> SIP user (the AOR the voice channel/monitoring looks up)
         self.host = host
         self.ice_hosts = tuple(ice_hosts)
         self.ice_servers = ice_servers or []
@@ -79,7 +89,7 @@ class BrowserPhones:
                             user_agent="callcenter-browser-phone", contact_user="browser",
                             media_timeout=media_timeout_s)
         self.transport = SipTransportLayer([("udp", host, 0)], self.ua.on_message)
-        self.sessions: dict[str, PhoneSession] = {}  # by agent id
+        self.sessions: dict[str, PhoneSession] = {}  # by owner()
 
     @property
     def sip_address(self) -> tuple[str, int]:

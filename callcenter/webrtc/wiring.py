@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from callcenter.webrtc.api import phone_router
-from callcenter.webrtc.gateway import BrowserPhones
+from callcenter.webrtc.gateway import BrowserPhones, owner
 from callcenter.webrtc.line import ice_servers
 
 if TYPE_CHECKING:
@@ -30,9 +30,13 @@ def install_webrtc(center: Center) -> BrowserPhones | None:
     if turn is not None:
         client["ice_servers"].append({"urls": turn.url, "username": turn.username,
                                       "credential": turn.credential})
+    lines = {a.id: a.sip.username for a in center.cfg.agent_secrets.values()}
+    # supervisors with a SIP account: the supervisor page's browser phone, which monitoring rings
+    lines.update({owner("supervisor", u.username): u.sip.username
+                  for u in center.cfg.supervisors.values() if u.sip is not None})  # fmt: skip
     phones = BrowserPhones(
         center.registrar,
-        {a.id: a.sip.username for a in center.cfg.agent_secrets.values()},
+        lines,
         # loopback: the gateway shares the host with the SIP process and its media engine
         host="127.0.0.1",
         ice_hosts=[str(h) for h in cfg.ice_hosts],

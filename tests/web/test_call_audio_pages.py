@@ -245,3 +245,39 @@ def test_beep_is_distinct_from_the_parties_tones() -> None:
         assert beeps([tone(hz, 0.02)] * 30) == 0
     pcm = (3000 * np.sin(2 * np.pi * BEEP_HZ * np.arange(1600) / 8000)).astype("<i2").tobytes()
     assert beeps([pcm[i : i + 320] for i in range(0, 1600, 320)] * 3) >= 1
+
+
+async def test_desk_hears_of_a_supervisors_pause_live(rigs: list[Rig], new_page: Any, tmp_path: Path) -> None:
+    """A supervisor pauses and resumes the call's recording through the API: the agent's desk
+    shows it from its stream, without a reload and without asking the server again."""
+    rig = await started_rig(tmp_path)
+    rigs.append(rig)
+    log = watch(rig)
+    await phone_with_tone(rig, "1003", "demo-1003", AGENT_HZ)
+    desk = await desk_of_carol(rig, new_page, log)
+    errors = PageErrors(desk)
+    call, _ears, cid, talking = await connected_call(rig, log)
+    status = desk.locator("#recording-status")
+    await expect(status).to_have_text("Recording", timeout=T)
+    await desk.evaluate("window.__sameDocument = true")  # gone if the page were reloaded
+    asked: list[str] = []
+    desk.on("request", lambda r: asked.append(r.url) if "/recording" in urlsplit(r.url).path else None)
+
+    supervisor = await rig.desktop("supervisor")
+    r = await supervisor.post(f"/api/contacts/{cid}/recording", {"action": "pause"})
+    assert r.status_code == 200 and r.json()["paused"] is True, r.text
+    await expect(status).to_have_text("Recording paused", timeout=T)
+    await expect(status).to_have_attribute("data-recording", "paused")
+    await expect(desk.locator("#btn-record-pause")).to_have_text("Resume recording")
+    paused = await log.wait(ev.RecordingPaused, contact_id=cid, paused=True, by="api:supervisor")
+    assert paused.reason == "pci"
+
+    r = await supervisor.post(f"/api/contacts/{cid}/recording", {"action": "resume"})
+    assert r.status_code == 200 and r.json()["paused"] is False, r.text
+    await expect(status).to_have_text("Recording", timeout=T)
+    await expect(desk.locator("#btn-record-pause")).to_have_text("Pause recording")
+    assert await desk.evaluate("window.__sameDocument === true")
+    assert asked == []  # told by the stream, not by asking
+    talking.cancel()
+    await call.hangup()
+    assert errors.items == []

@@ -57,9 +57,9 @@ async def short_ring_rig(rig_factory: Any) -> Any:
 
 
 @contextlib.asynccontextmanager
-async def chromium_with_mic(tmp_path: Path, *extra: str) -> AsyncIterator[Any]:
-    """A page in headless chromium whose microphone is the 440 Hz tone."""
-    mic = tone_wav(tmp_path / "mic.wav", seconds=60.0, freq=MIC_HZ)
+async def chromium_with_mic(tmp_path: Path, *extra: str, freq: float = MIC_HZ) -> AsyncIterator[Any]:
+    """A page in headless chromium whose microphone is a steady tone (440 Hz unless told)."""
+    mic = tone_wav(tmp_path / f"mic-{freq:g}.wav", seconds=60.0, freq=freq)
     args = [*CHROMIUM_ARGS, "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
             f"--use-file-for-fake-audio-capture={mic}", "--allow-loopback-in-peer-connection",
             "--autoplay-policy=no-user-gesture-required", *extra]  # fmt: skip

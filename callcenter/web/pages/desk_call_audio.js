@@ -3,7 +3,9 @@
 //     when the server is configured to say so: recording.yaml monitor_show_listen), from the
 //     stream's {"type": "monitor"} messages;
 //   - the call's recording: its state, "Record" where the policy is on_demand, and the PCI
-//     "Pause recording" / "Resume recording" (GET/POST /api/contacts/{id}/recording).
+//     "Pause recording" / "Resume recording" (GET/POST /api/contacts/{id}/recording); a
+//     change made by someone else (a supervisor through the API, the IVR) arrives live as the
+//     stream's {"type": "recording"} message, which carries the same body.
 // desk.js hands every stream message over as a "desk:message" event; nothing else is shared.
 // Text only through textContent (el()).
 
@@ -15,7 +17,8 @@ const MONITOR_TEXT = {
   barge: (who) => `Supervisor ${who} has joined the call`,
 };
 
-const audio = { contactId: null, recording: null };
+// streamed: a {"type": "recording"} message came for this call, newer than an answer in flight
+const audio = { contactId: null, recording: null, streamed: false };
 
 function box() {
   let node = document.getElementById("call-audio");
@@ -71,12 +74,13 @@ async function act(action) {
 
 async function onCall(contactId) {
   audio.contactId = contactId;
+  audio.streamed = false;
   box().hidden = false;
   showMonitor(null);
   const session = loadSession("agent");
   try {
     const rec = await api(`/api/contacts/${encodeURIComponent(contactId)}/recording`, { token: session.token });
-    if (audio.contactId === contactId) showRecording(rec);
+    if (audio.contactId === contactId && !audio.streamed) showRecording(rec);
   } catch (err) {
     // 404: the call ended meanwhile (the line goes with the next message)
     showRecording(null, err instanceof ApiError && err.status === 404 ? "" : err.message);
@@ -102,6 +106,12 @@ function onMessage(msg) {
       break;
     case "monitor":
       showMonitor(msg);
+      break;
+    case "recording":
+      if (msg.contact_id && msg.contact_id === audio.contactId) {
+        audio.streamed = true;
+        showRecording(msg);
+      }
       break;
     case "wrapup":
     case "transferred":

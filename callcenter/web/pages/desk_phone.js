@@ -1,4 +1,6 @@
 // The desk's browser phone (docs/webrtc.md): a WebRTC softphone next to the work list.
+// The supervisor page loads it too (docs/recording.md): there it is the phone monitoring
+// rings (listen/whisper/barge), with Answer, Mute and Hang up but no call controls (HOSTS).
 //
 // Signalling is our own small JSON protocol on /api/phone/ws (no SIP library in the
 // page): the page offers once when the agent picks "Browser phone"; the server answers
@@ -13,7 +15,16 @@
 
 import { ApiError, api, el, loadSession } from "/pages/common.js";
 
-const MODE_KEY = "callcenter.phone.mode"; // per login (sessionStorage): "sip" | "browser"
+// The page it serves: the desk (an agent's line, with the CTI controls) or the supervisor
+// board (a supervisor's line for monitor calls). The mode key is per login (sessionStorage).
+const HOSTS = {
+  desk: { role: "agent", modeKey: "callcenter.phone.mode", cti: true, anchor: () => $("worklist") },
+  board: { role: "supervisor", modeKey: "callcenter.phone.mode.supervisor", cti: false,
+    anchor: () => $("board").querySelector("section.card") },
+};
+const HOST_ID = Object.keys(HOSTS).find((id) => document.getElementById(id)) || "desk";
+const HOST = HOSTS[HOST_ID];
+const MODE_KEY = HOST.modeKey; // "sip" | "browser"
 const WS_PROTOCOL = "callcenter.bearer";
 const PREFERRED = ["audio/PCMU", "audio/PCMA", "audio/opus"]; // G.711 first: no transcoding
 
@@ -50,7 +61,7 @@ window.DeskPhone = {
 };
 
 function token() {
-  const s = loadSession("agent");
+  const s = loadSession(HOST.role);
   return s ? s.token : null;
 }
 
@@ -81,15 +92,15 @@ function buildPanel() {
         el("button", { id: "phone-decline", type: "button" }, "Decline")),
       el("div", { id: "phone-call", class: "phone-call", hidden: "" },
         el("button", { id: "phone-mute", type: "button", "aria-pressed": "false" }, "Mute"),
-        el("button", { id: "phone-hold", type: "button", "aria-pressed": "false" }, "Hold"),
+        ...(HOST.cti ? [el("button", { id: "phone-hold", type: "button", "aria-pressed": "false" }, "Hold")] : []),
         el("button", { id: "phone-hangup", type: "button", class: "danger" }, "Hang up"),
-        el("form", { id: "phone-transfer", class: "phone-transfer" },
+        ...(HOST.cti ? [el("form", { id: "phone-transfer", class: "phone-transfer" },
           el("input", { id: "phone-transfer-target", placeholder: "queue:sales, agent:1002 or a number",
             "aria-label": "Transfer to" }),
           el("button", { type: "submit" }, "Transfer")),
-        el("div", { id: "phone-keypad", class: "keypad", "aria-label": "Keypad" }, ...keys)),
+        el("div", { id: "phone-keypad", class: "keypad", "aria-label": "Keypad" }, ...keys)] : [])),
       el("p", { id: "phone-notice", class: "notice", role: "status", hidden: "" })));
-  const anchor = $("worklist");
+  const anchor = HOST.anchor();
   anchor.parentNode.insertBefore(panel, anchor);
   $("phone-mode-sip").addEventListener("change", () => setMode("sip"));
   $("phone-mode-browser").addEventListener("change", () => setMode("browser"));
@@ -97,6 +108,8 @@ function buildPanel() {
   $("phone-decline").addEventListener("click", () => send({ type: "decline" }));
   $("phone-hangup").addEventListener("click", () => send({ type: "hangup" }));
   $("phone-mute").addEventListener("click", () => setMuted(!phone.muted));
+  $("phone-device").addEventListener("change", () => switchDevice($("phone-device").value));
+  if (!HOST.cti) return; // the supervisor's monitor calls: hold, transfer and keypad do not apply
   $("phone-hold").addEventListener("click", toggleHold);
   $("phone-transfer").addEventListener("submit", (e) => {
     e.preventDefault();
@@ -107,7 +120,6 @@ function buildPanel() {
     const key = e.target.dataset && e.target.dataset.key;
     if (key) cti("/api/agent/dtmf", { digits: key });
   });
-  $("phone-device").addEventListener("change", () => switchDevice($("phone-device").value));
 }
 
 function notice(text, kind = "info") {
@@ -233,7 +245,8 @@ function openSocket(offerSdp) {
   ws.onclose = (e) => {
     if (phone.ws !== ws) return;
     phone.ws = null;
-    unregistered(e.code === 4401 ? "not signed in" : "connection to the server closed");
+    const why = { 4401: HOST.cti ? "not signed in" : "not signed in, or no SIP account (agents.yaml supervisors: sip)" };
+    unregistered(why[e.code] || "connection to the server closed");
   };
 }
 
@@ -261,7 +274,7 @@ async function onMessage(msg) {
       if (msg.state === "connected") {
         phone.onHold = false;
         setMuted(false);
-        $("phone-hold").textContent = "Hold";
+        if (HOST.cti) $("phone-hold").textContent = "Hold";
         setState("in_call", msg.from || "");
       } else if (phone.state === "ringing" || phone.state === "in_call") {
         phone.incoming = null;
@@ -370,7 +383,7 @@ function deskHidden() {
 }
 
 function watchDesk() {
-  const desk = $("desk");
+  const desk = $(HOST_ID);
   let shown = false;
   const check = () => {
     const now = !desk.hidden;

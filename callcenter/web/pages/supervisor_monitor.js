@@ -2,8 +2,9 @@
 // Listen / Whisper / Barge / Stop on each connected call, and playback of a call's recordings
 // in the interaction record view. A separate module so the board's own scripts stay as they are.
 //
-// Monitoring: POST /api/monitor makes the server call the supervisor's registered SIP phone
-// (agents.yaml supervisors: sip); once it answers, the mode buttons switch the mix
+// Monitoring: POST /api/monitor makes the server call the supervisor's registered phone
+// (agents.yaml supervisors: sip): a SIP phone, or this page's browser phone (desk_phone.js,
+// which then answers by itself); once it answers, the mode buttons switch the mix
 // (PUT /api/monitor/{id}) and Stop ends it (DELETE). The card is refreshed from
 // GET /api/monitor/calls (connected calls with their sessions) every POLL_MS while the board
 // is shown, and at once after each action; the board's own snapshot is left to its stream.
@@ -33,7 +34,7 @@ function card() {
   box = el("section", { id: "live-calls", class: "card", "aria-labelledby": "live-calls-title" },
     el("h2", { id: "live-calls-title" }, "Calls in progress"),
     el("p", { class: "muted" }, "Listen: you hear both sides, nobody hears you. Whisper: only the agent hears you. " +
-      "Barge: all three talk. Your SIP phone rings first."),
+      "Barge: all three talk. Your phone rings first (your SIP phone, or the browser phone above)."),
     el("p", { id: "monitor-notice", class: "notice", role: "status", hidden: true }),
     el("table", { class: "grid", id: "live-call-table" },
       el("thead", {}, el("tr", {}, ...["Caller", "Queue", "Agent", "Talking", "Monitoring", ""].map((h) => el("th", {}, h)))),
