@@ -29,16 +29,19 @@ _MSGID_RE = re.compile(r"<([^<>\s]+)>")
 _TOKEN_RE = re.compile(r"\[#([A-Za-z0-9_-]{6,64})\]")
 
 
-class _MemoHeaders(HeaderRegistry):
+class MemoHeaders(HeaderRegistry):
     """The default header registry, remembering what it parsed. With ``policy.default``
     every ``msg.get`` parses the header again, and the stdlib asks for Content-Type eight
     times per part (content type, charset, walk, disposition): 13 header parses for a
     plain 6-header message, over half of ``parse``'s time. Header objects are read-only
-    ``str`` subclasses, so one parse serves every fetch (and messages alike, e.g. the same
-    Content-Type). Bounded: cleared when full, long values not kept."""
+    ``str`` subclasses (folding reads the parse tree, never changes it), so one parse serves
+    every fetch, and messages alike (the same Content-Type; outbound.py's acknowledgements).
+    A parsed header weighs ~5-20 KB (its parse tree, and a class the stdlib makes per
+    header object), so the memo is small — it serves the repeats within a message and the
+    few values messages share — and long values are not kept."""
 
-    MAX_ENTRIES = 4096
-    MAX_VALUE = 2048
+    MAX_ENTRIES = 128
+    MAX_VALUE = 256
 
     def __init__(self) -> None:
         super().__init__()
@@ -56,8 +59,7 @@ class _MemoHeaders(HeaderRegistry):
         return header
 
 
-# parsing only: a composed message sets and folds headers, which is left to policy.default
-_POLICY = email.policy.default.clone(header_factory=_MemoHeaders())
+_POLICY = email.policy.default.clone(header_factory=MemoHeaders())
 
 # A long run of base64 lines — an attachment's body — is where the stdlib parser spends its
 # time: it reads a body line by line in Python (18,000 lines for 1 MB, ~30 ms). Such a run
