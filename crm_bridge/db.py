@@ -7,10 +7,11 @@ Core so the two stay interchangeable.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Table, event
+from sqlalchemy import Table, event, exc
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
@@ -54,12 +55,47 @@ def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
         engine = create_async_engine(url, **kwargs)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
-    # pre_ping turns a connection killed by a database restart into a fresh one
-    # at checkout instead of an error in the middle of a delivery.
-    kwargs.setdefault("pool_pre_ping", True)
     kwargs.setdefault("pool_size", 5)
     kwargs.setdefault("max_overflow", 5)
-    return create_async_engine(url, **kwargs)
+    ping = not kwargs.get("pool_pre_ping", False)
+    engine = create_async_engine(url, **kwargs)
+    if ping:
+        _ping_when_idle(engine)
+    return engine
+
+
+# A connection back in the pool for longer than this is pinged at checkout.
+PING_IDLE_S = 1.0
+
+
+def _ping_when_idle(engine: AsyncEngine) -> None:
+    """Pessimistic disconnect handling for connections that sat idle: one killed by a database
+    restart is replaced at checkout instead of failing in the middle of a delivery.
+
+    SQLAlchemy's ``pool_pre_ping`` pings at every checkout; on asyncpg that is BEGIN, a
+    query and ROLLBACK — three round trips before every read, over half of a short read's
+    (bench/email_intake.py). A connection handed back moments ago is not pinged: if the
+    database went away meanwhile, its statement fails as a disconnect, SQLAlchemy
+    invalidates the pool, and writes are retried by the store (``_retrying``)."""
+    pool = engine.sync_engine.pool
+    dialect = engine.sync_engine.dialect
+
+    def checkin(_dbapi_conn: Any, record: Any) -> None:
+        if record is not None:
+            record.info["idle_since"] = time.monotonic()
+
+    def checkout(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+        since = record.info.pop("idle_since", None)
+        if since is None or time.monotonic() - since < PING_IDLE_S:
+            return  # a fresh connection, or one in use a moment ago
+        try:
+            dialect.do_ping(dbapi_conn)
+        except Exception as err:
+            # the pool discards this connection and checks out another (a new one if need be)
+            raise exc.DisconnectionError(f"idle connection failed its ping: {err}") from err
+
+    event.listen(pool, "checkin", checkin)
+    event.listen(pool, "checkout", checkout)
 
 
 def is_postgres(engine: AsyncEngine) -> bool:

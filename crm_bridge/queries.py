@@ -72,6 +72,31 @@ class QueriesMixin(StoreCore):
                 return None
             return await self._customer(conn, owner) if owner else None
 
+    async def customer_with_recent(
+        self, kind: str, value: str, n: int
+    ) -> tuple[dict[str, Any] | None, list[InteractionSummary]]:
+        """``customer_by_address`` and that customer's last ``n`` interactions in one pooled
+        connection: the screen-pop lookup every new contact makes (one checkout and one
+        read transaction instead of two)."""
+        kind = {"ani": "phone", "web_id": "web"}.get(kind, kind)
+        if kind not in KINDS:
+            raise ValueError(f"unknown contact point kind {kind!r}")
+        norm = normalize(kind, value, self.default_region)
+        if norm is None:
+            return None, []
+        async with self.engine.connect() as conn:
+            owner = (
+                await conn.execute(
+                    select(contact_points.c.customer_id).where(
+                        contact_points.c.kind == kind, contact_points.c.value == norm
+                    )
+                )
+            ).scalar_one_or_none()
+            customer = await self._customer(conn, owner) if owner else None
+            if customer is None:
+                return None, []
+            return customer, await self._recent(conn, customer["id"], n)
+
     async def customer_by_account(self, account: str) -> dict[str, Any] | None:
         """Customer whose ``attributes["account"]`` equals ``account`` (IVR "enter
         your account number"). Live customers only; not indexed — fine for

@@ -12,6 +12,7 @@ screen-pop goes first), ``accept`` + ``connect`` when the agent takes the offer
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 from callcenter.contacts.contact import Contact, Offer
@@ -75,5 +76,6 @@ class Channel(Protocol):
 class CustomerDirectory(Protocol):
     """The CRM reads the screen-pop needs (crm_bridge.store.CrmStore)."""
 
-    async def customer_by_address(self, kind: str, value: str) -> dict[str, Any] | None: ...
-    async def recent_interactions(self, customer_id: str, limit: int) -> list[dict[str, Any]]: ...
+    async def customer_with_recent(
+        self, kind: str, value: str, n: int
+    ) -> tuple[dict[str, Any] | None, Sequence[Mapping[str, Any]]]: ...

@@ -256,10 +256,9 @@ class ContactCore:
         if self.crm is None or not contact.ani:
             return
         try:
-            customer = await self.crm.customer_by_address(kind, contact.ani)
+            customer, recent = await self.crm.customer_with_recent(kind, contact.ani, 6)
             if customer is not None:
                 contact.customer = jsonable(customer) | {"id": customer.get("id")}
-                recent = await self.crm.recent_interactions(customer["id"], 6)
                 contact.recent = [jsonable(r) for r in recent if r.get("id") != contact.contact_id]
         except Exception:  # the CRM being down must not stop the contact reaching an agent
             log.exception("customer lookup failed for %s", contact.contact_id)

@@ -26,12 +26,14 @@ from typing import Any
 import aiosmtplib
 
 from callcenter.email.config import MailboxCfg, OutboundCfg
-from callcenter.email.parse import case_token
+from callcenter.email.parse import MemoHeaders, case_token
 from callcenter.email.store import EmailStore, Write
 
 log = logging.getLogger(__name__)
 
-POLICY = email.policy.SMTP  # CRLF line ends, RFC 5322 folding
+# CRLF line ends, RFC 5322 folding; each header parsed once (MemoHeaders: setting a header
+# parses it, and most of an acknowledgement's headers are the same every time)
+POLICY = email.policy.SMTP.clone(header_factory=MemoHeaders())
 
 
 @dataclass(frozen=True, slots=True)

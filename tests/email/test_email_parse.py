@@ -138,3 +138,58 @@ def test_case_token() -> None:
     assert case_token("Re: [#short]") is None or case_token("Re: [#short]") == "short"
     assert case_token("no token") is None
     assert html_to_text("a<br>b") == "a\nb"
+
+
+def _big_messages() -> dict[str, bytes]:
+    import email.policy
+    import random
+    from email.message import EmailMessage
+
+    blob = random.Random(7).randbytes(300_000)
+    mail = EmailMessage()
+    mail["From"] = "A <a@example.com>"
+    mail["Subject"] = "two files"
+    mail.set_content("see attached\n")
+    mail.add_attachment(blob, maintype="application", subtype="pdf", filename="a.pdf")
+    mail.add_attachment(blob[:100_000], maintype="image", subtype="png", filename="b.png")
+    crlf = mail.as_bytes(policy=email.policy.SMTP)
+    inner = EmailMessage()
+    inner["Subject"] = "forwarded"
+    inner.set_content("inner")
+    inner.add_attachment(blob, maintype="application", subtype="zip", filename="z.zip")
+    outer = EmailMessage()
+    outer["From"] = "b@example.com"
+    outer.set_content("fwd")
+    outer.add_attachment(inner)
+    text = EmailMessage()
+    text["From"] = "c@example.com"
+    text.set_content(("héllo wörld " * 6 + "\n") * 4000, cte="base64")
+    cut = crlf[: crlf.rfind(b"\r\n--")]  # the last attachment's lines run to the end of the input
+    return {
+        "crlf": crlf,
+        "lf": crlf.replace(b"\r\n", b"\n"),
+        "unterminated": cut,
+        "message/rfc822": outer.as_bytes(policy=email.policy.SMTP),
+        "base64 text body": text.as_bytes(policy=email.policy.SMTP),
+    }
+
+
+@pytest.mark.parametrize("name", list(_big_messages()))
+def test_big_bodies_parse_as_the_stdlib_parses_them(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Long base64 runs are cut out before parsing and put back (``_shrink``): the result,
+    attachments' bytes included, is what the stdlib parser gives for the whole message."""
+    import dataclasses
+    import email
+    import email.policy
+
+    import callcenter.email.parse as parse_module
+
+    raw = _big_messages()[name]
+    assert parse_module._shrink(raw)[2], "the fast path was taken"
+    fast = parse(raw, envelope_from="a@example.com", ours=OURS)
+    whole = email.message_from_bytes(raw, policy=email.policy.default)
+    stdlib = {p.get_payload(decode=True) for p in whole.walk() if not p.is_multipart()}
+    assert {a.data for a in fast.attachments} <= stdlib
+    monkeypatch.setattr(parse_module, "_shrink", lambda r: (r, "", {}))  # the stdlib on its own
+    slow = parse(raw, envelope_from="a@example.com", ours=OURS)
+    assert dataclasses.asdict(fast) == dataclasses.asdict(slow)
