@@ -57,9 +57,8 @@ def make_router() -> APIRouter:
         desk asks without an error and shows nothing). A contact that is not (or no longer)
         one of the caller's live calls gets the same empty answer, ``live: false``, not a 404:
         a desk asking just as the call ends is not an error, and the answer tells nothing."""
-        try:
-            contact = _may_control(request, who, contact_id)
-        except HTTPException:
+        contact = _controlled(request, who, contact_id)
+        if contact is None:
             return {"recording": False, "policy": "never", "live": False}
         svc: RecordingService | None = getattr(request.app.state, "recording", None)
         if svc is None:
@@ -122,12 +121,18 @@ def _state(svc: RecordingService, contact: Any) -> dict[str, Any]:
     return {**svc.state(contact.contact_id), "policy": policy_for(svc.cfg, contact.service, contact.queue)}
 
 
-def _may_control(request: Request, who: Principal, contact_id: str) -> Any:
-    """An agent controls the calls they hold; a supervisor any live call."""
+def _controlled(request: Request, who: Principal, contact_id: str) -> Any:
+    """The live contact if ``who`` controls it (an agent the calls they hold, a supervisor
+    any live call), else None."""
     core = request.app.state.backend.ready
     contact = core.contacts.get(contact_id)
-    if contact is None:
-        raise HTTPException(404, f"no live contact {contact_id!r}")
-    if who.role == "agent" and contact not in core.live_contacts(who.subject):
-        raise HTTPException(404, f"you hold no contact {contact_id!r}")
+    if contact is None or (who.role == "agent" and contact not in core.live_contacts(who.subject)):
+        return None
+    return contact
+
+
+def _may_control(request: Request, who: Principal, contact_id: str) -> Any:
+    contact = _controlled(request, who, contact_id)
+    if contact is None:  # the same answer either way: it tells nothing of other agents' calls
+        raise HTTPException(404, f"no live contact of yours {contact_id!r}")
     return contact
