@@ -444,6 +444,9 @@ class WebRtcCfg(Strict):
     stun_url: str | None = Field(None, pattern=r"^stun:[^\s]+$")  # server-reflexive candidates behind 1:1 NAT
     turn: TurnCfg | None = None
     binding_ttl_s: float = Field(120.0, ge=30.0, le=3600.0)  # the gateway renews at a third of it
+    # a G.711 line's SRTP is carried by the media engine/workers once DTLS is up (lean.py);
+    # false keeps every packet on aiortc's path in the server's loop
+    lean_media: bool = True
 
 
 class ClusterCfg(Strict):

@@ -50,6 +50,7 @@ from collections import OrderedDict
 
 from callcenter.media.audio_files import load_for_codec
 from callcenter.media.dtmf_inband import detect_many
+from callcenter.media.ice_consent import IceResponder
 from callcenter.media.mixer import CallMixer
 from callcenter.media.ports import PortRange
 from callcenter.media.session import RtpSession
@@ -190,6 +191,20 @@ class MediaEngine:
         if self._poller is None:
             self._poller = select.epoll()
         self._poller.register(session._fd, select.EPOLLIN)
+        return session
+
+    def adopt_ice(self, sock: socket.socket, ssrc: int, ice_ufrag: str, ice_password: str) -> RtpSession:
+        """A WebRTC leg's session on the socket ICE selected (callcenter/webrtc/lean.py): it
+        sends as ``ssrc`` (the one the browser was told), answers the browser's STUN consent
+        checks and has no in-band DTMF detector (the desk sends digits on the caller's leg).
+        Keyed by the socket's own port, which lies outside the range."""
+        port = sock.getsockname()[1]
+        if port in self._sessions:
+            raise ValueError(f"port {port} already carries a session")
+        session = self.adopt(sock, port)
+        session.ssrc = ssrc & 0xFFFFFFFF
+        session._inband_mode = "off"
+        session._ice = IceResponder(ice_ufrag, ice_password)
         return session
 
     def _receive(self) -> None:

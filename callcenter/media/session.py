@@ -52,6 +52,7 @@ import numpy as np
 from callcenter.media import g711, sdp
 from callcenter.media.audio_files import WavRecorder, load_for_codec
 from callcenter.media.dtmf_inband import DtmfDetector, generate_digits
+from callcenter.media.ice_consent import IceResponder, is_stun
 from callcenter.media.interface import AudioCallback, DtmfCallback, PlaySource, Recording
 from callcenter.media.negotiation import OfferAnswerMixin, SdpNegotiator
 from callcenter.media.rtp import RtpParseError, parse
@@ -110,6 +111,7 @@ class RtpSession(OfferAnswerMixin):
         "_fd",
         "_fed",
         "_feed",
+        "_ice",
         "_inband",
         "_inband_mode",
         "_jitter_transit",
@@ -222,6 +224,9 @@ class RtpSession(OfferAnswerMixin):
         self._pending_pcm = b""
         self._bridge: weakref.ref[RtpSession] | None = None
         self._fax: Any = None  # callcenter.fax.media_port.FaxPort, on a fax leg or listening for CNG
+        # a WebRTC leg on the socket ICE selected (MediaEngine.adopt_ice): answers the browser's
+        # STUN consent checks; RTCP and DTLS on the muxed port are dropped
+        self._ice: IceResponder | None = None
         # callcenter.media.mixer: a recorded or monitored call's legs keep their received audio
         # for the mixer (_tap); a leg the mixer feeds (_fed) sends its frame (_feed), not the relay
         self._tap: Any = None
@@ -477,6 +482,20 @@ class RtpSession(OfferAnswerMixin):
         st.tx_packets += 1
         st.tx_bytes += len(payload)
 
+    def _ice_media(self, data: bytes, addr: tuple[str, int]) -> bool:
+        """A WebRTC leg's port carries STUN, DTLS, SRTCP and SRTP (RFC 5764 §5.1.2, RFC 5761):
+        answer STUN, let only SRTP through. RTCP is not needed to carry the call (our
+        sender's reports stay aiortc's), so it is dropped before the SRTP check."""
+        if is_stun(data):
+            reply = self._ice.respond(data, addr)  # type: ignore[union-attr]
+            if reply is not None:
+                try:
+                    self._sock.sendto(reply, addr)  # type: ignore[union-attr]
+                except OSError:
+                    self.stats.tx_dropped += 1
+            return False
+        return len(data) >= 12 and 127 < data[0] < 192 and not 192 <= data[1] <= 223
+
     def _tick(self, tick_no: int, due: float) -> None:
         """Called by the shared clock once per 20 ms tick."""
         self._tick_no = tick_no
@@ -552,6 +571,8 @@ class RtpSession(OfferAnswerMixin):
             self.last_rx = _monotonic()
             fax.on_datagram(data, addr)
             return
+        if self._ice is not None and not self._ice_media(data, addr):
+            return
         if self._srtp is not None:
             # authenticated before anything else: a forged or replayed packet neither
             # plays nor counts towards latching
@@ -560,6 +581,9 @@ class RtpSession(OfferAnswerMixin):
             except SrtpError:
                 st.rx_srtp_failed += 1
                 return
+            if self._ice is not None and self.remote != (addr[0], addr[1]) and self._ice.checked(addr):
+                # authentic SRTP from a pair the browser's ICE checked: it switched pairs
+                self.remote = (addr[0], addr[1])
         # fast path for the usual packet (V=2, no padding/extension/CSRC); rtp.parse
         # handles and validates everything else
         if len(data) >= 12 and data[0] == 0x80 and not 72 <= (data[1] & 0x7F) <= 76:
@@ -692,6 +716,8 @@ class RtpSession(OfferAnswerMixin):
         """Counters plus ``last_rx``, ``codec``, ``remote`` and ``local_port``, as plain data."""
         d: dict[str, Any] = dict(self.stats.as_dict())
         d.update(last_rx=self.last_rx, codec=self.codec, remote=self.remote, local_port=self.local_port)
+        if self._ice is not None:
+            d.update(stun_answered=self._ice.answered, stun_refused=self._ice.refused)
         return d
 
     async def fetch_stats(self) -> dict[str, Any]:

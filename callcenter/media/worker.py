@@ -120,6 +120,11 @@ class _Server:
         emit = self.emit
         s.on_dtmf = lambda digit, source: emit("dtmf", (port, digit, source))
 
+    def do_adopt_ice(self, port: int, ssrc: int, ice_ufrag: str, ice_password: str) -> None:
+        (fd,) = recvfds(self.fds, 1)  # sent right behind this command
+        s = self.engine.adopt_ice(socket.socket(fileno=fd), ssrc, ice_ufrag, ice_password)
+        self.sessions[port] = s
+
     def do_apply(self, sid: int, neg: Negotiated, send: bool) -> None:
         self.sessions[sid].apply(neg, send)
 
@@ -460,6 +465,26 @@ class MediaWorker:
         self.sessions[port] = session
         return session
 
+    def adopt_ice(self, sock: socket.socket, ssrc: int, ice_ufrag: str, ice_password: str) -> ProxySession:
+        """A WebRTC leg on the socket ICE selected (``MediaEngine.adopt_ice``), moved here:
+        the worker gets its own descriptor and ``sock`` is closed, as by ``allocate``."""
+        if not self._process_alive() or self._conn is None or self._fds is None:
+            raise WorkerError("media worker not running")
+        port = sock.getsockname()[1]
+        if port in self.sessions:
+            raise WorkerError(f"port {port} already carries a session")
+        try:
+            self._conn.send((0, "adopt_ice", (port, ssrc, ice_ufrag, ice_password)))
+            sendfds(self._fds, [sock.fileno()])
+        except OSError as exc:
+            self._died()
+            raise WorkerError("media worker died") from exc
+        finally:
+            sock.close()
+        session = ProxySession(self, port)
+        self.sessions[port] = session
+        return session
+
     async def engine_stats(self) -> dict[str, Any]:
         return await self.call("engine_stats")
 
@@ -685,6 +710,12 @@ class MediaPool:
             except (NoFreePortError, WorkerError):  # full, or found dead just now: the next one
                 continue
         raise NoFreePortError("no media worker has a free RTP port")
+
+    def adopt_ice(self, sock: socket.socket, ssrc: int, ice_ufrag: str, ice_password: str) -> ProxySession:
+        """A WebRTC leg (``MediaEngine.adopt_ice``) on the worker carrying the fewest calls."""
+        for worker in sorted((w for w in self.workers if w.alive), key=lambda w: len(w.sessions)):
+            return worker.adopt_ice(sock, ssrc, ice_ufrag, ice_password)
+        raise WorkerError("no media worker running")
 
     @property
     def ports_free(self) -> int:

@@ -91,8 +91,12 @@ class UserAgent:
         trying_delay: float = 0.2,
         max_calls: int | None = None,
         source_limits: SourceLimits | None = SourceLimits(),  # noqa: B008 - frozen, shared safely
+        media_near: Callable[[SipMessage], Any] | None = None,
     ) -> None:
         self.media_engine = media_engine
+        # an incoming INVITE's leg is allocated near the session this names (the browser
+        # phone gateway bridges its legs to the browser's line in the same media worker)
+        self.media_near = media_near
         self.on_call = on_call
         self.registrar = registrar
         self._scheduler = scheduler
@@ -402,7 +406,8 @@ class UserAgent:
                 return
             session_expires = min(session_expires, self.session_expires)
         try:
-            media = self.media_engine.allocate()
+            near = self.media_near(request) if self.media_near is not None else None
+            media = self.media_engine.allocate() if near is None else self.media_engine.allocate(near=near)
         except Exception:
             log.warning("no media port free for %s", request.call_id, exc_info=True)
             txn.reply(503, "Service Unavailable", headers=[("Retry-After", "5")])

@@ -53,6 +53,16 @@ class LineTrack(MediaStreamTrack):
         self._silence = SILENCE
         self.frames_sent = 0
         self.audio_frames_sent = 0  # frames carrying call audio (not filler silence)
+        # set: the first frame waits until the line knows it stays on aiortc's path; a line
+        # handed to the media engine (lean.py) never releases it, so aiortc sends no RTP
+        self._gate: asyncio.Event | None = None
+
+    def hold_first_frame(self) -> None:
+        self._gate = asyncio.Event()
+
+    def release(self) -> None:
+        if self._gate is not None:
+            self._gate.set()
 
     def use_g711(self, codec: str) -> None:
         """Hold ``codec`` bytes and send them unencoded (set once the answer chose it)."""
@@ -83,6 +93,9 @@ class LineTrack(MediaStreamTrack):
     async def recv(self) -> av.AudioFrame | av.Packet:
         if self.readyState != "live":
             raise MediaStreamError
+        if self._gate is not None:
+            await self._gate.wait()
+            self._gate = None
         if self._start is None:
             self._start = time.monotonic()
         else:

@@ -33,6 +33,7 @@ from aiortc import RTCIceServer
 
 from callcenter.sip.bindings import Binding
 from callcenter.sip.calls import Call, CallError
+from callcenter.sip.message import SipMessage
 from callcenter.sip.registrar import Registrar
 from callcenter.sip.transport import SipTransportLayer
 from callcenter.sip.ua import UserAgent
@@ -78,6 +79,7 @@ class BrowserPhones:
         ice_servers: list[RTCIceServer] | None = None,
         binding_ttl_s: float = 120.0,
         media_timeout_s: float = 60.0,
+        media: Any = None,
     ) -> None:
         self.registrar = registrar
         self.sip_users = sip_users  # owner() -> SIP user (the AOR the voice channel/monitoring looks up)
@@ -85,9 +87,12 @@ class BrowserPhones:
         self.ice_hosts = tuple(ice_hosts)
         self.ice_servers = ice_servers or []
         self.binding_ttl_s = binding_ttl_s
-        self.ua = UserAgent(BrowserLegAllocator(host), on_call=self._on_call, source_limits=None,
+        # the server's MediaEngine/MediaPool: a G.711 line's media is handed to it (lean.py)
+        # and each call's gateway leg is a session there, bridged to the line's
+        self.media = media
+        self.ua = UserAgent(BrowserLegAllocator(host, media), on_call=self._on_call, source_limits=None,
                             user_agent="callcenter-browser-phone", contact_user="browser",
-                            media_timeout=media_timeout_s)
+                            media_timeout=media_timeout_s, media_near=self._lean_line_of)
         self.transport = SipTransportLayer([("udp", host, 0)], self.ua.on_message)
         self.sessions: dict[str, PhoneSession] = {}  # by owner()
 
@@ -113,7 +118,7 @@ class BrowserPhones:
         if old is not None:
             await old.tell({"type": "replaced"})
             await self.disconnect(old)
-        line = PhoneLine(agent_id, ice_hosts=self.ice_hosts, servers=self.ice_servers)
+        line = PhoneLine(agent_id, ice_hosts=self.ice_hosts, servers=self.ice_servers, media=self.media)
         session = PhoneSession(agent_id, self.sip_users.get(agent_id, agent_id), line, send)
         try:
             answer = await line.answer(offer_sdp)
@@ -155,7 +160,7 @@ class BrowserPhones:
     async def _refresh(self, session: PhoneSession) -> None:
         while True:
             await asyncio.sleep(self.binding_ttl_s / 3)  # periodic renewal, like a phone's REGISTER
-            if session.line.failed.is_set():
+            if session.line.failed.is_set() or session.line.lean_silent():
                 await session.tell({"type": "unregistered", "reason": "media connection lost"})
                 await self.disconnect(session)
                 return
@@ -186,11 +191,18 @@ class BrowserPhones:
 
     async def stats(self, session: PhoneSession) -> dict[str, Any]:
         leg = await session.call.media.fetch_stats() if session.call is not None else None
-        return {"type": "stats", "line": session.line.stats(), "leg": leg}
+        return {"type": "stats", "line": await session.line.stats(), "leg": leg}
 
     # the voice channel's agent leg -------------------------------------------------------
+    def _lean_line_of(self, request: SipMessage) -> Any:
+        """The engine session of the line an INVITE is for: the gateway leg goes next to it."""
+        session = self._session_for_user(Call._dialled(request))
+        return session.line.lean if session is not None else None
+
     def _session_for(self, call: Call) -> PhoneSession | None:
-        user = call.dnis
+        return self._session_for_user(call.dnis)
+
+    def _session_for_user(self, user: str) -> PhoneSession | None:
         for session in self.sessions.values():
             if session.sip_user == user and session.registered:
                 return session
@@ -216,8 +228,13 @@ class BrowserPhones:
             if not await self._await_choice(session, call):
                 return
             media = call.media
-            assert isinstance(media, BrowserLegMedia)
-            media.connect(session.line)
+            if isinstance(media, BrowserLegMedia):
+                media.connect(session.line)
+            elif session.line.lean is not None and not session.line.lean.closed:
+                media.bridge(session.line.lean)  # both in the engine: no packet passes here
+            else:
+                await call.reject(480)
+                return
             await call.answer()
             await session.tell({**info, "type": "call", "state": "connected"})
             await call.ended.wait()

@@ -158,10 +158,15 @@ class BrowserLegMedia(OfferAnswerMixin):
 
 
 class BrowserLegAllocator:
-    """The gateway UA's ``MediaAllocator``: every leg it answers gets a ``BrowserLegMedia``."""
+    """The gateway UA's ``MediaAllocator``: a leg for a line whose media the engine carries
+    (``near`` is that line's engine session, lean.py) is a session of the server's engine
+    next to it; any other leg gets a ``BrowserLegMedia`` (aiortc's full path)."""
 
-    def __init__(self, host: str) -> None:
+    def __init__(self, host: str, media: Any = None) -> None:
         self.host = host
+        self.media = media
 
-    def allocate(self, near: Any = None) -> BrowserLegMedia:
+    def allocate(self, near: Any = None) -> Any:
+        if near is not None and self.media is not None:
+            return self.media.allocate(near=near)
         return BrowserLegMedia(self.host)

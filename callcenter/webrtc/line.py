@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -28,9 +29,11 @@ from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSession
 from aiortc.rtcrtpsender import RTCRtpSender
 
 from callcenter.webrtc.audio import LineTrack, MediaStreamError, PcmChunker, rms
+from callcenter.webrtc.lean import hand_over, only_cm_sha1_80
 
 log = logging.getLogger(__name__)
 PREFERRED = ("audio/PCMU", "audio/PCMA", "audio/opus")
+LEAN_SILENCE_S = 30.0  # as RFC 7675's consent expiry
 
 PcmSink = Callable[[bytes], Any]
 
@@ -62,8 +65,11 @@ class PhoneLine:
     """The agent's browser leg: peer connection, outgoing track, incoming audio pump."""
 
     def __init__(self, agent_id: str, *, ice_hosts: Sequence[str] = (),
-                 servers: list[RTCIceServer] | None = None) -> None:
+                 servers: list[RTCIceServer] | None = None, media: Any = None) -> None:
         self.agent_id = agent_id
+        self.media = media  # the server's MediaEngine/MediaPool: a G.711 line's media goes there
+        self.lean: Any = None  # the line's engine session once handed over (lean.py)
+        self._lean_since = 0.0
         self.ice_hosts = tuple(ice_hosts)
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=servers or []))
         self.track = LineTrack()
@@ -83,6 +89,8 @@ class PhoneLine:
         audio = [t for t in self.pc.getTransceivers() if t.kind == "audio"]
         if not audio:
             raise ValueError("the offer has no audio")
+        if self.media is not None and not only_cm_sha1_80(self.pc):
+            self.media = None  # aiortc changed: keep its full path
         caps = RTCRtpSender.getCapabilities("audio").codecs
         ranked = sorted((c for c in caps if c.mimeType in PREFERRED),
                         key=lambda c: PREFERRED.index(c.mimeType))
@@ -99,15 +107,33 @@ class PhoneLine:
         self.codec = codecs[0].mimeType.split("/")[1] if codecs else ""
         if self.codec in ("PCMU", "PCMA"):
             self.track.use_g711(self.codec)
+            if self.media is not None:
+                self.track.hold_first_frame()  # until connected: lean or not
         return self.pc.localDescription.sdp
 
     def _on_state(self) -> None:
         state = self.pc.connectionState
         log.info("browser phone of %s: %s", self.agent_id, state, extra={"agent_id": self.agent_id})
         if state == "connected":
+            if self.media is not None and self.lean is None and self.codec in ("PCMU", "PCMA"):
+                self.lean = hand_over(self.pc, self.codec, self.media)
+                self._lean_since = time.monotonic()
+            if self.lean is None:
+                self.track.release()
+            else:
+                log.info("browser phone of %s: media in the engine", self.agent_id,
+                         extra={"agent_id": self.agent_id})
             self.connected.set()
         elif state in ("failed", "closed"):
             self.failed.set()
+
+    def lean_silent(self, after_s: float = LEAN_SILENCE_S) -> bool:
+        """A handed-over line whose browser sent no RTP for ``after_s``: gone (aioice's
+        consent checks no longer run on the line, and a browser always sends G.711)."""
+        if self.lean is None:
+            return False
+        last = self.lean.last_rx if self.lean.last_rx is not None else self._lean_since
+        return time.monotonic() - last > after_s
 
     def _on_track(self, track: Any) -> None:
         if track.kind == "audio" and self._pump is None:
@@ -137,13 +163,20 @@ class PhoneLine:
             self.sink = None
             self.track.clear()
 
-    def stats(self) -> dict[str, Any]:
-        return {"state": self.pc.connectionState, "codec": self.codec, "frames_in": self.frames_in,
-                "level_in": round(self.energy_in, 1), "frames_out": self.track.frames_sent,
-                "audio_frames_out": self.track.audio_frames_sent}
+    async def stats(self) -> dict[str, Any]:
+        if self.lean is not None:
+            st = await self.lean.fetch_stats()
+            return {"state": self.pc.connectionState, "codec": self.codec, "media": "engine",
+                    "frames_in": st.get("rx_packets", 0), "level_in": round(float(st.get("rx_rms", 0.0)), 1),
+                    "frames_out": st.get("tx_packets", 0)}
+        return {"state": self.pc.connectionState, "codec": self.codec, "media": "aiortc",
+                "frames_in": self.frames_in, "level_in": round(self.energy_in, 1),
+                "frames_out": self.track.frames_sent, "audio_frames_out": self.track.audio_frames_sent}
 
     async def close(self) -> None:
         self.sink = None
+        if self.lean is not None:
+            self.lean.close()
         if self._pump is not None:
             self._pump.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):

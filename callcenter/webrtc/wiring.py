@@ -43,6 +43,7 @@ def install_webrtc(center: Center) -> BrowserPhones | None:
         ice_servers=servers,
         binding_ttl_s=cfg.binding_ttl_s,
         media_timeout_s=float(s.sip.session.media_timeout_s),
+        media=center.media if cfg.lean_media else None,
     )
     center.app.include_router(phone_router(phones, client))
     center.app.state.phones = phones

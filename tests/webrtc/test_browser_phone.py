@@ -86,6 +86,14 @@ async def test_browser_phone_call_audio_hold_hangup(
     await sign_in_browser_phone(page, rig, log)
     bindings = await rig.center.registrar.contacts("1003")
     assert bindings and bindings[0].user_agent == "callcenter browser phone"
+    # G.711: once DTLS is up the line's SRTP is the media engine's (or a worker's), not aiortc's
+    line = rig.center.phones.sessions["1003"].line
+    assert line.lean is not None
+
+    async def consent_answered() -> bool:  # chromium's STUN consent checks, answered by the engine
+        return (await line.lean.fetch_stats()).get("stun_answered", 0) >= 1
+
+    await eventually(consent_answered, 20, what="the engine answers chromium's consent checks")
 
     call, cid = await ring_and_answer(page, rig, log, tmp_path)
     ear = Ear(call.media)
@@ -109,11 +117,18 @@ async def test_browser_phone_call_audio_hold_hangup(
         await page.click("#phone-hold")
         await log.wait(ev.ContactHeld, contact_id=cid, on_hold=True)
         await expect(page.locator("#phone-state")).to_have_text("On hold", timeout=T)
-        leg_rx = lambda: rig.center.phones.sessions["1003"].call.media.stats["rx_packets"]  # noqa: E731
-        held_at = leg_rx()
+        async def leg_rx() -> int:  # the gateway's leg: in the engine (or a worker) or aiortc's
+            stats = await rig.center.phones.sessions["1003"].call.media.fetch_stats()
+            return int(stats["rx_packets"])
+
+        held_at = await leg_rx()
         await page.click("#phone-hold")
         await log.wait(ev.ContactHeld, contact_id=cid, on_hold=False)
-        await eventually(lambda: leg_rx() > held_at + 50, 20, what="audio again after resume")
+
+        async def resumed() -> bool:
+            return await leg_rx() > held_at + 50
+
+        await eventually(resumed, 20, what="audio again after resume")
 
         # hang up in the browser: BYE to the caller, the contact ends by the agent
         await page.click("#phone-hangup")
@@ -121,6 +136,7 @@ async def test_browser_phone_call_audio_hold_hangup(
         assert ended.ended_by == "agent"
         assert await call.wait_ended(10)
         await expect(page.locator("#phone-state")).to_have_attribute("data-state", "registered", timeout=T)
+        assert (await line.lean.fetch_stats())["rx_srtp_failed"] == 0
     finally:
         caller_tone.cancel()
     assert errors.items == []
