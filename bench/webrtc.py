@@ -39,6 +39,7 @@ the WebRTC figures are a lower bound for a server with the machine to itself.
 
     python bench/webrtc.py            # N = 10, 20, 40, 80, 120, 160, 200; 10 s windows
     python bench/webrtc.py --quick    # N = 10, 3 s windows: under a minute
+    python bench/webrtc.py --aiortc-path ...   # webrtc.lean_media off: aiortc carries every packet
 
 Results: bench/results/webrtc.json (quick: webrtc_quick.json).
 """
@@ -330,7 +331,8 @@ def server_cpu(center: Any) -> float:
     return total
 
 
-async def phase(kind: str, n: int, window: float, workers: int, sniff: Sniffer) -> dict[str, Any]:
+async def phase(kind: str, n: int, window: float, workers: int, sniff: Sniffer,
+                lean: bool = True) -> dict[str, Any]:
     import yaml
 
     tmp = Path(tempfile.mkdtemp(prefix=f"bench-webrtc-{kind}-"))
@@ -338,7 +340,7 @@ async def phase(kind: str, n: int, window: float, workers: int, sniff: Sniffer) 
     cfg_dir = make_config_dir(tmp, n, sip_port, random.randrange(50000, 57000) & ~1, None)
     server = yaml.safe_load((cfg_dir / "server.yaml").read_text())
     server["rtp"]["workers"] = workers
-    server["webrtc"] = {"ice_hosts": ["127.0.0.1"]}
+    server["webrtc"] = {"ice_hosts": ["127.0.0.1"], "lean_media": lean}
     (cfg_dir / "server.yaml").write_text(yaml.safe_dump(server))
     center = Center(load_config(cfg_dir), flows_dir=ROOT / "ivr_flows")
     await center.start()
@@ -423,7 +425,8 @@ def print_row(r: dict[str, Any]) -> None:
           flush=True)  # fmt: skip
 
 
-async def run(levels: list[int], window: float, workers: int, budget_s: float) -> list[dict[str, Any]]:
+async def run(levels: list[int], window: float, workers: int, budget_s: float,
+              lean: bool = True, all_levels: bool = False) -> list[dict[str, Any]]:
     started = time.monotonic()
     sniff = Sniffer()
     levels_out: list[dict[str, Any]] = []
@@ -431,7 +434,7 @@ async def run(levels: list[int], window: float, workers: int, budget_s: float) -
         for n in levels:
             rows = {}
             for kind in ("rtp", "webrtc"):
-                rows[kind] = await phase(kind, n, window, workers, sniff)
+                rows[kind] = await phase(kind, n, window, workers, sniff, lean)
                 print_row(rows[kind])
             rtp, web = rows["rtp"], rows["webrtc"]
             ratio = (web["cpu_ms_per_leg_per_s"] / rtp["cpu_ms_per_leg_per_s"]
@@ -440,7 +443,7 @@ async def run(levels: list[int], window: float, workers: int, budget_s: float) -
                                "cpu_per_leg_ratio_webrtc_to_rtp": round(ratio, 2) if ratio else None})
             if ratio:
                 print(f"  N={n}: CPU per leg, WebRTC / plain RTP = {ratio:.2f}", flush=True)
-            if not web.get("held") or time.monotonic() - started > budget_s:
+            if (not web.get("held") and not all_levels) or time.monotonic() - started > budget_s:
                 break
     finally:
         sniff.close()
@@ -455,6 +458,10 @@ def main() -> None:
     parser.add_argument("--levels", type=str, default="", help="comma-separated N, e.g. 10,20,40")
     parser.add_argument("--window", type=float, default=0.0, help="measurement window, seconds")
     parser.add_argument("--budget", type=float, default=600.0, help="no new level after this many seconds")
+    parser.add_argument("--aiortc-path", action="store_true",
+                        help="webrtc.lean_media: false (every packet through aiortc, for comparison)")
+    parser.add_argument("--all-levels", action="store_true",
+                        help="measure every level even after one fails (CPU per leg as N grows)")
     args = parser.parse_args()
     if shutil.which("sipp") is None:
         raise SystemExit("sipp is required (apt-get install sip-tester)")
@@ -467,7 +474,8 @@ def main() -> None:
     t0 = time.monotonic()
     print(f"WebRTC vs plain RTP agent legs, {args.media_workers} media workers, {window:.0f} s windows "
           f"(load average {os.getloadavg()[0]:.2f})", flush=True)  # fmt: skip
-    out = asyncio.run(run(levels, window, args.media_workers, args.budget))
+    out = asyncio.run(run(levels, window, args.media_workers, args.budget, not args.aiortc_path,
+                          args.all_levels))
     held = [lv["legs"] for lv in out if lv["webrtc"].get("held")]
     held_rtp = [lv["legs"] for lv in out if lv["rtp"].get("held")]
     result = {
@@ -477,6 +485,7 @@ def main() -> None:
         "machine": {"cpus": os.cpu_count(), "note": "2 cores shared with other work; server, "
                     "aiortc load generator, SIPp and the sniffer all on this machine"},
         "config": {"media_workers": args.media_workers, "window_s": window, "levels": levels,
+                   "lean_media": not args.aiortc_path,
                    "criterion": "sniffer on lo (kernel timestamps): > 1 % of packets to the agent ends "
                                 "more than 5 ms late vs the stream cadence fails a level"},
         "levels": out,
@@ -485,7 +494,7 @@ def main() -> None:
         "wall_s": round(time.monotonic() - t0, 1),
     }  # fmt: skip
     RESULTS.mkdir(exist_ok=True)
-    path = RESULTS / f"webrtc{'_quick' if args.quick else ''}.json"
+    path = RESULTS / f"webrtc{'_aiortc' if args.aiortc_path else ''}{'_quick' if args.quick else ''}.json"
     path.write_text(json.dumps(result, indent=2, default=str))
     print(f"{'WebRTC legs held (≤1 % late >5 ms)':<40} {result['webrtc_legs_held']:>6}")
     print(f"{'plain RTP legs held, same levels':<40} {result['rtp_legs_held']:>6}")

@@ -31,17 +31,25 @@ def loopback_ice(server: dict[str, Any]) -> None:
     server["webrtc"] = {"ice_hosts": ["127.0.0.1"]}
 
 
+def aiortc_path(server: dict[str, Any]) -> None:
+    """Loopback ICE with every packet on aiortc's path (the fallback of a relayed line)."""
+    server["webrtc"] = {"ice_hosts": ["127.0.0.1"], "lean_media": False}
+
+
 @pytest.fixture
 async def phone_rig(rig_factory: Any, request: Any) -> Any:
-    """The running Center (rtp.workers from the test's parameter, default 1) with pages."""
-    workers = getattr(request, "param", 1)
+    """The running Center (rtp.workers from the test's parameter, default 1; "aiortc": one,
+    with webrtc.lean_media off) with pages."""
+    param = getattr(request, "param", 1)
+    workers = 1 if param == "aiortc" else param
     from tests.support.rig import short_ring
 
     def queues(q: dict[str, Any]) -> None:
         short_ring(q)
         q["queues"]["sales"]["reservation_timeout_s"] = 60  # the browser answers well within it
 
-    r = await rig_factory(queues, media_workers=workers, server_edit=loopback_ice)
+    r = await rig_factory(queues, media_workers=workers,
+                          server_edit=aiortc_path if param == "aiortc" else loopback_ice)
     mount_pages(r.center.app)
     return r
 
