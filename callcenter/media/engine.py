@@ -46,7 +46,7 @@ import os
 import select
 import socket
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 
 from callcenter.media.audio_files import load_for_codec
 from callcenter.media.dtmf_inband import detect_many
@@ -205,6 +205,7 @@ class MediaEngine:
         session.ssrc = ssrc & 0xFFFFFFFF
         session._inband_mode = "off"
         session._ice = IceResponder(ice_ufrag, ice_password)
+        session._paced = deque()
         return session
 
     def _receive(self) -> None:

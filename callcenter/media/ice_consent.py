@@ -42,17 +42,17 @@ class IceResponder:
         """The response to send back to ``addr``; None for anything not to answer."""
         try:
             message = stun.parse_message(data)
-        except ValueError:
-            self.refused += 1
-            return None
-        if message.message_method != stun.Method.BINDING or message.message_class != stun.Class.REQUEST:
-            return None  # a response or an indication: nothing to answer
-        username = message.attributes.get("USERNAME")
-        if (
-            not isinstance(username, str)
-            or not username.startswith(self._user_prefix)
-            or not message.check_message_integrity(self._key)
-        ):
+            if message.message_method != stun.Method.BINDING or message.message_class != stun.Class.REQUEST:
+                return None  # a response or an indication: nothing to answer
+            username = message.attributes.get("USERNAME")
+            valid = (
+                isinstance(username, str)
+                and username.startswith(self._user_prefix)
+                and message.check_message_integrity(self._key)
+            )
+        except Exception:  # aioice's decoder raises more than ValueError on garbage (struct.error)
+            valid = False
+        if not valid:
             self.refused += 1
             return None
         response = stun.Message(

@@ -74,6 +74,7 @@ LATCH_PROBATION = 3  # in-sequence packets before latching to an address the SDP
 FRAME = 160  # samples (= G.711 bytes) per 20 ms
 PCM_FRAME = 2 * FRAME
 LATE = 0.005  # a send more than 5 ms after its tick counts as late
+PACED_FRAMES = 3  # frames a paced leg queues at most (60 ms)
 RELAY_IDLE_TICKS = 3  # bridged leg with nothing relayed for 60 ms gets comfort silence
 DTMF_GAP_TICKS = 3  # 60 ms between RFC 4733 digits
 _monotonic = time.monotonic
@@ -120,6 +121,7 @@ class RtpSession(OfferAnswerMixin):
         "_marker_next",
         "_on_audio",
         "_on_dtmf",
+        "_paced",
         "_pending_pcm",
         "_play_buf",
         "_play_future",
@@ -227,6 +229,10 @@ class RtpSession(OfferAnswerMixin):
         # a WebRTC leg on the socket ICE selected (MediaEngine.adopt_ice): answers the browser's
         # STUN consent checks; RTCP and DTLS on the muxed port are dropped
         self._ice: IceResponder | None = None
+        # a paced leg sends what the bridge relays on its own clock ticks (a frame queue)
+        # instead of as each packet arrives: the WebRTC leg, whose relayed audio has crossed
+        # two engine hops, each adding up to a receive slot (5 ms) of jitter
+        self._paced: deque[bytes] | None = None
         # callcenter.media.mixer: a recorded or monitored call's legs keep their received audio
         # for the mixer (_tap); a leg the mixer feeds (_fed) sends its frame (_feed), not the relay
         self._tap: Any = None
@@ -433,9 +439,13 @@ class RtpSession(OfferAnswerMixin):
         peer = self._bridge() if self._bridge is not None else None
         self._bridge = None
         self._relay_run = False
+        if self._paced:
+            self._paced.clear()  # the last call's audio is not the next one's
         if peer is not None and peer._bridge is not None and peer._bridge() is self:
             peer._bridge = None
             peer._relay_run = False
+            if peer._paced:
+                peer._paced.clear()
 
     @property
     def bridged_to(self) -> RtpSession | None:
@@ -456,6 +466,13 @@ class RtpSession(OfferAnswerMixin):
             if src_codec != self.codec and src_codec is not None:
                 payload = g711.transcode(payload, src_codec, self.codec)
             pt = self.payload_type
+            paced = self._paced
+            if paced is not None and len(payload) == FRAME:
+                paced.append(payload)
+                if len(paced) > PACED_FRAMES:
+                    paced.popleft()  # a burst after a stall: keep the latency bounded
+                self._relay_last_tick = self._tick_no
+                return
         marker = False
         if not self._relay_run:
             # continue after this tick's frame, which the clock may already have sent
@@ -545,7 +562,11 @@ class RtpSession(OfferAnswerMixin):
                 payload, self._feed = self._feed or self._silence, None
                 self._relay_run = False
                 marker, self._marker_next = self._marker_next, False
-            elif self._bridge is not None and tick_no - self._relay_last_tick <= RELAY_IDLE_TICKS:
+            elif self._paced:
+                payload = self._paced.popleft()  # the relayed audio, on our own cadence
+                marker, self._marker_next = self._marker_next, False
+            elif (self._paced is None and self._bridge is not None
+                  and tick_no - self._relay_last_tick <= RELAY_IDLE_TICKS):
                 return  # the relay is feeding this leg
             else:
                 self._relay_run = False

@@ -6,7 +6,9 @@ dropped, garbage survived, and the media follows the browser only to a pair it c
 
 from __future__ import annotations
 
+import asyncio
 import os
+import random
 import socket
 import struct
 from collections.abc import AsyncIterator
@@ -120,6 +122,31 @@ async def test_an_ice_leg_answers_consent_checks_and_carries_srtp(
         st = await leg.fetch_stats()
         assert st["stun_answered"] == 1 and st["stun_refused"] == 3 and st["rx_srtp_failed"] == 0
 
+        # a call bridged to the line: the phone's audio reaches the browser on the line's own
+        # 20 ms ticks (paced), and the browser's reaches the phone
+        phone = UdpPeer()
+        call_leg = media.allocate(near=leg)
+        call_leg.apply(Negotiated("PCMU", 0, None, phone.addr, "sendrecv", 20, 0), True)
+        leg.bridge(call_leg)
+        voice = bytes(range(160))
+        for k in range(30):
+            hdr = struct.pack("!BBHII", 0x80, 0, k, k * 160, 0xCA11)
+            phone.sock.sendto(hdr + voice, ("127.0.0.1", call_leg.local_port))
+
+        async def browser_hears() -> None:
+            while (await browser.next_rtp())[1] != voice:
+                pass
+
+        async def phone_hears() -> None:
+            while (await phone.recv())[0][12:] != voice:
+                pass
+
+        await asyncio.wait_for(browser_hears(), 5)
+        browser.send_rtp(addr, voice)
+        await asyncio.wait_for(phone_hears(), 5)
+        call_leg.close()
+        phone.close()
+
         # authentic SRTP from a pair the browser never checked: not followed
         other.tx = policy(RX, pylibsrtp.Policy.SSRC_ANY_OUTBOUND)
         other.seq = 5000
@@ -145,3 +172,27 @@ async def test_an_ice_leg_answers_consent_checks_and_carries_srtp(
         leg.close()
         browser.peer.close()
         other.peer.close()
+
+
+def test_consent_responder_survives_garbage_and_mutated_checks() -> None:
+    """Random bytes that look like STUN, and a valid check with bytes flipped: never an
+    exception; a flipped check is refused unless only its FINGERPRINT was hit."""
+    from callcenter.media.ice_consent import IceResponder
+
+    rnd = random.Random(15)
+    responder = IceResponder(UFRAG, PWD)
+    req = stun.Message(message_method=stun.Method.BINDING, message_class=stun.Class.REQUEST)
+    req.attributes["USERNAME"] = f"{UFRAG}:brws"
+    req.add_message_integrity(PWD.encode())
+    good = bytes(req)
+    assert responder.respond(good, ("192.0.2.1", 4000)) is not None
+    for i in range(20_000):
+        if i % 2:
+            data = bytearray(good)
+            for _ in range(rnd.randint(1, 4)):
+                data[rnd.randrange(len(data))] = rnd.randrange(256)
+            data = data[: rnd.randint(20, len(data))]
+        else:
+            data = bytearray([rnd.randrange(4)]) + rnd.randbytes(rnd.randint(19, 80))
+        responder.respond(bytes(data), ("192.0.2.1", 4000))
+    assert responder.refused > 19_000
