@@ -21,12 +21,13 @@ Measured while all N calls are connected, over ``--window`` seconds:
   SO_TIMESTAMPNS) records every RTP packet the server sends to the agent ends (SRTP leaves
   the RTP header in the clear) and judges it with bench/media.py's criterion: lateness
   against the stream's own 20 ms cadence, > 5 ms is late; a level holds when ≤ 1 % are late
-  and every leg's stream was seen. For a WebRTC leg that is the server's whole path: the
-  engine's packet to the gateway, the gateway to the peer connection, aiortc's own 20 ms
-  pacing, PCMU encoding and SRTP;
-- CPU per leg: CPU seconds of the server (this process, whose main loop also carries the
-  aiortc legs, plus its media workers) per second of wall clock, divided by N; the
-  WebRTC/RTP ratio at each level is the figure to read.
+  and every leg's stream was seen. For a WebRTC leg that is the server's whole path: on the
+  lean path (default) the agent leg's packet to the gateway leg, the bridge to the line's
+  session in the same worker, its 20 ms pacing and SRTP; with ``--aiortc-path`` the gateway
+  in the server's loop, aiortc's own 20 ms pacing and SRTP;
+- CPU per leg: CPU seconds of the server (this process, whose main loop does the lines'
+  ICE/DTLS and, with ``--aiortc-path``, all their packets, plus its media workers) per
+  second of wall clock, divided by N; the WebRTC/RTP ratio at each level is the figure to read.
 
 N rises until a level fails (late > 1 %, or fewer streams than legs, or calls not connected)
 or the time bound is reached.
@@ -387,9 +388,13 @@ async def phase(kind: str, n: int, window: float, workers: int, sniff: Sniffer,
         else:
             ports = browsers.ports
         load = os.getloadavg()[0]
+        gen_pid = browsers.proc.pid if browsers.proc is not None else None
+        gen0 = proc_cpu(gen_pid, children=False) if gen_pid else 0.0
         cpu0, wall0 = server_cpu(center), time.monotonic()
         rx = await sniff.window(ports, window)
         cpu, wall = server_cpu(center) - cpu0, time.monotonic() - wall0
+        if gen_pid:  # the aiortc load generator shares the 2 cores: its demand explains late packets
+            row["generator_cpu_core_fraction"] = round((proc_cpu(gen_pid, children=False) - gen0) / wall, 3)
         row.update(
             connected=connected,
             streams=rx.get("streams", 0),
@@ -421,7 +426,9 @@ def print_row(r: dict[str, Any]) -> None:
     print(f"  {g('kind'):<6} {g('legs'):>4} legs  {g('connected', 0):>4} up  {g('streams', 0):>4} streams  "
           f"late>5ms {100 * g('late_fraction', 1):6.2f}%  p99 {g('p99_late_ms', 0):6.2f} ms  "
           f"loss {100 * g('loss', 0):5.2f}%  server CPU {100 * g('server_cpu_core_fraction', 0):5.1f}%  "
-          f"{g('cpu_ms_per_leg_per_s', 0):6.2f} ms/s per leg  {'held' if g('held') else 'NOT held'}",
+          f"{g('cpu_ms_per_leg_per_s', 0):6.2f} ms/s per leg  {'held' if g('held') else 'NOT held'}"
+          + (f"  (generator CPU {100 * g('generator_cpu_core_fraction'):.0f}%)"
+             if g('generator_cpu_core_fraction') is not None else ""),
           flush=True)  # fmt: skip
 
 
