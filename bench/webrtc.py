@@ -333,7 +333,7 @@ def server_cpu(center: Any) -> float:
 
 
 async def phase(kind: str, n: int, window: float, workers: int, sniff: Sniffer,
-                lean: bool = True) -> dict[str, Any]:
+                lean: bool = True, realtime: bool = False) -> dict[str, Any]:
     import yaml
 
     tmp = Path(tempfile.mkdtemp(prefix=f"bench-webrtc-{kind}-"))
@@ -341,6 +341,8 @@ async def phase(kind: str, n: int, window: float, workers: int, sniff: Sniffer,
     cfg_dir = make_config_dir(tmp, n, sip_port, random.randrange(50000, 57000) & ~1, None)
     server = yaml.safe_load((cfg_dir / "server.yaml").read_text())
     server["rtp"]["workers"] = workers
+    if realtime:  # the workers at SCHED_RR, as server.yaml's rtp.realtime_priority does on a busy host
+        server["rtp"]["realtime_priority"] = 10
     server["webrtc"] = {"ice_hosts": ["127.0.0.1"], "lean_media": lean}
     (cfg_dir / "server.yaml").write_text(yaml.safe_dump(server))
     center = Center(load_config(cfg_dir), flows_dir=ROOT / "ivr_flows")
@@ -433,7 +435,7 @@ def print_row(r: dict[str, Any]) -> None:
 
 
 async def run(levels: list[int], window: float, workers: int, budget_s: float,
-              lean: bool = True, all_levels: bool = False) -> list[dict[str, Any]]:
+              lean: bool = True, all_levels: bool = False, realtime: bool = False) -> list[dict[str, Any]]:
     started = time.monotonic()
     sniff = Sniffer()
     levels_out: list[dict[str, Any]] = []
@@ -441,7 +443,7 @@ async def run(levels: list[int], window: float, workers: int, budget_s: float,
         for n in levels:
             rows = {}
             for kind in ("rtp", "webrtc"):
-                rows[kind] = await phase(kind, n, window, workers, sniff, lean)
+                rows[kind] = await phase(kind, n, window, workers, sniff, lean, realtime)
                 print_row(rows[kind])
             rtp, web = rows["rtp"], rows["webrtc"]
             ratio = (web["cpu_ms_per_leg_per_s"] / rtp["cpu_ms_per_leg_per_s"]
@@ -469,6 +471,8 @@ def main() -> None:
                         help="webrtc.lean_media: false (every packet through aiortc, for comparison)")
     parser.add_argument("--all-levels", action="store_true",
                         help="measure every level even after one fails (CPU per leg as N grows)")
+    parser.add_argument("--realtime", action="store_true",
+                        help="media workers at SCHED_RR (rtp.realtime_priority 10), both kinds")
     args = parser.parse_args()
     if shutil.which("sipp") is None:
         raise SystemExit("sipp is required (apt-get install sip-tester)")
@@ -482,7 +486,7 @@ def main() -> None:
     print(f"WebRTC vs plain RTP agent legs, {args.media_workers} media workers, {window:.0f} s windows "
           f"(load average {os.getloadavg()[0]:.2f})", flush=True)  # fmt: skip
     out = asyncio.run(run(levels, window, args.media_workers, args.budget, not args.aiortc_path,
-                          args.all_levels))
+                          args.all_levels, args.realtime))
     held = [lv["legs"] for lv in out if lv["webrtc"].get("held")]
     held_rtp = [lv["legs"] for lv in out if lv["rtp"].get("held")]
     result = {
@@ -492,7 +496,7 @@ def main() -> None:
         "machine": {"cpus": os.cpu_count(), "note": "2 cores shared with other work; server, "
                     "aiortc load generator, SIPp and the sniffer all on this machine"},
         "config": {"media_workers": args.media_workers, "window_s": window, "levels": levels,
-                   "lean_media": not args.aiortc_path,
+                   "lean_media": not args.aiortc_path, "realtime_workers": args.realtime,
                    "criterion": "sniffer on lo (kernel timestamps): > 1 % of packets to the agent ends "
                                 "more than 5 ms late vs the stream cadence fails a level"},
         "levels": out,
@@ -501,7 +505,8 @@ def main() -> None:
         "wall_s": round(time.monotonic() - t0, 1),
     }  # fmt: skip
     RESULTS.mkdir(exist_ok=True)
-    path = RESULTS / f"webrtc{'_aiortc' if args.aiortc_path else ''}{'_quick' if args.quick else ''}.json"
+    tag = ("_aiortc" if args.aiortc_path else "") + ("_realtime" if args.realtime else "")
+    path = RESULTS / f"webrtc{tag}{'_quick' if args.quick else ''}.json"
     path.write_text(json.dumps(result, indent=2, default=str))
     print(f"{'WebRTC legs held (≤1 % late >5 ms)':<40} {result['webrtc_legs_held']:>6}")
     print(f"{'plain RTP legs held, same levels':<40} {result['rtp_legs_held']:>6}")
