@@ -10,8 +10,12 @@ server so one phase does not inherit the other's state:
   ``general``) placing N calls that stay up for the whole measurement;
 - **webrtc** agents: a child process (``--browser-worker``) of aiortc peer connections, one per
   agent, doing what the desk's page does: log in, open ``/ws`` and ``/api/phone/ws``, offer
-  (PCMU first), register, go available, answer every incoming call; each sends a 440 Hz tone
-  and drains what it receives (decoded, as a browser does);
+  (PCMU first), register, go available, answer every incoming call. Once a peer is connected
+  (real ICE, real DTLS handshake), ``lean.hand_over`` gives its media to a ``MediaEngine`` in
+  that process, the server's own SRTP path (libsrtp), which sends a 440 Hz tone as the SSRC
+  the offer announced and authenticates what it receives; a task per peer sends the STUN
+  consent checks a browser sends. ``--aiortc-generator``: the old generator, aiortc carrying
+  every packet (tone and decode in Python, about a core from 40 legs);
 - **rtp** agents: bench/harness.py's SIPp agent phones (REGISTER, auto-answer) streaming a
   440 Hz PCMU tone (``rtp_stream``), and its desktop worker making them available.
 
@@ -32,15 +36,17 @@ Measured while all N calls are connected, over ``--window`` seconds:
 N rises until a level fails (late > 1 %, or fewer streams than legs, or calls not connected)
 or the time bound is reached.
 
-Why aiortc as the load generator: a lighter DTLS-SRTP client would have to re-implement
-ICE connectivity checks, the DTLS handshake and SRTP keying, which is aiortc's own stack;
-using the same library the server uses keeps the far end standard. Its cost is that the
-generator needs about as much CPU per leg as the server, on the same 2 shared cores, so
-the WebRTC figures are a lower bound for a server with the machine to itself.
+After the window the server's lean lines are checked: how many the engine carries, SRTP
+packets authenticated and failed, consent checks answered (``server_lines`` in the row).
+
+Why aiortc for the handshake: a lighter client would have to re-implement ICE connectivity
+checks, the DTLS handshake and SRTP keying; the generator shares the 2 cores with the
+server, so its CPU is given per row.
 
     python bench/webrtc.py            # N = 10, 20, 40, 80, 120, 160, 200; 10 s windows
     python bench/webrtc.py --quick    # N = 10, 3 s windows: under a minute
     python bench/webrtc.py --aiortc-path ...   # webrtc.lean_media off: aiortc carries every packet
+    python bench/webrtc.py --aiortc-generator  # the old load generator (aiortc's media path)
 
 Results: bench/results/webrtc.json (quick: webrtc_quick.json).
 """
