@@ -383,15 +383,16 @@ def agent_scenario(tmp: Path) -> Path:
 
 async def lean_lines(phones: Any) -> dict[str, int]:
     """What the server's engine saw on the browser lines it carries (the lean path): SRTP
-    packets authenticated, packets that failed SRTP, consent checks answered and refused."""
-    out = {"lines": len(phones.sessions), "lean": 0, "rx_packets": 0, "rx_srtp_failed": 0,
-           "stun_answered": 0, "stun_refused": 0}
+    packets authenticated, packets that failed SRTP, consent checks answered and refused,
+    packets sent and dropped on a full socket buffer."""
+    counted = ("rx_packets", "rx_srtp_failed", "stun_answered", "stun_refused", "tx_packets", "tx_dropped")
+    out = {"lines": len(phones.sessions), "lean": 0} | dict.fromkeys(counted, 0)
     for session in list(phones.sessions.values()):
         if session.line.lean is None:
             continue
         st = await session.line.lean.fetch_stats()
         out["lean"] += 1
-        for k in ("rx_packets", "rx_srtp_failed", "stun_answered", "stun_refused"):
+        for k in counted:
             out[k] += int(st.get(k, 0))
     return out
 
@@ -518,7 +519,8 @@ def print_row(r: dict[str, Any]) -> None:
     if (sl := g("server_lines")) is not None:
         print(f"         server: {sl['lean']}/{sl['lines']} lines on the lean path, "
               f"{sl['rx_packets']} SRTP packets in, {sl['rx_srtp_failed']} SRTP failures, "
-              f"{sl['stun_answered']} consent checks answered ({sl['stun_refused']} refused)", flush=True)
+              f"{sl['stun_answered']} consent checks answered ({sl['stun_refused']} refused), "
+              f"{sl['tx_dropped']} of {sl['tx_packets']} sends dropped", flush=True)
 
 
 async def run(levels: list[int], window: float, workers: int, budget_s: float, lean: bool = True,
