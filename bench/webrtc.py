@@ -10,8 +10,12 @@ server so one phase does not inherit the other's state:
   ``general``) placing N calls that stay up for the whole measurement;
 - **webrtc** agents: a child process (``--browser-worker``) of aiortc peer connections, one per
   agent, doing what the desk's page does: log in, open ``/ws`` and ``/api/phone/ws``, offer
-  (PCMU first), register, go available, answer every incoming call; each sends a 440 Hz tone
-  and drains what it receives (decoded, as a browser does);
+  (PCMU first), register, go available, answer every incoming call. Once a peer is connected
+  (real ICE, real DTLS handshake), ``lean.hand_over`` gives its media to a ``MediaEngine`` in
+  that process, the server's own SRTP path (libsrtp), which sends a 440 Hz tone as the SSRC
+  the offer announced and authenticates what it receives; a task per peer sends the STUN
+  consent checks a browser sends. ``--aiortc-generator``: the old generator, aiortc carrying
+  every packet (tone and decode in Python, about a core from 40 legs);
 - **rtp** agents: bench/harness.py's SIPp agent phones (REGISTER, auto-answer) streaming a
   440 Hz PCMU tone (``rtp_stream``), and its desktop worker making them available.
 
@@ -32,15 +36,17 @@ Measured while all N calls are connected, over ``--window`` seconds:
 N rises until a level fails (late > 1 %, or fewer streams than legs, or calls not connected)
 or the time bound is reached.
 
-Why aiortc as the load generator: a lighter DTLS-SRTP client would have to re-implement
-ICE connectivity checks, the DTLS handshake and SRTP keying, which is aiortc's own stack;
-using the same library the server uses keeps the far end standard. Its cost is that the
-generator needs about as much CPU per leg as the server, on the same 2 shared cores, so
-the WebRTC figures are a lower bound for a server with the machine to itself.
+After the window the server's lean lines are checked: how many the engine carries, SRTP
+packets authenticated and failed, consent checks answered (``server_lines`` in the row).
+
+Why aiortc for the handshake: a lighter client would have to re-implement ICE connectivity
+checks, the DTLS handshake and SRTP keying; the generator shares the 2 cores with the
+server, so its CPU is given per row.
 
     python bench/webrtc.py            # N = 10, 20, 40, 80, 120, 160, 200; 10 s windows
     python bench/webrtc.py --quick    # N = 10, 3 s windows: under a minute
     python bench/webrtc.py --aiortc-path ...   # webrtc.lean_media off: aiortc carries every packet
+    python bench/webrtc.py --aiortc-generator  # the old load generator (aiortc's media path)
 
 Results: bench/results/webrtc.json (quick: webrtc_quick.json).
 """
@@ -166,9 +172,16 @@ class Sniffer:
 
 
 # --------------------------------------------------------------------------- browser agents
-async def browser_worker(http: str, agents: list[str]) -> None:
+async def browser_worker(http: str, agents: list[str], lean: bool = True) -> None:
     """Child process: one aiortc "browser phone" per agent. Prints READY {ports}, then
-    a line per connected call; ends when stdin closes."""
+    a line per connected call; ends when stdin closes.
+
+    ``lean`` (the default generator): aiortc does each browser's ICE and DTLS handshake only;
+    once the peer connection is up, ``lean.hand_over`` gives its media to a ``MediaEngine`` in
+    this process, the server's own libsrtp path, which sends the tone as the SSRC the offer
+    announced and authenticates what the server sends, and a task per browser sends the
+    STUN consent checks a browser sends (about every 5 s). Without it, aiortc carries every
+    packet in Python (``--aiortc-generator``), a full core from about 40 legs."""
     import av
     import httpx
     import numpy as np
@@ -177,10 +190,26 @@ async def browser_worker(http: str, agents: list[str]) -> None:
     from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
     from aiortc.rtcrtpsender import RTCRtpSender
 
+    from callcenter.media.engine import MediaEngine
     from callcenter.web.tokens import ws_subprotocols
+    from callcenter.webrtc.lean import hand_over
     from callcenter.webrtc.line import gather_on
 
     tone = (3000 * np.sin(2 * np.pi * 440 * np.arange(160) / 8000)).astype("<i2").reshape(1, 160)
+    # the lean generator's engine allocates no ports: it only adopts the sockets ICE selected
+    engine = MediaEngine("127.0.0.1", 2, 2, ("PCMU",)) if lean else None
+    if engine is not None:
+        await engine.start()
+
+    class Unplugged(MediaStreamTrack):
+        """The lean browser's track for aiortc: never yields a frame, so aiortc's sender
+        sends no RTP and the engine starts the SSRC's sequence fresh (as the server's does)."""
+
+        kind = "audio"
+
+        async def recv(self) -> av.AudioFrame:
+            await asyncio.Event().wait()
+            raise MediaStreamError
 
     class Mic(MediaStreamTrack):
         kind = "audio"
@@ -214,6 +243,27 @@ async def browser_worker(http: str, agents: list[str]) -> None:
     socks: list[Any] = []
     tasks: list[asyncio.Task[None]] = []
 
+    async def lean_media(pc: Any, up: asyncio.Event) -> None:
+        """Once ICE and DTLS are up: the engine carries the tone and consent checks go out."""
+        from aioice import stun
+
+        await up.wait()
+        session = hand_over(pc, "PCMU", engine)
+        if session is None:  # stderr: every stdout line counts as a connected call
+            print("lean generator: a browser's media stayed on aiortc", file=sys.stderr, flush=True)
+            return
+        tasks.append(asyncio.ensure_future(session.play(tone.tobytes() * 50, loop=True)))
+        ice = pc.getTransceivers()[0].receiver.transport.transport._connection
+        pair = ice._nominated[1]
+        while True:  # RFC 7675: a browser checks consent every 4-6 s
+            await asyncio.sleep(random.uniform(4.0, 6.0))
+            check = stun.Message(message_method=stun.Method.BINDING, message_class=stun.Class.REQUEST)
+            check.attributes["USERNAME"] = f"{ice.remote_username}:{ice.local_username}"
+            check.attributes["PRIORITY"] = pair.local_candidate.priority
+            check.attributes["ICE-CONTROLLING"] = ice._tie_breaker
+            check.add_message_integrity(ice.remote_password.encode("utf8"))
+            pair.protocol.send_stun(check, pair.remote_addr)
+
     async def pump(ws: Any, phone: bool) -> None:
         with contextlib.suppress(websockets.ConnectionClosed):
             async for raw in ws:
@@ -238,11 +288,16 @@ async def browser_worker(http: str, agents: list[str]) -> None:
                 tasks.append(asyncio.create_task(pump(desk, False)))
                 pc = RTCPeerConnection()
                 pcs.append(pc)
-                tr = pc.addTransceiver(Mic(), direction="sendrecv")
+                tr = pc.addTransceiver(Unplugged() if lean else Mic(), direction="sendrecv")
                 tr.setCodecPreferences(pcmu)
                 ice = tr.sender.transport.transport
                 gather_on(ice.iceGatherer._connection, ["127.0.0.1"])  # loopback, as the server
                 pc.on("track", lambda t: tasks.append(asyncio.ensure_future(drain(t))))
+                if lean:
+                    up = asyncio.Event()
+                    pc.on("connectionstatechange",
+                          lambda pc=pc, up=up: up.set() if pc.connectionState == "connected" else None)
+                    tasks.append(asyncio.create_task(lean_media(pc, up)))
                 await pc.setLocalDescription(await pc.createOffer())
                 ws = await websockets.connect(ws_url + "/api/phone/ws", subprotocols=ws_subprotocols(token))
                 socks.append(ws)
@@ -269,6 +324,8 @@ async def browser_worker(http: str, agents: list[str]) -> None:
         for ws in socks:
             with contextlib.suppress(Exception):
                 await ws.close()
+        if engine is not None:
+            await engine.stop()
         for pc in pcs:
             await pc.close()
 
@@ -280,9 +337,10 @@ class Browsers:
         self.connected = 0
         self._reader: asyncio.Task[None] | None = None
 
-    async def start(self, http: str, ids: list[str]) -> None:
+    async def start(self, http: str, ids: list[str], lean: bool = True) -> None:
         self.proc = await asyncio.create_subprocess_exec(
-            sys.executable, str(Path(__file__).resolve()), "--browser-worker", http, *ids,
+            sys.executable, str(Path(__file__).resolve()),
+            "--browser-worker" if lean else "--aiortc-browser-worker", http, *ids,
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=str(ROOT))  # fmt: skip
         assert self.proc.stdout is not None
         line = await asyncio.wait_for(self.proc.stdout.readline(), 60 + len(ids))
@@ -323,6 +381,22 @@ def agent_scenario(tmp: Path) -> Path:
     return xml
 
 
+async def lean_lines(phones: Any) -> dict[str, int]:
+    """What the server's engine saw on the browser lines it carries (the lean path): SRTP
+    packets authenticated, packets that failed SRTP, consent checks answered and refused,
+    packets sent and dropped on a full socket buffer."""
+    counted = ("rx_packets", "rx_srtp_failed", "stun_answered", "stun_refused", "tx_packets", "tx_dropped")
+    out = {"lines": len(phones.sessions), "lean": 0} | dict.fromkeys(counted, 0)
+    for session in list(phones.sessions.values()):
+        if session.line.lean is None:
+            continue
+        st = await session.line.lean.fetch_stats()
+        out["lean"] += 1
+        for k in counted:
+            out[k] += int(st.get(k, 0))
+    return out
+
+
 def server_cpu(center: Any) -> float:
     """CPU seconds of this process (the server's loop, aiortc included) and its media workers."""
     total = proc_cpu(os.getpid(), children=False)
@@ -333,7 +407,7 @@ def server_cpu(center: Any) -> float:
 
 
 async def phase(kind: str, n: int, window: float, workers: int, sniff: Sniffer,
-                lean: bool = True, realtime: bool = False) -> dict[str, Any]:
+                lean: bool = True, realtime: bool = False, lean_generator: bool = True) -> dict[str, Any]:
     import yaml
 
     tmp = Path(tempfile.mkdtemp(prefix=f"bench-webrtc-{kind}-"))
@@ -362,15 +436,19 @@ async def phase(kind: str, n: int, window: float, workers: int, sniff: Sniffer,
                                scenario=agent_scenario(tmp))  # fmt: skip
             await desks.start(http, ids)
         else:
-            await browsers.start(http, ids)
+            await browsers.start(http, ids, lean_generator)
         settle_gc()
-        hold_ms = int((n / SETUP_RATE + 30 + window) * 1000)  # ended by us after the window
+        # WebRTC setup runs well behind SETUP_RATE from ~160 legs (each call's INVITE to a browser
+        # line goes through the gateway in the server's loop): every call must still be up when
+        # the last connects, or early calls end before the window and the level reads as failed
+        setup_bound = n / SETUP_RATE * 5 + 30
+        hold_ms = int((setup_bound + 10 + window) * 1000)  # ended by us after the window
         callers = await asyncio.create_subprocess_exec(
             *sipp(loops=1000), target, "-sf", str(caller_scenario(tmp)), "-s", "5000",
             "-r", str(SETUP_RATE), "-m", str(n), "-l", str(n), "-d", str(hold_ms),
             *limits(hold_ms / 1000 + 30), cwd=str(tmp),
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
-        deadline = time.monotonic() + n / SETUP_RATE + 30
+        deadline = time.monotonic() + setup_bound
         while time.monotonic() < deadline:
             if sum(1 for c in probe.contacts.values() if c.connected and not c.ended) >= n:
                 break
@@ -392,9 +470,10 @@ async def phase(kind: str, n: int, window: float, workers: int, sniff: Sniffer,
         load = os.getloadavg()[0]
         gen_pid = browsers.proc.pid if browsers.proc is not None else None
         gen0 = proc_cpu(gen_pid, children=False) if gen_pid else 0.0
-        cpu0, wall0 = server_cpu(center), time.monotonic()
+        main0, cpu0, wall0 = proc_cpu(os.getpid(), children=False), server_cpu(center), time.monotonic()
         rx = await sniff.window(ports, window)
         cpu, wall = server_cpu(center) - cpu0, time.monotonic() - wall0
+        main_cpu = proc_cpu(os.getpid(), children=False) - main0
         if gen_pid:  # the aiortc load generator shares the 2 cores: its demand explains late packets
             row["generator_cpu_core_fraction"] = round((proc_cpu(gen_pid, children=False) - gen0) / wall, 3)
         row.update(
@@ -406,9 +485,12 @@ async def phase(kind: str, n: int, window: float, workers: int, sniff: Sniffer,
             max_late_ms=round(rx["max_ms"], 2),
             loss=round(rx["loss"], 5),
             server_cpu_core_fraction=round(cpu / wall, 3),
+            server_main_cpu_core_fraction=round(main_cpu / wall, 3),  # the rest: the media workers
             cpu_ms_per_leg_per_s=round(1000 * cpu / wall / n, 3),
             load_avg_1m=round(load, 2),
         )
+        if kind == "webrtc" and center.phones is not None:
+            row["server_lines"] = await lean_lines(center.phones)
         row["held"] = connected >= n and row["streams"] >= n and row["late_fraction"] <= LATE_LIMIT
     finally:
         if callers is not None and callers.returncode is None:
@@ -428,14 +510,22 @@ def print_row(r: dict[str, Any]) -> None:
     print(f"  {g('kind'):<6} {g('legs'):>4} legs  {g('connected', 0):>4} up  {g('streams', 0):>4} streams  "
           f"late>5ms {100 * g('late_fraction', 1):6.2f}%  p99 {g('p99_late_ms', 0):6.2f} ms  "
           f"loss {100 * g('loss', 0):5.2f}%  server CPU {100 * g('server_cpu_core_fraction', 0):5.1f}%  "
-          f"{g('cpu_ms_per_leg_per_s', 0):6.2f} ms/s per leg  {'held' if g('held') else 'NOT held'}"
+          f"{g('cpu_ms_per_leg_per_s', 0):6.2f} ms/s per leg "
+          f"(main {100 * g('server_main_cpu_core_fraction', 0):.0f}%, "
+          f"setup {g('setup_s', 0):.0f} s)  {'held' if g('held') else 'NOT held'}"
           + (f"  (generator CPU {100 * g('generator_cpu_core_fraction'):.0f}%)"
              if g('generator_cpu_core_fraction') is not None else ""),
           flush=True)  # fmt: skip
+    if (sl := g("server_lines")) is not None:
+        print(f"         server: {sl['lean']}/{sl['lines']} lines on the lean path, "
+              f"{sl['rx_packets']} SRTP packets in, {sl['rx_srtp_failed']} SRTP failures, "
+              f"{sl['stun_answered']} consent checks answered ({sl['stun_refused']} refused), "
+              f"{sl['tx_dropped']} of {sl['tx_packets']} sends dropped", flush=True)
 
 
-async def run(levels: list[int], window: float, workers: int, budget_s: float,
-              lean: bool = True, all_levels: bool = False, realtime: bool = False) -> list[dict[str, Any]]:
+async def run(levels: list[int], window: float, workers: int, budget_s: float, lean: bool = True,
+              all_levels: bool = False, realtime: bool = False,
+              lean_generator: bool = True) -> list[dict[str, Any]]:
     started = time.monotonic()
     sniff = Sniffer()
     levels_out: list[dict[str, Any]] = []
@@ -443,7 +533,7 @@ async def run(levels: list[int], window: float, workers: int, budget_s: float,
         for n in levels:
             rows = {}
             for kind in ("rtp", "webrtc"):
-                rows[kind] = await phase(kind, n, window, workers, sniff, lean, realtime)
+                rows[kind] = await phase(kind, n, window, workers, sniff, lean, realtime, lean_generator)
                 print_row(rows[kind])
             rtp, web = rows["rtp"], rows["webrtc"]
             ratio = (web["cpu_ms_per_leg_per_s"] / rtp["cpu_ms_per_leg_per_s"]
@@ -473,6 +563,9 @@ def main() -> None:
                         help="measure every level even after one fails (CPU per leg as N grows)")
     parser.add_argument("--realtime", action="store_true",
                         help="media workers at SCHED_RR (rtp.realtime_priority 10), both kinds")
+    parser.add_argument("--aiortc-generator", action="store_true",
+                        help="the old load generator: aiortc carries every browser's packets (a core "
+                             "from ~40 legs); default: aiortc for ICE/DTLS, then our engine's SRTP")
     args = parser.parse_args()
     if shutil.which("sipp") is None:
         raise SystemExit("sipp is required (apt-get install sip-tester)")
@@ -486,7 +579,7 @@ def main() -> None:
     print(f"WebRTC vs plain RTP agent legs, {args.media_workers} media workers, {window:.0f} s windows "
           f"(load average {os.getloadavg()[0]:.2f})", flush=True)  # fmt: skip
     out = asyncio.run(run(levels, window, args.media_workers, args.budget, not args.aiortc_path,
-                          args.all_levels, args.realtime))
+                          args.all_levels, args.realtime, not args.aiortc_generator))
     held = [lv["legs"] for lv in out if lv["webrtc"].get("held")]
     held_rtp = [lv["legs"] for lv in out if lv["rtp"].get("held")]
     result = {
@@ -497,6 +590,7 @@ def main() -> None:
                     "aiortc load generator, SIPp and the sniffer all on this machine"},
         "config": {"media_workers": args.media_workers, "window_s": window, "levels": levels,
                    "lean_media": not args.aiortc_path, "realtime_workers": args.realtime,
+                   "load_generator": "aiortc" if args.aiortc_generator else "aiortc ICE/DTLS + engine SRTP",
                    "criterion": "sniffer on lo (kernel timestamps): > 1 % of packets to the agent ends "
                                 "more than 5 ms late vs the stream cadence fails a level"},
         "levels": out,
@@ -505,7 +599,8 @@ def main() -> None:
         "wall_s": round(time.monotonic() - t0, 1),
     }  # fmt: skip
     RESULTS.mkdir(exist_ok=True)
-    tag = ("_aiortc" if args.aiortc_path else "") + ("_realtime" if args.realtime else "")
+    tag = (("_aiortc" if args.aiortc_path else "") + ("_aiortcgen" if args.aiortc_generator else "")
+           + ("_realtime" if args.realtime else ""))
     path = RESULTS / f"webrtc{tag}{'_quick' if args.quick else ''}.json"
     path.write_text(json.dumps(result, indent=2, default=str))
     print(f"{'WebRTC legs held (≤1 % late >5 ms)':<40} {result['webrtc_legs_held']:>6}")
@@ -514,7 +609,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) >= 3 and sys.argv[1] == "--browser-worker":
-        asyncio.run(browser_worker(sys.argv[2], sys.argv[3:]))
+    if len(sys.argv) >= 3 and sys.argv[1] in ("--browser-worker", "--aiortc-browser-worker"):
+        asyncio.run(browser_worker(sys.argv[2], sys.argv[3:], lean=sys.argv[1] == "--browser-worker"))
     else:
         main()
