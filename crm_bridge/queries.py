@@ -52,25 +52,32 @@ class QueriesMixin(StoreCore):
         async with self.engine.connect() as conn:
             return await self._customer(conn, customer_id)
 
-    async def customer_by_address(self, kind: str, value: str) -> dict[str, Any] | None:
-        """Customer owning a contact point (kind: phone|email|web|fax; ``ani`` = phone)."""
+    def _point(self, kind: str, value: str) -> tuple[str, str] | None:
+        """(kind, normalized value) of a contact point (``ani`` = phone), None if unusable."""
         kind = {"ani": "phone", "web_id": "web"}.get(kind, kind)
         if kind not in KINDS:
             raise ValueError(f"unknown contact point kind {kind!r}")
         norm = normalize(kind, value, self.default_region)
-        if norm is None:
+        return None if norm is None else (kind, norm)
+
+    async def _owner(self, conn: AsyncConnection, point: tuple[str, str]) -> dict[str, Any] | None:
+        kind, norm = point
+        owner = (
+            await conn.execute(
+                select(contact_points.c.customer_id).where(
+                    contact_points.c.kind == kind, contact_points.c.value == norm
+                )
+            )
+        ).scalar_one_or_none()
+        return await self._customer(conn, owner) if owner else None
+
+    async def customer_by_address(self, kind: str, value: str) -> dict[str, Any] | None:
+        """Customer owning a contact point (kind: phone|email|web|fax; ``ani`` = phone)."""
+        point = self._point(kind, value)
+        if point is None:
             return None
         async with self.engine.connect() as conn:
-            owner = (
-                await conn.execute(
-                    select(contact_points.c.customer_id).where(
-                        contact_points.c.kind == kind, contact_points.c.value == norm
-                    )
-                )
-            ).scalar_one_or_none()
-            if owner is None and kind == "fax":
-                return None
-            return await self._customer(conn, owner) if owner else None
+            return await self._owner(conn, point)
 
     async def customer_with_recent(
         self, kind: str, value: str, n: int
@@ -78,21 +85,11 @@ class QueriesMixin(StoreCore):
         """``customer_by_address`` and that customer's last ``n`` interactions in one pooled
         connection: the screen-pop lookup every new contact makes (one checkout and one
         read transaction instead of two)."""
-        kind = {"ani": "phone", "web_id": "web"}.get(kind, kind)
-        if kind not in KINDS:
-            raise ValueError(f"unknown contact point kind {kind!r}")
-        norm = normalize(kind, value, self.default_region)
-        if norm is None:
+        point = self._point(kind, value)
+        if point is None:
             return None, []
         async with self.engine.connect() as conn:
-            owner = (
-                await conn.execute(
-                    select(contact_points.c.customer_id).where(
-                        contact_points.c.kind == kind, contact_points.c.value == norm
-                    )
-                )
-            ).scalar_one_or_none()
-            customer = await self._customer(conn, owner) if owner else None
+            customer = await self._owner(conn, point)
             if customer is None:
                 return None, []
             return customer, await self._recent(conn, customer["id"], n)

@@ -42,6 +42,33 @@ def contact_id_for(message_row_id: str) -> str:
 Write = tuple[Executable, list[dict[str, Any]]]  # a statement and its rows, for GroupCommit
 
 
+def intake_row(
+    row_id: str, raw: bytes, *, mailbox: str, source: str, source_key: str | None, envelope_from: str,
+    envelope_to: Sequence[str], received_at: float,
+) -> dict[str, Any]:  # fmt: skip
+    """A newly received message's row as the intake commits it: raw, not yet processed."""
+    return {
+        "id": row_id,
+        "direction": "in",
+        "mailbox": mailbox,
+        "source": source,
+        "source_key": source_key,
+        "envelope_from": envelope_from,
+        "envelope_to": list(envelope_to),
+        "raw": raw,
+        "size": len(raw),
+        "received_at": received_at,
+        "state": "new",
+        "message_id": "",
+        "contact_id": None,
+        "thread_id": None,
+        "sender": "",
+        "outcome": "",
+        "summary": {},
+        "processed_at": None,
+    }
+
+
 class EmailStore:
     def __init__(self, crm: CrmStore, clock: Any = time.time) -> None:
         self.crm = crm
@@ -84,26 +111,9 @@ class EmailStore:
         before (the same IMAP message fetched again) adds nothing and returns []."""
         now = self.clock()
         rows = [
-            {
-                "id": new_message_row_id(),
-                "direction": "in",
-                "mailbox": mb,
-                "source": source,
-                "source_key": f"{source_key}:{mb}" if source_key and len(mailboxes) > 1 else source_key,
-                "envelope_from": envelope_from,
-                "envelope_to": list(envelope_to),
-                "raw": raw,
-                "size": len(raw),
-                "received_at": now,
-                "state": "new",
-                "message_id": "",
-                "contact_id": None,
-                "thread_id": None,
-                "sender": "",
-                "outcome": "",
-                "summary": {},
-                "processed_at": None,
-            }
+            intake_row(new_message_row_id(), raw, mailbox=mb, source=source,
+                       source_key=f"{source_key}:{mb}" if source_key and len(mailboxes) > 1 else source_key,
+                       envelope_from=envelope_from, envelope_to=envelope_to, received_at=now)
             for mb in mailboxes
         ]
 

@@ -13,31 +13,14 @@ from sqlalchemy.exc import IntegrityError
 from test_email_intake import mail, smtp_send
 
 from callcenter.email.smtp import SmtpListener
-from callcenter.email.store import EmailStore, new_message_row_id
+from callcenter.email.store import EmailStore, intake_row, new_message_row_id
 from crm_bridge.email_schema import email_messages
 
 
 def row(row_id: str, **over: Any) -> dict[str, Any]:
-    return {
-        "id": row_id,
-        "direction": "in",
-        "mailbox": "support@callcenter.local",
-        "source": "smtp",
-        "source_key": None,
-        "envelope_from": "ada@example.com",
-        "envelope_to": ["support@callcenter.local"],
-        "raw": b"x",
-        "size": 1,
-        "received_at": 1.0,
-        "state": "new",
-        "message_id": "",
-        "contact_id": None,
-        "thread_id": None,
-        "sender": "",
-        "outcome": "",
-        "summary": {},
-        "processed_at": None,
-    } | over
+    return intake_row(row_id, b"x", mailbox="support@callcenter.local", source="smtp", source_key=None,
+                      envelope_from="ada@example.com", envelope_to=["support@callcenter.local"],
+                      received_at=1.0) | over  # fmt: skip
 
 
 async def test_concurrent_writers_share_one_transaction(email_store: EmailStore) -> None:
