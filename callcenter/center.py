@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from callcenter.board_today import TodayFigures, local_midnight
 from callcenter.bus import EventBus
 from callcenter.channels.voice import VoiceChannel
+from callcenter.channels.voice_handoff import VoiceHandoff
 from callcenter.cluster.cluster import Cluster
 from callcenter.cluster.node import resolve_node_id
 from callcenter.config import AppConfig
@@ -298,6 +299,12 @@ class Center:
         await self.transport.start()
         self.ua.attach(self.transport)
         await self.ua.start()
+        if cluster is not None and cluster.cfg.handoff:  # waiting callers move to a free agent's node
+            transport, (host, port) = next(iter(self.ua.advertised.items()))
+            param = "" if transport == "UDP" else f";transport={transport.lower()}"
+            cluster.sip = f"sip:handoff@{host}:{port}{param}"
+            self.voice.handoff = VoiceHandoff(self.voice, *cluster.handoff())
+            self.voice.handoff.follow(self.bus, cluster.bridge.origin)
         if self.phones is not None:
             await self.phones.start()  # the browser phones' SIP gateway (callcenter/webrtc)
         await self._start_http()

@@ -458,6 +458,8 @@ class ClusterCfg(Strict):
     prefix: str = Field("callcenter", min_length=1, pattern=r"^[A-Za-z0-9:._-]+$")
     lease_s: float = Field(10.0, ge=1.0, le=300.0)  # a node silent this long is taken over
     probe_s: float = Field(1.0, gt=0, le=60.0)  # Redis/PostgreSQL reachability check (/healthz)
+    # A caller waiting here moves to a node with an agent free for them (cluster/handoff.py).
+    handoff: bool = True
 
 
 class ServerConfig(Strict):

@@ -159,6 +159,17 @@ class ContactAbandoned(Event):
 
 
 @dataclass(frozen=True, kw_only=True)
+class ContactHandedOff(Event):
+    """Several nodes: a waiting caller moved from ``from_node`` to ``to_node``, which had an
+    agent free for them (callcenter/cluster/handoff.py); ``to_node`` publishes it when it
+    takes the contact over, and carries the record on from there."""
+
+    from_node: str
+    to_node: str
+    agent_id: str = ""  # the agent free there when the move was decided
+
+
+@dataclass(frozen=True, kw_only=True)
 class ContactEnded(Event):
     reason: str
     ended_by: str = ""  # caller | agent | system
@@ -266,6 +277,7 @@ class NodeAgents(Event):
     recorded: ClassVar[bool] = False
     node: str
     agents: list[dict[str, Any]]
+    sip: str = ""  # where the other nodes send callers they hand over (callcenter/cluster/handoff.py)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -256,11 +256,15 @@ class Router:
         attributes: Mapping[str, Any] | None = None,
         preferred_agent: str | None = None,
         created: float | None = None,
+        waiting_since: float | None = None,
     ) -> list[Decision]:
         """A contact needs an agent. ``task_id`` is the contact id.
 
         The task's requirements are the queue's plus its own (stricter level
         wins). Returns an OFFER, QUEUED, OVERFLOW or REFUSED decision.
+        ``waiting_since`` (this router's clock): the contact has waited in this queue
+        since then elsewhere (another node handed it over): its wait, escalation and
+        maximum wait count from then, and it is not counted as a new arrival.
         """
         if task_id in self.tasks:
             raise RoutingError(f"task {task_id!r} is already being routed")
@@ -281,7 +285,7 @@ class Router:
         )
         self.tasks[task_id] = task
         decisions: list[Decision] = []
-        self._enter_queue(task, queue, now, decisions, why="")
+        self._enter_queue(task, queue, now, decisions, why="", since=waiting_since)
         return decisions
 
     def accept(self, reservation_id: str) -> list[Decision]:
@@ -323,13 +327,14 @@ class Router:
         agent.rona_today += 1
         return self._revoke(res, now, DecisionKind.RONA, "no answer before the deadline (RONA)")
 
-    def cancel(self, task_id: str, reason: str = "abandoned") -> list[Decision]:
+    def cancel(self, task_id: str, reason: str = "abandoned", *, abandoned: bool = True) -> list[Decision]:
         """The customer left (abandon) or the contact was withdrawn. A pending offer is
-        withdrawn; a connected task is treated as ended without wrap-up."""
+        withdrawn; a connected task is treated as ended without wrap-up. ``abandoned=False``:
+        the contact left to be served elsewhere (another node), not counted as abandoned."""
         task = self._task(task_id)
         now = self._clock()
         decisions: list[Decision] = []
-        if self._live and task.phase in (Phase.WAITING, Phase.RESERVED):
+        if self._live and abandoned and task.phase in (Phase.WAITING, Phase.RESERVED):
             self._qstats[task.queue].abandoned.add(now, now - task.queued_at)
         if task.phase is Phase.WAITING:
             self._board.remove(task)
@@ -636,8 +641,12 @@ class Router:
         task.phase = Phase.DONE
         self.tasks.pop(task.id, None)
 
-    def _enter_queue(self, task: Task, queue: str, now: float, decisions: list[Decision], why: str) -> None:
-        """Put a task in a queue (first time, overflow, move or transfer) and route it."""
+    def _enter_queue(
+        self, task: Task, queue: str, now: float, decisions: list[Decision], why: str,
+        since: float | None = None,
+    ) -> None:
+        """Put a task in a queue (first time, overflow, move or transfer) and route it;
+        ``since``: it has waited in this queue since then on another node (submit)."""
         q = self.queues[queue]
         if q.max_size is not None and self._board.waiting.get(queue, 0) >= q.max_size:
             if q.overflow is not None and task.overflow_hops < len(self.queues):
@@ -648,7 +657,8 @@ class Router:
             return
         task.queue = queue
         task.queue_epoch += 1
-        task.queued_at = now
+        start = now if since is None else min(since, now)
+        task.queued_at = start
         task.phase = Phase.WAITING
         task.agent_id = None
         task.steps_done = 0
@@ -662,13 +672,13 @@ class Router:
             and q.preferred_agent_timeout_s > 0
             and task.preferred_agent in self.agents
         ):
-            task.preferred_only_until = now + q.preferred_agent_timeout_s
+            task.preferred_only_until = start + q.preferred_agent_timeout_s
             self._timer(task.preferred_only_until, "pref", task.id, task.queue_epoch)
         for i, step in enumerate(q.escalation):
-            self._timer(now + step.after_s, f"step{i}", task.id, task.queue_epoch)
+            self._timer(start + step.after_s, f"step{i}", task.id, task.queue_epoch)
         if q.max_wait_s is not None:
-            self._timer(now + q.max_wait_s, "maxwait", task.id, task.queue_epoch)
-        if self._live:
+            self._timer(start + q.max_wait_s, "maxwait", task.id, task.queue_epoch)
+        if self._live and since is None:
             self._qstats[queue].arrivals.add(now)
         self._route_task(task, now, decisions, DecisionKind.QUEUED, why)
 

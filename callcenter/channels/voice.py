@@ -23,8 +23,10 @@ from callcenter import events as ev
 from callcenter.apps.echo import EchoTest
 from callcenter.channels.voice_callback import GONE_LEG, CallbackDialler
 from callcenter.channels.voice_consult import Consults
+from callcenter.channels.voice_handoff import VoiceHandoff
 from callcenter.channels.voice_outbound import OutboundDialler
 from callcenter.channels.voice_waiting import WaitingTreatment
+from callcenter.cluster.handoff import HANDOFF_HEADER
 from callcenter.config import CallbacksCfg
 from callcenter.contacts.contact import WAITING, Contact, Offer, Phase
 from callcenter.contacts.core import ContactCore, jsonable
@@ -118,6 +120,7 @@ class VoiceChannel:
         self.dialler = CallbackDialler(self, callbacks or CallbacksCfg())
         self.outbound = OutboundDialler(self)  # click-to-dial from the desk
         self.consults = Consults(self)  # consultation (warm transfer) and conference
+        self.handoff: VoiceHandoff | None = None  # several nodes: callers move to a free agent's node
         core.add_channel("voice", self)
 
     @property
@@ -132,6 +135,10 @@ class VoiceChannel:
 
     async def on_call(self, call: Call) -> None:
         """Entry point for every inbound INVITE (the UA's call handler)."""
+        handed = call.request.headers.get(HANDOFF_HEADER)
+        if handed is not None and self.handoff is not None:  # a caller another node moved here
+            await self.handoff.adopt(call, handed, VoiceLegs)
+            return
         service = self.ivr.services.resolve(call.dnis)
         ani = normalize_phone(call.ani, self.default_region) or ""
         contact = Contact(ev.new_id(), "voice", ani, call.dnis, service.name)
@@ -430,6 +437,8 @@ class VoiceChannel:
         legs.stop_treatment()
         if contact.callback_number is not None and phase in (Phase.CALLBACK, Phase.OFFERED):
             return  # the customer hung up after asking for a call back: not an abandon
+        if phase is Phase.QUEUED and self.handoff is not None and self.handoff.caller_left(contact):
+            return  # left while being moved to another node: the move settles whose abandon it is
         if call.end_reason == MEDIA_FAILED and phase in (Phase.QUEUED, Phase.OFFERED):
             self._fail(contact, MEDIA_FAILED)  # the center lost the call: not an abandon
         elif phase is Phase.CONNECTED:

@@ -38,7 +38,7 @@ class EventBridge:
         self.channel = channel
         self.node = node
         self.bus = bus
-        self._remote_ids: set[str] = set()
+        self._remote_ids: dict[str, str] = {}  # event id -> the node that published it
         self._remote_order: deque[str] = deque()
         self._reader: asyncio.Task[None] | None = None
         self.subscribed = asyncio.Event()  # set while the reader listens (tests wait on it)
@@ -47,6 +47,10 @@ class EventBridge:
     def remote(self, event: Event) -> bool:
         """True for an event another node published (already in PostgreSQL by that node)."""
         return event.event_id in self._remote_ids
+
+    def origin(self, event: Event) -> str | None:
+        """The node that published a remote event (None for this node's own)."""
+        return self._remote_ids.get(event.event_id)
 
     def start(self) -> None:
         self.bus.subscribe("cluster-bridge", self._send)
@@ -73,11 +77,11 @@ class EventBridge:
             self.stats["send_failed"] += 1
             self.stats["sent"] = 0
 
-    def _remember(self, event_id: str) -> None:
-        self._remote_ids.add(event_id)
+    def _remember(self, event_id: str, node: str) -> None:
+        self._remote_ids[event_id] = node
         self._remote_order.append(event_id)
         if len(self._remote_order) > REMEMBERED:
-            self._remote_ids.discard(self._remote_order.popleft())
+            self._remote_ids.pop(self._remote_order.popleft(), None)
 
     def _deliver(self, raw: Any) -> None:
         try:
@@ -90,7 +94,7 @@ class EventBridge:
             self.stats["malformed"] += 1
             log.warning("cluster bridge: unreadable message skipped (%s): %.200r", exc, raw)
             return
-        self._remember(event.event_id)
+        self._remember(event.event_id, str(payload.get("node") or ""))
         self.stats["received"] += 1
         self.bus.publish(event)
 

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from callcenter.bus import EventBus
 from callcenter.cluster.bridge import EventBridge
+from callcenter.cluster.handoff import AgentsElsewhere, HandoffKeys
 from callcenter.cluster.leases import NodeLeases
 from callcenter.cluster.queue_view import ClusterQueues, Figures
 from callcenter.cluster.reach import Reachability
@@ -43,6 +44,7 @@ class Cluster:
         self.reach: Reachability | None = None
         self.queues: ClusterQueues | None = None  # every node's queue figures (follow_queues)
         self._signed_in: Callable[[], Figures] = list
+        self.sip = ""  # where other nodes send the callers they hand over (set once SIP listens)
         self._heartbeat: asyncio.Task[None] | None = None
 
     def key(self, *parts: str) -> str:
@@ -94,7 +96,11 @@ class Cluster:
             await asyncio.sleep(every)
             if self.queues is not None:
                 self.bus.publish(QueueFigures(queues=self.queues.local(), node=self.node))
-                self.bus.publish(NodeAgents(node=self.node, agents=self._signed_in()))
+                self.bus.publish(NodeAgents(node=self.node, agents=self._signed_in(), sip=self.sip))
+
+    def handoff(self) -> tuple[AgentsElsewhere, HandoffKeys]:
+        """What moving callers between nodes needs (cluster/handoff.py)."""
+        return AgentsElsewhere(self.node, self.cfg.lease_s), HandoffKeys(self.redis, self.key, self.node)
 
     def healthy(self) -> bool:
         return self.reach is not None and self.reach.ok

@@ -38,6 +38,7 @@ class Phase(StrEnum):
     FAILED = "failed"  # the center could not serve it (callback not reached, transfer failed)
     WRAP_UP = "wrap_up"  # the conversation is over; the agent's after-call work is open
     ENDED = "ended"  # over; ContactEnded has been published (exactly once)
+    HANDED_OFF = "handed_off"  # moved to another node, which carries the record on (cluster/handoff.py)
 
 
 P = Phase
@@ -60,6 +61,7 @@ TRANSITIONS: dict[tuple[Phase, Phase], type[ev.Event] | None] = {
     (P.QUEUED, P.VOICEMAIL): None,
     (P.QUEUED, P.ABANDONED): ev.ContactAbandoned,
     (P.QUEUED, P.FAILED): None,  # the center lost the call (its media worker died)
+    (P.QUEUED, P.HANDED_OFF): None,  # the node that took it publishes ContactHandedOff
     (P.CALLBACK, P.CALLBACK): ev.ContactQueued,  # overflow
     (P.CALLBACK, P.OFFERED): ev.AgentOffered,
     (P.CALLBACK, P.FAILED): None,

@@ -292,7 +292,8 @@ class ContactCore:
             channel.no_agent(contact, "this line cannot take calls right now")
 
     def submit(
-        self, contact: Contact, *, preferred_agent: str | None = None, created: float | None = None
+        self, contact: Contact, *, preferred_agent: str | None = None, created: float | None = None,
+        waiting_since: float | None = None,
     ) -> bool:
         """Hand the contact to routing in its queue, with its skills, priority and tier."""
         customer = contact.customer or {}
@@ -307,8 +308,38 @@ class ContactCore:
             priority=contact.priority,
             preferred_agent=preferred_agent,
             created=created,
+            waiting_since=waiting_since,
             attributes={"tier": customer.get("tier") or "standard", "service": contact.service},
         )
+
+    # ------------------------------------------------------------------ several nodes
+
+    def hand_over(self, contact: Contact) -> None:
+        """A waiting contact leaves routing here to be moved to another node
+        (cluster/handoff.py); it stays QUEUED until :meth:`handed_off` or :meth:`take_back`."""
+        self.route(self.router.cancel, contact.contact_id, "handed_off", abandoned=False)
+
+    def handed_off(self, contact: Contact) -> None:
+        """Another node took the contact over and carries its record on: forgotten here
+        without an end."""
+        log.info("contact %s handed off to another node", contact.contact_id,
+                 extra={"contact_id": contact.contact_id, "queue": contact.queue})  # fmt: skip
+        self.move(contact, Phase.HANDED_OFF)
+        self._forget(contact)
+
+    def take_back(self, contact: Contact) -> bool:
+        """Into routing again with the wait it has had (a move that failed, or a contact
+        adopted from another node): escalation and maximum wait count from its queue entry."""
+        waited = max(0.0, time.time() - (contact.queued_at or time.time()))
+        return self.submit(contact, waiting_since=time.monotonic() - waited)
+
+    def adopt(self, contact: Contact, event: ev.ContactHandedOff) -> None:
+        """A waiting contact another node handed over: this node carries its record on."""
+        self.contacts[contact.contact_id] = contact
+        log.info("contact %s taken over from node %s (queue %s)", contact.contact_id, event.from_node,
+                 contact.queue, extra={"contact_id": contact.contact_id, "from_node": event.from_node,
+                                       "queue": contact.queue})  # fmt: skip
+        self.publish(event)
 
     def leave_queue(self, contact: Contact, reason: str, new: Phase, event: ev.Event | None = None) -> None:
         """The customer leaves the queue (voicemail, callback request): routing lets go."""
