@@ -553,7 +553,7 @@ class Center:
         }
 
     def health(self) -> dict[str, Any]:
-        return {
+        out = {
             "ok": self.voice is not None,
             "uptime_s": round(time.time() - self.started_at, 1),
             "active_calls": len(self.ua.calls),
@@ -561,6 +561,9 @@ class Center:
             **({"cluster": self.cluster.health(), "ok": self.voice is not None and self.cluster.healthy()}
                if self.cluster is not None else {}),
         }
+        if self.voice is not None and self.voice.handoff is not None:  # callers moved out, in, failed
+            out["cluster"]["handoffs"] = dict(self.voice.handoff.stats)
+        return out
 
     def metrics(self) -> bytes:
         return self._metrics()

@@ -154,7 +154,8 @@ class Deployment:
         await pg_admin(f'CREATE DATABASE "{self.db}"')
         await upgrade(self.db_url)  # once, before any node: no two nodes migrating at once
 
-    def configure(self, name: str, host: str, *, cluster_on: bool = True, **cluster: Any) -> Path:
+    def configure(self, name: str, host: str, *, cluster_on: bool = True,
+                  media_timeout_s: float | None = None, **cluster: Any) -> Path:  # fmt: skip
         port = free_udp_tcp_port()
         self.addrs[name] = (host, port)
 
@@ -164,6 +165,8 @@ class Deployment:
             server["http"]["host"] = host
             server["database"]["url"] = self.db_url
             server["crm"]["seed_demo"] = False
+            if media_timeout_s is not None:  # a call whose far end died ends this soon
+                server["sip"].setdefault("session", {})["media_timeout_s"] = media_timeout_s
             server["cluster"] = {"enabled": cluster_on, "node_id": name, "prefix": self.prefix,
                                  "redis_url": self.private_redis.url,
                                  "lease_s": LEASE_S, "probe_s": 0.5, **cluster}  # fmt: skip
@@ -171,9 +174,10 @@ class Deployment:
         (self.tmp / name).mkdir()
         return make_config_dir(self.tmp / name, server_edit=edit)
 
-    async def start_node(self, name: str, host: str, *, cluster_on: bool = True, **cluster: Any) -> Served:
+    async def start_node(self, name: str, host: str, *, cluster_on: bool = True,
+                         media_timeout_s: float | None = None, **cluster: Any) -> Served:  # fmt: skip
         """``cluster_on=False``: a single node as before (in-memory state, no Redis)."""
-        cfg = self.configure(name, host, cluster_on=cluster_on, **cluster)
+        cfg = self.configure(name, host, cluster_on=cluster_on, media_timeout_s=media_timeout_s, **cluster)
         cwd = self.tmp / name / "cwd"
         cwd.mkdir()
         self.nodes[name] = await serve(cfg, cwd)
