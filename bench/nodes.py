@@ -24,11 +24,19 @@ Failover: with two nodes up, node a is killed (SIGKILL); from then single calls 
 one after another; the failover time is from the kill until a call placed after it
 succeeds (the edge fails over on the dead node's timeout, FR_MS, then its probe keeps it
 out). Routing decisions/s with the Redis store are not measured here: ``serve`` routes
-per node (docs/cluster.md), so no such decisions happen; bench/routing.py measures the
-Redis store on its own.
+per node and moves callers between nodes instead (docs/cluster.md), so no such decisions
+happen; bench/routing.py measures the Redis store on its own.
 
-    python bench/nodes.py           # 300 calls at 20/s per run
-    python bench/nodes.py --quick   # 40 calls at 10/s per run: under a minute
+Moving callers (``handoff``): two nodes; Carol's baresip registers through the edge and
+her desk is on node b. Calls to the sales queue one after another, each answered by her
+phone, held ``--handoff-hold-ms`` and wrapped up from the desk: ``local`` calls dial node
+b, ``moved`` calls dial node a, which has no agent and moves each caller to b. Per batch:
+queue → answer (the caller's sales key sent → the desk's ``connected``, median and max)
+and each node's CPU per call; the ratio of the two batches' CPU per call is what moving a
+caller costs (a moved call's media passes through both nodes).
+
+    python bench/nodes.py           # 300 calls at 20/s per run; 20 + 20 handoff calls
+    python bench/nodes.py --quick   # 40 calls at 10/s per run, 5 + 5 handoff calls: about a minute
 
 Results: bench/results/nodes.json (quick: nodes_quick.json).
 """
@@ -53,8 +61,10 @@ sys.path[:] = [str(ROOT), *(p for p in sys.path if Path(p or ".").resolve() != B
 from loopback import last_stat, proc_cpu  # noqa: E402
 
 from tests.cluster.rig import Deployment, kill, metric, run, sipp_calls, start_kamailio  # noqa: E402
+from tests.support.peers import Baresip, Caller, Desktop  # noqa: E402
 
 HOSTS = {"a": "127.0.0.2", "b": "127.0.0.3"}
+SALES = "3"  # the main menu's key for the sales queue
 
 
 async def calls_in(dep: Deployment, name: str) -> float:
@@ -121,10 +131,74 @@ async def failover(dep: Deployment, kam: Any, work: Path, hold_ms: int) -> dict[
             "hold_ms": hold_ms, "after_10_calls_rc": rc}  # fmt: skip
 
 
+async def handoff_run(tmp: Path, calls: int, hold_ms: int) -> dict[str, Any]:
+    """Sales calls answered by Carol on node b: dialling node b (local) or node a (moved)."""
+    work = tmp / "handoff"
+    work.mkdir()
+    dep = Deployment(work)
+    await dep.setup()
+    kam = phone = carol = None
+    caller = Caller()
+    try:
+        for name in ("a", "b"):
+            await dep.start_node(name, HOSTS[name])
+        kam = await start_kamailio(work, [dep.addrs["a"], dep.addrs["b"]])
+        phone = Baresip(work / "baresip", "1003", "demo-1003", kam.sip)
+        await phone.start()
+        carol = Desktop(dep.nodes["b"].http, "1003", "demo-1003")
+        await carol.login()
+        await caller.start()
+        assert (await carol.post("/api/agent/state", {"state": "available"})).status_code == 200
+        await one_sales_call(caller, carol, dep.addrs["b"], hold_ms)  # warm-up: prompts rendered
+        out: dict[str, Any] = {"calls": calls, "hold_ms": hold_ms}
+        for label, node in (("local", "b"), ("moved", "a")):
+            before = {n: proc_cpu(dep.nodes[n].proc.pid) for n in HOSTS}
+            waits = [await one_sales_call(caller, carol, dep.addrs[node], hold_ms) for _ in range(calls)]
+            cpu = {n: proc_cpu(dep.nodes[n].proc.pid) - before[n] for n in HOSTS}
+            waits.sort()
+            out[label] = {
+                "dialled_node": node,
+                "queue_to_answer_ms": {"median": round(1000 * waits[len(waits) // 2], 1),
+                                       "max": round(1000 * waits[-1], 1)},
+                "cpu_ms_per_call": {n: round(1000 * c / calls, 2) for n, c in cpu.items()},
+                "cpu_ms_per_call_total": round(1000 * sum(cpu.values()) / calls, 2),
+            }  # fmt: skip
+        out["moved_over_local_cpu"] = round(out["moved"]["cpu_ms_per_call_total"]
+                                            / out["local"]["cpu_ms_per_call_total"], 2)  # fmt: skip
+        return out
+    finally:
+        if carol is not None:
+            await carol.close()
+        await caller.stop()
+        if phone is not None:
+            await phone.stop()
+        if kam is not None:
+            await kam.stop()
+        await dep.teardown()
+
+
+async def one_sales_call(caller: Caller, desk: Desktop, node: tuple[str, int], hold_ms: int) -> float:
+    """One call to the main line of ``node`` that picks sales and is answered by the desk's
+    agent; returns the seconds from the sales key to the desk's ``connected``."""
+    call = await caller.call("5000", node, ani="+441632960002")
+    seen = len(desk.messages)
+    sent = time.monotonic()
+    call.media.send_dtmf(SALES)
+    connected = await desk.wait(lambda m: m.get("type") == "connected", 60, start=seen)
+    answered = time.monotonic() - sent
+    await asyncio.sleep(hold_ms / 1000)  # the conversation
+    await call.hangup()
+    await desk.wait(lambda m: m.get("type") == "wrapup", 30, start=seen)
+    r = await desk.post("/api/agent/wrapup", {"disposition": "sale", "contact_id": connected["contact_id"]})
+    assert r.status_code == 200, r.text
+    await desk.wait(lambda m: m.get("type") == "wrapup_done", 30, start=seen)
+    return answered
+
+
 def print_table(results: list[dict[str, Any]]) -> None:
     print(f"{'run':<10} {'nodes':>5} {'ok':>5} {'failed':>6} {'cpu ms/call':>11}  "
           "per node (calls, cpu ms/call)")
-    for r in results:
+    for r in (r for r in results if "per_node" in r):
         nodes = ", ".join(f"{n}: {p['calls']}, {p['cpu_ms_per_call']}" for n, p in r["per_node"].items())
         print(f"{r['run']:<10} {r['nodes']:>5} {r['successful']:>5} {r['failed']:>6} "
               f"{r['cpu_ms_per_call']:>11}  {nodes}")
@@ -133,6 +207,18 @@ def print_table(results: list[dict[str, Any]]) -> None:
         ratio = by["cluster-1"]["cpu_ms_per_call"] / by["memory"]["cpu_ms_per_call"]
         print(f"per-call CPU, cluster node / in-memory node: {ratio:.2f}x (target <= 1.5)")
     for r in results:
+        if "handoff" in r:
+            h = r["handoff"]
+            print(f"\nmoving callers ({h['calls']} calls per batch, held {h['hold_ms']} ms):")
+            print(f"{'batch':<7} {'dialled':>7} {'queue->answer ms (median, max)':>31} "
+                  f"{'cpu ms/call a':>13} {'b':>7} {'total':>7}")
+            for label in ("local", "moved"):
+                b = h[label]
+                w = b["queue_to_answer_ms"]
+                print(f"{label:<7} {b['dialled_node']:>7} {w['median']:>22}, {w['max']:>7} "
+                      f"{b['cpu_ms_per_call']['a']:>13} {b['cpu_ms_per_call']['b']:>7} "
+                      f"{b['cpu_ms_per_call_total']:>7}")
+            print(f"CPU per call, moved / local: {h['moved_over_local_cpu']}x")
         if "failover" in r:
             f = r["failover"]
             print(f"failover: node a killed -> a new call succeeded after {f['failover_s']} s "
@@ -145,7 +231,12 @@ async def main_async(args: argparse.Namespace) -> list[dict[str, Any]]:
     with tempfile.TemporaryDirectory(prefix="bench-nodes-") as tmp:
         for label, nodes, on in (("memory", ["a"], False), ("cluster-1", ["a"], True),
                                  ("cluster-2", ["a", "b"], True)):  # fmt: skip
+            if args.only and label not in args.only:
+                continue
             results.append(await one_run(Path(tmp), label, nodes, on, args.calls, args.rate, args.hold_ms))
+        if not args.only or "handoff" in args.only:
+            results.append({"run": "handoff", "handoff": await handoff_run(Path(tmp), args.handoff_calls,
+                                                                          args.handoff_hold_ms)})  # fmt: skip
     return results
 
 
@@ -155,17 +246,22 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--calls", type=int, default=300)
     ap.add_argument("--rate", type=float, default=20.0)
     ap.add_argument("--hold-ms", type=int, default=300)
+    ap.add_argument("--handoff-calls", type=int, default=20, help="calls per batch of the handoff run")
+    ap.add_argument("--handoff-hold-ms", type=int, default=2000)
+    ap.add_argument("--only", nargs="*", choices=["memory", "cluster-1", "cluster-2", "handoff"],
+                    help="run only these (default: all)")
     args = ap.parse_args(argv)
     if args.quick:
-        args.calls, args.rate = 40, 10.0
+        args.calls, args.rate, args.handoff_calls = 40, 10.0, 5
     results = asyncio.run(main_async(args))
     print_table(results)
-    out = ROOT / "bench" / "results" / ("nodes_quick.json" if args.quick else "nodes.json")
+    name = "nodes_quick" if args.quick else "nodes"
+    out = ROOT / "bench" / "results" / (f"{name}_{'_'.join(args.only)}.json" if args.only else f"{name}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"date": time.strftime("%Y-%m-%d"), "calls": args.calls, "rate": args.rate,
                                "results": results}, indent=2))  # fmt: skip
     print(f"written {out}")
-    return 0 if all(r["failed"] == 0 for r in results) else 1
+    return 0 if all(r.get("failed", 0) == 0 for r in results) else 1
 
 
 if __name__ == "__main__":

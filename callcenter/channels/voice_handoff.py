@@ -61,8 +61,9 @@ class VoiceHandoff:
         self._scan: asyncio.Handle | None = None
         self.stats = {"out": 0, "in": 0, "failed": 0}
 
-    def follow(self, bus: EventBus, origin: Any) -> None:
-        """Look again whenever a caller queues here or an agent elsewhere changes state."""
+    def follow(self, bus: EventBus, origin: Callable[[ev.Event], str | None]) -> None:
+        """Look again whenever a caller queues here or an agent elsewhere changes state
+        (``origin``: the node a remote event came from, None for this node's own)."""
 
         def on_event(event: ev.Event) -> None:
             node = origin(event)
@@ -138,6 +139,11 @@ class VoiceHandoff:
         self.core.hand_over(contact)  # no agent here is offered the caller meanwhile
         self.keyed.add(cid)
         legs = self.voice.legs[cid]
+        # Music only while the call goes out: the queue's keys (voicemail, callback) would
+        # take the caller somewhere else here while the other node may be taking them.
+        legs.stop_treatment()
+        legs.call.media.on_dtmf = None
+        legs.treatment = self.voice.tasks.spawn(self.voice.waiting_room.music(legs), f"handoff-music:{cid}")
         try:
             leg = await self.voice.ua.place_call(
                 target.sip, headers=[(HANDOFF_HEADER, header)], timeout=ANSWER_S,
@@ -178,8 +184,11 @@ class VoiceHandoff:
         if await self._ours(cid):
             log.warning("contact %s: node %s did not take it (%s); it waits here again", cid,
                         target.node, why, extra={"contact_id": cid, "to_node": target.node})  # fmt: skip
-            back = self.core.contacts.get(cid) is contact and contact.phase is Phase.QUEUED
-            if back and not self.core.take_back(contact):
+            if self.core.contacts.get(cid) is not contact or contact.phase is not Phase.QUEUED:
+                return
+            legs.stop_treatment()
+            self.voice.waiting(contact)  # the announcements and the queue's keys again
+            if not self.core.take_back(contact):
                 self.voice.no_agent(contact, "this line cannot take calls right now")
             return
         # That node took the key but its call failed: the contact is that node's, which
