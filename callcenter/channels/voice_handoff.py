@@ -90,14 +90,19 @@ class VoiceHandoff:
         """Move each caller waiting here for whom another node has an agent free (the most
         urgent caller first, each agent once)."""
         self._scan = None
+        if not self.agents.anyone_free():
+            return  # the common case on a busy day: nothing to look through
         waiting = sorted(
             (c for c in self.core.contacts.values() if self._movable(c)),
             key=lambda c: (-c.priority, c.queued_at or 0.0),
         )
         taken: set[str] = set()
+        found: dict[tuple[str, frozenset[tuple[str, int]]], list[FreeAgent]] = {}  # per queue and skills
         for contact in waiting:
-            free = self.agents.free_for(contact.queue or "", contact.skills, self._signed_in_here)
-            target = next((f for f in free if f.agent_id not in taken), None)
+            need = (contact.queue or "", frozenset(contact.skills.items()))
+            if need not in found:
+                found[need] = self.agents.free_for(need[0], contact.skills, self._signed_in_here)
+            target = next((f for f in found[need] if f.agent_id not in taken), None)
             if target is None:
                 continue
             taken.add(target.agent_id)
@@ -121,6 +126,7 @@ class VoiceHandoff:
         cid = contact.contact_id
         try:
             await self._try_move(contact, target)
+            await self.keys.release_agent(target.agent_id, cid)
         except (RedisError, OSError) as exc:  # before the key was out: the caller waits here as before
             log.warning("contact %s not moved to node %s: %s", cid, target.node, exc,
                         extra={"contact_id": cid})  # fmt: skip

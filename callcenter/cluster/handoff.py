@@ -40,7 +40,9 @@ log = logging.getLogger(__name__)
 
 HANDOFF_HEADER = "X-Callcenter-Handoff"
 KEY_TTL_S = 30  # a key not taken by then is gone (the move failed or was never made)
-AGENT_CLAIM_MS = 3000  # how long one node has a free agent to itself while it moves a caller
+AGENT_CLAIM_MS = 3000  # the longest one node has a free agent to itself while it moves a caller
+# Delete a claim only if it is still this move's (an expired one may be another node's now).
+RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
 
 
 @dataclass(frozen=True)
@@ -97,6 +99,10 @@ class AgentsElsewhere:
             return
         self._views[agent_id] = (node, entry[1] | {"state": state}, self.clock())
 
+    def anyone_free(self) -> bool:
+        """Some agent elsewhere is available with a phone (before looking any closer)."""
+        return any(v.get("state") == "available" and v.get("softphone") for _n, v, _s in self._views.values())
+
     def drop(self, node: str) -> None:
         """A node that did not take a caller: none of its agents count until it is heard again."""
         self._nodes.pop(node, None)
@@ -127,6 +133,11 @@ class HandoffKeys:
     async def claim_agent(self, agent_id: str, contact_id: str) -> bool:
         return bool(await self.redis.set(self.key("handoff-agent", agent_id), contact_id,
                                           nx=True, px=AGENT_CLAIM_MS))  # fmt: skip
+
+    async def release_agent(self, agent_id: str, contact_id: str) -> None:
+        """The move is over (the agent's own node has them now, or the move failed): other
+        nodes may send them callers again as soon as their state says they are free."""
+        await self.redis.eval(RELEASE, 1, self.key("handoff-agent", agent_id), contact_id)
 
     async def put(self, contact_id: str, data: dict[str, Any]) -> str:
         """Store the contact; returns the header value that lets the other node take it."""

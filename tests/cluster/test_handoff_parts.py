@@ -60,8 +60,10 @@ def test_state_events_between_heartbeats_and_silent_or_failed_nodes() -> None:
     elsewhere.state_changed("c", "1001", "busy")  # not the node she is signed in on: ignored
     elsewhere.state_changed("b", "1002", "available")  # not heard of yet: waits for b's heartbeat
     assert [f.agent_id for f in elsewhere.free_for("sales", {}, nobody_here)] == ["1001"]
+    assert elsewhere.anyone_free()
     elsewhere.state_changed("b", "1001", "offline")
     assert elsewhere.free_for("sales", {}, nobody_here) == []
+    assert not elsewhere.anyone_free()
     elsewhere.heard(ev.NodeAgents(node="b", sip="sip:h@b", agents=[view("1001")]))
     clock.now += 2.5  # b silent past the lease
     assert elsewhere.free_for("sales", {}, nobody_here) == []
@@ -116,6 +118,10 @@ async def test_the_key_taken_back_first_keeps_the_contact_home(keys: Keys) -> No
     # An agent is claimed by one node at a time.
     assert await a.claim_agent("1003", "c2")
     assert not await b.claim_agent("1003", "c3")
+    await b.release_agent("1003", "c3")  # not b's claim: it stays
+    assert not await b.claim_agent("1003", "c3")
+    await a.release_agent("1003", "c2")  # a's move is over
+    assert await b.claim_agent("1003", "c3")
 
 
 def test_a_contact_handed_over_keeps_its_wait_and_is_not_counted_twice() -> None:

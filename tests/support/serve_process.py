@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,10 +58,13 @@ async def serve(cfg: Path, cwd: Path, timeout: float = 60.0) -> Served:
     server = yaml.safe_load((cfg / "server.yaml").read_text())
     server["logging"]["format"] = "json"  # structured lines: tests read the records
     (cfg / "server.yaml").write_text(yaml.safe_dump(server))
+    # This checkout's code, whichever checkout the editable install points at.
+    path = os.pathsep.join(filter(None, (str(ROOT), os.environ.get("PYTHONPATH"))))
+    env = os.environ | {"PYTHONPATH": path}
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "callcenter.cli", "serve", "--config", str(cfg),
         "--flows", str(ROOT / "ivr_flows"),
-        cwd=cwd, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
+        cwd=cwd, env=env, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.PIPE, start_new_session=True,
     )  # fmt: skip
     served = Served(proc)
