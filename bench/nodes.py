@@ -32,12 +32,12 @@ her desk is on node b. Calls to the sales queue one after another, each answered
 phone, held ``--handoff-hold-ms`` and wrapped up from the desk: ``local`` calls dial node
 b, ``moved`` calls dial node a, which has no agent and moves each caller to b. Per batch:
 queue → answer (the caller's sales key sent → the desk's ``connected``, median and max)
-and each node's CPU per call above its idle CPU (measured for 3 s before); the ratio of
+and each node's CPU per call above its idle CPU (measured for 4 s before); the ratio of
 the two batches' CPU per call is what moving a caller costs (a moved call's media passes
 through both nodes).
 
     python bench/nodes.py           # 300 calls at 20/s per run; 20 + 20 handoff calls
-    python bench/nodes.py --quick   # 40 calls at 10/s per run, 5 + 5 handoff calls: about a minute
+    python bench/nodes.py --quick   # 40 calls at 10/s per run, 3 + 3 handoff calls held 1 s
 
 Results: bench/results/nodes.json (quick: nodes_quick.json).
 """
@@ -66,7 +66,7 @@ from tests.support.peers import Baresip, Caller, Desktop  # noqa: E402
 
 HOSTS = {"a": "127.0.0.2", "b": "127.0.0.3"}
 SALES = "3"  # the main menu's key for the sales queue
-IDLE_S = 3.0  # the nodes' idle CPU is measured over this long before the handoff batches
+IDLE_S = 4.0  # the nodes' idle CPU is measured over this long before the handoff batches (quick: 3)
 
 
 async def calls_in(dep: Deployment, name: str) -> float:
@@ -154,8 +154,9 @@ async def handoff_run(tmp: Path, calls: int, hold_ms: int) -> dict[str, Any]:
         await one_sales_call(caller, carol, dep.addrs["b"], hold_ms)  # warm-up: prompts rendered
         # Each node's CPU while idle (media clock, probes, leases, heartbeats), to subtract.
         before = {n: proc_cpu(dep.nodes[n].proc.pid) for n in HOSTS}
-        await asyncio.sleep(IDLE_S)
-        idle = {n: (proc_cpu(dep.nodes[n].proc.pid) - before[n]) / IDLE_S for n in HOSTS}
+        idle_s = 3.0 if calls < 5 else IDLE_S
+        await asyncio.sleep(idle_s)
+        idle = {n: (proc_cpu(dep.nodes[n].proc.pid) - before[n]) / idle_s for n in HOSTS}
         idle_ms = {n: round(1000 * r, 2) for n, r in idle.items()}
         out: dict[str, Any] = {"calls": calls, "hold_ms": hold_ms, "idle_cpu_ms_per_s": idle_ms}
         for label, node in (("local", "b"), ("moved", "a")):
@@ -251,7 +252,8 @@ async def main_async(args: argparse.Namespace) -> list[dict[str, Any]]:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--quick", action="store_true", help="40 calls at 10/s per run (under a minute)")
+    ap.add_argument("--quick", action="store_true",
+                    help="40 calls at 10/s per run, 3 + 3 handoff calls (under a minute)")
     ap.add_argument("--calls", type=int, default=300)
     ap.add_argument("--rate", type=float, default=20.0)
     ap.add_argument("--hold-ms", type=int, default=300)
@@ -261,7 +263,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="run only these (default: all)")
     args = ap.parse_args(argv)
     if args.quick:
-        args.calls, args.rate, args.handoff_calls = 40, 10.0, 5
+        args.calls, args.rate, args.handoff_calls, args.handoff_hold_ms = 40, 10.0, 3, 1000
     results = asyncio.run(main_async(args))
     print_table(results)
     name = "nodes_quick" if args.quick else "nodes"
