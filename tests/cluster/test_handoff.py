@@ -174,3 +174,17 @@ async def test_the_agents_node_dies_during_a_moved_call(scene: Scene) -> None:
     # b's own events of the call may have died with it, unwritten (they are written in
     # batches); the record is there and ends once.
     assert (await _event_counts(dep, cid))["ContactEnded"] == 1
+
+
+async def test_the_callers_node_dies_during_a_moved_call(scene: Scene) -> None:
+    """kill -9 of node a, which still bridges the caller it moved to b: b's call loses its
+    media, b ends it after the media timeout and closes the record once (a's lease
+    takeover does not: the contact had left a's open set)."""
+    sc, dep = scene, scene.dep
+    cid = await _carol_takes_it(sc)
+    kill(dep.nodes["a"])
+    await sc.carol.wait(lambda m: m.get("type") == "wrapup" and m.get("contact_id") == cid, 30)
+    rec = await _ended(dep, cid)
+    assert (rec.agent_id, rec.end_reason) == ("1003", "media_timeout")
+    await eventually(lambda: _line(dep, "b", "lost its lease"), 30, interval=0.1, what="b taking a over")
+    assert (await _event_counts(dep, cid))["ContactEnded"] == 1
