@@ -25,16 +25,6 @@ from tests.support.ports import free_udp_port
 MEDIA_TIMEOUT_S = 2.0  # a node whose peer node died hangs up this soon
 
 
-@pytest.fixture
-async def deployment(tmp_path: Path) -> AsyncIterator[Deployment]:
-    dep = Deployment(tmp_path)
-    await dep.setup()
-    try:
-        yield dep
-    finally:
-        await dep.teardown()
-
-
 def _line(dep: Deployment, node: str, text: str) -> dict[str, Any] | None:
     return next((ln for ln in dep.nodes[node].lines if text in str(ln.get("msg", ""))), None)
 
@@ -159,6 +149,12 @@ async def test_caller_queued_on_a_is_answered_by_an_agent_on_b(scene: Scene) -> 
     today = await eventually(lambda: (s := _today_sales(sc.boss)) and s.get("answered") == 1 and s,
                              30, interval=0.1, what="a's board counting the answer")  # fmt: skip
     assert today["offered"] == 1
+
+    # A caller from outside cannot pose as a node moving a caller: the edge removes the
+    # header (a node would refuse a key it does not know with 403), so this is an ordinary call.
+    forged = await sc.caller.call("5000", sc.kam.sip, headers=[("X-Callcenter-Handoff", f"{cid};key=guess")])
+    assert forged.is_active
+    await forged.hangup()
 
 
 async def test_the_agents_node_dies_during_a_moved_call(scene: Scene) -> None:

@@ -9,11 +9,9 @@ to the survivor, and a Redis restart is survived."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -33,16 +31,6 @@ from tests.support import eventually, require_tool
 from tests.support.peers import Baresip, Caller, Desktop
 
 SALES = "3"  # the main menu's key for the sales queue (ivr_flows/main.yaml)
-
-
-@pytest.fixture
-async def deployment(tmp_path: Path) -> AsyncIterator[Deployment]:
-    dep = Deployment(tmp_path)
-    await dep.setup()
-    try:
-        yield dep
-    finally:
-        await dep.teardown()
 
 
 async def _rows(url: str, query: Any) -> list[Any]:

@@ -303,11 +303,12 @@ class Caller:
         self.ua.attach(self.transport)
         await self.ua.start()
 
-    async def call(self, dnis: str, server: tuple[str, int], ani: str = "+441632960001") -> Any:
+    async def call(self, dnis: str, server: tuple[str, int], ani: str = "+441632960001",
+                   headers: list[tuple[str, str]] | None = None) -> Any:  # fmt: skip
         host, port = server
         return await self.ua.place_call(
             f"sip:{dnis}@{host}:{port}", from_uri=f"sip:{ani}@127.0.0.1", from_display="Test Caller",
-            timeout=15.0,
+            timeout=15.0, headers=headers,
         )  # fmt: skip
 
     async def stop(self) -> None:
