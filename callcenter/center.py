@@ -304,7 +304,8 @@ class Center:
             param = "" if transport == "UDP" else f";transport={transport.lower()}"
             cluster.sip = f"sip:handoff@{host}:{port}{param}"
             self.voice.handoff = VoiceHandoff(self.voice, *cluster.handoff())
-            self.voice.handoff.follow(self.bus, cluster.bridge.origin)
+            self.voice.handoff.follow(self.bus)
+            cluster.agents_changed = self.voice.handoff.look_soon
         if self.phones is not None:
             await self.phones.start()  # the browser phones' SIP gateway (callcenter/webrtc)
         await self._start_http()

@@ -22,7 +22,8 @@ from redis.exceptions import RedisError
 
 from callcenter import events as ev
 from callcenter.bus import EventBus
-from callcenter.cluster.handoff import HANDOFF_HEADER, AgentsElsewhere, FreeAgent, HandoffKeys
+from callcenter.cluster.elsewhere import AgentsElsewhere, FreeAgent
+from callcenter.cluster.handoff import HANDOFF_HEADER, HandoffKeys
 from callcenter.contacts.contact import Contact, Phase
 from callcenter.sip.b2bua import bridge_legs
 from callcenter.sip.calls import Call, CallError, CallFailed
@@ -61,26 +62,17 @@ class VoiceHandoff:
         self._scan: asyncio.Handle | None = None
         self.stats = {"out": 0, "in": 0, "failed": 0}
 
-    def follow(self, bus: EventBus, origin: Callable[[ev.Event], str | None]) -> None:
-        """Look again whenever a caller queues here or an agent elsewhere changes state
-        (``origin``: the node a remote event came from, None for this node's own)."""
+    def follow(self, bus: EventBus) -> None:
+        """Look again whenever a caller queues here (or goes back to the queue); news of
+        the agents elsewhere calls :meth:`look_soon` too (``Cluster.agents_changed``)."""
 
         def on_event(event: ev.Event) -> None:
-            node = origin(event)
-            if isinstance(event, ev.NodeAgents):
-                self.agents.heard(event)
-            elif isinstance(event, ev.AgentStateChanged) and node:
-                self.agents.state_changed(node, event.agent_id, event.new)
-            elif isinstance(event, ev.ContactEnded):
+            if isinstance(event, ev.ContactEnded):
                 self.handed_in.discard(event.contact_id)
-                return
-            elif node:
-                return  # another node's contact
-            self.look_soon()
+            elif event.contact_id in self.core.contacts:  # not another node's contact
+                self.look_soon()
 
-        bus.subscribe("cluster-handoff", on_event,
-                      (ev.NodeAgents, ev.AgentStateChanged, ev.ContactQueued, ev.OfferRejected,
-                       ev.ContactEnded))  # fmt: skip
+        bus.subscribe("cluster-handoff", on_event, (ev.ContactQueued, ev.OfferRejected, ev.ContactEnded))
 
     def look_soon(self) -> None:
         if self._scan is None:  # after the routing step that published the event has finished

@@ -19,12 +19,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from callcenter.bus import EventBus
 from callcenter.cluster.bridge import EventBridge
-from callcenter.cluster.handoff import AgentsElsewhere, HandoffKeys
+from callcenter.cluster.elsewhere import AgentsElsewhere
+from callcenter.cluster.handoff import HandoffKeys
 from callcenter.cluster.leases import NodeLeases
 from callcenter.cluster.queue_view import ClusterQueues, Figures
 from callcenter.cluster.reach import Reachability
 from callcenter.config import ClusterCfg
-from callcenter.events import AgentDeviceChanged, Event, NodeAgents, QueueFigures
+from callcenter.events import AgentDeviceChanged, AgentStateChanged, Event, NodeAgents, QueueFigures
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +45,7 @@ class Cluster:
         self.reach: Reachability | None = None
         self.queues: ClusterQueues | None = None  # every node's queue figures (follow_queues)
         self._signed_in: Callable[[], Figures] = list
+        self.agents_changed: Callable[[], None] | None = None  # told after news of another node's agents
         self.sip = ""  # where other nodes send the callers they hand over (set once SIP listens)
         self._heartbeat: asyncio.Task[None] | None = None
 
@@ -85,10 +87,21 @@ class Cluster:
         supervisors for a ``QueueFigures`` from any node (the cluster's sum). This node
         republishes both every third of a lease, so the others can tell a quiet node from a
         dead one."""
-        self.queues = ClusterQueues(self.node, local, stale_s=self.cfg.lease_s)
+        queues = self.queues = ClusterQueues(self.node, local, stale_s=self.cfg.lease_s)
         self._signed_in = signed_in
-        self.bus.subscribe("cluster-agents", self.queues.heard, (NodeAgents,))
-        return self.queues.on_figures
+
+        def on_agents(event: Event) -> None:
+            if isinstance(event, NodeAgents):
+                queues.heard(event)
+            elif isinstance(event, AgentStateChanged) and (node := self.bridge.origin(event)):
+                queues.elsewhere.state_changed(node, event.agent_id, event.new)
+            else:
+                return  # an agent of this node: its router knows
+            if self.agents_changed is not None:
+                self.agents_changed()
+
+        self.bus.subscribe("cluster-agents", on_agents, (NodeAgents, AgentStateChanged))
+        return queues.on_figures
 
     async def _publish_queues(self) -> None:
         every = self.cfg.lease_s / 3
@@ -99,8 +112,10 @@ class Cluster:
                 self.bus.publish(NodeAgents(node=self.node, agents=self._signed_in(), sip=self.sip))
 
     def handoff(self) -> tuple[AgentsElsewhere, HandoffKeys]:
-        """What moving callers between nodes needs (cluster/handoff.py)."""
-        return AgentsElsewhere(self.node, self.cfg.lease_s), HandoffKeys(self.redis, self.key, self.node)
+        """What moving callers between nodes needs (cluster/handoff.py): the agents the
+        boards know on the other nodes (after ``follow_queues``), and the keys."""
+        assert self.queues is not None, "follow_queues first"
+        return self.queues.elsewhere, HandoffKeys(self.redis, self.key, self.node)
 
     def healthy(self) -> bool:
         return self.reach is not None and self.reach.ok

@@ -3,7 +3,7 @@
 Each node routes with its own in-memory router (docs/cluster.md says why), so without
 help a caller waits for the agents signed in on the node the edge chose. A node that has
 a caller waiting in a queue, and no agent of its own free for them, looks at the agents
-the other nodes have free (their heartbeats and live state events: :class:`AgentsElsewhere`)
+the other nodes have free (their heartbeats and live state events: cluster/elsewhere.py)
 and, when one serves the queue with the caller's skills, moves the caller there: it
 stores what the contact is so far (customer, IVR path and data, queue, priority,
 skills, when it queued) under a one-time key in Redis, and places a SIP call to that node
@@ -27,14 +27,10 @@ from __future__ import annotations
 import json
 import logging
 import secrets
-import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any
 
 from redis.asyncio import Redis
-
-from callcenter.events import NodeAgents
 
 log = logging.getLogger(__name__)
 
@@ -43,83 +39,6 @@ KEY_TTL_S = 30  # a key not taken by then is gone (the move failed or was never 
 AGENT_CLAIM_MS = 3000  # the longest one node has a free agent to itself while it moves a caller
 # Delete a claim only if it is still this move's (an expired one may be another node's now).
 RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
-
-
-@dataclass(frozen=True)
-class FreeAgent:
-    node: str
-    sip: str  # where that node takes handed-over callers
-    agent_id: str
-    idle_s: float
-
-
-def serves(view: Mapping[str, Any], queue: str, skills: Mapping[str, int]) -> bool:
-    """Whether an agent (as their node's board shows them) could take a voice contact of
-    ``queue`` needing ``skills`` now: available, a phone registered, the queue among the
-    queues they serve (their node checked the queue's own requirements), the skills met."""
-    if view.get("state") != "available" or not view.get("softphone"):
-        return False
-    if queue not in (view.get("queues") or ()):
-        return False
-    have = view.get("skills") or {}
-    return all(int(have.get(skill, 0)) >= int(level) for skill, level in skills.items())
-
-
-class AgentsElsewhere:
-    """The agents signed in on the other nodes, kept from their heartbeats (``NodeAgents``,
-    every third of a lease) and their state events in between; a node silent for a lease
-    counts no more."""
-
-    def __init__(self, node: str, stale_s: float, clock: Callable[[], float] = time.monotonic) -> None:
-        self.node = node
-        self.stale_s = stale_s
-        self.clock = clock
-        self._nodes: dict[str, tuple[float, str]] = {}  # node -> (heard at, its handoff SIP URI)
-        self._views: dict[str, tuple[str, dict[str, Any], float]] = {}  # agent -> (node, view, since)
-
-    def heard(self, event: NodeAgents) -> None:
-        if not event.node or event.node == self.node:
-            return
-        now = self.clock()
-        self._nodes[event.node] = (now, event.sip)
-        for agent_id in [a for a, (n, _v, _s) in self._views.items() if n == event.node]:
-            del self._views[agent_id]
-        for view in event.agents:
-            since = now - float(view.get("in_state_s") or 0.0)
-            self._views[str(view["agent_id"])] = (event.node, dict(view), since)
-
-    def state_changed(self, node: str, agent_id: str, state: str) -> None:
-        """An agent's state event from ``node``; an agent not heard of yet waits for the
-        node's next heartbeat (it carries their skills and queues)."""
-        entry = self._views.get(agent_id)
-        if entry is None or entry[0] != node:
-            return
-        if state == "offline":
-            del self._views[agent_id]
-            return
-        self._views[agent_id] = (node, entry[1] | {"state": state}, self.clock())
-
-    def anyone_free(self) -> bool:
-        """Some agent elsewhere is available with a phone (before looking any closer)."""
-        return any(v.get("state") == "available" and v.get("softphone") for _n, v, _s in self._views.values())
-
-    def drop(self, node: str) -> None:
-        """A node that did not take a caller: none of its agents count until it is heard again."""
-        self._nodes.pop(node, None)
-
-    def free_for(self, queue: str, skills: Mapping[str, int], here: Callable[[str], bool]) -> list[FreeAgent]:
-        """Agents elsewhere who could take the contact now, longest idle first; ``here``:
-        whether an agent is signed in on this node (then this node's router decides)."""
-        now = self.clock()
-        for node in [n for n, (at, _sip) in self._nodes.items() if now - at > self.stale_s]:
-            del self._nodes[node]
-        free = [
-            FreeAgent(node, self._nodes[node][1], agent_id, now - since)
-            for agent_id, (node, view, since) in self._views.items()
-            if node in self._nodes and self._nodes[node][1] and not here(agent_id)
-            and serves(view, queue, skills)
-        ]  # fmt: skip
-        return sorted(free, key=lambda f: -f.idle_s)
 
 
 class HandoffKeys:

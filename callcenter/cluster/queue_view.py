@@ -18,8 +18,9 @@ since the edge spreads new calls evenly over them.
 Agents sign in on one node; the others know them as signed out. Every heartbeat also
 carries the node's signed-in agents as its snapshot shows them (``NodeAgents``), and a
 node's board shows an agent signed out here with the view another node sent (``node``
-says which), until that node goes stale. Between heartbeats the board is kept live by the
-agents' state events, which the bridge carries as it carries every event.
+says which), until that node goes stale; their state events, which the bridge carries as
+it carries every event, keep that view live between heartbeats (cluster/elsewhere.py, which
+the moving of callers reads too).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from callcenter import events as ev
+from callcenter.cluster.elsewhere import AgentsElsewhere
 
 Figures = list[dict[str, Any]]
 SUMMED = ("waiting", "reserved", "offered", "answered", "abandoned", "staffed", "available")
@@ -89,22 +91,19 @@ class ClusterQueues:
         self.stale_s = stale_s
         self.clock = clock
         self._remote: dict[str, tuple[float, Figures]] = {}  # node -> (heard at, figures)
-        self._agents: dict[str, tuple[float, Figures]] = {}  # node -> (heard at, its agents)
+        self.elsewhere = AgentsElsewhere(node, stale_s, clock)  # the agents signed in on the others
 
     def heard(self, event: ev.QueueFigures | ev.NodeAgents) -> None:
         """Keep another node's figures or agents (this node's own are read fresh)."""
-        if not event.node or event.node == self.node:
-            return
         if isinstance(event, ev.NodeAgents):
-            self._agents[event.node] = (self.clock(), event.agents)
-        else:
+            self.elsewhere.heard(event)
+        elif event.node and event.node != self.node:
             self._remote[event.node] = (self.clock(), event.queues)
 
     def _prune(self) -> None:
         now = self.clock()
-        for kept in (self._remote, self._agents):
-            for node in [n for n, (at, _q) in kept.items() if now - at > self.stale_s]:
-                del kept[node]  # silent past its heartbeats: gone, or cut off from Redis
+        for node in [n for n, (at, _q) in self._remote.items() if now - at > self.stale_s]:
+            del self._remote[node]  # silent past its heartbeats: gone, or cut off from Redis
 
     def figures(self) -> Figures:
         self._prune()
@@ -113,13 +112,10 @@ class ClusterQueues:
     def agents(self, local: Figures) -> Figures:
         """``local`` (this node's agent views) with each agent signed out here but signed in
         on another node shown as that node sees them."""
-        self._prune()
         now = self.clock()
-        # time in state counts on from when the other node sent the view
         elsewhere = {
-            a["agent_id"]: a | {"node": node, "in_state_s": float(a.get("in_state_s") or 0) + now - at}
-            for node, (at, views) in self._agents.items()
-            for a in views
+            agent_id: view | {"node": node, "in_state_s": now - since}
+            for agent_id, (node, view, since) in self.elsewhere.views().items()
         }
         return [elsewhere.get(a["agent_id"], a) if a.get("state") == "offline" else a for a in local]
 

@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 from callcenter import events as ev
-from callcenter.cluster.handoff import AgentsElsewhere, HandoffKeys
+from callcenter.cluster.elsewhere import AgentsElsewhere
+from callcenter.cluster.handoff import HandoffKeys
 from routing import ManualClock
 from routing.model import DecisionKind
 from tests.routing.routing_helpers import make_config, ready_router
